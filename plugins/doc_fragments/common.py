@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # Options every module has besides kubernetes.core's connection options.
+    DOCUMENTATION = r"""
+options:
+  velero_namespace:
+    description:
+      - Namespace where Velero runs; its PodVolumeRestores, DataDownloads, DownloadRequests and
+        the restore session live there.
+      - Use C(openshift-adp) on OpenShift with OADP.
+    type: str
+    default: velero
+notes:
+  - Connection options and their C(K8S_AUTH_*) environment variables are those of
+    M(kubernetes.core.k8s), so AWX/Automation Controller OpenShift or Kubernetes credentials work as they are.
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+"""
+
+    SESSION = r"""
+options:
+  session:
+    description:
+      - Name of the restore session (ConfigMap C(data-restore-<session>) in O(velero_namespace)).
+      - A DNS-1123 label of at most 50 characters. Re-running with the same session continues it.
+    type: str
+    required: true
+"""
+
+    WAIT = r"""
+options:
+  wait:
+    description:
+      - Wait until the operation has finished, watching the objects (no polling loops).
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait before giving up; the failure lists what was still pending.
+    type: int
+    default: 600
+"""

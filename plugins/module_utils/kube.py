@@ -1,0 +1,298 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small, typed facade over the Kubernetes API.
+
+The domain layer talks to the cluster only through :class:`Kube`; unit tests hand it an
+in-memory fake with the same methods. Objects are plain dicts (the JSON the API returns).
+Every API failure becomes one of the exceptions in errors.py, with a message that names the
+object and the permission or fix.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from collections import namedtuple
+
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ApiError,
+    ConflictError,
+    ForbiddenError,
+    MissingApiError,
+    NotFoundError,
+)
+
+# A kind the collection uses: apiVersion, kind, plural (for RBAC messages), namespaced.
+Kind = namedtuple("Kind", "api_version kind plural namespaced")
+
+POD = Kind("v1", "Pod", "pods", True)
+PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
+PV = Kind("v1", "PersistentVolume", "persistentvolumes", False)
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", True)
+NAMESPACE = Kind("v1", "Namespace", "namespaces", False)
+NODE = Kind("v1", "Node", "nodes", False)
+EVENT = Kind("v1", "Event", "events", True)
+REPLICATION_CONTROLLER = Kind("v1", "ReplicationController", "replicationcontrollers", True)
+STORAGE_CLASS = Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", False)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", True)
+STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets", True)
+REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets", True)
+DAEMON_SET = Kind("apps/v1", "DaemonSet", "daemonsets", True)
+JOB = Kind("batch/v1", "Job", "jobs", True)
+CRON_JOB = Kind("batch/v1", "CronJob", "cronjobs", True)
+DEPLOYMENT_CONFIG = Kind("apps.openshift.io/v1", "DeploymentConfig", "deploymentconfigs", True)
+CRD = Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
+
+BACKUP = Kind("velero.io/v1", "Backup", "backups", True)
+POD_VOLUME_BACKUP = Kind("velero.io/v1", "PodVolumeBackup", "podvolumebackups", True)
+POD_VOLUME_RESTORE = Kind("velero.io/v1", "PodVolumeRestore", "podvolumerestores", True)
+DOWNLOAD_REQUEST = Kind("velero.io/v1", "DownloadRequest", "downloadrequests", True)
+BACKUP_STORAGE_LOCATION = Kind("velero.io/v1", "BackupStorageLocation", "backupstoragelocations", True)
+DATA_UPLOAD = Kind("velero.io/v2alpha1", "DataUpload", "datauploads", True)
+DATA_DOWNLOAD = Kind("velero.io/v2alpha1", "DataDownload", "datadownloads", True)
+
+ARGO_APPLICATION = Kind("argoproj.io/v1alpha1", "Application", "applications", True)
+FLUX_KUSTOMIZATION = Kind("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "kustomizations", True)
+FLUX_HELM_RELEASE = Kind("helm.toolkit.fluxcd.io/v2", "HelmRelease", "helmreleases", True)
+KEDA_SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)
+
+KINDS_BY_NAME = dict(
+    (k.kind, k)
+    for k in (
+        POD, PVC, PV, CONFIG_MAP, NAMESPACE, NODE, EVENT, REPLICATION_CONTROLLER, STORAGE_CLASS,
+        DEPLOYMENT, STATEFUL_SET, REPLICA_SET, DAEMON_SET, JOB, CRON_JOB, DEPLOYMENT_CONFIG, CRD,
+        BACKUP, POD_VOLUME_BACKUP, POD_VOLUME_RESTORE, DOWNLOAD_REQUEST, BACKUP_STORAGE_LOCATION,
+        DATA_UPLOAD, DATA_DOWNLOAD, ARGO_APPLICATION, FLUX_KUSTOMIZATION, FLUX_HELM_RELEASE,
+        KEDA_SCALED_OBJECT,
+    )
+)
+
+LIST_PAGE_SIZE = 500
+
+
+def describe(kind, name=None, namespace=None):
+    """'PodVolumeRestore velero/foo' — how messages name an object."""
+    where = "%s/%s" % (namespace, name) if namespace and name else (name or namespace or "")
+    return ("%s %s" % (kind.kind, where)).strip()
+
+
+def api_group(kind):
+    return kind.api_version.split("/")[0] if "/" in kind.api_version else ""
+
+
+class WatchExpired(Exception):
+    """The watch's resourceVersion is too old (HTTP 410): list again and watch from there."""
+
+
+class Kube(object):
+    """Facade over kubernetes' DynamicClient.
+
+    ``dynamic`` is a ``kubernetes.dynamic.DynamicClient``. Methods return plain dicts.
+    """
+
+    def __init__(self, dynamic, host=None):
+        self._dynamic = dynamic
+        self.host = host
+        self._resources = {}
+
+    # -- discovery ---------------------------------------------------------
+    def resource(self, kind):
+        if kind not in self._resources:
+            from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+            try:
+                self._resources[kind] = self._dynamic.resources.get(
+                    api_version=kind.api_version, kind=kind.kind
+                )
+            except ResourceNotFoundError:
+                raise MissingApiError(
+                    "The cluster does not serve %s (%s). %s"
+                    % (kind.kind, kind.api_version, _missing_api_hint(kind)),
+                    kind=kind.kind,
+                    api_version=kind.api_version,
+                )
+            except Exception as exc:  # discovery failures: unreachable cluster, 401, ...
+                raise _translate(exc, "discover", kind, None, None, self.host)
+        return self._resources[kind]
+
+    def has_api(self, kind):
+        try:
+            self.resource(kind)
+            return True
+        except MissingApiError:
+            return False
+
+    # -- reads -------------------------------------------------------------
+    def get(self, kind, name, namespace=None):
+        """The object, or None when it does not exist."""
+        res = self.resource(kind)
+        try:
+            return res.get(name=name, namespace=namespace).to_dict()
+        except Exception as exc:
+            err = _translate(exc, "get", kind, name, namespace, self.host)
+            if isinstance(err, NotFoundError):
+                return None
+            raise err
+
+    def list(self, kind, namespace=None, label_selector=None, field_selector=None):
+        """All objects (paginated server-side) and the list's resourceVersion."""
+        res = self.resource(kind)
+        items, token, version = [], None, None
+        while True:
+            params = dict(namespace=namespace, limit=LIST_PAGE_SIZE)
+            if label_selector:
+                params["label_selector"] = label_selector
+            if field_selector:
+                params["field_selector"] = field_selector
+            if token:
+                params["_continue"] = token
+            try:
+                page = res.get(**params).to_dict()
+            except Exception as exc:
+                raise _translate(exc, "list", kind, None, namespace, self.host)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            version = version or meta.get("resourceVersion")
+            token = meta.get("continue")
+            if not token:
+                break
+        for item in items:  # list items carry no kind; callers rely on it
+            item.setdefault("kind", kind.kind)
+            item.setdefault("apiVersion", kind.api_version)
+        return items, version
+
+    def watch(self, kind, namespace=None, label_selector=None, field_selector=None,
+              resource_version=None, timeout_seconds=60):
+        """Yield (event_type, object) until the server closes the watch.
+
+        Raises WatchExpired when resource_version is too old.
+        """
+        res = self.resource(kind)
+        params = dict(namespace=namespace, timeout=max(1, int(timeout_seconds)))
+        if label_selector:
+            params["label_selector"] = label_selector
+        if field_selector:
+            params["field_selector"] = field_selector
+        if resource_version:
+            params["resource_version"] = resource_version
+        try:
+            for event in self._dynamic.watch(res, **params):
+                obj = event.get("raw_object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:
+                        raise WatchExpired(obj.get("message"))
+                    raise ApiError("Watch of %s failed: %s" % (kind.kind, obj.get("message")),
+                                   status=obj.get("code"))
+                yield event.get("type"), obj
+        except WatchExpired:
+            raise
+        except ApiError:
+            raise
+        except Exception as exc:
+            if getattr(exc, "status", None) == 410:
+                raise WatchExpired(str(exc))
+            raise _translate(exc, "watch", kind, None, namespace, self.host)
+
+    # -- writes ------------------------------------------------------------
+    def create(self, kind, body, namespace=None):
+        res = self.resource(kind)
+        name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get("generateName")
+        try:
+            return res.create(body=body, namespace=namespace).to_dict()
+        except Exception as exc:
+            raise _translate(exc, "create", kind, name, namespace, self.host)
+
+    def patch(self, kind, name, patch, namespace=None, patch_type="merge"):
+        """Merge patch by default (safe on kinds without a status subresource)."""
+        res = self.resource(kind)
+        content_type = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }[patch_type]
+        try:
+            return res.patch(body=patch, name=name, namespace=namespace,
+                             content_type=content_type).to_dict()
+        except Exception as exc:
+            raise _translate(exc, "patch", kind, name, namespace, self.host)
+
+    def replace(self, kind, body, namespace=None):
+        """PUT with the body's resourceVersion: a ConflictError means someone else changed it."""
+        res = self.resource(kind)
+        name = body["metadata"]["name"]
+        try:
+            return res.replace(body=body, name=name, namespace=namespace).to_dict()
+        except Exception as exc:
+            raise _translate(exc, "update", kind, name, namespace, self.host)
+
+    def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None):
+        """Delete; returns False when the object was already gone."""
+        res = self.resource(kind)
+        body = {}
+        if propagation_policy:
+            body["propagationPolicy"] = propagation_policy
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            res.delete(name=name, namespace=namespace, body=body or None)
+            return True
+        except Exception as exc:
+            err = _translate(exc, "delete", kind, name, namespace, self.host)
+            if isinstance(err, NotFoundError):
+                return False
+            raise err
+
+
+def _missing_api_hint(kind):
+    if api_group(kind) == "velero.io":
+        return ("Velero's CRDs are not installed in this cluster, or the API version is too old: "
+                "install Velero (v1.16 or newer) or point the connection options at the cluster "
+                "where Velero runs.")
+    return "Install the component that provides it, or leave the related option unset."
+
+
+def _translate(exc, verb, kind, name, namespace, host):
+    """Turn a kubernetes client exception into a domain error with an actionable message."""
+    status = getattr(exc, "status", None)
+    what = describe(kind, name, namespace) if name else (
+        "%s in namespace %s" % (kind.plural, namespace) if namespace else kind.plural)
+    reason = _api_message(exc)
+    if status == 404:
+        return NotFoundError("%s not found" % what, status=404, reason=reason)
+    if status == 403:
+        group = api_group(kind) or '""'
+        return ForbiddenError(
+            "Forbidden: cannot %s %s: missing RBAC permission verb=%s resource=%s apiGroup=%s%s. "
+            "Grant it (see docs/rbac.yml) or use credentials that have it. API said: %s"
+            % (verb, what, verb, kind.plural, group,
+               " namespace=%s" % namespace if namespace else "", reason),
+            status=403, reason=reason)
+    if status == 409:
+        return ConflictError("Conflict on %s %s: %s" % (verb, what, reason), status=409, reason=reason)
+    if status == 401:
+        return ApiError("Unauthorized at %s: the credentials were rejected. Check api_key, client "
+                        "certificate or kubeconfig/context." % (host or "the API server"),
+                        status=401, reason=reason)
+    if status == 422 or status == 400:
+        return ApiError("The API server rejected %s of %s: %s" % (verb, what, reason),
+                        status=status, reason=reason)
+    if status is None:
+        return ApiError(
+            "Cannot reach the Kubernetes API at %s (%s %s): %s. Check kubeconfig/context/host and "
+            "that the cluster is up." % (host or "the configured host", verb, what, exc),
+            status=None, reason=str(exc))
+    return ApiError("Kubernetes API error %s on %s of %s: %s" % (status, verb, what, reason),
+                    status=status, reason=reason)
+
+
+def _api_message(exc):
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            import json
+
+            return json.loads(body).get("message") or str(body)
+        except Exception:
+            return str(body)
+    return getattr(exc, "summary", lambda: str(exc))() if hasattr(exc, "summary") else str(exc)

@@ -1,0 +1,389 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The restore session: journal and anchor of one data-only restore (DESIGN.md §3).
+
+A ConfigMap ``data-restore-<session>`` in the Velero namespace holds one JSON document.
+Its UID owns every PodVolumeRestore/DataDownload of the session and is the argument of the
+``restore-wait`` init container: the node-agent writes the done file ``.velero/<owner uid>``
+(velero-contract.md §2 "Done file", §7.5), and Kubernetes GC deletes the CRs with the session.
+
+Rule: record before mutate. A step writes its undo record here first (``record_undo``), then
+changes the cluster. The first record for an id wins, so a re-run after an interruption never
+overwrites an original value with an already-changed one.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+import json
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ConflictError,
+    DataRestoreError,
+    PreflightError,
+)
+
+SCHEMA_VERSION = 1
+DATA_KEY = "session.json"
+MODES = ("in_place", "replace")
+STATES = ("planned", "quiescing", "quiesced", "restoring", "restored", "swapping", "swapped",
+          "resuming", "completed", "failed", "rolling_back", "rolled_back")
+# How often an update is retried when someone else changed the session meanwhile.
+CONFLICT_RETRIES = 8
+
+# JSON schema of the document, kept here so tests (and users) can validate a session.
+SCHEMA = {
+    "type": "object",
+    "required": ["schemaVersion", "session", "state", "created", "updated", "volumes", "undo",
+                 "hooks", "history"],
+    "properties": {
+        "schemaVersion": {"const": SCHEMA_VERSION},
+        "session": {"type": "string", "maxLength": names.MAX_SESSION},
+        "mode": {"enum": [None] + list(MODES)},
+        "state": {"enum": list(STATES)},
+        "backup": {"type": ["object", "null"]},
+        "plan": {"type": ["object", "null"]},
+        "volumes": {"type": "object"},
+        "undo": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "action", "target", "original", "status", "recordedAt"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "action": {"type": "string"},
+                    "target": {"type": "object"},
+                    "original": {},
+                    "status": {"enum": ["recorded", "applied", "reverted"]},
+                    "recordedAt": {"type": "string"},
+                },
+            },
+        },
+        "hooks": {"type": "array"},
+        "history": {"type": "array"},
+        "created": {"type": "string"},
+        "updated": {"type": "string"},
+        "error": {"type": ["string", "null"]},
+    },
+}
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_document(session, mode=None, backup=None, plan=None):
+    stamp = now()
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "session": session,
+        "mode": mode,
+        "state": "planned",
+        "backup": backup,
+        "plan": plan,
+        "volumes": {},
+        "undo": [],
+        "hooks": [],
+        "history": [{"at": stamp, "event": "created"}],
+        "created": stamp,
+        "updated": stamp,
+        "error": None,
+    }
+
+
+def validate_document(doc):
+    """Structural check without a jsonschema dependency; returns a list of problems."""
+    problems = []
+    for key in SCHEMA["required"]:
+        if key not in doc:
+            problems.append("missing key %r" % key)
+    if doc.get("schemaVersion") != SCHEMA_VERSION:
+        problems.append("schemaVersion %r is not %r" % (doc.get("schemaVersion"), SCHEMA_VERSION))
+    if doc.get("state") not in STATES:
+        problems.append("state %r is not one of %s" % (doc.get("state"), ", ".join(STATES)))
+    if doc.get("mode") not in (None,) + MODES:
+        problems.append("mode %r is not one of %s" % (doc.get("mode"), ", ".join(MODES)))
+    for record in doc.get("undo") or []:
+        for key in SCHEMA["properties"]["undo"]["items"]["required"]:
+            if key not in record:
+                problems.append("undo record %r lacks %r" % (record.get("id"), key))
+    return problems
+
+
+class Session(object):
+    """A loaded session: the ConfigMap and its decoded document."""
+
+    def __init__(self, config_map):
+        self.config_map = config_map
+        raw = (config_map.get("data") or {}).get(DATA_KEY) or "{}"
+        try:
+            self.doc = json.loads(raw)
+        except ValueError:
+            raise DataRestoreError(
+                "ConfigMap %s/%s does not hold a valid session document (key %s is not JSON). It was "
+                "changed by hand; restore it from a backup or delete it to start over."
+                % (self.namespace, self.object_name, DATA_KEY))
+
+    @property
+    def name(self):
+        return self.doc.get("session")
+
+    @property
+    def object_name(self):
+        return self.config_map["metadata"]["name"]
+
+    @property
+    def namespace(self):
+        return self.config_map["metadata"]["namespace"]
+
+    @property
+    def uid(self):
+        return self.config_map["metadata"]["uid"]
+
+    @property
+    def state(self):
+        return self.doc.get("state")
+
+    def owner_reference(self):
+        """ownerReferences[0] of every CR the session creates (velero-contract.md §7.5)."""
+        return {"apiVersion": "v1", "kind": "ConfigMap", "name": self.object_name, "uid": self.uid,
+                "controller": True}
+
+    def undo_record(self, record_id):
+        for record in self.doc.get("undo") or []:
+            if record["id"] == record_id:
+                return record
+        return None
+
+    def result(self):
+        """What modules return about the session."""
+        return {"name": self.name, "object_name": self.object_name, "namespace": self.namespace,
+                "uid": self.uid, "state": self.state, "document": copy.deepcopy(self.doc)}
+
+
+def config_map_body(session, namespace, doc):
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.session_object_name(session),
+            "namespace": namespace,
+            "labels": names.session_labels(session, role="session"),
+        },
+        "data": {DATA_KEY: json.dumps(doc, sort_keys=True, indent=1)},
+    }
+
+
+def check_name(session):
+    problem = names.validate_session_name(session)
+    if problem:
+        raise PreflightError("Invalid session name: %s." % problem)
+
+
+def load(kube, velero_namespace, session):
+    """The session, or None when it does not exist."""
+    check_name(session)
+    cm = kube.get(k.CONFIG_MAP, names.session_object_name(session), velero_namespace)
+    if cm is None:
+        return None
+    if (cm["metadata"].get("labels") or {}).get(names.LABEL_MANAGED_BY) != names.MANAGED_BY:
+        raise PreflightError(
+            "ConfigMap %s/%s exists but is not a velero.data_restore session (label %s=%s missing). "
+            "Choose another session name." % (velero_namespace, cm["metadata"]["name"],
+                                               names.LABEL_MANAGED_BY, names.MANAGED_BY))
+    return Session(cm)
+
+
+def require(kube, velero_namespace, session):
+    found = load(kube, velero_namespace, session)
+    if found is None:
+        raise PreflightError(
+            "Restore session %r not found (ConfigMap %s/%s). Create it first with "
+            "velero.data_restore.restore_session (the preflight role does), or check "
+            "velero_namespace." % (session, velero_namespace, names.session_object_name(session)))
+    return found
+
+
+def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, check_mode=False):
+    """Create the session if missing; returns (Session or None in check mode, changed).
+
+    An existing session is reused when mode and backup agree; otherwise that is an error,
+    since a re-run must continue the same restore.
+    """
+    existing = load(kube, velero_namespace, session)
+    if existing is not None:
+        conflicts = []
+        if mode and existing.doc.get("mode") not in (None, mode):
+            conflicts.append("mode %s (asked: %s)" % (existing.doc.get("mode"), mode))
+        old_backup = (existing.doc.get("backup") or {}).get("name")
+        new_backup = (backup or {}).get("name")
+        if new_backup and old_backup not in (None, new_backup):
+            conflicts.append("backup %s (asked: %s)" % (old_backup, new_backup))
+        if conflicts:
+            raise PreflightError(
+                "Session %r already exists with %s. Re-run with the same inputs to continue it, "
+                "or pick another session name." % (session, "; ".join(conflicts)))
+        changes = {}
+        if mode and existing.doc.get("mode") is None:
+            changes["mode"] = mode
+        if backup and existing.doc.get("backup") is None:
+            changes["backup"] = backup
+        if plan is not None and existing.doc.get("plan") != plan and existing.state == "planned":
+            changes["plan"] = plan
+        if not changes:
+            return existing, False
+        if check_mode:
+            return existing, True
+
+        def apply(doc):
+            doc.update(changes)
+
+        return update(kube, velero_namespace, session, apply), True
+    if check_mode:
+        return None, True
+    doc = new_document(session, mode=mode, backup=backup, plan=plan)
+    try:
+        cm = kube.create(k.CONFIG_MAP, config_map_body(session, velero_namespace, doc), velero_namespace)
+    except ConflictError:  # created concurrently: use that one
+        return ensure(kube, velero_namespace, session, mode, backup, plan, check_mode)
+    return Session(cm), True
+
+
+def update(kube, velero_namespace, session, mutate, event=None):
+    """Read-modify-write the document with optimistic concurrency; returns the new Session.
+
+    ``mutate(doc)`` changes the dict in place. Retries on conflict with a fresh read.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        current = require(kube, velero_namespace, session)
+        doc = copy.deepcopy(current.doc)
+        mutate(doc)
+        if doc == current.doc:
+            return current
+        doc["updated"] = now()
+        if event:
+            doc["history"].append({"at": doc["updated"], "event": event})
+        body = copy.deepcopy(current.config_map)
+        body["data"] = {DATA_KEY: json.dumps(doc, sort_keys=True, indent=1)}
+        try:
+            return Session(kube.replace(k.CONFIG_MAP, body, velero_namespace))
+        except ConflictError:
+            continue
+    raise DataRestoreError("Session %r kept changing while being updated (%d conflicts); is another "
+                           "run using it? Retry when it is done." % (session, CONFLICT_RETRIES))
+
+
+def undo_id(action, target):
+    """Stable id of an undo record: the action and the object it concerns."""
+    return "%s:%s/%s/%s" % (action, target.get("kind"), target.get("namespace") or "", target.get("name"))
+
+
+def record_undo(kube, velero_namespace, session, action, target, original, check_mode=False):
+    """Record what is needed to undo `action` on `target` BEFORE the caller mutates it.
+
+    Idempotent: an existing record for the same action and target is kept as it is (its
+    original is the true one). Returns the record.
+    """
+    rid = undo_id(action, target)
+    current = require(kube, velero_namespace, session)
+    existing = current.undo_record(rid)
+    if existing is not None or check_mode:
+        return existing or _undo_entry(rid, action, target, original)
+    entry = _undo_entry(rid, action, target, original)
+
+    def apply(doc):
+        if not any(r["id"] == rid for r in doc["undo"]):
+            doc["undo"].append(entry)
+
+    updated = update(kube, velero_namespace, session, apply, event="recorded %s" % rid)
+    return updated.undo_record(rid)
+
+
+def _undo_entry(rid, action, target, original):
+    return {"id": rid, "action": action, "target": dict(target), "original": copy.deepcopy(original),
+            "status": "recorded", "recordedAt": now()}
+
+
+def set_undo_status(kube, velero_namespace, session, record_id, status, check_mode=False, **extra):
+    if check_mode:
+        return None
+
+    def apply(doc):
+        for record in doc["undo"]:
+            if record["id"] == record_id:
+                record["status"] = status
+                record.update(extra)
+
+    return update(kube, velero_namespace, session, apply)
+
+
+def set_state(kube, velero_namespace, session, state, error=None, check_mode=False):
+    if state not in STATES:
+        raise PreflightError("Unknown session state %r; use one of %s." % (state, ", ".join(STATES)))
+    current = require(kube, velero_namespace, session)
+    if current.state == state and current.doc.get("error") == error:
+        return current, False
+    if check_mode:
+        return current, True
+
+    def apply(doc):
+        doc["state"] = state
+        doc["error"] = error
+
+    return update(kube, velero_namespace, session, apply, event="state %s" % state), True
+
+
+def set_volume(kube, velero_namespace, session, volume_key, fields, check_mode=False):
+    """Merge `fields` into the per-volume record (e.g. phase, PVR name, bytes)."""
+    current = require(kube, velero_namespace, session)
+    record = (current.doc.get("volumes") or {}).get(volume_key) or {}
+    if all(record.get(f) == v for f, v in fields.items()):
+        return current, False
+    if check_mode:
+        return current, True
+
+    def apply(doc):
+        doc["volumes"].setdefault(volume_key, {}).update(fields)
+
+    return update(kube, velero_namespace, session, apply), True
+
+
+def append_hook_result(kube, velero_namespace, session, result, check_mode=False):
+    if check_mode:
+        return None
+
+    def apply(doc):
+        doc["hooks"].append(dict(result, at=now()))
+
+    return update(kube, velero_namespace, session, apply)
+
+
+def pending_undo(sess):
+    """Undo records whose change is (or may be) in effect."""
+    return [r for r in sess.doc.get("undo") or [] if r["status"] in ("recorded", "applied")]
+
+
+def delete(kube, velero_namespace, session, force=False, check_mode=False):
+    """Delete the session (GC removes its PVRs/DataDownloads). Returns changed.
+
+    Refuses while undo records are still in effect, unless force: the session is the only
+    record of retained PVs and original replica counts.
+    """
+    current = load(kube, velero_namespace, session)
+    if current is None:
+        return False
+    pending = [r for r in pending_undo(current) if r["action"] != "retain_pv" or r.get("keep") is not True]
+    if pending and not force:
+        raise PreflightError(
+            "Session %r still holds %d undo record(s) in effect (%s). Resume or roll back first, "
+            "or pass force=true if you accept losing them." % (
+                session, len(pending), ", ".join(r["id"] for r in pending[:5])))
+    if check_mode:
+        return True
+    return kube.delete(k.CONFIG_MAP, current.object_name, velero_namespace, uid=current.uid)

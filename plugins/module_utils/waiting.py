@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Watch-based waits: one LIST, then a WATCH from its resourceVersion; never a sleep loop.
+
+A wait keeps a local cache of the watched objects and asks a predicate after every event.
+It re-lists when the watch expires (HTTP 410) or the connection drops (e.g. an apiserver
+restart), and gives up at a monotonic deadline with what was still pending.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import ApiError, WaitTimeout
+from ansible_collections.velero.data_restore.plugins.module_utils.kube import WatchExpired
+
+# Longest single watch request; the loop re-watches until the deadline.
+MAX_WATCH_SECONDS = 300
+# Back-off after a dropped connection before listing again.
+RECONNECT_DELAY = 1.0
+
+
+class WaitState(object):
+    """What a predicate says about the watched objects."""
+
+    def __init__(self, done, pending=None, progress=None):
+        self.done = done
+        self.pending = pending or []
+        self.progress = progress
+
+    def __repr__(self):
+        return "WaitState(done=%r, pending=%r)" % (self.done, self.pending)
+
+
+def _uid(obj):
+    meta = obj.get("metadata") or {}
+    return meta.get("uid") or "%s/%s" % (meta.get("namespace"), meta.get("name"))
+
+
+def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_selector=None,
+             timeout=300, on_progress=None, what=None, clock=time.monotonic, sleep=time.sleep):
+    """Wait until ``predicate(objects)`` returns a WaitState with done=True.
+
+    ``objects`` is the current list of matching objects. ``on_progress(state)`` is called
+    whenever the state's progress changes. Returns the final objects. Raises WaitTimeout with
+    the pending items when the deadline passes. Errors the predicate raises propagate
+    (that is how a Failed phase ends a wait early).
+    """
+    deadline = clock() + max(0, timeout)
+    what = what or kind.kind
+    cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
+    state = predicate(list(cache.values()))
+    last_progress = _report(on_progress, state, None)
+    reconnects = 0
+    while not state.done:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise WaitTimeout(
+                "Timed out after %ss waiting for %s; still pending: %s"
+                % (timeout, what, ", ".join(state.pending) or "unknown"),
+                pending=state.pending, objects=list(cache.values()))
+        try:
+            for event_type, obj in kube.watch(
+                    kind, namespace=namespace, label_selector=label_selector,
+                    field_selector=field_selector, resource_version=version,
+                    timeout_seconds=min(remaining, MAX_WATCH_SECONDS)):
+                version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                if event_type == "BOOKMARK":
+                    continue
+                if event_type == "DELETED":
+                    cache.pop(_uid(obj), None)
+                else:
+                    cache[_uid(obj)] = obj
+                state = predicate(list(cache.values()))
+                last_progress = _report(on_progress, state, last_progress)
+                if state.done or clock() >= deadline:
+                    break
+        except WatchExpired:
+            cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
+            state = predicate(list(cache.values()))
+        except ApiError as exc:
+            # Connection dropped (status None) or server unavailable: re-list after a pause.
+            if exc.status not in (None, 500, 502, 503, 504) or clock() + RECONNECT_DELAY >= deadline:
+                raise
+            reconnects += 1
+            sleep(min(RECONNECT_DELAY * reconnects, 5.0))
+            try:
+                cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
+            except ApiError as again:
+                if again.status not in (None, 500, 502, 503, 504):
+                    raise
+                continue
+            state = predicate(list(cache.values()))
+    return list(cache.values())
+
+
+def _relist(kube, kind, namespace, label_selector, field_selector):
+    items, version = kube.list(kind, namespace=namespace, label_selector=label_selector,
+                               field_selector=field_selector)
+    return dict((_uid(o), o) for o in items), version
+
+
+def _report(on_progress, state, last):
+    if on_progress is not None and state.progress is not None and state.progress != last:
+        on_progress(state)
+    return state.progress

@@ -1,0 +1,506 @@
+"""Velero's rules for PodVolumeRestore / DataDownload / DownloadRequest, one function each.
+
+Each function mirrors exactly one rule of ``docs/velero-contract.md`` (shared design doc) and
+cites the Velero source (vmware-tanzu/velero main @ d30d389b5, = v1.18.1 for these rules) it
+comes from.  The simulator controllers (node_agent.py, velero_server.py, kubelet.py,
+storage.py) only orchestrate; every decision is taken here, so each rule lives once and can be
+unit-tested without a cluster.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from typing import Iterable
+
+VELERO_NS = "velero"
+PVR_FINALIZER = "velero.io/pod-volume-finalizer"
+DD_FINALIZER = "velero.io/data-upload-download-finalizer"
+LABEL_POD_UID = "velero.io/pod-uid"
+LABEL_EXPOSE_ON_GOING = "velero.io/expose-on-going"
+LABEL_DATA_DOWNLOAD = "velero.io/data-download"
+ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
+ANN_BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
+ANN_BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+WAIT_INIT_CONTAINER = "restore-wait"
+RESTORE_HELPER_COMMAND = "/velero-restore-helper"
+DEFAULT_PREPARE_TIMEOUT = 30 * 60.0
+CONCURRENCY_REQUEUE_SECONDS = 5.0
+PERIODIC_RESYNC_SECONDS = 60.0
+DOWNLOAD_URL_TTL_SECONDS = 600
+
+NEW, ACCEPTED, PREPARED, IN_PROGRESS = "New", "Accepted", "Prepared", "InProgress"
+CANCELING, CANCELED, COMPLETED, FAILED = "Canceling", "Canceled", "Completed", "Failed"
+FINAL_PHASES = (CANCELED, COMPLETED, FAILED)
+
+
+# --------------------------------------------------------------------------- common
+
+def in_velero_namespace(obj: dict, velero_ns: str = VELERO_NS) -> bool:
+    """Velero: pkg/cmd/cli/nodeagent/server.go newNodeAgentServer — the node-agent cache holds
+    PVR/PVB/DU/DD only from the Velero namespace (cache.Options.ByObject); objects elsewhere
+    are never seen."""
+    return obj.get("metadata", {}).get("namespace") == velero_ns
+
+
+def phase_of(obj: dict) -> str:
+    """Velero: pod_volume_restore_controller.go / data_download_controller.go Reconcile — an
+    empty phase is handled as New."""
+    return (obj.get("status") or {}).get("phase") or NEW
+
+
+def is_final(obj: dict) -> bool:
+    """Velero: isPVRInFinalState (pod_volume_restore_controller.go) / isDataDownloadInFinalState
+    (data_download_controller.go): Canceled, Completed and Failed are final."""
+    return phase_of(obj) in FINAL_PHASES
+
+
+def needs_finalizer(obj: dict, finalizer: str) -> bool:
+    """Velero: Reconcile in pod_volume_restore_controller.go / data_download_controller.go adds
+    the finalizer first (for non-deleted CRs) and returns; the update event continues."""
+    md = obj["metadata"]
+    return not md.get("deletionTimestamp") and finalizer not in (md.get("finalizers") or [])
+
+
+def deletion_action(obj: dict) -> str | None:
+    """Velero: Reconcile (both controllers), "DeletionTimestamp" branch — a deleted CR that is not
+    final gets spec.cancel=true; once final, the finalizer is removed.
+    Returns "cancel", "remove-finalizer" or None."""
+    if not obj["metadata"].get("deletionTimestamp"):
+        return None
+    if is_final(obj):
+        return "remove-finalizer"
+    if not (obj.get("spec") or {}).get("cancel"):
+        return "cancel"
+    return None
+
+
+def cancel_transition(obj: dict) -> str | None:
+    """Velero: tryCancelPodVolumeRestore / tryCancelDataDownload and OnDataPath*Cancelled:
+    spec.cancel on New → Canceled at once; on Accepted/Prepared/InProgress → Canceling, then
+    Canceled once the exposer/data path is torn down (cancelDelayOthers 5 min /
+    cancelDelayInProgress 1 h force it, data_upload_controller.go).  Returns the next phase."""
+    if not (obj.get("spec") or {}).get("cancel"):
+        return None
+    ph = phase_of(obj)
+    if ph == NEW:
+        return CANCELED
+    if ph in (ACCEPTED, PREPARED, IN_PROGRESS):
+        return CANCELING
+    return None
+
+
+def concurrency_exceeded(active_on_node: int, limit: int) -> bool:
+    """Velero: ConcurrentLimitExceed (pkg/datapath/manager.go via vgdpCounter /
+    loadConcurrency) — too many data paths on this node → requeue after 5 s."""
+    return limit > 0 and active_on_node >= limit
+
+
+def prepare_timed_out(accepted_at: float | None, now: float, timeout: float) -> bool:
+    """Velero: onPrepareTimeout (pod_volume_restore_controller.go "timeout on preparing PVR",
+    data_download_controller.go "timeout on preparing data download"); timeout is node-agent
+    --data-mover-prepare-timeout (default 30 min)."""
+    return accepted_at is not None and now - accepted_at > timeout
+
+
+def accept_patch(obj: dict, node: str, now: str, by_field: str) -> dict:
+    """Velero: acceptPodVolumeRestore / acceptDataDownload — phase Accepted, the accepting node
+    (PVR status.node, DD status.acceptedByNode), acceptedTimestamp and label
+    velero.io/expose-on-going=true, written with an optimistic Update."""
+    st = dict(obj.get("status") or {})
+    st.update({"phase": ACCEPTED, by_field: node, "acceptedTimestamp": now})
+    labels = dict(obj["metadata"].get("labels") or {})
+    labels[LABEL_EXPOSE_ON_GOING] = "true"
+    return {"labels": labels, "status": st}
+
+
+def repository_key(source_namespace: str, bsl: str) -> tuple[str, str, str]:
+    """Velero: pkg/datapath/file_system.go Init → EnsureRepo(veleroNs, SourceNamespace, BSLName,
+    kopia) (pkg/repository/ensurer.go): one kopia repository per (source namespace, BSL)."""
+    return (bsl, source_namespace, "kopia")
+
+
+def snapshot_missing_message(snapshot_id: str, source_namespace: str, bsl: str) -> str:
+    """Velero: pkg/uploader/kopia/snapshot.go Restore → kopia snapshot.LoadSnapshot error, surfaced
+    by OnDataPathFailed as "error to run data path" (message text is kopia-like, not exact)."""
+    return (f"data path restore failed: Failed to run kopia restore: Unable to load snapshot "
+            f"{snapshot_id}: failed to load snapshot manifest {snapshot_id} in repository "
+            f"(source namespace {source_namespace}, BSL {bsl}): snapshot not found")
+
+
+def kopia_restore_files(src: str, dst: str, on_bytes=None, cancelled=None) -> int:
+    """Velero: pkg/uploader/kopia/snapshot.go Restore (restore.FilesystemOutput with
+    OverwriteDirectories/OverwriteFiles/OverwriteSymlinks, IgnorePermissionErrors) — snapshot
+    entries overwrite the target, files absent from the snapshot are NEVER deleted.
+    ``on_bytes(n)`` is called as data is written (may sleep for throttling and may raise to
+    abort); returns the byte count."""
+    total = 0
+    for root, dirs, files in os.walk(src):
+        rel = os.path.relpath(root, src)
+        tdir = dst if rel == "." else os.path.join(dst, rel)
+        if os.path.lexists(tdir) and not os.path.isdir(tdir):
+            os.remove(tdir)
+        os.makedirs(tdir, exist_ok=True)
+        for d in dirs:
+            sp = os.path.join(root, d)
+            if os.path.islink(sp):
+                tp = os.path.join(tdir, d)
+                if os.path.lexists(tp):
+                    if os.path.isdir(tp) and not os.path.islink(tp):
+                        shutil.rmtree(tp)
+                    else:
+                        os.remove(tp)
+                os.symlink(os.readlink(sp), tp)
+        for f in files:
+            sp, tp = os.path.join(root, f), os.path.join(tdir, f)
+            if os.path.islink(sp):
+                if os.path.lexists(tp):
+                    os.remove(tp)
+                os.symlink(os.readlink(sp), tp)
+                continue
+            if os.path.isdir(tp) and not os.path.islink(tp):
+                shutil.rmtree(tp)
+            elif os.path.islink(tp):
+                os.remove(tp)
+            total += copy_file(sp, tp, on_bytes)
+            shutil.copymode(sp, tp)
+    return total
+
+
+def copy_file(sp: str, tp: str, on_bytes=None, chunk: int = 1 << 20, truncate: bool = True) -> int:
+    """Chunked copy used by the data paths (kopia file restore / block writer); reports bytes.
+    ``truncate=False`` keeps the target size (block device image)."""
+    n = 0
+    with open(sp, "rb") as fi, open(tp, "r+b" if os.path.exists(tp) else "wb") as fo:
+        while True:
+            b = fi.read(chunk)
+            if not b:
+                break
+            fo.write(b)
+            n += len(b)
+            if on_bytes:
+                on_bytes(len(b))
+        if truncate:
+            fo.truncate(n)
+    return n
+
+
+def tree_size(path: str) -> int:
+    """kopia snapshot size: sum of regular file sizes (progress.totalBytes)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            p = os.path.join(root, f)
+            if not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def completion_mark_name(obj: dict) -> str | None:
+    """Velero: writeCompletionMark (pkg/podvolume/restore_micro_service.go, HEAD/v1.17+) — the
+    done file is named after ownerReferences[0].uid (controller flag ignored); with no
+    ownerReferences it only logs "Failed to write completion mark" and the PVR still Completes."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    if not refs:
+        return None
+    return refs[0].get("uid") or None
+
+
+def write_completion_mark(volume_dir: str, obj: dict) -> str | None:
+    """Velero: writeCompletionMark (pkg/podvolume/restore_micro_service.go) — delete
+    <volume>/.velero/ then write the empty file <volume>/.velero/<owner uid>."""
+    name = completion_mark_name(obj)
+    vdir = os.path.join(volume_dir, ".velero")
+    shutil.rmtree(vdir, ignore_errors=True)
+    if name is None:
+        return None
+    os.makedirs(vdir, mode=0o755, exist_ok=True)
+    p = os.path.join(vdir, name)
+    open(p, "wb").close()
+    return p
+
+
+# --------------------------------------------------------------------------- PVR
+
+def pvr_uploader_accepted(pvr: dict) -> bool:
+    """Velero: pkg/uploader/types.go ValidateUploaderType; predicates in
+    PodVolumeRestoreReconciler.SetupWithManager (pkg/controller/pod_volume_restore_controller.go):
+    HEAD drops every PVR whose spec.uploaderType is not exactly "kopia" (also "" and restic)."""
+    return (pvr.get("spec") or {}).get("uploaderType") == "kopia"
+
+
+def pvr_pod_on_node(pod: dict | None, node: str) -> bool:
+    """Velero: shouldProcess (pod_volume_restore_controller.go) Gets spec.pod ns/name from the
+    node-local pod cache (filtered by spec.nodeName=$NODE_NAME); the UID is not compared."""
+    return pod is not None and (pod.get("spec") or {}).get("nodeName") == node
+
+
+def restore_wait_running(pod: dict) -> bool:
+    """Velero: restorehelper.WaitInitContainer (pkg/restorehelper/util.go) and
+    isInitContainerRunning (pod_volume_restore_controller.go): the pod must have an init container
+    named exactly "restore-wait" whose initContainerStatuses[i].state.running is set."""
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
+    if WAIT_INIT_CONTAINER not in names:
+        return False
+    for st in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if st.get("name") == WAIT_INIT_CONTAINER:
+            return bool((st.get("state") or {}).get("running") is not None)
+    return False
+
+
+def pvr_keys_for_pod(pod: dict, pvrs: Iterable[dict]) -> list[str]:
+    """Velero: findPVRForTargetPod (pod_volume_restore_controller.go) — a pod event re-triggers
+    only PVRs labelled velero.io/pod-uid=<pod uid>."""
+    uid = pod["metadata"].get("uid")
+    return [p["metadata"]["name"] for p in pvrs
+            if (p["metadata"].get("labels") or {}).get(LABEL_POD_UID) == uid]
+
+
+def pvr_periodic_resync(pvr: dict) -> bool:
+    """Velero: SetupWithManager periodical enqueue source predicate gp
+    (pod_volume_restore_controller.go): only Accepted, cancel-requested or deleted PVRs are
+    resynced every minute; a New PVR is never retried on its own."""
+    return (phase_of(pvr) == ACCEPTED or bool((pvr.get("spec") or {}).get("cancel"))
+            or bool(pvr["metadata"].get("deletionTimestamp")))
+
+
+def pvr_filesystem_only(snapshot_mode: str) -> str | None:
+    """Velero: pkg/cmd/cli/podvolume/restore.go runs the data path with VolMode Filesystem; a
+    block snapshot cannot be restored by a PVR (contract §2 "Block / Windows", §8)."""
+    if snapshot_mode == "Block":
+        return "data path restore failed: snapshot is a block-mode snapshot; PodVolumeRestore only restores Filesystem volumes"
+    return None
+
+
+# --------------------------------------------------------------------------- restore helper
+
+def restore_helper_args_ok(args: list[str]) -> bool:
+    """Velero: cmd/velero-restore-helper/velero-restore-helper.go main — exactly one argument
+    (the UID) or it exits 1."""
+    return len(args) == 1
+
+
+def restore_helper_done(uid: str, volume_dirs: dict[str, str]) -> bool:
+    """Velero: cmd/velero-restore-helper/velero-restore-helper.go done() — every directory under
+    /restores must contain .velero/<uid>; ``volume_dirs`` maps /restores/<dir> → host path."""
+    return all(os.path.exists(os.path.join(p, ".velero", uid)) for p in volume_dirs.values())
+
+
+def restore_helper_finish(volume_dirs: dict[str, str]) -> None:
+    """Velero: velero-restore-helper.go main — after done(), remove /restores/<dir>/.velero of
+    each directory (errors only printed) and exit 0."""
+    for p in volume_dirs.values():
+        shutil.rmtree(os.path.join(p, ".velero"), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- DataDownload
+
+def dd_datamover_accepted(dd: dict) -> bool:
+    """Velero: pkg/datamover/util.go IsBuiltInUploader, used in DataDownloadReconciler.Reconcile
+    and its predicates: spec.datamover must be "" or "velero", otherwise the DD is ignored."""
+    return (dd.get("spec") or {}).get("datamover", "") in ("", "velero")
+
+
+def dd_target_pvc_key(dd: dict) -> tuple[str, str]:
+    """Velero: getTargetPVC (data_download_controller.go) — targetVolume.namespace/pvc; missing →
+    Requeue without failing (a DD may precede its PVC)."""
+    tv = (dd.get("spec") or {}).get("targetVolume") or {}
+    return tv.get("namespace", ""), tv.get("pvc", "")
+
+
+def dd_node_os(dd: dict) -> str:
+    """Velero: setupExposeParam (data_download_controller.go) — nodeOS "" means linux."""
+    return (dd.get("spec") or {}).get("nodeOS") or "linux"
+
+
+def has_node_with_os(nodes: Iterable[dict], os_name: str) -> bool:
+    """Velero: pkg/util/kube/node.go HasNodeWithOS — some node must carry kubernetes.io/os=<os>
+    (so nodeOS "auto" never matches)."""
+    return any((n["metadata"].get("labels") or {}).get("kubernetes.io/os") == os_name for n in nodes)
+
+
+def dd_no_node_message(dd: dict, os_name: str) -> str:
+    """Velero: setupExposeParam error path → DD Failed (message text approximated)."""
+    return f"no appropriate node to run data download {dd['metadata']['name']}: no node with OS {os_name}"
+
+
+def dd_wait_pvc_consumed(pvc: dict, storage_class: dict | None) -> bool:
+    """Velero: pkg/util/kube/pvc_pv.go WaitPVCConsumed — with a WaitForFirstConsumer class the
+    target PVC must carry volume.kubernetes.io/selected-node (set by the scheduler) before the
+    expose continues.  Returns True when the expose may continue."""
+    if storage_class and storage_class.get("volumeBindingMode") == "WaitForFirstConsumer":
+        return bool((pvc["metadata"].get("annotations") or {}).get(ANN_SELECTED_NODE))
+    return True
+
+
+def dd_target_bound_error(pvc: dict) -> str | None:
+    """Velero: pkg/exposer/generic_restore.go Expose — "Target PVC %s/%s has already been bound,
+    abort" when spec.volumeName is set; the DD goes Failed."""
+    if (pvc.get("spec") or {}).get("volumeName"):
+        md = pvc["metadata"]
+        return f"error to expose snapshot: Target PVC {md['namespace']}/{md['name']} has already been bound, abort"
+    return None
+
+
+def dd_restore_pvc(dd: dict, target: dict, velero_ns: str = VELERO_NS) -> dict:
+    """Velero: pkg/exposer/generic_restore.go createRestorePVC — name = DD name in the Velero ns;
+    copies accessModes, storageClassName, volumeMode, resources and labels; annotations are
+    replaced by only selected-node when the target has one; no selector (dynamically
+    provisioned)."""
+    ts = target.get("spec") or {}
+    ann = (target["metadata"].get("annotations") or {})
+    sel = ann.get(ANN_SELECTED_NODE)
+    spec = {k: ts[k] for k in ("accessModes", "storageClassName", "volumeMode", "resources") if k in ts}
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": dd["metadata"]["name"], "namespace": velero_ns,
+            "labels": dict(target["metadata"].get("labels") or {}),
+            "annotations": {ANN_SELECTED_NODE: sel} if sel else dict(ann),
+            "ownerReferences": [_owner(dd)],
+        },
+        "spec": spec,
+    }
+
+
+def dd_restore_pod(dd: dict, restore_pvc_name: str, volume_mode: str, selected_node: str | None,
+                   image: str, velero_ns: str = VELERO_NS) -> dict:
+    """Velero: pkg/exposer/generic_restore.go createRestorePod — name = DD name, container = DD
+    UID, labels velero.io/data-download=<name> and velero.io/exposer-pod-group, node-agent image,
+    PullNever, `/velero data-mover restore --volume-path=/<uid> --volume-mode=...`, pinned by
+    kubernetes.io/hostname to the selected node if any; block volumes via volumeDevices."""
+    uid = dd["metadata"]["uid"]
+    name = dd["metadata"]["name"]
+    ctr = {
+        "name": uid, "image": image, "imagePullPolicy": "Never",
+        "command": ["/velero", "data-mover", "restore", f"--volume-path=/{uid}",
+                    f"--volume-mode={volume_mode}", f"--data-download={name}",
+                    f"--resource-timeout={(dd.get('spec') or {}).get('operationTimeout', '')}"],
+    }
+    if volume_mode == "Block":
+        ctr["volumeDevices"] = [{"name": uid, "devicePath": f"/{uid}"}]
+    else:
+        ctr["volumeMounts"] = [{"name": uid, "mountPath": f"/{uid}"}]
+    spec = {
+        "containers": [ctr], "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+        "volumes": [{"name": uid, "persistentVolumeClaim": {"claimName": restore_pvc_name}}],
+        "nodeSelector": {"kubernetes.io/os": dd_node_os(dd)},
+    }
+    if selected_node:
+        spec["nodeSelector"]["kubernetes.io/hostname"] = selected_node
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": velero_ns,
+                     "labels": {LABEL_DATA_DOWNLOAD: name,
+                                "velero.io/exposer-pod-group": "generic-restore-exposer"},
+                     "ownerReferences": [_owner(dd)]},
+        "spec": spec,
+    }
+
+
+def _owner(obj: dict) -> dict:
+    return {"apiVersion": obj.get("apiVersion", "velero.io/v2alpha1"), "kind": obj.get("kind", "DataDownload"),
+            "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"], "controller": True}
+
+
+_DUR = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_go_duration(s: str) -> float:
+    """Go time.ParseDuration (metav1.Duration JSON); raises ValueError on bad input."""
+    if s in ("0",):
+        return 0.0
+    if not s or not re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+", s):
+        raise ValueError(f"invalid duration {s!r}")
+    return sum(float(n) * _UNIT[u] for n, u in _DUR.findall(s))
+
+
+def dd_operation_timeout(dd: dict) -> float:
+    """Velero: RebindVolume / WaitPVCBound use spec.operationTimeout (data_download_controller.go,
+    pkg/exposer/generic_restore.go); a zero timeout makes every bind wait fail at once, so it must
+    be a non-zero duration.  Returns seconds (0 when absent or invalid)."""
+    try:
+        return parse_go_duration((dd.get("spec") or {}).get("operationTimeout") or "")
+    except ValueError:
+        return 0.0
+
+
+def rebind_pvc_patch(pv_name: str) -> dict:
+    """Velero: pkg/util/kube/pvc_pv.go RebindPVC — target PVC spec.volumeName=<restored PV>,
+    dropping pv.kubernetes.io/bind-completed and pv.kubernetes.io/bound-by-controller."""
+    return {"metadata": {"annotations": {ANN_BIND_COMPLETED: None, ANN_BOUND_BY_CONTROLLER: None}},
+            "spec": {"volumeName": pv_name}}
+
+
+def reset_pv_binding_patch(pv: dict, target_pvc: dict) -> dict:
+    """Velero: pkg/util/kube/pvc_pv.go ResetPVBinding — claimRef={namespace,name} without uid,
+    bound-by-controller annotation removed, target PVC spec.selector.matchLabels added to the PV
+    labels (so the pre-bound PV matches the claim's selector)."""
+    md = target_pvc["metadata"]
+    labels = dict(((target_pvc.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    return {"metadata": {"annotations": {ANN_BOUND_BY_CONTROLLER: None}, "labels": labels or None},
+            "spec": {"claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
+                                  "namespace": md["namespace"], "name": md["name"],
+                                  "uid": None, "resourceVersion": None}}}
+
+
+def rebind_failure_effects() -> dict:
+    """Velero: OnDataDownloadCompleted (data_download_controller.go) — if RebindVolume errors it
+    only logs and returns: the DD stays InProgress and the deferred cleanup deletes the retained
+    restored PV (defer … DeletePVIfAny)."""
+    return {"phase": IN_PROGRESS, "delete_pv": True}
+
+
+# --------------------------------------------------------------------------- DownloadRequest
+
+DOWNLOAD_TARGETS = {
+    "BackupLog": "{b}-logs.gz",
+    "BackupContents": "{b}.tar.gz",
+    "BackupVolumeSnapshots": "{b}-volumesnapshots.json.gz",
+    "BackupItemOperations": "{b}-itemoperations.json.gz",
+    "BackupResourceList": "{b}-resource-list.json.gz",
+    "BackupResults": "{b}-results.gz",
+    "CSIBackupVolumeSnapshots": "{b}-csi-volumesnapshots.json.gz",
+    "CSIBackupVolumeSnapshotContents": "{b}-csi-volumesnapshotcontents.json.gz",
+    "BackupVolumeInfos": "{b}-volumeinfo.json.gz",
+}
+
+
+def download_object_key(kind: str, name: str, prefix: str = "") -> str | None:
+    """Velero: pkg/persistence/object_store_layout.go getBackup*Key — object keys under
+    <prefix>/backups/<backup>/ (restore kinds are not simulated → None)."""
+    tmpl = DOWNLOAD_TARGETS.get(kind)
+    if tmpl is None:
+        return None
+    p = (prefix.strip("/") + "/") if prefix else ""
+    return f"{p}backups/{name}/{tmpl.format(b=name)}"
+
+
+def download_request_expired(dr: dict, now: float, parse) -> bool:
+    """Velero: pkg/controller/download_request_controller.go Reconcile — a request whose
+    status.expiration has passed is deleted."""
+    exp = parse((dr.get("status") or {}).get("expiration"))
+    return exp is not None and exp < now
+
+
+# --------------------------------------------------------------------------- provisioner
+
+def provision_decision(pvc: dict, sc: dict | None, provisioner: str) -> str:
+    """CSI external-provisioner (kubernetes-csi/external-provisioner pkg/controller/controller.go
+    shouldProvision/Provision, as cited in contract §3 "Why velero.io/dynamic-pv-restore"):
+    returns "skip" (not ours / pre-bound / already bound / WFFC without selected-node),
+    "selector" (claim Selector is not supported → ProvisioningFailed), or "provision"."""
+    spec = pvc.get("spec") or {}
+    if sc is None or sc.get("provisioner") != provisioner:
+        return "skip"
+    if spec.get("volumeName") or pvc["metadata"].get("deletionTimestamp"):
+        return "skip"
+    if (pvc.get("status") or {}).get("phase") not in (None, "Pending"):
+        return "skip"
+    if sc.get("volumeBindingMode") == "WaitForFirstConsumer" and \
+            not (pvc["metadata"].get("annotations") or {}).get(ANN_SELECTED_NODE):
+        return "skip"
+    if spec.get("selector"):
+        return "selector"
+    return "provision"
