@@ -12,7 +12,7 @@ module: restore_session
 short_description: Create, read, update or delete a data-only restore session
 version_added: 0.1.0
 description:
-  - A restore session is the journal and anchor of one data-only restore: a ConfigMap
+  - A restore session is the journal and anchor of one data-only restore, a ConfigMap
     C(data-restore-<session>) in the Velero namespace holding the plan, per-volume state, hook
     results and every undo record (original replicas, retained PVs, ...).
   - Its UID owns the PodVolumeRestores and DataDownloads of the restore and is the argument of the
