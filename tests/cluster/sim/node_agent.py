@@ -1,0 +1,584 @@
+"""Simulated Velero node-agent: PodVolumeRestore and DataDownload controllers.
+
+Every decision comes from ``contract.py``; this module orchestrates API calls, the data copy
+and throttling.  One logical node-agent per sim node: it serves a node only while a
+``node-agent`` DaemonSet pod is Running there; when such a pod becomes Running, all PVRs/DDs
+are re-listed (as a starting node-agent does)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+
+from kubernetes.client.rest import ApiException
+
+from . import contract as C
+from .config import SimConfig
+from .kube import Informer, Kube, WorkQueue, now_iso, parse_time, run_workers
+from .storage import volume_path
+
+log = logging.getLogger("sim.node_agent")
+
+PROGRESS_INTERVAL = 0.5
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Crashed(Exception):
+    pass
+
+
+class DataPath:
+    def __init__(self, kind, name, node):
+        self.kind, self.name, self.node = kind, name, node
+        self.cancel = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
+def snapshot_dir(state_dir, bsl, source_ns, snapshot_id) -> str:
+    b, ns, _ = C.repository_key(source_ns, bsl)
+    return os.path.join(state_dir, "repository", b, ns, snapshot_id)
+
+
+def read_manifest(sdir) -> dict | None:
+    try:
+        with open(os.path.join(sdir, "manifest.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class NodeAgent:
+    def __init__(self, kube: Kube, state_dir: str, informers: dict[str, Informer], config: SimConfig,
+                 velero_ns: str = C.VELERO_NS):
+        self.kube = kube
+        self.state_dir = state_dir
+        self.config = config
+        self.ns = velero_ns
+        self.inf = informers
+        self.pvrs = informers["PodVolumeRestore"]
+        self.dds = informers["DataDownload"]
+        self.pods = informers["Pod"]
+        self.queue = WorkQueue("node-agent")
+        self.paths: dict[str, DataPath] = {}
+        self.paths_lock = threading.Lock()
+        self.stuck: set[str] = set()   # DDs whose rebind failed (stay InProgress, as Velero)
+        self.running_na: set[str] = set()
+        self.pvrs.add_handler(self._on_pvr)
+        self.dds.add_handler(self._on_dd)
+        self.pods.add_handler(self._on_pod)
+
+    # ------------------------------------------------------------------ wiring
+    def start(self):
+        run_workers(self.queue, self.reconcile, 4)
+        threading.Thread(target=self._resync_loop, daemon=True, name="na-resync").start()
+
+    def _on_pvr(self, typ, pvr, old):
+        if typ == "DELETED" or not C.in_velero_namespace(pvr, self.ns):
+            return
+        if C.pvr_uploader_accepted(pvr):
+            self.queue.add("pvr:" + pvr["metadata"]["name"])
+
+    def _on_dd(self, typ, dd, old):
+        if typ == "DELETED" or not C.in_velero_namespace(dd, self.ns):
+            return
+        if C.dd_datamover_accepted(dd):
+            self.queue.add("dd:" + dd["metadata"]["name"])
+
+    def _on_pod(self, typ, pod, old):
+        md = pod["metadata"]
+        labels = md.get("labels") or {}
+        if md.get("namespace") == self.ns and labels.get("name") == "node-agent":
+            self._refresh_node_agents()
+            return
+        if md.get("namespace") == self.ns and C.LABEL_DATA_DOWNLOAD in labels:
+            self.queue.add("dd:" + labels[C.LABEL_DATA_DOWNLOAD])
+        if typ != "DELETED":
+            for name in C.pvr_keys_for_pod(pod, self.pvrs.items()):
+                self.queue.add("pvr:" + name)
+
+    def _refresh_node_agents(self):
+        now = set()
+        for p in self.pods.items():
+            md = p["metadata"]
+            if md.get("namespace") == self.ns and (md.get("labels") or {}).get("name") == "node-agent" \
+                    and not md.get("deletionTimestamp") and (p.get("status") or {}).get("phase") == "Running":
+                now.add(p["spec"].get("nodeName"))
+        started = now - self.running_na
+        stopped = self.running_na - now
+        self.running_na = now
+        if stopped:
+            log.info("node-agent stopped on %s", sorted(stopped))
+        if started:
+            log.info("node-agent running on %s: listing all PVRs/DDs", sorted(started))
+            for o in self.pvrs.items():
+                self._on_pvr("ADDED", o, None)
+            for o in self.dds.items():
+                self._on_dd("ADDED", o, None)
+
+    def _resync_loop(self):
+        """Periodic enqueue (Velero: 1 min; predicate gp for PVRs)."""
+        while True:
+            time.sleep(C.PERIODIC_RESYNC_SECONDS)
+            for p in self.pvrs.items():
+                if C.pvr_uploader_accepted(p) and C.pvr_periodic_resync(p):
+                    self.queue.add("pvr:" + p["metadata"]["name"])
+            for d in self.dds.items():
+                if C.dd_datamover_accepted(d) and not C.is_final(d):
+                    self.queue.add("dd:" + d["metadata"]["name"])
+
+    # ------------------------------------------------------------------ API helpers
+    def _fresh(self, kind, name):
+        return self.kube.get_or_none(kind, self.ns, name)
+
+    def _transition(self, kind, name, expect: tuple[str, ...] | None, status: dict | None = None,
+                    labels: dict | None = None, spec: dict | None = None) -> dict | None:
+        """Get fresh, check phase ∈ expect, merge-patch with a resourceVersion precondition;
+        retries on conflict (Velero: UpdatePVRWithRetry / UpdateDataDownloadWithRetry)."""
+        for _ in range(10):
+            obj = self._fresh(kind, name)
+            if obj is None:
+                return None
+            if expect is not None and C.phase_of(obj) not in expect:
+                return None
+            body: dict = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}}
+            if labels is not None:
+                body["metadata"]["labels"] = labels
+            if status:
+                body["status"] = status
+            if spec:
+                body["spec"] = spec
+            try:
+                return self.kube.patch(kind, self.ns, name, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                time.sleep(0.05)
+        return None
+
+    def _set_finalizers(self, kind, obj, finalizers):
+        body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"], "finalizers": finalizers}}
+        return self.kube.patch(kind, self.ns, obj["metadata"]["name"], body)
+
+    def _fail(self, kind, name, message, expect=None):
+        log.info("%s %s Failed: %s", kind, name, message)
+        return self._transition(kind, name, expect or (C.NEW, C.ACCEPTED, C.PREPARED, C.IN_PROGRESS),
+                                status={"phase": C.FAILED, "message": message, "completionTimestamp": now_iso()})
+
+    def _active_on(self, node) -> int:
+        with self.paths_lock:
+            return sum(1 for p in self.paths.values() if p.node == node)
+
+    # ------------------------------------------------------------------ reconcile
+    def reconcile(self, key):
+        kind, _, name = key.partition(":")
+        if kind == "pvr":
+            return self.reconcile_pvr(name)
+        return self.reconcile_dd(name)
+
+    def _common(self, kind, obj, finalizer) -> bool:
+        """Deletion / cancel-on-New / finalizer handling shared by both controllers.
+        Returns True when the caller must stop."""
+        name = obj["metadata"]["name"]
+        act = C.deletion_action(obj)
+        if act == "remove-finalizer":
+            fins = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+            if fins != (obj["metadata"].get("finalizers") or []):
+                self._set_finalizers(kind, obj, fins)
+            return True
+        if act == "cancel":
+            self._transition(kind, name, None, spec={"cancel": True})
+            return True
+        if C.is_final(obj):
+            return True
+        if C.phase_of(obj) == C.NEW and C.cancel_transition(obj) == C.CANCELED:
+            if self.running_na:
+                self._transition(kind, name, (C.NEW,), status={"phase": C.CANCELED, "completionTimestamp": now_iso(),
+                                                               "message": "canceled before accepted"})
+            return True
+        if C.needs_finalizer(obj, finalizer):
+            self._set_finalizers(kind, obj, (obj["metadata"].get("finalizers") or []) + [finalizer])
+            return True
+        return False
+
+    def _cancel_running(self, kind, obj):
+        name = obj["metadata"]["name"]
+        phase = C.phase_of(obj)
+        with self.paths_lock:
+            dp = self.paths.get(name)
+        if phase != C.CANCELING:
+            self._transition(kind, name, (C.ACCEPTED, C.PREPARED, C.IN_PROGRESS), status={"phase": C.CANCELING})
+        if dp is not None:
+            dp.cancel.set()
+            return None  # the data path finishes the cancel
+        if kind == "DataDownload":
+            self._cleanup_expose(name)
+        self._transition(kind, name, (C.CANCELING,), status={"phase": C.CANCELED, "completionTimestamp": now_iso(),
+                                                             "message": "data path canceled"})
+        return None
+
+    # ---- PodVolumeRestore
+    def reconcile_pvr(self, name):
+        pvr = self.pvrs.get(self.ns, name)
+        if pvr is None or not C.pvr_uploader_accepted(pvr):
+            return None
+        if self._common("PodVolumeRestore", pvr, C.PVR_FINALIZER):
+            return None
+        phase = C.phase_of(pvr)
+        spec = pvr.get("spec") or {}
+        if phase == C.NEW:
+            pod_ref = spec.get("pod") or {}
+            pod = self.pods.get(pod_ref.get("namespace"), pod_ref.get("name"))
+            node = (pod or {}).get("spec", {}).get("nodeName")
+            if node not in self.running_na or not C.pvr_pod_on_node(pod, node):
+                return None  # no node-agent sees this pod: nothing (no requeue)
+            if not C.restore_wait_running(pod):
+                return None  # re-triggered only by pod events via velero.io/pod-uid
+            if C.concurrency_exceeded(self._active_on(node), self.config.concurrency_per_node):
+                return C.CONCURRENCY_REQUEUE_SECONDS
+            patch = C.accept_patch(pvr, node, now_iso(), "node")
+            labels = {C.LABEL_EXPOSE_ON_GOING: "true"}
+            if self._transition("PodVolumeRestore", name, (C.NEW,), status=patch["status"], labels=labels):
+                log.info("PVR %s accepted on %s", name, node)
+            return None
+        node = (pvr.get("status") or {}).get("node")
+        if node not in self.running_na:
+            return None
+        if C.cancel_transition(pvr) or phase == C.CANCELING:
+            return self._cancel_running("PodVolumeRestore", pvr)
+        if phase == C.ACCEPTED:
+            if C.prepare_timed_out(parse_time(pvr["status"].get("acceptedTimestamp")), time.time(),
+                                   self.config.prepare_timeout):
+                self._fail("PodVolumeRestore", name, "timeout on preparing PVR", (C.ACCEPTED,))
+                return None
+            # hosting pod not simulated: the volume is directly reachable → Prepared
+            self._transition("PodVolumeRestore", name, (C.ACCEPTED,), status={"phase": C.PREPARED},
+                             labels={C.LABEL_EXPOSE_ON_GOING: None})
+            return None
+        if phase == C.PREPARED:
+            self._start_path("PodVolumeRestore", name, node, self._run_pvr)
+            return None
+        if phase == C.IN_PROGRESS:
+            with self.paths_lock:
+                running = name in self.paths
+            if not running:
+                self._fail("PodVolumeRestore", name,
+                           "found a podvolumerestore with status InProgress during the node-agent starting, mark it as failed",
+                           (C.IN_PROGRESS,))
+        return None
+
+    def _start_path(self, kind, name, node, target):
+        with self.paths_lock:
+            if name in self.paths:
+                return
+            dp = DataPath(kind, name, node)
+            self.paths[name] = dp
+        if not self._transition(kind, name, (C.PREPARED,), status={"phase": C.IN_PROGRESS, "startTimestamp": now_iso()}):
+            with self.paths_lock:
+                self.paths.pop(name, None)
+            return
+        dp.thread = threading.Thread(target=self._path_main, args=(dp, target), daemon=True, name=f"dp-{name}")
+        dp.thread.start()
+
+    def _path_main(self, dp: DataPath, target):
+        kind, name = dp.kind, dp.name
+        try:
+            target(dp)
+        except Cancelled:
+            if kind == "DataDownload":
+                self._cleanup_expose(name)
+            self._transition(kind, name, (C.IN_PROGRESS, C.CANCELING),
+                             status={"phase": C.CANCELED, "completionTimestamp": now_iso(), "message": "data path canceled"})
+            log.info("%s %s canceled", kind, name)
+        except Crashed as e:
+            if kind == "DataDownload":
+                self._cleanup_expose(name)
+            self._fail(kind, name, str(e), (C.IN_PROGRESS, C.CANCELING))
+        except _Failure as e:
+            if kind == "DataDownload":
+                self._cleanup_expose(name)
+            self._fail(kind, name, str(e), (C.IN_PROGRESS, C.CANCELING))
+        except Exception as e:  # noqa: BLE001
+            log.exception("%s %s data path error", kind, name)
+            self._fail(kind, name, f"data path error: {e}", (C.IN_PROGRESS, C.CANCELING))
+        finally:
+            with self.paths_lock:
+                self.paths.pop(name, None)
+            self.queue.add(("pvr:" if kind == "PodVolumeRestore" else "dd:") + name)
+
+    def _lookup_snapshot(self, obj) -> tuple[str, dict]:
+        spec = obj.get("spec") or {}
+        sid, src_ns, bsl = spec.get("snapshotID", ""), spec.get("sourceNamespace", ""), spec.get("backupStorageLocation", "")
+        if self.kube.get_or_none("BackupStorageLocation", self.ns, bsl) is None:
+            raise _Failure(f"error to initialize data path: error to ensure backup repository: "
+                           f"error getting backup storage location: backupstoragelocations.velero.io \"{bsl}\" not found")
+        if sid in self.config.fail_snapshots:
+            raise _Failure(f"data path restore failed: Failed to run kopia restore: snapshot {sid}: "
+                           f"simulated failure (sim-config failSnapshots)")
+        sdir = snapshot_dir(self.state_dir, bsl, src_ns, sid)
+        man = read_manifest(sdir) if sid else None
+        if man is None:
+            raise _Failure(C.snapshot_missing_message(sid, src_ns, bsl))
+        return sdir, man
+
+    def _throttle(self, dp: DataPath, kind, name, total):
+        bps = self.config.bytes_per_second
+        crash = self.config.crash_after_bytes
+        start = time.monotonic()
+        st = {"done": 0, "last": 0.0}
+
+        def report(force=False):
+            now = time.monotonic()
+            if force or now - st["last"] >= PROGRESS_INTERVAL:
+                st["last"] = now
+                self._transition(kind, name, (C.IN_PROGRESS,),
+                                 status={"progress": {"totalBytes": total, "bytesDone": min(st["done"], total)}})
+
+        def on_bytes(n):
+            if dp.cancel.is_set():
+                raise Cancelled()
+            st["done"] += n
+            if crash is not None and st["done"] >= crash:
+                raise Crashed(
+                    f"data path for {kind} {name} failed: Pod {self.ns}/{name} is in abnormal state [Failed], "
+                    f"message [container {name} of the data path hosting pod terminated: exit code 137] "
+                    f"(simulated node-agent crash after {crash} bytes, sim-config crashAfterBytes)")
+            lag = st["done"] / bps - (time.monotonic() - start)
+            while lag > 0:
+                if dp.cancel.is_set():
+                    raise Cancelled()
+                time.sleep(min(lag, 0.1))
+                lag = st["done"] / bps - (time.monotonic() - start)
+            report()
+        report(force=True)
+        return on_bytes, st, report
+
+    def _run_pvr(self, dp: DataPath):
+        name = dp.name
+        pvr = self._fresh("PodVolumeRestore", name)
+        spec = pvr["spec"]
+        sdir, man = self._lookup_snapshot(pvr)
+        err = C.pvr_filesystem_only(man.get("volumeMode", "Filesystem"))
+        if err:
+            raise _Failure(err)
+        pod_ref = spec.get("pod") or {}
+        pod = self.kube.get_or_none("Pod", pod_ref.get("namespace"), pod_ref.get("name"))
+        if pod is None:
+            raise _Failure(f"error to get pod {pod_ref.get('namespace')}/{pod_ref.get('name')}: not found")
+        vol = next((v for v in pod["spec"].get("volumes") or [] if v["name"] == spec.get("volume")), None)
+        if vol is None:
+            raise _Failure(f"error exposing host path for pod volume: volume {spec.get('volume')} not found in pod "
+                           f"{pod_ref.get('namespace')}/{pod_ref.get('name')}")
+        if "persistentVolumeClaim" in vol:
+            claim = self.kube.get("PersistentVolumeClaim", pod_ref["namespace"], vol["persistentVolumeClaim"]["claimName"])
+            target = volume_path(self.state_dir, claim["spec"]["volumeName"])
+        else:
+            target = os.path.join(self.state_dir, "emptydir", pod["metadata"]["uid"], vol["name"])
+            os.makedirs(target, exist_ok=True)
+        data = os.path.join(sdir, "data")
+        total = C.tree_size(data)
+        on_bytes, st, report = self._throttle(dp, "PodVolumeRestore", name, total)
+        C.kopia_restore_files(data, target, on_bytes)
+        if dp.cancel.is_set():
+            raise Cancelled()
+        st["done"] = total
+        mark = C.write_completion_mark(target, pvr)
+        if mark is None:
+            log.warning("PVR %s: Failed to write completion mark: no ownerReferences", name)
+        self._transition("PodVolumeRestore", name, (C.IN_PROGRESS,), status={
+            "phase": C.COMPLETED, "completionTimestamp": now_iso(),
+            "progress": {"totalBytes": total, "bytesDone": total}})
+        log.info("PVR %s completed (%d bytes)", name, total)
+
+    # ---- DataDownload
+    def reconcile_dd(self, name):
+        dd = self.dds.get(self.ns, name)
+        if dd is None or not C.dd_datamover_accepted(dd):
+            return None
+        if self._common("DataDownload", dd, C.DD_FINALIZER):
+            if dd["metadata"].get("deletionTimestamp") or C.is_final(dd):
+                self._cleanup_expose(name) if C.is_final(dd) and name not in self.stuck else None
+            return None
+        phase = C.phase_of(dd)
+        st = dd.get("status") or {}
+        if phase == C.NEW:
+            ns, pvc_name = C.dd_target_pvc_key(dd)
+            if self.kube.get_or_none("PersistentVolumeClaim", ns, pvc_name) is None:
+                return 5.0  # Requeue: the DD may precede its PVC
+            if not self.running_na:
+                return None
+            node = random.choice(sorted(self.running_na))
+            patch = C.accept_patch(dd, node, now_iso(), "acceptedByNode")
+            if self._transition("DataDownload", name, (C.NEW,), status=patch["status"],
+                                labels={C.LABEL_EXPOSE_ON_GOING: "true"}):
+                log.info("DD %s accepted by %s", name, node)
+            return None
+        if C.cancel_transition(dd) or phase == C.CANCELING:
+            if phase in (C.ACCEPTED, C.CANCELING) or st.get("node") in self.running_na:
+                return self._cancel_running("DataDownload", dd)
+            return None
+        if phase == C.ACCEPTED:
+            if st.get("acceptedByNode") not in self.running_na:
+                return None
+            return self._expose_dd(dd)
+        node = st.get("node")
+        if node not in self.running_na:
+            return None
+        if phase == C.PREPARED:
+            self._start_path("DataDownload", name, node, self._run_dd)
+        elif phase == C.IN_PROGRESS:
+            with self.paths_lock:
+                running = name in self.paths
+            if not running and name not in self.stuck:
+                self._fail("DataDownload", name,
+                           "found a datadownload with status InProgress during the node-agent starting, mark it as failed",
+                           (C.IN_PROGRESS,))
+        return None
+
+    def _expose_dd(self, dd):
+        name = dd["metadata"]["name"]
+        if C.prepare_timed_out(parse_time(dd["status"].get("acceptedTimestamp")), time.time(), self.config.prepare_timeout):
+            self._cleanup_expose(name)
+            self._fail("DataDownload", name, "timeout on preparing data download", (C.ACCEPTED,))
+            return None
+        pod = self.pods.get(self.ns, name)
+        if pod is None:
+            os_name = C.dd_node_os(dd)
+            if not C.has_node_with_os(self.kube.list("Node"), os_name):
+                self._fail("DataDownload", name, C.dd_no_node_message(dd, os_name), (C.ACCEPTED,))
+                return None
+            ns, pvc_name = C.dd_target_pvc_key(dd)
+            target = self.kube.get_or_none("PersistentVolumeClaim", ns, pvc_name)
+            if target is None:
+                self._fail("DataDownload", name, f"error to expose snapshot: error to get target PVC {ns}/{pvc_name}: not found",
+                           (C.ACCEPTED,))
+                return None
+            sc_name = target["spec"].get("storageClassName")
+            sc = self.kube.get_or_none("StorageClass", None, sc_name) if sc_name else None
+            if not C.dd_wait_pvc_consumed(target, sc):
+                return 1.0  # WaitPVCConsumed polls until selected-node or the prepare timeout
+            err = C.dd_target_bound_error(target)
+            if err:
+                self._fail("DataDownload", name, err, (C.ACCEPTED,))
+                return None
+            rpvc = C.dd_restore_pvc(dd, target, self.ns)
+            mode = target["spec"].get("volumeMode") or "Filesystem"
+            sel = (target["metadata"].get("annotations") or {}).get(C.ANN_SELECTED_NODE)
+            rpod = C.dd_restore_pod(dd, name, mode, sel, self._node_agent_image(), self.ns)
+            for kind, body in (("PersistentVolumeClaim", rpvc), ("Pod", rpod)):
+                try:
+                    self.kube.create(kind, body)
+                except ApiException as e:
+                    if e.status != 409:
+                        raise
+            log.info("DD %s exposed (restore pod + PVC %s/%s)", name, self.ns, name)
+            return 1.0
+        pst = pod.get("status") or {}
+        if pst.get("phase") == "Running" and pod["spec"].get("nodeName") in self.running_na:
+            self._transition("DataDownload", name, (C.ACCEPTED,),
+                             status={"phase": C.PREPARED, "node": pod["spec"]["nodeName"]},
+                             labels={C.LABEL_EXPOSE_ON_GOING: None})
+            return None
+        if pst.get("phase") in ("Failed", "Succeeded"):
+            self._cleanup_expose(name)
+            self._fail("DataDownload", name, f"restore pod {self.ns}/{name} is in abnormal state [{pst.get('phase')}]",
+                       (C.ACCEPTED,))
+            return None
+        return 1.0
+
+    def _node_agent_image(self):
+        ds = self.kube.get_or_none("DaemonSet", self.ns, "node-agent")
+        try:
+            return ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        except (TypeError, KeyError, IndexError):
+            return "velero/velero:v1.18.1"
+
+    def _cleanup_expose(self, name):
+        """Velero: exposer CleanUp — delete the restore pod and restore PVC."""
+        self.kube.delete("Pod", self.ns, name, grace=0)
+        self.kube.delete("PersistentVolumeClaim", self.ns, name)
+
+    def _wait(self, what, fn, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            v = fn()
+            if v:
+                return v
+            if time.monotonic() >= deadline:
+                raise _Failure(f"timeout waiting for {what}")
+            time.sleep(0.3)
+
+    def _run_dd(self, dp: DataPath):
+        name = dp.name
+        dd = self._fresh("DataDownload", name)
+        sdir, man = self._lookup_snapshot(dd)
+        rpvc = self.kube.get("PersistentVolumeClaim", self.ns, name)
+        pv_name = rpvc["spec"].get("volumeName")
+        mode = rpvc["spec"].get("volumeMode") or "Filesystem"
+        if man.get("volumeMode", "Filesystem") != mode:
+            raise _Failure(f"data path restore failed: snapshot volume mode {man.get('volumeMode')} does not match "
+                           f"target volume mode {mode}")
+        target = volume_path(self.state_dir, pv_name)
+        if mode == "Block":
+            src = os.path.join(sdir, "block.img")
+            total = os.path.getsize(src)
+            on_bytes, st, report = self._throttle(dp, "DataDownload", name, total)
+            C.copy_file(src, target, on_bytes, truncate=False)
+        else:
+            data = os.path.join(sdir, "data")
+            total = C.tree_size(data)
+            on_bytes, st, report = self._throttle(dp, "DataDownload", name, total)
+            C.kopia_restore_files(data, target, on_bytes)
+        if dp.cancel.is_set():
+            raise Cancelled()
+        self._transition("DataDownload", name, (C.IN_PROGRESS,),
+                         status={"progress": {"totalBytes": total, "bytesDone": total}})
+        try:
+            self._rebind(dd, pv_name)
+        except Exception as e:  # noqa: BLE001
+            eff = C.rebind_failure_effects()
+            log.error("DD %s: failed to rebind restored volume: %s; DD stays %s and restored PV %s is deleted",
+                      name, e, eff["phase"], pv_name)
+            self.stuck.add(name)
+            if eff["delete_pv"]:
+                self.kube.delete("PersistentVolume", None, pv_name)
+            return
+        self._transition("DataDownload", name, (C.IN_PROGRESS,), status={
+            "phase": C.COMPLETED, "completionTimestamp": now_iso(),
+            "progress": {"totalBytes": total, "bytesDone": total}})
+        log.info("DD %s completed (%d bytes) → PV %s", name, total, pv_name)
+
+    def _rebind(self, dd, pv_name):
+        """Velero: RebindVolume (pkg/exposer/generic_restore.go), contract §3 step 8."""
+        name = dd["metadata"]["name"]
+        timeout = C.dd_operation_timeout(dd)
+        if self.config.fail_rebind:
+            raise _Failure("simulated rebind failure (sim-config failRebind)")
+        self._wait(f"restore PVC {self.ns}/{name} bound", lambda: (
+            (self.kube.get_or_none("PersistentVolumeClaim", self.ns, name) or {}).get("status", {}).get("phase") == "Bound"),
+            timeout)
+        pv = self.kube.get("PersistentVolume", None, pv_name)
+        orig = pv["spec"].get("persistentVolumeReclaimPolicy", "Delete")
+        self.kube.patch("PersistentVolume", None, pv_name, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+        self._cleanup_expose(name)
+        ns, pvc_name = C.dd_target_pvc_key(dd)
+        target = self.kube.get("PersistentVolumeClaim", ns, pvc_name)
+        self.kube.patch("PersistentVolumeClaim", ns, pvc_name, C.rebind_pvc_patch(pv_name))
+        self.kube.patch("PersistentVolume", None, pv_name, C.reset_pv_binding_patch(pv, target))
+
+        def bound():
+            p = self.kube.get_or_none("PersistentVolume", None, pv_name) or {}
+            cr = (p.get("spec") or {}).get("claimRef") or {}
+            return (p.get("status") or {}).get("phase") == "Bound" and cr.get("name") == pvc_name and \
+                cr.get("namespace") == ns and cr.get("uid") == target["metadata"]["uid"]
+        self._wait(f"PV {pv_name} bound to {ns}/{pvc_name}", bound, timeout)
+        self.kube.patch("PersistentVolume", None, pv_name, {"spec": {"persistentVolumeReclaimPolicy": orig}})
+
+
+class _Failure(Exception):
+    pass
