@@ -98,7 +98,7 @@ def test_serviceaccount_without_bindings_is_forbidden(api, namespace):
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody")))
     tr = core.create_namespaced_service_account_token(
         "nobody", namespace,
-        client.V1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)))
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)))
     token = tr.status.token
     assert token
 

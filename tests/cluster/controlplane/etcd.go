@@ -20,7 +20,7 @@ func runEtcd(args []string) int {
 	dataDir := fs.String("data-dir", "", "etcd data directory (required)")
 	clientAddr := fs.String("listen-client", "127.0.0.1:2379", "host:port for client traffic (plain http)")
 	peerAddr := fs.String("listen-peer", "127.0.0.1:2380", "host:port for peer traffic (plain http)")
-	name := fs.String("name", "default", "member name")
+	name := fs.String("name", "controlplane", "member name")
 	noFsync := fs.Bool("unsafe-no-fsync", false, "disable fsync (tests only)")
 	logLevel := fs.String("log-level", "warn", "log level (debug, info, warn, error)")
 	quota := fs.Int64("quota-backend-bytes", 2<<30, "backend quota in bytes")
@@ -46,6 +46,14 @@ func runEtcd(args []string) int {
 	cfg.QuotaBackendBytes = *quota
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"
+	// embed.NewConfig leaves these at 0 (etcd's flag parser sets the
+	// defaults), which would log every single request as slow.
+	if cfg.WarningUnaryRequestDuration == 0 {
+		cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
+	}
+	if cfg.WarningApplyDuration == 0 {
+		cfg.WarningApplyDuration = embed.DefaultWarningApplyDuration
+	}
 	client := url.URL{Scheme: "http", Host: *clientAddr}
 	peer := url.URL{Scheme: "http", Host: *peerAddr}
 	cfg.ListenClientUrls = []url.URL{client}
