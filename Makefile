@@ -45,7 +45,11 @@ lint: setup
 
 # ansible-test needs the collection at .../ansible_collections/velero/data_restore as a real
 # directory (it resolves symlinks), next to the kubernetes.core it imports from.
+ANSIBLE_TEST_PIP := $(shell $(VENV_PY) -c "import re,ansible_test,os;print(re.search(r\"pip='([0-9.]+)'\",open(os.path.join(os.path.dirname(ansible_test.__file__),'_internal','python_requirements.py')).read()).group(1))" 2>/dev/null)
+
 sanity: setup
+	mkdir -p $(HOME)/.ansible/test/cache
+	cp tools/ansible_test_get_pip.py $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 	rm -rf $(SANITY_ROOT)
 	mkdir -p $(SANITY_ROOT)/ansible_collections/velero/data_restore $(SANITY_ROOT)/ansible_collections/kubernetes
 	git ls-files -co --exclude-standard -z | grep -zv '^tests/output/' | \

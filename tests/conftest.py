@@ -3,7 +3,7 @@
 import os
 
 try:
-    import cluster_fixtures  # noqa: F401
+    import cluster_fixtures  # noqa: F401 pylint: disable=unused-import
 except ImportError:  # the simulator package may not be there yet
     pytest_plugins = []
 else:

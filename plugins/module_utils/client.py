@@ -55,9 +55,8 @@ def missing_dependency_message():
         return ("The kubernetes.core collection (>= 5.0.0) is required: "
                 "ansible-galaxy collection install kubernetes.core")
     if not HAS_KUBERNETES:
-        return ("The Python library 'kubernetes' (>= %s) is required on the host that runs the module "
-                "(usually localhost): pip install 'kubernetes>=%s'" % (MIN_KUBERNETES_VERSION,
-                                                                        MIN_KUBERNETES_VERSION))
+        return ("The Python library 'kubernetes' (>= {0}) is required on the host that runs the module "
+                "(usually localhost): pip install 'kubernetes>={0}'".format(MIN_KUBERNETES_VERSION))
     return None
 
 

@@ -195,8 +195,8 @@ def load(kube, velero_namespace, session):
     if (cm["metadata"].get("labels") or {}).get(names.LABEL_MANAGED_BY) != names.MANAGED_BY:
         raise PreflightError(
             "ConfigMap %s/%s exists but is not a velero.data_restore session (label %s=%s missing). "
-            "Choose another session name." % (velero_namespace, cm["metadata"]["name"],
-                                               names.LABEL_MANAGED_BY, names.MANAGED_BY))
+            "Choose another session name."
+            % (velero_namespace, cm["metadata"]["name"], names.LABEL_MANAGED_BY, names.MANAGED_BY))
     return Session(cm)
 
 
@@ -260,7 +260,7 @@ def update(kube, velero_namespace, session, mutate, event=None):
 
     ``mutate(doc)`` changes the dict in place. Retries on conflict with a fresh read.
     """
-    for _ in range(CONFLICT_RETRIES):
+    for _attempt in range(CONFLICT_RETRIES):
         current = require(kube, velero_namespace, session)
         doc = copy.deepcopy(current.doc)
         mutate(doc)

@@ -20,7 +20,7 @@ description:
   - Deleting a session lets Kubernetes garbage-collect those objects. Deletion is refused while undo
     records are still in effect, unless O(force=true).
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
@@ -36,10 +36,10 @@ options:
   state:
     description:
       - V(present) creates the session if missing (and fills an empty mode, backup or plan).
-      - V(info) only reads it; RV(exists) tells whether it exists.
+      - V(query) only reads it; RV(exists) tells whether it exists.
       - V(absent) deletes it.
     type: str
-    choices: [present, absent, info]
+    choices: [present, absent, query]
     default: present
   mode:
     description: Restore mode recorded in the session. A different mode than the recorded one fails.
@@ -82,7 +82,7 @@ EXAMPLES = r"""
 - name: Read a session
   velero.data_restore.restore_session:
     session: shop-rollback
-    state: info
+    state: query
   register: found
 
 - name: Mark it failed
@@ -143,7 +143,7 @@ def run(module, kube):
     sessions.check_name(name)
     before = sessions.load(kube, ns, name)
     before_doc = before.doc if before else None
-    if p["state"] == "info":
+    if p["state"] == "query":
         return dict(changed=False, exists=before is not None,
                     session=before.result() if before else None)
     if p["state"] == "absent":
@@ -169,7 +169,7 @@ def run(module, kube):
 def main():
     run_module(
         dict(
-            state=dict(type="str", default="present", choices=["present", "absent", "info"]),
+            state=dict(type="str", default="present", choices=["present", "absent", "query"]),
             mode=dict(type="str", choices=list(sessions.MODES)),
             backup=dict(type="dict"),
             plan=dict(type="dict"),

@@ -47,7 +47,7 @@ def run_playbook(playbook, extra_vars=None, kubeconfig=None, check=False, diff=F
     if diff:
         cmd.append("--diff")
     cmd += list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=timeout,
                           env=ansible_env(kubeconfig, env), cwd=REPO)
     try:
         data = json.loads(proc.stdout[proc.stdout.index("{"):])

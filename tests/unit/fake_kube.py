@@ -110,7 +110,7 @@ class FakeKube(object):
         return copy.deepcopy(obj) if obj else None
 
     def all(self, kind, namespace=None):
-        return [copy.deepcopy(o) for (k, ns, _), o in sorted(self.objects.items(), key=lambda i: str(i[0]))
+        return [copy.deepcopy(o) for (k, ns, _name), o in sorted(self.objects.items(), key=lambda i: str(i[0]))
                 if k == kind and (namespace is None or ns == namespace)]
 
     def mutate(self, kind, name, namespace, fn):
@@ -169,7 +169,7 @@ class FakeKube(object):
         if since < self.expire_before:
             raise WatchExpired("too old resource version")
         delivered = since
-        for _ in range(10000):
+        for _round in range(10000):
             pending = [e for e in self.events if e[0] > delivered]
             if not pending:
                 if not any(c(self) for c in list(self.controllers)):

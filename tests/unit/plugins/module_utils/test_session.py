@@ -36,7 +36,7 @@ def test_ensure_creates_configmap_with_labels_and_valid_document(kube):
 def test_ensure_is_idempotent(kube):
     s.ensure(kube, NS, "nightly", mode="in_place", backup={"name": "b1"})
     writes = kube.count("create") + kube.count("update")
-    _, changed = s.ensure(kube, NS, "nightly", mode="in_place", backup={"name": "b1"})
+    _sess, changed = s.ensure(kube, NS, "nightly", mode="in_place", backup={"name": "b1"})
     assert not changed
     assert kube.count("create") + kube.count("update") == writes
 
@@ -112,7 +112,7 @@ def test_update_gives_up_after_repeated_conflicts(kube, monkeypatch):
 
 
 def test_owner_reference_points_at_the_configmap(kube):
-    sess, _ = s.ensure(kube, NS, "nightly")
+    sess = s.ensure(kube, NS, "nightly")[0]
     ref = sess.owner_reference()
     assert ref == {"apiVersion": "v1", "kind": "ConfigMap", "name": "data-restore-nightly",
                    "uid": sess.uid, "controller": True}
@@ -138,13 +138,13 @@ def test_delete_after_revert(kube):
 
 def test_set_state_and_volume_are_idempotent(kube):
     s.ensure(kube, NS, "nightly")
-    _, changed = s.set_state(kube, NS, "nightly", "restoring")
+    _sess, changed = s.set_state(kube, NS, "nightly", "restoring")
     assert changed
-    _, changed = s.set_state(kube, NS, "nightly", "restoring")
+    _sess, changed = s.set_state(kube, NS, "nightly", "restoring")
     assert not changed
-    _, changed = s.set_volume(kube, NS, "nightly", "shop/data", {"phase": "New"})
+    _sess, changed = s.set_volume(kube, NS, "nightly", "shop/data", {"phase": "New"})
     assert changed
-    _, changed = s.set_volume(kube, NS, "nightly", "shop/data", {"phase": "New"})
+    _sess, changed = s.set_volume(kube, NS, "nightly", "shop/data", {"phase": "New"})
     assert not changed
     with pytest.raises(PreflightError):
         s.set_state(kube, NS, "nightly", "bogus")
