@@ -1,0 +1,828 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Workloads that mount PVCs: find them, stop them, start them again (DESIGN.md §4.2).
+
+PVC → non-terminal pods mounting it → ownerReferences chain (controller=true) → top controller.
+One small set of functions per kind says what "stopped" means for it, what its original value
+was and when it is ready again. Rules:
+
+* record before mutate: the original goes into the session (undo record ``scale``) and into the
+  annotation ``data-restore.ansible/original`` in the same patch that stops the workload;
+* start restores the original only where the current value is still the stopped value;
+* a StatefulSet with ``persistentVolumeClaimRetentionPolicy.whenScaled: Delete`` is refused
+  before any change (scaling it to 0 deletes its PVCs);
+* optional GitOps pauses (Argo CD, Flux, KEDA), only where their APIs are served.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+import re
+import time
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
+
+ANNOTATION_ORIGINAL = names.ANNOTATION_ORIGINAL
+QUIESCE_NODE_SELECTOR = names.PREFIX + "quiesced"
+ACTION_SCALE = "scale"
+ACTION_ARGOCD = "pause_argocd"
+ACTION_FLUX = "suspend_flux"
+ACTION_KEDA = "pause_keda"
+GITOPS_ACTIONS = (ACTION_ARGOCD, ACTION_FLUX, ACTION_KEDA)
+
+ARGO_SKIP = "argocd.argoproj.io/skip-reconcile"
+ARGO_INSTANCE_LABEL = "app.kubernetes.io/instance"
+ARGO_TRACKING = "argocd.argoproj.io/tracking-id"
+FLUX_KS_NAME = "kustomize.toolkit.fluxcd.io/name"
+FLUX_KS_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+FLUX_HR_NAME = "helm.toolkit.fluxcd.io/name"
+FLUX_HR_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+# ----------------------------------------------------------------------------- pods
+def is_terminal(pod):
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+def claim_names(pod):
+    """Names of the PVCs a pod mounts."""
+    out = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            out.append(claim)
+    return out
+
+
+def pods_using(pods, pvcs):
+    """Non-terminal pods that mount one of ``pvcs`` (names)."""
+    wanted = set(pvcs)
+    return [p for p in pods if not is_terminal(p) and wanted & set(claim_names(p))]
+
+
+def pod_label(pod):
+    meta = pod["metadata"]
+    return "%s/%s (uid %s)" % (meta.get("namespace"), meta["name"], meta.get("uid"))
+
+
+# ----------------------------------------------------------------------------- kinds
+def _spec(obj):
+    return obj.get("spec") or {}
+
+
+def _status(obj):
+    return obj.get("status") or {}
+
+
+def _observed(obj):
+    return (_status(obj).get("observedGeneration") or 0) >= ((obj.get("metadata") or {}).get("generation") or 0)
+
+
+# replicas kinds: Deployment, StatefulSet, ReplicaSet, ReplicationController, DeploymentConfig
+def replicas_current(obj):
+    replicas = _spec(obj).get("replicas")
+    return {"replicas": 1 if replicas is None else replicas}
+
+
+def replicas_stop(obj):
+    return {"spec": {"replicas": 0}}
+
+
+def replicas_start(obj, original):
+    return {"spec": {"replicas": original.get("replicas", 1)}}
+
+
+def replicas_is_stopped(obj):
+    return replicas_current(obj)["replicas"] == 0
+
+
+def replicas_is_ready(obj):
+    want = replicas_current(obj)["replicas"]
+    return _observed(obj) and (_status(obj).get("readyReplicas") or 0) >= want
+
+
+# Job: parallelism
+def job_current(obj):
+    value = _spec(obj).get("parallelism")
+    return {"parallelism": 1 if value is None else value}
+
+
+def job_stop(obj):
+    return {"spec": {"parallelism": 0}}
+
+
+def job_start(obj, original):
+    return {"spec": {"parallelism": original.get("parallelism", 1)}}
+
+
+def job_is_stopped(obj):
+    return job_current(obj)["parallelism"] == 0
+
+
+def job_is_ready(obj):
+    status = _status(obj)
+    finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in status.get("conditions") or [])
+    return finished or (status.get("active") or 0) > 0 or job_current(obj)["parallelism"] == 0
+
+
+# CronJob: suspend
+def cronjob_current(obj):
+    return {"suspend": bool(_spec(obj).get("suspend"))}
+
+
+def cronjob_stop(obj):
+    return {"spec": {"suspend": True}}
+
+
+def cronjob_start(obj, original):
+    return {"spec": {"suspend": bool(original.get("suspend"))}}
+
+
+def cronjob_is_stopped(obj):
+    return cronjob_current(obj)["suspend"]
+
+
+def cronjob_is_ready(obj):
+    return True
+
+
+# DaemonSet: an unmatchable nodeSelector entry
+def daemonset_current(obj):
+    selector = ((_spec(obj).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return {"nodeSelector": dict(selector)}
+
+
+def daemonset_stop(obj):
+    return {"spec": {"template": {"spec": {"nodeSelector": {QUIESCE_NODE_SELECTOR: "true"}}}}}
+
+
+def daemonset_start(obj, original):
+    # Remove only our key: other keys are the original ones (or someone else's since).
+    return {"spec": {"template": {"spec": {"nodeSelector": {QUIESCE_NODE_SELECTOR: None}}}}}
+
+
+def daemonset_is_stopped(obj):
+    return daemonset_current(obj)["nodeSelector"].get(QUIESCE_NODE_SELECTOR) == "true"
+
+
+def daemonset_is_ready(obj):
+    status = _status(obj)
+    desired = status.get("desiredNumberScheduled") or 0
+    return (_observed(obj) and (status.get("numberReady") or 0) >= desired
+            and (status.get("updatedNumberScheduled") or 0) >= desired
+            and not daemonset_is_stopped(obj))
+
+
+class WorkloadKind(object):
+    def __init__(self, kind, current, stop, start, is_stopped, is_ready):
+        self.kind = kind
+        self.current = current
+        self.stop = stop
+        self.start = start
+        self.is_stopped = is_stopped
+        self.is_ready = is_ready
+
+
+def _replicas_kind(kind):
+    return WorkloadKind(kind, replicas_current, replicas_stop, replicas_start, replicas_is_stopped,
+                        replicas_is_ready)
+
+
+KINDS = dict((w.kind.kind, w) for w in (
+    _replicas_kind(k.DEPLOYMENT),
+    _replicas_kind(k.STATEFUL_SET),
+    _replicas_kind(k.REPLICA_SET),
+    _replicas_kind(k.REPLICATION_CONTROLLER),
+    _replicas_kind(k.DEPLOYMENT_CONFIG),
+    WorkloadKind(k.JOB, job_current, job_stop, job_start, job_is_stopped, job_is_ready),
+    WorkloadKind(k.CRON_JOB, cronjob_current, cronjob_stop, cronjob_start, cronjob_is_stopped,
+                 cronjob_is_ready),
+    WorkloadKind(k.DAEMON_SET, daemonset_current, daemonset_stop, daemonset_start, daemonset_is_stopped,
+                 daemonset_is_ready),
+))
+
+
+def workload_kind(name):
+    if name not in KINDS:
+        raise PreflightError(
+            "Workload kind %r is not supported; use one of %s." % (name, ", ".join(sorted(KINDS))))
+    return KINDS[name]
+
+
+def ref_of(obj):
+    meta = obj["metadata"]
+    return {"kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"],
+            "uid": meta.get("uid")}
+
+
+def ref_label(ref):
+    return "%s %s/%s" % (ref["kind"], ref.get("namespace"), ref["name"])
+
+
+# ----------------------------------------------------------------------------- owner chain
+def controller_ref(obj):
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+class OwnerResolver(object):
+    """Walks ownerReferences (controller=true) up to the top controller, by UID."""
+
+    def __init__(self, kube):
+        self.kube = kube
+        self._cache = {}
+        self._dc = None
+
+    def _has_dc(self):
+        if self._dc is None:
+            self._dc = self.kube.has_api(k.DEPLOYMENT_CONFIG)
+        return self._dc
+
+    def _get(self, kind, name, namespace):
+        key = (kind.kind, namespace, name)
+        if key not in self._cache:
+            self._cache[key] = self.kube.get(kind, name, namespace)
+        return self._cache[key]
+
+    def chain(self, obj):
+        """(owners from the nearest to the top, foreign controller ref or None)."""
+        owners = []
+        namespace = obj["metadata"].get("namespace")
+        ref = controller_ref(obj)
+        while ref:
+            if ref.get("kind") not in KINDS:
+                return owners, ref
+            kind = KINDS[ref["kind"]].kind
+            if kind is k.DEPLOYMENT_CONFIG and not self._has_dc():
+                return owners, ref
+            owner = self._get(kind, ref["name"], namespace)
+            if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+                return owners, None  # owner gone (orphaned object being collected)
+            owners.append(owner)
+            ref = controller_ref(owner)
+        return owners, None
+
+    def uids(self, obj):
+        return set(o["metadata"]["uid"] for o in self.chain(obj)[0])
+
+
+def workloads_of_pod(resolver, pod):
+    """The objects to stop for a pod, plus a warning (or None).
+
+    The top controller, and a Job below a CronJob as well (suspending a CronJob does not stop the
+    Job it already started).
+    """
+    owners, foreign = resolver.chain(pod)
+    if not owners:
+        if foreign is not None:
+            raise PreflightError(
+                "Pod %s mounts the PVC and is controlled by %s %s, which workload_scale cannot stop. "
+                "Stop that controller yourself (then re-run), or name the workloads explicitly."
+                % (pod_label(pod), foreign.get("kind"), foreign.get("name")), pod=pod["metadata"]["name"])
+        raise PreflightError(
+            "Pod %s mounts the PVC but has no controller: workload_scale cannot stop it without deleting "
+            "it for good. Delete it yourself (and recreate it after the restore), then re-run."
+            % pod_label(pod), pod=pod["metadata"]["name"])
+    found = [owners[-1]]
+    if owners[-1]["kind"] == "CronJob":
+        found.extend(o for o in owners if o["kind"] == "Job")
+    warning = None
+    if foreign is not None:
+        warning = ("%s is controlled by %s %s, which may scale it back; pause that controller "
+                   "yourself." % (ref_label(ref_of(owners[-1])), foreign.get("kind"), foreign.get("name")))
+    return found, warning
+
+
+def statefulsets_for_claims(kube, namespace, pvcs):
+    """StatefulSets whose volumeClaimTemplates name the claims (``<template>-<sts>-<ordinal>``)."""
+    found = []
+    items, _ = kube.list(k.STATEFUL_SET, namespace=namespace)
+    for sts in items:
+        name = sts["metadata"]["name"]
+        for template in _spec(sts).get("volumeClaimTemplates") or []:
+            pattern = re.compile(r"^%s-%s-\d+$" % (re.escape(template["metadata"]["name"]), re.escape(name)))
+            if any(pattern.match(p) for p in pvcs):
+                found.append(sts)
+                break
+    return found
+
+
+def discover(kube, namespace, pvcs):
+    """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings)."""
+    resolver = OwnerResolver(kube)
+    pods, _ = kube.list(k.POD, namespace=namespace)
+    found, warnings = {}, []
+    for pod in pods_using(pods, pvcs):
+        objs, warning = workloads_of_pod(resolver, pod)
+        for obj in objs:
+            found.setdefault(obj["metadata"]["uid"], obj)
+        if warning and warning not in warnings:
+            warnings.append(warning)
+    for sts in statefulsets_for_claims(kube, namespace, pvcs):
+        found.setdefault(sts["metadata"]["uid"], sts)
+    return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["name"])), warnings
+
+
+def get_named(kube, workloads, default_namespace=None):
+    out = []
+    for item in workloads:
+        wk = workload_kind(item.get("kind"))
+        namespace = item.get("namespace") or default_namespace
+        if not namespace or not item.get("name"):
+            raise PreflightError("Every workload needs kind, name and namespace; got %r." % (item,))
+        if wk.kind is k.DEPLOYMENT_CONFIG and not kube.has_api(k.DEPLOYMENT_CONFIG):
+            raise PreflightError("DeploymentConfig %s/%s: this cluster does not serve "
+                                 "apps.openshift.io/v1 DeploymentConfigs." % (namespace, item["name"]))
+        obj = kube.get(wk.kind, item["name"], namespace)
+        if obj is None:
+            raise PreflightError("%s not found. Check the name and namespace in workloads."
+                                 % k.describe(wk.kind, item["name"], namespace))
+        obj.setdefault("kind", wk.kind.kind)
+        out.append(obj)
+    return out
+
+
+def check_stoppable(obj):
+    """Refusals that must happen before any change."""
+    if obj["kind"] == "StatefulSet":
+        policy = (_spec(obj).get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled")
+        if policy == "Delete":
+            raise PreflightError(
+                "StatefulSet %s/%s has persistentVolumeClaimRetentionPolicy.whenScaled=Delete: scaling it "
+                "to 0 would delete its PVCs (and their data). Set whenScaled to Retain first (kubectl patch "
+                "statefulset %s -n %s --type merge -p '{\"spec\":{\"persistentVolumeClaimRetentionPolicy\":"
+                "{\"whenScaled\":\"Retain\"}}}'), or stop its pods another way."
+                % (obj["metadata"]["namespace"], obj["metadata"]["name"], obj["metadata"]["name"],
+                   obj["metadata"]["namespace"]),
+                workload=ref_of(obj))
+
+
+# ----------------------------------------------------------------------------- annotation
+def read_annotation(obj):
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_ORIGINAL)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("original"), dict) else None
+
+
+def annotation_value(original, pvcs, session_name):
+    return json.dumps({"original": original, "pvcs": sorted(pvcs or []), "session": session_name},
+                      sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- GitOps
+def _argo_apps(kube, obj):
+    meta = obj["metadata"]
+    wanted = set()
+    instance = (meta.get("labels") or {}).get(ARGO_INSTANCE_LABEL)
+    if instance:
+        wanted.add((None, instance))
+    tracking = (meta.get("annotations") or {}).get(ARGO_TRACKING)
+    if tracking:
+        app = tracking.split(":", 1)[0]
+        if "_" in app:  # apps in any namespace: <namespace>_<name>
+            wanted.add(tuple(app.split("_", 1)))
+        else:
+            wanted.add((None, app))
+    if not wanted:
+        return []
+    apps, _ = kube.list(k.ARGO_APPLICATION)
+    return [a for a in apps if (a["metadata"].get("namespace"), a["metadata"]["name"]) in wanted
+            or (None, a["metadata"]["name"]) in wanted]
+
+
+def _flux_objects(kube, obj):
+    labels = obj["metadata"].get("labels") or {}
+    out = []
+    for kind, name_label, ns_label in ((k.FLUX_KUSTOMIZATION, FLUX_KS_NAME, FLUX_KS_NAMESPACE),
+                                       (k.FLUX_HELM_RELEASE, FLUX_HR_NAME, FLUX_HR_NAMESPACE)):
+        if labels.get(name_label) and kube.has_api(kind):
+            found = kube.get(kind, labels[name_label], labels.get(ns_label) or obj["metadata"]["namespace"])
+            if found is not None:
+                found.setdefault("kind", kind.kind)
+                out.append(found)
+    return out
+
+
+def _keda_objects(kube, obj):
+    items, _ = kube.list(k.KEDA_SCALED_OBJECT, namespace=obj["metadata"]["namespace"])
+    out = []
+    for item in items:
+        target = _spec(item).get("scaleTargetRef") or {}
+        if target.get("name") == obj["metadata"]["name"] and (target.get("kind") or "Deployment") == obj["kind"]:
+            out.append(item)
+    return out
+
+
+def gitops_pauses(kube, workloads):
+    """[(action, kind, object, original, patch, workload ref label)] for the served GitOps APIs."""
+    plans, seen = [], set()
+    argo, keda = kube.has_api(k.ARGO_APPLICATION), kube.has_api(k.KEDA_SCALED_OBJECT)
+    for obj in workloads:
+        found = []
+        if argo:
+            found += [(ACTION_ARGOCD, k.ARGO_APPLICATION, a) for a in _argo_apps(kube, obj)]
+        found += [(ACTION_FLUX, k.KINDS_BY_NAME[f["kind"]], f) for f in _flux_objects(kube, obj)]
+        if keda:
+            found += [(ACTION_KEDA, k.KEDA_SCALED_OBJECT, s) for s in _keda_objects(kube, obj)]
+        for action, kind, item in found:
+            item.setdefault("kind", kind.kind)
+            key = item["metadata"]["uid"]
+            if key in seen:
+                continue
+            seen.add(key)
+            plans.append(dict(action=action, kind=kind, obj=item, workload=ref_label(ref_of(obj))))
+    return plans
+
+
+def gitops_current(action, obj):
+    annotations = obj["metadata"].get("annotations") or {}
+    if action == ACTION_ARGOCD:
+        return {"annotation": annotations.get(ARGO_SKIP)}
+    if action == ACTION_KEDA:
+        return {"annotation": annotations.get(KEDA_PAUSED)}
+    return {"suspend": bool(_spec(obj).get("suspend"))}
+
+
+def gitops_pause_patch(action):
+    if action == ACTION_ARGOCD:
+        return {"metadata": {"annotations": {ARGO_SKIP: "true"}}}
+    if action == ACTION_KEDA:
+        return {"metadata": {"annotations": {KEDA_PAUSED: "0"}}}
+    return {"spec": {"suspend": True}}
+
+
+def gitops_is_paused(action, obj):
+    current = gitops_current(action, obj)
+    if action == ACTION_ARGOCD:
+        return current["annotation"] == "true"
+    if action == ACTION_KEDA:
+        return current["annotation"] == "0"
+    return current["suspend"]
+
+
+def gitops_resume_patch(action, original):
+    if action == ACTION_ARGOCD:
+        return {"metadata": {"annotations": {ARGO_SKIP: original.get("annotation")}}}
+    if action == ACTION_KEDA:
+        return {"metadata": {"annotations": {KEDA_PAUSED: original.get("annotation")}}}
+    return {"spec": {"suspend": bool(original.get("suspend"))}}
+
+
+# ----------------------------------------------------------------------------- stop
+class Scaler(object):
+    """One workload_scale run. ``params`` are the module's options (plain dict)."""
+
+    def __init__(self, kube, velero_namespace, session_name=None, check_mode=False, warn=None):
+        self.kube = kube
+        self.velero_namespace = velero_namespace
+        self.session_name = session_name
+        self.check_mode = check_mode
+        self.warnings = []
+        self._warn = warn
+        self.session = None
+        if session_name:
+            self.session = sessions.require(kube, velero_namespace, session_name)
+
+    def warn(self, msg):
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            if self._warn:
+                self._warn(msg)
+
+    def _record(self, record_id):
+        if self.session is None:
+            return None
+        self.session = sessions.require(self.kube, self.velero_namespace, self.session_name)
+        return self.session.undo_record(record_id)
+
+    # -- targets ---------------------------------------------------------------
+    def targets_for_stop(self, workloads=None, namespace=None, pvcs=None):
+        found = []
+        if workloads:
+            found.extend(get_named(self.kube, workloads, namespace))
+        if pvcs:
+            if not namespace:
+                raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
+            discovered, warnings = discover(self.kube, namespace, pvcs)
+            found.extend(discovered)
+            for warning in warnings:
+                self.warn(warning)
+        unique = {}
+        for obj in found:
+            unique.setdefault(obj["metadata"]["uid"], obj)
+        return list(unique.values())
+
+    def stop(self, workloads=None, namespace=None, pvcs=None, pause_gitops=False):
+        if self.session is None:
+            raise PreflightError("state=stopped needs session: the original values are journaled there "
+                                 "before anything is changed.")
+        targets = self.targets_for_stop(workloads, namespace, pvcs)
+        for obj in targets:  # every refusal before the first change
+            check_stoppable(obj)
+        if not targets and pvcs:
+            self.warn("No workload mounts PVC(s) %s in namespace %s." % (", ".join(pvcs), namespace))
+        results, gitops = [], []
+        if pause_gitops:
+            for plan in gitops_pauses(self.kube, targets):
+                gitops.append(self._pause_gitops(plan))
+        for obj in targets:
+            results.append(self._stop_one(obj, pvcs))
+        return results, gitops
+
+    def _pause_gitops(self, plan):
+        action, kind, obj = plan["action"], plan["kind"], plan["obj"]
+        ref = ref_of(obj)
+        rid = sessions.undo_id(action, ref)
+        out = dict(ref, action=action, workload=plan["workload"])
+        if gitops_is_paused(action, obj):
+            out["result"] = "already_paused"
+            return out
+        original = gitops_current(action, obj)
+        out["original"] = original
+        out["result"] = "paused"
+        if self.check_mode:
+            return out
+        sessions.record_undo(self.kube, self.velero_namespace, self.session_name, action, ref, original)
+        self.kube.patch(kind, ref["name"], gitops_pause_patch(action), ref["namespace"])
+        sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
+                                 workloads=[plan["workload"]])
+        return out
+
+    def _stop_one(self, obj, pvcs):
+        wk = KINDS[obj["kind"]]
+        ref = ref_of(obj)
+        rid = sessions.undo_id(ACTION_SCALE, ref)
+        record = self._record(rid)
+        current = wk.current(obj)
+        out = dict(ref, current=current, before=current, original=None, action="stopped")
+        if record is not None and record["status"] != "reverted":
+            out["original"] = record["original"]
+            if wk.is_stopped(obj):
+                out["action"] = "already_stopped"
+                return out
+        elif wk.is_stopped(obj):
+            note = read_annotation(obj)
+            if note is None:
+                out.update(original=current, action="already_stopped")
+                self.warn("%s was already stopped before this run (no recorded original); start leaves it "
+                          "stopped." % ref_label(ref))
+                return out
+            out["original"] = note["original"]
+        else:
+            out["original"] = current
+        stop_patch = wk.stop(obj)
+        out["after"] = wk.current(_apply(obj, stop_patch))
+        if self.check_mode:
+            return out
+        # Record before mutate: the journal first, then the object (annotation + stop in one patch).
+        record = sessions.record_undo(self.kube, self.velero_namespace, self.session_name, ACTION_SCALE, ref,
+                                      out["original"])
+        if record.get("status") == "reverted":  # stopped again after a complete start: a new cycle
+            record["original"] = out["original"]
+            sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "recorded",
+                                     original=out["original"])
+        patch = copy.deepcopy(stop_patch)
+        patch.setdefault("metadata", {})["annotations"] = {
+            ANNOTATION_ORIGINAL: annotation_value(out["original"], pvcs, self.session_name)}
+        updated = self.kube.patch(wk.kind, ref["name"], patch, ref["namespace"])
+        sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
+                                 pvcs=sorted(pvcs or []))
+        out["current"] = wk.current(updated)
+        return out
+
+    # -- start -----------------------------------------------------------------
+    def targets_for_start(self, workloads=None, namespace=None, pvcs=None):
+        """(object, original or None) pairs: named, from the session's records, or from annotations."""
+        found = {}
+        if workloads:
+            for obj in get_named(self.kube, workloads, namespace):
+                found[obj["metadata"]["uid"]] = obj
+        if pvcs:
+            if not namespace:
+                raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
+            wanted = set(pvcs)
+            if self.session is not None:
+                for record in self.session.doc.get("undo") or []:
+                    target = record["target"]
+                    if (record["action"] == ACTION_SCALE and target.get("namespace") == namespace
+                            and wanted & set(record.get("pvcs") or [])):
+                        obj = self.kube.get(KINDS[target["kind"]].kind, target["name"], namespace)
+                        if obj is not None:
+                            obj.setdefault("kind", target["kind"])
+                            found.setdefault(obj["metadata"]["uid"], obj)
+            for wk in KINDS.values():
+                if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
+                    continue
+                items, _ = self.kube.list(wk.kind, namespace=namespace)
+                for obj in items:
+                    note = read_annotation(obj)
+                    if note and wanted & set(note.get("pvcs") or []):
+                        found.setdefault(obj["metadata"]["uid"], obj)
+            for sts in statefulsets_for_claims(self.kube, namespace, pvcs):
+                found.setdefault(sts["metadata"]["uid"], sts)
+        return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]))
+
+    def start(self, workloads=None, namespace=None, pvcs=None):
+        results = []
+        for obj in self.targets_for_start(workloads, namespace, pvcs):
+            results.append(self._start_one(obj))
+        gitops = self._resume_gitops(results)
+        return results, gitops
+
+    def _start_one(self, obj):
+        wk = KINDS[obj["kind"]]
+        ref = ref_of(obj)
+        rid = sessions.undo_id(ACTION_SCALE, ref)
+        record = self._record(rid)
+        note = read_annotation(obj)
+        current = wk.current(obj)
+        out = dict(ref, current=current, before=current, original=None, action="started")
+        if record is not None:
+            original = record["original"]
+        elif note is not None:
+            original = note["original"]
+        else:
+            out["action"] = "no_record"
+            self.warn("%s has no recorded original (session record or %s annotation); left as it is."
+                      % (ref_label(ref), ANNOTATION_ORIGINAL))
+            return out
+        out["original"] = original
+        done = record is not None and record["status"] == "reverted"
+        if done and note is None:
+            out["action"] = "already_started"
+            return out
+        patch = {"metadata": {"annotations": {ANNOTATION_ORIGINAL: None}}} if note is not None else {}
+        if wk.is_stopped(obj) and not done:
+            patch = _merge(patch, wk.start(obj, original))
+            out["after"] = wk.current(_apply(obj, patch))
+        elif not done and current == original:
+            out["action"] = "already_started"  # interrupted after the patch, before the journal
+        elif not done:
+            out["action"] = "left_changed"
+            self.warn("%s was changed by someone else while stopped (now %s, stopped value differs); left as "
+                      "it is." % (ref_label(ref), json.dumps(current, sort_keys=True)))
+        else:
+            out["action"] = "already_started"
+        if self.check_mode:
+            return out
+        if patch:
+            updated = self.kube.patch(wk.kind, ref["name"], patch, ref["namespace"])
+            out["current"] = wk.current(updated)
+        if record is not None and record["status"] != "reverted":
+            sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "reverted",
+                                     outcome=out["action"])
+        return out
+
+    def _resume_gitops(self, started):
+        if self.session is None:
+            return []
+        labels = set(ref_label(r) for r in started if r["action"] in ("started", "left_changed",
+                                                                        "already_started"))
+        out = []
+        for record in self.session.doc.get("undo") or []:
+            if record["action"] not in GITOPS_ACTIONS or record["status"] == "reverted":
+                continue
+            if not labels & set(record.get("workloads") or []):
+                continue
+            target = record["target"]
+            kind = k.KINDS_BY_NAME[target["kind"]]
+            item = dict(target, action=record["action"], original=record["original"], result="resumed")
+            obj = self.kube.get(kind, target["name"], target["namespace"]) if self.kube.has_api(kind) else None
+            if obj is None:
+                item["result"] = "gone"
+            elif not gitops_is_paused(record["action"], obj):
+                item["result"] = "left_changed"
+                self.warn("%s %s/%s is no longer paused by this session; left as it is."
+                          % (target["kind"], target["namespace"], target["name"]))
+            elif not self.check_mode:
+                self.kube.patch(kind, target["name"], gitops_resume_patch(record["action"], record["original"]),
+                                target["namespace"])
+            if not self.check_mode:
+                sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, record["id"],
+                                         "reverted")
+            out.append(item)
+        return out
+
+    # -- waits -----------------------------------------------------------------
+    def wait_stopped(self, targets, namespace=None, pvcs=None, timeout=600, on_progress=None):
+        """Until no non-terminal pod mounts the PVCs or belongs to the workloads. Returns pods waited."""
+        namespaces = set(t["namespace"] for t in targets)
+        if pvcs and namespace:
+            namespaces.add(namespace)
+        uids = set(t["uid"] for t in targets)
+        waited = set()
+        deadline = time.monotonic() + timeout
+        for ns in sorted(namespaces):
+            resolver = OwnerResolver(self.kube)
+            wanted = set(pvcs or []) if ns == namespace else set()
+
+            def predicate(pods, resolver=resolver, wanted=wanted, ns=ns):
+                pending = []
+                for pod in pods:
+                    if is_terminal(pod):
+                        continue
+                    if (wanted and wanted & set(claim_names(pod))) or (uids & resolver.uids(pod)):
+                        pending.append(pod_label(pod))
+                waited.update(pending)
+                return WaitState(not pending, pending,
+                                 progress="%d pod(s) in %s still running" % (len(pending), ns))
+
+            wait_for(self.kube, k.POD, predicate, namespace=ns, on_progress=on_progress,
+                     timeout=max(0, deadline - time.monotonic()),
+                     what="pods in namespace %s to stop" % ns)
+        return sorted(waited)
+
+    def wait_ready(self, targets, timeout=600, on_progress=None):
+        groups = {}
+        for t in targets:
+            groups.setdefault((t["kind"], t["namespace"]), set()).add(t["uid"])
+        deadline = time.monotonic() + timeout
+        for (kind_name, ns), uids in sorted(groups.items()):
+            wk = KINDS[kind_name]
+
+            def predicate(objs, wk=wk, uids=uids):
+                pending = ["%s %s/%s" % (wk.kind.kind, o["metadata"]["namespace"], o["metadata"]["name"])
+                           for o in objs if o["metadata"]["uid"] in uids and not wk.is_ready(o)]
+                return WaitState(not pending, pending, progress="%d %s(s) not ready" % (len(pending), kind_name))
+
+            wait_for(self.kube, wk.kind, predicate, namespace=ns, on_progress=on_progress,
+                     timeout=max(0, deadline - time.monotonic()),
+                     what="%ss in %s to be ready" % (kind_name, ns))
+
+
+def _merge(a, b):
+    out = copy.deepcopy(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _apply(obj, patch):
+    """A merge patch applied locally (for check mode and diffs)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(obj) if isinstance(obj, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _apply(result.get(key), value)
+    return result
+
+
+def scale(kube, params, check_mode=False, warn=None, on_progress=None):
+    """The whole of workload_scale: returns the module result (without the module)."""
+    state = params["state"]
+    scaler = Scaler(kube, params["velero_namespace"], params.get("session"), check_mode=check_mode, warn=warn)
+    pvcs = params.get("pvcs") or []
+    namespace = params.get("namespace")
+    if not params.get("workloads") and not pvcs:
+        raise PreflightError("Name the workloads (workloads) or the PVCs whose workloads to %s (namespace + pvcs)."
+                             % ("stop" if state == "stopped" else "start"))
+    if state == "stopped":
+        results, gitops = scaler.stop(params.get("workloads"), namespace, pvcs, params.get("pause_gitops"))
+    else:
+        results, gitops = scaler.start(params.get("workloads"), namespace, pvcs)
+    changed_actions = ("stopped", "started")
+    changed = any(r["action"] in changed_actions for r in results) or any(
+        g["result"] in ("paused", "resumed") for g in gitops)
+    pods_waited = []
+    if params.get("wait", True) and not check_mode:
+        if state == "stopped":
+            pods_waited = scaler.wait_stopped(results, namespace, pvcs, params.get("wait_timeout", 600),
+                                              on_progress)
+        else:
+            scaler.wait_ready([r for r in results if r["action"] in ("started", "already_started")],
+                              params.get("wait_timeout", 600), on_progress)
+    before, after = {}, {}
+    for r in results:
+        key = "%s/%s/%s" % (r["kind"], r["namespace"], r["name"])
+        if "after" in r:
+            before[key], after[key] = r["before"], r["after"]
+    workloads = [dict((key, r.get(key)) for key in ("kind", "namespace", "name", "uid", "original", "current",
+                                                    "action")) for r in results]
+    return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited,
+                warnings=scaler.warnings, diff=dict(before=before, after=after))
+

@@ -1,0 +1,380 @@
+import json
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import session as s
+from ansible_collections.velero.data_restore.plugins.module_utils import workloads as w
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from fake_kube import FakeKube
+
+VNS = "velero"
+NS = "shop"
+SESSION = "nightly"
+MUTATING = ("create", "patch", "update", "delete")
+
+
+def owner(obj, controller=True):
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": controller, "blockOwnerDeletion": True}
+
+
+def pod(name, claims, owner_obj=None, phase="Running", ns=NS):
+    meta = {"name": name, "namespace": ns}
+    if owner_obj is not None:
+        meta["ownerReferences"] = [owner(owner_obj)]
+    return {"metadata": meta,
+            "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                     "volumes": [{"name": "v%d" % i, "persistentVolumeClaim": {"claimName": c}}
+                                 for i, c in enumerate(claims)] + [{"name": "tmp", "emptyDir": {}}]},
+            "status": {"phase": phase}}
+
+
+def top_is_stopped(fk, obj):
+    """The chain of controllers of obj, stopped if any member is stopped."""
+    refs = (obj["metadata"].get("ownerReferences") or [])
+    for ref in refs:
+        if not ref.get("controller") or ref["kind"] not in w.KINDS:
+            continue
+        kind = w.KINDS[ref["kind"]].kind
+        parent = fk.find(kind, ref["name"], obj["metadata"].get("namespace"))
+        if parent is None:
+            return False
+        return w.KINDS[ref["kind"]].is_stopped(parent) or top_is_stopped(fk, parent)
+    return False
+
+
+def workload_controller(fk):
+    """Plays the ReplicaSet/StatefulSet/... controllers: removes pods of stopped workloads,
+    reports readiness of running ones."""
+    changed = False
+    for p in fk.all(k.POD):
+        if not w.is_terminal(p) and top_is_stopped(fk, p):
+            fk.remove(k.POD, p["metadata"]["name"], p["metadata"]["namespace"])
+            changed = True
+    for kind in (k.DEPLOYMENT, k.STATEFUL_SET, k.REPLICA_SET):
+        for obj in fk.all(kind):
+            want = obj["spec"].get("replicas", 1)
+            status = obj.get("status") or {}
+            if status.get("readyReplicas") != want or status.get("observedGeneration") is None:
+                def ready(o, want=want):
+                    o["status"] = {"readyReplicas": want, "replicas": want, "observedGeneration": 1}
+                fk.mutate(kind, obj["metadata"]["name"], obj["metadata"]["namespace"], ready)
+                changed = True
+    return changed
+
+
+@pytest.fixture
+def fk():
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
+                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+    s.ensure(fake, VNS, SESSION, mode="in_place")
+    fake.controllers.append(workload_controller)
+    return fake
+
+
+def deployment(fk, name="web", replicas=3, claim="data", labels=None, annotations=None):
+    dep = fk.add(k.DEPLOYMENT, {"metadata": {"name": name, "namespace": NS, "labels": labels or {},
+                                             "annotations": annotations or {}},
+                                "spec": {"replicas": replicas, "template": {"spec": {}}},
+                                "status": {"readyReplicas": replicas, "observedGeneration": 1}})
+    rs = fk.add(k.REPLICA_SET, {"metadata": {"name": name + "-5d9f", "namespace": NS,
+                                             "ownerReferences": [owner(dep)]},
+                                "spec": {"replicas": replicas},
+                                "status": {"readyReplicas": replicas, "observedGeneration": 1}})
+    for i in range(replicas):
+        fk.add(k.POD, pod("%s-5d9f-%d" % (name, i), [claim], rs))
+    return dep
+
+
+def statefulset(fk, name="db", replicas=3, when_scaled=None):
+    spec = {"replicas": replicas, "serviceName": name,
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}], "template": {"spec": {}}}
+    if when_scaled:
+        spec["persistentVolumeClaimRetentionPolicy"] = {"whenScaled": when_scaled, "whenDeleted": "Retain"}
+    sts = fk.add(k.STATEFUL_SET, {"metadata": {"name": name, "namespace": NS}, "spec": spec,
+                                  "status": {"readyReplicas": replicas, "observedGeneration": 1}})
+    for i in range(replicas):
+        fk.add(k.POD, pod("%s-%d" % (name, i), ["data-%s-%d" % (name, i)], sts))
+    return sts
+
+
+def params(**kw):
+    base = dict(state="stopped", velero_namespace=VNS, session=SESSION, namespace=NS, pvcs=[], workloads=None,
+                pause_gitops=False, wait=True, wait_timeout=30)
+    base.update(kw)
+    return base
+
+
+def record(fk, kind, name):
+    sess = s.require(fk, VNS, SESSION)
+    return sess.undo_record(s.undo_id("scale", {"kind": kind, "namespace": NS, "name": name}))
+
+
+# ----------------------------------------------------------------------------- owner chains
+def test_pod_replicaset_deployment_chain(fk):
+    dep = deployment(fk)
+    found, warnings = w.discover(fk, NS, ["data"])
+    assert [(o["kind"], o["metadata"]["uid"]) for o in found] == [("Deployment", dep["metadata"]["uid"])]
+    assert warnings == []
+
+
+def test_pod_statefulset_chain_and_claim_template_naming_when_scaled_to_zero(fk):
+    statefulset(fk, "db", 2)
+    fk.add(k.STATEFUL_SET, {"metadata": {"name": "cache", "namespace": NS},
+                            "spec": {"replicas": 0, "volumeClaimTemplates": [{"metadata": {"name": "store"}}]}})
+    found, _ = w.discover(fk, NS, ["data-db-1", "store-cache-4"])
+    assert sorted(o["metadata"]["name"] for o in found) == ["cache", "db"]
+    found, _ = w.discover(fk, NS, ["store-cache-x"])
+    assert found == []
+
+
+def test_pod_job_cronjob_chain_returns_cronjob_and_running_job(fk):
+    cj = fk.add(k.CRON_JOB, {"metadata": {"name": "report", "namespace": NS}, "spec": {"schedule": "* * * * *"}})
+    job = fk.add(k.JOB, {"metadata": {"name": "report-2911", "namespace": NS, "ownerReferences": [owner(cj)]},
+                         "spec": {"parallelism": 2}})
+    fk.add(k.POD, pod("report-2911-x", ["data"], job))
+    found, _ = w.discover(fk, NS, ["data"])
+    assert sorted(o["kind"] for o in found) == ["CronJob", "Job"]
+
+
+def test_pod_daemonset_chain_and_terminal_pods_ignored(fk):
+    ds = fk.add(k.DAEMON_SET, {"metadata": {"name": "agent", "namespace": NS}, "spec": {"template": {"spec": {}}}})
+    fk.add(k.POD, pod("agent-x", ["data"], ds))
+    dep = deployment(fk, "old", 1, claim="data")
+    fk.mutate(k.POD, "old-5d9f-0", NS, lambda p: p["status"].update(phase="Succeeded"))
+    found, _ = w.discover(fk, NS, ["data"])
+    assert [o["kind"] for o in found] == ["DaemonSet"]
+    assert dep["metadata"]["uid"] not in [o["metadata"]["uid"] for o in found]
+
+
+def test_deploymentconfig_only_when_api_exists():
+    fake = FakeKube()
+    dc = fake.add(k.DEPLOYMENT_CONFIG, {"metadata": {"name": "legacy", "namespace": NS}, "spec": {"replicas": 1}})
+    rc = fake.add(k.REPLICATION_CONTROLLER, {"metadata": {"name": "legacy-3", "namespace": NS,
+                                                          "ownerReferences": [owner(dc)]}, "spec": {"replicas": 1}})
+    fake.add(k.POD, pod("legacy-3-x", ["data"], rc))
+    assert [o["kind"] for o in w.discover(fake, NS, ["data"])[0]] == ["DeploymentConfig"]
+    fake.missing.add(k.DEPLOYMENT_CONFIG)
+    assert [o["kind"] for o in w.discover(fake, NS, ["data"])[0]] == ["ReplicationController"]
+
+
+def test_owner_uid_mismatch_stops_the_walk(fk):
+    dep = deployment(fk)
+    fk.remove(k.DEPLOYMENT, "web", NS)
+    fk.add(k.DEPLOYMENT, {"metadata": {"name": "web", "namespace": NS}, "spec": {"replicas": 1}})
+    found, _ = w.discover(fk, NS, ["data"])
+    assert [o["kind"] for o in found] == ["ReplicaSet"]
+    assert found[0]["metadata"]["uid"] != dep["metadata"]["uid"]
+
+
+def test_bare_pod_is_refused_with_a_fix(fk):
+    fk.add(k.POD, pod("debug", ["data"]))
+    with pytest.raises(PreflightError, match="has no controller"):
+        w.scale(fk, params(pvcs=["data"]))
+    assert fk.count("patch") == 0
+
+
+def test_foreign_controller_on_top_warns(fk):
+    dep = deployment(fk)
+    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["metadata"].update(ownerReferences=[
+        {"apiVersion": "example.com/v1", "kind": "Shop", "name": "shop", "uid": "u-1", "controller": True}]))
+    found, warnings = w.discover(fk, NS, ["data"])
+    assert found[0]["metadata"]["uid"] == dep["metadata"]["uid"]
+    assert "Shop shop" in warnings[0]
+
+
+# ----------------------------------------------------------------------------- stop / start
+def test_stop_records_before_patch_and_waits_until_pods_gone(fk):
+    deployment(fk)
+    before = len(fk.requests)
+    result = w.scale(fk, params(pvcs=["data"]))
+    assert result["changed"]
+    (item,) = result["workloads"]
+    assert item["action"] == "stopped" and item["original"] == {"replicas": 3} and item["current"] == {"replicas": 0}
+    requests = fk.requests[before:]
+    first_record = requests.index(("update", "ConfigMap"))
+    patch = requests.index(("patch", "Deployment"))
+    assert first_record < patch
+    rec = record(fk, "Deployment", "web")
+    assert rec["original"] == {"replicas": 3} and rec["status"] == "applied" and rec["pvcs"] == ["data"]
+    dep = fk.find(k.DEPLOYMENT, "web", NS)
+    note = json.loads(dep["metadata"]["annotations"][w.ANNOTATION_ORIGINAL])
+    assert note == {"original": {"replicas": 3}, "pvcs": ["data"], "session": SESSION}
+    assert fk.all(k.POD, NS) == []
+    assert len(result["pods_waited"]) == 3
+    assert result["diff"] == {"before": {"Deployment/shop/web": {"replicas": 3}},
+                              "after": {"Deployment/shop/web": {"replicas": 0}}}
+
+
+def test_stop_again_is_unchanged(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    # pods are gone: discovery must still find it by name
+    before = fk.count("patch")
+    result = w.scale(fk, params(workloads=[{"kind": "Deployment", "name": "web", "namespace": NS}]))
+    assert not result["changed"]
+    assert result["workloads"][0]["action"] == "already_stopped"
+    assert result["workloads"][0]["original"] == {"replicas": 3}
+    assert fk.count("patch") == before
+
+
+def test_start_restores_removes_annotation_marks_reverted(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    result = w.scale(fk, params(state="started", pvcs=["data"]))
+    assert result["changed"]
+    (item,) = result["workloads"]
+    assert item["action"] == "started" and item["current"] == {"replicas": 3}
+    dep = fk.find(k.DEPLOYMENT, "web", NS)
+    assert dep["spec"]["replicas"] == 3
+    assert w.ANNOTATION_ORIGINAL not in dep["metadata"]["annotations"]
+    assert record(fk, "Deployment", "web")["status"] == "reverted"
+    again = w.scale(fk, params(state="started", workloads=[{"kind": "Deployment", "name": "web"}]))
+    assert not again["changed"] and again["workloads"][0]["action"] == "already_started"
+
+
+def test_start_leaves_a_value_someone_else_changed(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"], wait=False))
+    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["spec"].update(replicas=2))
+    result = w.scale(fk, params(state="started", pvcs=["data"], wait=False))
+    assert result["workloads"][0]["action"] == "left_changed"
+    assert "changed by someone else" in result["warnings"][0]
+    dep = fk.find(k.DEPLOYMENT, "web", NS)
+    assert dep["spec"]["replicas"] == 2 and w.ANNOTATION_ORIGINAL not in dep["metadata"]["annotations"]
+    assert record(fk, "Deployment", "web")["status"] == "reverted"
+
+
+def test_start_without_session_uses_the_annotation(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    result = w.scale(fk, params(state="started", session=None, pvcs=["data"]))
+    assert result["workloads"][0]["action"] == "started"
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3
+
+
+def test_stop_needs_a_session(fk):
+    deployment(fk)
+    with pytest.raises(PreflightError, match="needs session"):
+        w.scale(fk, params(session=None, pvcs=["data"]))
+
+
+def test_statefulset_when_scaled_delete_is_refused_with_zero_mutations(fk):
+    deployment(fk)
+    statefulset(fk, "db", 1, when_scaled="Delete")
+    before = sum(fk.count(v) for v in MUTATING)
+    with pytest.raises(PreflightError, match="whenScaled=Delete"):
+        w.scale(fk, params(pvcs=["data", "data-db-0"]))
+    assert sum(fk.count(v) for v in MUTATING) == before
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3
+
+
+def test_statefulset_stop_and_start(fk):
+    statefulset(fk, "db", 3, when_scaled="Retain")
+    result = w.scale(fk, params(pvcs=["data-db-0", "data-db-1", "data-db-2"]))
+    assert [i["action"] for i in result["workloads"]] == ["stopped"]
+    assert fk.all(k.POD, NS) == []
+    result = w.scale(fk, params(state="started", pvcs=["data-db-0"]))
+    assert fk.find(k.STATEFUL_SET, "db", NS)["spec"]["replicas"] == 3
+    assert result["workloads"][0]["action"] == "started"
+
+
+@pytest.mark.parametrize("kind,body,stopped,original", [
+    (k.JOB, {"spec": {"parallelism": 4}, "status": {"active": 1}}, {"parallelism": 0}, {"parallelism": 4}),
+    (k.CRON_JOB, {"spec": {"schedule": "@daily"}}, {"suspend": True}, {"suspend": False}),
+    (k.DAEMON_SET, {"spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd"}}}},
+                    "status": {"desiredNumberScheduled": 0, "numberReady": 0, "updatedNumberScheduled": 0}},
+     {"nodeSelector": {"disk": "ssd", w.QUIESCE_NODE_SELECTOR: "true"}}, {"nodeSelector": {"disk": "ssd"}}),
+    (k.REPLICATION_CONTROLLER, {"spec": {"replicas": 2}, "status": {"readyReplicas": 2}}, {"replicas": 0},
+     {"replicas": 2}),
+])
+def test_each_kind_stops_and_starts(fk, kind, body, stopped, original):
+    obj = dict(body, metadata={"name": "x", "namespace": NS})
+    fk.add(kind, obj)
+    named = [{"kind": kind.kind, "name": "x", "namespace": NS}]
+    result = w.scale(fk, params(workloads=named))
+    assert result["workloads"][0]["original"] == original
+    assert result["workloads"][0]["current"] == stopped
+    assert w.KINDS[kind.kind].is_stopped(fk.find(kind, "x", NS))
+    result = w.scale(fk, params(state="started", workloads=named, wait=False))
+    assert result["workloads"][0]["current"] == original
+    assert not w.KINDS[kind.kind].is_stopped(fk.find(kind, "x", NS))
+
+
+def test_check_mode_reports_without_changing_or_recording(fk):
+    deployment(fk)
+    before = sum(fk.count(v) for v in MUTATING)
+    result = w.scale(fk, params(pvcs=["data"]), check_mode=True)
+    assert result["changed"] and result["workloads"][0]["action"] == "stopped"
+    assert result["diff"]["after"] == {"Deployment/shop/web": {"replicas": 0}}
+    assert sum(fk.count(v) for v in MUTATING) == before
+    assert record(fk, "Deployment", "web") is None
+
+
+def test_resume_of_interrupted_start_is_not_a_foreign_change(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    # start patched the object, then died before the journal said "reverted"
+    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: (o["spec"].update(replicas=3),
+                                                  o["metadata"]["annotations"].pop(w.ANNOTATION_ORIGINAL)))
+    result = w.scale(fk, params(state="started", workloads=[{"kind": "Deployment", "name": "web"}]))
+    assert result["workloads"][0]["action"] == "already_started" and result["warnings"] == []
+    assert record(fk, "Deployment", "web")["status"] == "reverted"
+
+
+# ----------------------------------------------------------------------------- GitOps
+def gitops_kube():
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG,))
+    s.ensure(fake, VNS, SESSION, mode="in_place")
+    fake.controllers.append(workload_controller)
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "argocd"}, "spec": {}})
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "other", "namespace": "argocd"}, "spec": {}})
+    fake.add(k.FLUX_KUSTOMIZATION, {"metadata": {"name": "apps", "namespace": "flux-system"},
+                                    "spec": {"suspend": False}})
+    fake.add(k.FLUX_HELM_RELEASE, {"metadata": {"name": "web", "namespace": NS}, "spec": {}})
+    fake.add(k.KEDA_SCALED_OBJECT, {"metadata": {"name": "web-scaler", "namespace": NS},
+                                    "spec": {"scaleTargetRef": {"name": "web"}}})
+    return fake
+
+
+def test_gitops_pauses_recorded_and_resumed():
+    fake = gitops_kube()
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps",
+                             w.FLUX_KS_NAMESPACE: "flux-system", w.FLUX_HR_NAME: "web",
+                             w.FLUX_HR_NAMESPACE: NS})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert sorted((g["kind"], g["name"], g["result"]) for g in result["gitops"]) == [
+        ("Application", "shop", "paused"), ("HelmRelease", "web", "paused"),
+        ("Kustomization", "apps", "paused"), ("ScaledObject", "web-scaler", "paused")]
+    app = fake.find(k.ARGO_APPLICATION, "shop", "argocd")
+    assert app["metadata"]["annotations"][w.ARGO_SKIP] == "true"
+    assert "annotations" not in fake.find(k.ARGO_APPLICATION, "other", "argocd")["metadata"]
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is True
+    assert fake.find(k.FLUX_HELM_RELEASE, "web", NS)["spec"]["suspend"] is True
+    assert fake.find(k.KEDA_SCALED_OBJECT, "web-scaler", NS)["metadata"]["annotations"][w.KEDA_PAUSED] == "0"
+    actions = set(r["action"] for r in s.require(fake, VNS, SESSION).doc["undo"])
+    assert actions == {"scale", "pause_argocd", "suspend_flux", "pause_keda"}
+
+    result = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert all(g["result"] == "resumed" for g in result["gitops"]) and len(result["gitops"]) == 4
+    assert w.ARGO_SKIP not in fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"]
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is False
+    assert w.KEDA_PAUSED not in fake.find(k.KEDA_SCALED_OBJECT, "web-scaler", NS)["metadata"]["annotations"]
+    assert all(r["status"] == "reverted" for r in s.require(fake, VNS, SESSION).doc["undo"])
+
+
+def test_argo_tracking_id_annotation_finds_app_in_any_namespace():
+    fake = gitops_kube()
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "team-a"}, "spec": {}})
+    deployment(fake, annotations={w.ARGO_TRACKING: "team-a_shop:apps/Deployment:shop/web"})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    argo = [g for g in result["gitops"] if g["kind"] == "Application"]
+    assert [(g["namespace"], g["name"]) for g in argo] == [("team-a", "shop")]
+
+
+def test_gitops_skipped_silently_when_apis_missing(fk):
+    deployment(fk, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps"})
+    result = w.scale(fk, params(pvcs=["data"], pause_gitops=True))
+    assert result["gitops"] == [] and result["warnings"] == []
+    assert result["workloads"][0]["action"] == "stopped"
