@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: workload_scale
+short_description: Stop and start the workloads that mount PVCs, recording their original values
+version_added: 0.1.0
+description:
+  - Stops workloads before their volumes' data is restored or swapped, and starts them again afterwards.
+  - Workloads are named in O(workloads), or discovered from PVCs (O(namespace) and O(pvcs)). Discovery
+    follows every non-terminal pod that mounts one of the PVCs up its controller ownerReferences to the
+    top controller (Pod, ReplicaSet, Deployment; Pod, StatefulSet; Pod, Job, CronJob; Pod, DaemonSet;
+    Pod, ReplicationController, DeploymentConfig when the OpenShift API is served). StatefulSets are also
+    found by their volumeClaimTemplates naming (C(<template>-<statefulset>-<ordinal>)), even when scaled to 0.
+  - Deployments, StatefulSets, ReplicaSets, ReplicationControllers and DeploymentConfigs are scaled to 0
+    replicas, Jobs get parallelism 0, CronJobs are suspended (and a Job they already started is stopped too),
+    DaemonSets get an unmatchable node selector C(data-restore.ansible/quiesced=true).
+  - Before changing a workload its original value is written into the session (undo record C(scale)) and
+    into the annotation C(data-restore.ansible/original) of the object.
+  - Starting restores the original only where the current value is still the stopped one; a value someone
+    else changed meanwhile is left alone and reported in RV(warnings).
+  - A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete) is refused before any change,
+    since scaling it to 0 would delete its PVCs.
+author:
+  - velero.data_restore contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - velero.data_restore.common
+  - velero.data_restore.common.wait
+attributes:
+  check_mode:
+    support: full
+    description: Reports the workloads that would be stopped or started and their values; nothing is changed or recorded.
+  diff_mode:
+    support: full
+    description: Shows the scaled fields (replicas, parallelism, suspend, nodeSelector) before and after.
+options:
+  state:
+    description:
+      - V(stopped) stops the workloads and, with O(wait), waits until no non-terminal pod mounts the PVCs
+        (or belongs to the named workloads).
+      - V(started) restores the recorded values and, with O(wait), waits until the workloads are ready.
+    type: str
+    choices: [stopped, started]
+    default: stopped
+  session:
+    description:
+      - Name of the restore session whose journal records the original values.
+      - Required with O(state=stopped). With O(state=started) and no session, the originals are read from
+        the C(data-restore.ansible/original) annotations.
+    type: str
+  workloads:
+    description: Workloads named explicitly.
+    type: list
+    elements: dict
+    suboptions:
+      kind:
+        description: Kind of the workload.
+        type: str
+        required: true
+        choices: [Deployment, StatefulSet, ReplicaSet, ReplicationController, DeploymentConfig, Job, CronJob,
+                  DaemonSet]
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the workload; defaults to O(namespace).
+        type: str
+  namespace:
+    description: Namespace of O(pvcs), and the default namespace of O(workloads).
+    type: str
+  pvcs:
+    description:
+      - Names of PVCs in O(namespace) whose workloads to stop or start.
+      - With O(state=started) the workloads are found from the session records, the
+        C(data-restore.ansible/original) annotations and the StatefulSet claim templates, since their pods are gone.
+    type: list
+    elements: str
+  pause_gitops:
+    description:
+      - Also pause what would scale the workloads back, where those APIs are served (silently skipped otherwise),
+        recording each pause in the session. Argo CD Applications owning a workload (label
+        C(app.kubernetes.io/instance) or annotation C(argocd.argoproj.io/tracking-id)) get the annotation
+        C(argocd.argoproj.io/skip-reconcile=true); Flux Kustomizations and HelmReleases named by the
+        C(kustomize.toolkit.fluxcd.io/*) and C(helm.toolkit.fluxcd.io/*) labels get C(spec.suspend=true);
+        KEDA ScaledObjects targeting a workload get C(autoscaling.keda.sh/paused-replicas=0).
+      - O(state=started) undoes the pauses recorded for the started workloads.
+    type: bool
+    default: false
+notes:
+  - A HorizontalPodAutoscaler does not scale a workload up from 0 replicas, so HPAs are left alone.
+  - A pod mounting a PVC without a controller cannot be stopped without deleting it; the module fails and
+    names it. A workload whose top controller is an operator's custom resource is stopped with a warning that
+    the operator may scale it back.
+  - Re-running is safe; an already stopped workload with a recorded original is reported unchanged.
+seealso:
+  - module: velero.data_restore.restore_session
+  - module: velero.data_restore.claim_patch
+"""
+
+EXAMPLES = r"""
+- name: Stop whatever mounts the PVCs to restore, pausing Argo CD / Flux / KEDA
+  velero.data_restore.workload_scale:
+    session: shop-rollback
+    namespace: shop
+    pvcs: [data-db-0, uploads]
+    pause_gitops: true
+    state: stopped
+
+- name: Start them again once the data is back
+  velero.data_restore.workload_scale:
+    session: shop-rollback
+    namespace: shop
+    pvcs: [data-db-0, uploads]
+    state: started
+
+- name: Stop named workloads without waiting
+  velero.data_restore.workload_scale:
+    session: shop-rollback
+    workloads:
+      - kind: CronJob
+        name: nightly-report
+        namespace: shop
+    wait: false
+"""
+
+RETURN = r"""
+workloads:
+  description: Every workload handled.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the workload.
+      type: str
+      sample: Deployment
+    namespace:
+      description: Namespace.
+      type: str
+      sample: shop
+    name:
+      description: Name.
+      type: str
+      sample: web
+    uid:
+      description: UID of the workload.
+      type: str
+    original:
+      description: "The recorded original value, e.g. C({replicas: 3})."
+      type: dict
+      sample: {replicas: 3}
+    current:
+      description: The value after the task.
+      type: dict
+      sample: {replicas: 0}
+    action:
+      description:
+        - What was done; V(stopped), V(already_stopped), V(started), V(already_started), V(left_changed)
+          (someone else changed it; left alone) or V(no_record) (nothing recorded to restore).
+      type: str
+      sample: stopped
+gitops:
+  description: GitOps objects paused or resumed (kind, namespace, name, action, result).
+  returned: always
+  type: list
+  elements: dict
+pods_waited:
+  description: Pods (namespace/name and uid) the task waited for to go away.
+  returned: always
+  type: list
+  elements: str
+warnings:
+  description: Things the task left alone or could not fully handle, with the reason.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.velero.data_restore.plugins.module_utils import workloads
+from ansible_collections.velero.data_restore.plugins.module_utils.module import WAIT_ARG_SPEC, run_module
+
+
+def run(module, kube):
+    result = workloads.scale(kube, module.params, check_mode=module.check_mode)
+    if not module._diff:
+        result.pop("diff", None)
+    return result
+
+
+def main():
+    spec = dict(
+        state=dict(type="str", default="stopped", choices=["stopped", "started"]),
+        session=dict(type="str"),
+        workloads=dict(type="list", elements="dict", options=dict(
+            kind=dict(type="str", required=True, choices=sorted(workloads.KINDS)),
+            name=dict(type="str", required=True),
+            namespace=dict(type="str"),
+        )),
+        namespace=dict(type="str"),
+        pvcs=dict(type="list", elements="str"),
+        pause_gitops=dict(type="bool", default=False),
+    )
+    spec.update(WAIT_ARG_SPEC)
+    run_module(spec, run, required_one_of=[("workloads", "pvcs")], required_by=dict(pvcs=["namespace"]))
+
+
+if __name__ == "__main__":
+    main()
