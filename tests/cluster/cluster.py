@@ -191,6 +191,8 @@ def _free_port() -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Like Go's listeners: connections in TIME_WAIT do not block a re-bind.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -273,12 +275,12 @@ def _start(name: str, argv: list[str], env: dict | None = None, cwd: Path | None
 _CHILDREN: dict[str, subprocess.Popen] = {}
 
 
-def _stop(name: str, timeout: float = 15.0) -> None:
+def _stop(name: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
     pid = _read_pid(name)
     if pid and _alive(pid):
         log(f"stopping {name} (pid {pid})")
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, sig)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -639,7 +641,8 @@ def _start_all(binary: Path) -> None:
 
 def _stop_all() -> None:
     for name in reversed(COMPONENTS):
-        _stop(name)
+        # kube-apiserver's graceful termination waits for open watches to drain.
+        _stop(name, timeout=5.0 if name == "apiserver" else 10.0)
     SIM_READY.unlink(missing_ok=True)
 
 
@@ -676,13 +679,16 @@ def stop_cluster(purge: bool = False) -> None:
             shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
-def restart_apiserver(timeout: float = 90) -> None:
-    """Kill and restart only kube-apiserver with its recorded argv; wait for /readyz."""
+def restart_apiserver(timeout: float = 90, graceful: bool = True) -> None:
+    """Kill and restart only kube-apiserver with its recorded argv; wait for /readyz.
+
+    graceful=True sends SIGTERM (SIGKILL after 5 s); graceful=False sends SIGKILL at once.
+    """
     with _lock():
         argv = _load_argv("apiserver")
         if not argv:
             raise ClusterError("no recorded apiserver argv; run `up` first")
-        _stop("apiserver")
+        _stop("apiserver", timeout=5.0, sig=signal.SIGTERM if graceful else signal.SIGKILL)
         port = _ports().get("apiserver")
         deadline = time.monotonic() + 30
         while port and not _port_free(port) and time.monotonic() < deadline:
@@ -718,7 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show what runs")
     sub.add_parser("env", help="print the export line")
     sub.add_parser("build", help="build (or locate) the cached binary and print its path")
-    sub.add_parser("restart-apiserver", help="restart kube-apiserver only")
+    r = sub.add_parser("restart-apiserver", help="restart kube-apiserver only")
+    r.add_argument("--kill", action="store_true", help="SIGKILL instead of a graceful SIGTERM")
     k = sub.add_parser("kubectl", help="run the built kubectl against the cluster")
     k.add_argument("args", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
@@ -739,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             print(build_binary())
         elif a.cmd == "restart-apiserver":
             t0 = time.monotonic()
-            restart_apiserver()
+            restart_apiserver(graceful=not a.kill)
             log(f"kube-apiserver restarted and ready in {time.monotonic() - t0:.1f}s")
         elif a.cmd == "kubectl":
             binary = build_binary()
