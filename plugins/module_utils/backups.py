@@ -1,0 +1,586 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Find Velero backups and describe their volumes (DESIGN.md §6 backup_info).
+
+Volume records come from the backup's ``<backup>-volumeinfo.json.gz`` (read through a
+DownloadRequest, so it works in a new cluster where only Backups and PodVolumeBackups were
+synced, contract §1.8 and §5), and else from the PodVolumeBackup/DataUpload objects of the
+backup (contract §1.3, §1.5). Each record says how the volume was backed up and by which
+restore modes it can be restored, or why it cannot.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import fnmatch
+import gzip
+import json
+import re
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ApiError,
+    DataRestoreError,
+    MissingApiError,
+    PreflightError,
+    WaitTimeout,
+)
+from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
+
+DEFAULT_PHASES = (v.BACKUP_COMPLETED,)
+# Seconds to wait for Velero to answer the DownloadRequest before using the custom resources.
+VOLUME_INFO_TIMEOUT = 30
+# Seconds for the HTTP download of the volume info document.
+DOWNLOAD_TIMEOUT = 60
+
+METHOD_FS = "fs"
+METHOD_DATA_MOVER = "data_mover"
+METHOD_CSI_SNAPSHOT = "csi_snapshot"
+METHOD_NATIVE_SNAPSHOT = "native_snapshot"
+METHOD_SKIPPED = "skipped"
+METHOD_UNKNOWN = "unknown"
+RESTORABLE_METHODS = (METHOD_FS, METHOD_DATA_MOVER)
+MODES = ("in_place", "replace")
+
+SOURCE_VOLUME_INFO = "volume_info"
+SOURCE_CUSTOM_RESOURCES = "custom_resources"
+
+
+class VolumeInfoAbsent(DataRestoreError):
+    """The backup has no volume info document (HTTP 404: made before Velero v1.13)."""
+
+
+# -- time -------------------------------------------------------------------------------------
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_time(value, option="time"):
+    """An aware datetime from an ISO 8601 string (date only = midnight UTC; no zone = UTC)."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if not _ISO.match(text):
+        raise PreflightError(
+            "%s=%r is not an ISO 8601 date or time; write it like 2026-11-24 or "
+            "2026-11-24T22:00:00Z." % (option, value))
+    text = text.replace(" ", "T")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    match = re.search(r"([+-])(\d{2})(\d{2})$", text)
+    if match and "T" in text:
+        text = text[:match.start()] + "%s%s:%s" % match.groups()
+    if "." in text:  # fromisoformat wants 3 or 6 fraction digits on older pythons
+        head, _, rest = text.partition(".")
+        digits = re.match(r"\d+", rest).group(0)
+        text = "%s.%s%s" % (head, (digits + "000000")[:6], rest[len(digits):])
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise PreflightError("%s=%r is not a valid date or time." % (option, value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def backup_time(backup):
+    """When the backup was taken: status.startTimestamp (kept by backup sync), else creation."""
+    return ((backup.get("status") or {}).get("startTimestamp")
+            or (backup.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+# -- backups ----------------------------------------------------------------------------------
+def includes_namespace(backup, namespace):
+    """Whether the backup covers ``namespace``: empty includedNamespaces or ``*`` mean all
+    (glob patterns honoured), and excludedNamespaces win (Backup spec, contract §1.2)."""
+    spec = backup.get("spec") or {}
+    included = spec.get("includedNamespaces") or []
+    excluded = spec.get("excludedNamespaces") or []
+    if included and not any(fnmatch.fnmatchcase(namespace, p) for p in included):
+        return False
+    return not any(fnmatch.fnmatchcase(namespace, p) for p in excluded)
+
+
+def summary(backup):
+    """The backup record modules return (without volumes)."""
+    meta = backup.get("metadata") or {}
+    spec = backup.get("spec") or {}
+    status = backup.get("status") or {}
+    labels = meta.get("labels") or {}
+    return {
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "uid": meta.get("uid"),
+        "phase": status.get("phase") or v.BACKUP_NEW,
+        "created": meta.get("creationTimestamp"),
+        "started": status.get("startTimestamp"),
+        "completed": status.get("completionTimestamp"),
+        "expiration": status.get("expiration"),
+        "storage_location": spec.get("storageLocation") or labels.get(v.LABEL_STORAGE_LOCATION),
+        "included_namespaces": list(spec.get("includedNamespaces") or []),
+        "excluded_namespaces": list(spec.get("excludedNamespaces") or []),
+        "labels": dict(labels),
+        "schedule": labels.get(v.LABEL_SCHEDULE_NAME),
+        "snapshot_move_data": bool(spec.get("snapshotMoveData")),
+        "data_mover": spec.get("datamover") or "",
+        "default_volumes_to_fs_backup": spec.get("defaultVolumesToFsBackup"),
+        "csi_snapshot_timeout": spec.get("csiSnapshotTimeout") or v.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
+        "errors": status.get("errors") or 0,
+        "warnings_count": status.get("warnings") or 0,
+        "failure_reason": status.get("failureReason"),
+        "volumes": None,
+        "volume_source": None,
+        "warnings": [],
+    }
+
+
+def _check_list(value, option):
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise PreflightError("%s must be a non-empty list (got %r); leave it unset for no filter."
+                             % (option, value))
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise PreflightError("%s must hold non-empty strings (got %r)." % (option, item))
+    return list(value)
+
+
+def _selector(schedule, label_selectors):
+    terms = []
+    if schedule:
+        terms.append("%s=%s" % (v.LABEL_SCHEDULE_NAME, v.get_valid_name(schedule)))
+    terms.extend(s.strip() for s in label_selectors or [])
+    return ",".join(terms) or None
+
+
+def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selectors=None,
+         namespace=None, phases=None, created_before=None, created_after=None, volumes=None,
+         volume_info_timeout=VOLUME_INFO_TIMEOUT, fetch=None):
+    """Backups matching the filters, newest first; returns {backups, warnings}.
+
+    ``phases`` defaults to [Completed], or to any phase when ``name`` is given. Volume records
+    are read only when ``volumes`` is true (default: true with ``name`` or ``latest``), one
+    PodVolumeBackup list and at most one DownloadRequest per returned backup.
+    """
+    label_selectors = _check_list(label_selectors, "label_selectors")
+    phases = _check_list(phases, "phases")
+    if phases:
+        unknown = [p for p in phases if p not in v.BACKUP_PHASES]
+        if unknown:
+            raise PreflightError("phases %s are not Velero backup phases; use some of %s."
+                                 % (", ".join(unknown), ", ".join(v.BACKUP_PHASES)))
+    elif not name:
+        phases = list(DEFAULT_PHASES)
+    before = parse_time(created_before, "created_before")
+    after = parse_time(created_after, "created_after")
+    if before and after and after >= before:
+        raise PreflightError("created_after (%s) must be earlier than created_before (%s)."
+                             % (created_after, created_before))
+    if namespace is not None and not names.is_dns1123_label(namespace):
+        raise PreflightError("namespace %r is not a valid namespace name (DNS-1123 label)." % namespace)
+    if volumes is None:
+        volumes = bool(name or latest)
+    v.require_velero(kube, (k.BACKUP,))
+
+    selector = _selector(schedule, label_selectors)
+    if name:
+        if selector:  # the server applies the selector (set-based terms included)
+            candidates, _ = kube.list(k.BACKUP, namespace=velero_ns, label_selector=selector,
+                                      field_selector="metadata.name=%s" % name)
+        else:
+            found = kube.get(k.BACKUP, name, velero_ns)
+            candidates = [found] if found else []
+    else:
+        candidates, _ = kube.list(k.BACKUP, namespace=velero_ns, label_selector=selector)
+
+    selected = []
+    for backup in candidates:
+        phase = (backup.get("status") or {}).get("phase") or v.BACKUP_NEW
+        if phases and phase not in phases:
+            continue
+        if namespace and not includes_namespace(backup, namespace):
+            continue
+        if before or after:
+            stamp = parse_time(backup_time(backup), "backup time") if backup_time(backup) else None
+            if stamp is None or (before and stamp >= before) or (after and stamp < after):
+                continue
+        selected.append(backup)
+    selected.sort(key=lambda b: (backup_time(b), b["metadata"]["name"]), reverse=True)
+    if latest:
+        selected = selected[:1]
+
+    records = [summary(b) for b in selected]
+    warnings = []
+    if volumes:
+        for backup, record in zip(selected, records):
+            vols, source, warns = volume_records(kube, velero_ns, backup, timeout=volume_info_timeout,
+                                                 fetch=fetch)
+            record["volumes"], record["volume_source"], record["warnings"] = vols, source, warns
+            warnings.extend("%s: %s" % (record["name"], w) for w in warns)
+    return {"backups": records, "warnings": warnings}
+
+
+def get(kube, velero_ns, name):
+    """The Backup object; PreflightError naming the fix when it does not exist."""
+    v.require_velero(kube, (k.BACKUP,))
+    backup = kube.get(k.BACKUP, name, velero_ns)
+    if backup is None:
+        raise PreflightError(
+            "Backup %s/%s not found. List the backups with velero.data_restore.backup_info (or "
+            "'velero backup get'); in a new cluster wait until Velero has synced the backups of the "
+            "BackupStorageLocation, and check velero_namespace." % (velero_ns, name),
+            backup=name)
+    return backup
+
+
+# -- volume records ---------------------------------------------------------------------------
+def new_record(**fields):
+    record = {
+        "source_namespace": None,
+        "source_pvc": None,
+        "source_pv": None,
+        "pod_namespace": None,
+        "pod_name": None,
+        "pod_volume": None,
+        "method": METHOD_UNKNOWN,
+        "snapshot_id": None,
+        "snapshot_size": None,
+        "uploader_type": None,
+        "data_mover": None,
+        "backup_storage_location": None,
+        "volume_mode": None,
+        "storage_class": None,
+        "node_os": "",
+        "operation_timeout": None,
+        "phase": None,
+        "result": None,
+        "skipped_reason": None,
+        "origin": None,
+        "restorable_by": [],
+        "reason": None,
+    }
+    record.update(fields)
+    return record
+
+
+def assess(record):
+    """Set ``restorable_by`` (modes) and ``reason`` (why none, or the restriction)."""
+    method = record["method"]
+    where = "%s/%s" % (record.get("source_namespace"), record.get("source_pvc") or record.get("pod_volume"))
+    modes, reason = [], None
+    if method == METHOD_SKIPPED:
+        reason = ("Velero skipped volume %s at backup time (%s): there is no data to restore."
+                  % (where, record.get("skipped_reason") or "no reason given"))
+    elif method == METHOD_NATIVE_SNAPSHOT:
+        reason = ("volume %s was backed up as a native (storage provider) snapshot: Velero's node-agent "
+                  "cannot restore it data-only. Restore the claim with a Velero Restore (or from the "
+                  "provider snapshot), or back up with file-system backup or the data mover "
+                  "(snapshotMoveData: true)." % where)
+    elif method == METHOD_CSI_SNAPSHOT:
+        reason = ("volume %s was backed up as a CSI snapshot without data movement: the node-agent "
+                  "cannot restore it data-only. Restore the claim with a Velero Restore or create a "
+                  "claim from the VolumeSnapshot, or back up with snapshotMoveData: true or file-system "
+                  "backup." % where)
+    elif method not in RESTORABLE_METHODS:
+        reason = "volume %s has an unknown backup method; it cannot be restored data-only." % where
+    elif (record.get("uploader_type") or "") == v.UPLOADER_RESTIC:
+        reason = ("volume %s was uploaded with restic: current Velero node-agents accept only kopia "
+                  "(restic support was removed), so no PodVolumeRestore can read it. Restore it with a "
+                  "Velero version that still supports restic, or take a new kopia backup." % where)
+    elif record.get("result") == "failed" or (record.get("phase") not in (None, "", v.PHASE_COMPLETED)):
+        reason = ("the backup of volume %s did not complete (phase %s, result %s): its snapshot cannot be "
+                  "trusted. Pick another backup." % (where, record.get("phase") or "-",
+                                                      record.get("result") or "-"))
+    elif not record.get("snapshot_id"):
+        reason = ("volume %s has an empty snapshot id (it was empty at backup time, or its upload did "
+                  "not finish); Velero itself skips such volumes on restore. Leave it out." % where)
+    elif not record.get("source_pvc"):
+        reason = ("pod volume %s of pod %s/%s is not a PersistentVolumeClaim: data-only restores target "
+                  "claims. Leave it out." % (record.get("pod_volume"), record.get("pod_namespace"),
+                                             record.get("pod_name")))
+    elif method == METHOD_DATA_MOVER and (record.get("data_mover") or "") not in v.BUILTIN_DATA_MOVERS:
+        reason = ("volume %s was moved by data mover %r: Velero's node-agent only serves the built-in "
+                  "one (\"\" or velero), a DataDownload for it would be ignored." % (where, record["data_mover"]))
+    elif method == METHOD_DATA_MOVER and record.get("volume_mode") == "Block":
+        modes = ["replace"]
+        reason = ("Block-mode data-mover snapshot: it is restored by a DataDownload into a new claim, "
+                  "so only mode=replace works.")
+    else:
+        modes = list(MODES)
+    record["restorable_by"] = modes
+    record["reason"] = reason
+    return record
+
+
+def _int(value):
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def from_volume_info(entry, backup):
+    """A volume record from one BackupVolumeInfo entry (contract §5)."""
+    spec = backup.get("spec") or {}
+    record = new_record(
+        source_namespace=entry.get("pvcNamespace") or None,
+        source_pvc=entry.get("pvcName") or None,
+        source_pv=entry.get("pvName") or None,
+        backup_storage_location=spec.get("storageLocation"),
+        operation_timeout=spec.get("csiSnapshotTimeout") or v.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
+        result=entry.get("result") or None,
+        origin=SOURCE_VOLUME_INFO,
+    )
+    method = entry.get("backupMethod") or ""
+    if entry.get("skipped"):
+        record.update(method=METHOD_SKIPPED, skipped_reason=entry.get("skippedReason"))
+    elif method == v.VI_POD_VOLUME_BACKUP:
+        pvb = entry.get("pvbInfo") or {}
+        record.update(
+            method=METHOD_FS, snapshot_id=pvb.get("snapshotHandle") or None,
+            snapshot_size=_int(pvb.get("size")), uploader_type=pvb.get("uploaderType") or "",
+            pod_namespace=pvb.get("podNamespace") or None, pod_name=pvb.get("podName") or None,
+            pod_volume=pvb.get("volumeName") or None, phase=pvb.get("Phase") or None,
+            volume_mode="Filesystem")
+        record["source_namespace"] = record["source_namespace"] or record["pod_namespace"]
+    elif method == v.VI_CSI_SNAPSHOT and entry.get("snapshotDataMoved"):
+        dm = entry.get("snapshotDataMovementInfo") or {}
+        record.update(
+            method=METHOD_DATA_MOVER, snapshot_id=dm.get("snapshotHandle") or None,
+            snapshot_size=_int(dm.get("size")), uploader_type=dm.get("uploaderType") or v.UPLOADER_KOPIA,
+            data_mover=dm.get("dataMover") or "", phase=dm.get("Phase") or None)
+    elif method == v.VI_CSI_SNAPSHOT:
+        csi = entry.get("csiSnapshotInfo") or {}
+        record.update(method=METHOD_CSI_SNAPSHOT, snapshot_id=csi.get("snapshotHandle") or None,
+                      snapshot_size=_int(csi.get("size")))
+    elif method == v.VI_NATIVE_SNAPSHOT:
+        native = entry.get("nativeSnapshotInfo") or {}
+        record.update(method=METHOD_NATIVE_SNAPSHOT, snapshot_id=native.get("snapshotHandle") or None,
+                      phase=native.get("Phase") or None)
+    return record
+
+
+def from_pod_volume_backup(pvb, backup):
+    """A volume record from a PodVolumeBackup (contract §1.3)."""
+    meta = pvb.get("metadata") or {}
+    spec = pvb.get("spec") or {}
+    status = pvb.get("status") or {}
+    pod = spec.get("pod") or {}
+    return new_record(
+        source_namespace=pod.get("namespace"),
+        source_pvc=(meta.get("annotations") or {}).get(v.ANNOTATION_PVC_NAME) or None,
+        pod_namespace=pod.get("namespace"), pod_name=pod.get("name"), pod_volume=spec.get("volume"),
+        method=METHOD_FS, snapshot_id=status.get("snapshotID") or None,
+        snapshot_size=_int((status.get("progress") or {}).get("totalBytes")),
+        uploader_type=spec.get("uploaderType") or "",
+        backup_storage_location=(backup.get("spec") or {}).get("storageLocation")
+        or spec.get("backupStorageLocation"),
+        volume_mode="Filesystem",  # Block volumes are never file-system backed up (contract §1.3)
+        operation_timeout=(backup.get("spec") or {}).get("csiSnapshotTimeout") or v.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
+        phase=status.get("phase") or v.PHASE_NEW, origin="podvolumebackup",
+    )
+
+
+def from_data_upload(du, backup):
+    """A volume record from a DataUpload (contract §1.5; exists only in the original cluster)."""
+    spec = du.get("spec") or {}
+    status = du.get("status") or {}
+    return new_record(
+        source_namespace=spec.get("sourceNamespace"), source_pvc=spec.get("sourcePVC"),
+        method=METHOD_DATA_MOVER, snapshot_id=status.get("snapshotID") or None,
+        snapshot_size=_int((status.get("progress") or {}).get("totalBytes")),
+        uploader_type=v.UPLOADER_KOPIA, data_mover=spec.get("datamover") or "",
+        backup_storage_location=(backup.get("spec") or {}).get("storageLocation")
+        or spec.get("backupStorageLocation"),
+        storage_class=(spec.get("csiSnapshot") or {}).get("storageClass") or None,
+        node_os=status.get("nodeOS") or "",
+        operation_timeout=spec.get("operationTimeout") or (backup.get("spec") or {}).get("csiSnapshotTimeout")
+        or v.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
+        phase=status.get("phase") or v.PHASE_NEW, origin="dataupload",
+    )
+
+
+def _belongs(obj, backup_name):
+    """Guard against GetValidName collisions of long backup names."""
+    tags = (obj.get("spec") or {}).get("tags") or {}
+    if tags.get("backup"):
+        return tags["backup"] == backup_name
+    owners = [o.get("name") for o in (obj.get("metadata") or {}).get("ownerReferences") or []
+              if o.get("kind") == "Backup"]
+    return not owners or backup_name in owners
+
+
+def _list_for_backup(kube, kind, velero_ns, backup_name):
+    items, _ = kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(backup_name))
+    return [i for i in items if _belongs(i, backup_name)]
+
+
+def _sort_key(record):
+    return (record.get("source_namespace") or "", record.get("source_pvc") or "",
+            record.get("pod_name") or "", record.get("pod_volume") or "")
+
+
+def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None):
+    """(records, source, warnings) for one Backup object."""
+    name = backup["metadata"]["name"]
+    warnings = []
+    pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
+    dus = []
+    if kube.has_api(k.DATA_UPLOAD):
+        dus = _list_for_backup(kube, k.DATA_UPLOAD, velero_ns, name)
+    dus_by_pvc = dict(((d["spec"].get("sourceNamespace"), d["spec"].get("sourcePVC")), d)
+                      for d in dus if d.get("spec"))
+
+    entries = None
+    try:
+        entries = read_volume_info(kube, velero_ns, name, timeout=timeout, fetch=fetch)
+    except VolumeInfoAbsent as exc:
+        warnings.append(exc.msg)
+    except DataRestoreError as exc:
+        warnings.append(exc.msg)
+
+    if entries is not None:
+        records = [from_volume_info(e, backup) for e in entries if isinstance(e, dict)]
+        for record in records:  # the DataUpload (original cluster) knows nodeOS and the class
+            du = dus_by_pvc.get((record["source_namespace"], record["source_pvc"]))
+            if du is not None and record["method"] == METHOD_DATA_MOVER:
+                extra = from_data_upload(du, backup)
+                record["node_os"] = extra["node_os"]
+                record["storage_class"] = record["storage_class"] or extra["storage_class"]
+                if not record["data_mover"]:
+                    record["data_mover"] = extra["data_mover"]
+        source = SOURCE_VOLUME_INFO
+    else:
+        records = [from_pod_volume_backup(p, backup) for p in pvbs]
+        records += [from_data_upload(d, backup) for d in dus]
+        source = SOURCE_CUSTOM_RESOURCES
+        warnings.append(
+            "volume records were built from %d PodVolumeBackup and %d DataUpload object(s): native and "
+            "CSI snapshots are not listed, and data-mover volumes are missing in a cluster the backup was "
+            "synced into (DataUploads are not synced)." % (len(pvbs), len(dus)))
+    for record in records:
+        assess(record)
+    records.sort(key=_sort_key)
+    return records, source, warnings
+
+
+# -- volume info through a DownloadRequest (contract §1.8) -------------------------------------
+def redact_url(url):
+    """scheme://host/… — the only part of a pre-signed URL that may ever be shown."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*)", url or "")
+    return "%s/<redacted>" % (match.group(1) if match else "<url>")
+
+
+def scrub(text, url):
+    """Remove a signed URL (and its query string) from a message."""
+    text = str(text)
+    if url:
+        text = text.replace(url, redact_url(url))
+        query = url.partition("?")[2]
+        if query:
+            text = text.replace(query, "<redacted>")
+        path = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", "", url).partition("?")[0]
+        if len(path) > 1:
+            text = text.replace(path, "/<redacted>")
+    return text
+
+
+def http_get(url, timeout=DOWNLOAD_TIMEOUT):
+    """Download ``url`` with urllib; never lets the URL into a message."""
+    from urllib.error import HTTPError, URLError
+    from urllib.request import urlopen
+
+    try:
+        response = urlopen(url, timeout=timeout)
+        try:
+            return response.read()
+        finally:
+            response.close()
+    except HTTPError as exc:
+        if exc.code == 404:
+            raise VolumeInfoAbsent("404")
+        raise DataRestoreError("HTTP %s from %s" % (exc.code, redact_url(url)))
+    except (URLError, OSError, ValueError) as exc:
+        raise DataRestoreError("download from %s failed: %s" % (redact_url(url), scrub(exc, url)))
+
+
+def decode_volume_info(data):
+    """The BackupVolumeInfo list from the (gzip) JSON document."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    doc = json.loads(data.decode("utf-8"))
+    if not isinstance(doc, list):
+        raise DataRestoreError("the volume info document is not a JSON list")
+    return doc
+
+
+def download_request_body(velero_ns, backup_name):
+    prefix = names.sanitize(backup_name)[:40].rstrip("-")
+    return {
+        "apiVersion": k.DOWNLOAD_REQUEST.api_version,
+        "kind": k.DOWNLOAD_REQUEST.kind,
+        "metadata": {
+            "generateName": "%s-volumeinfo-" % prefix,
+            "namespace": velero_ns,
+            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_ROLE: "volume-info"},
+        },
+        "spec": {"target": {"kind": v.DOWNLOAD_TARGET_VOLUME_INFO, "name": backup_name}},
+    }
+
+
+def read_volume_info(kube, velero_ns, backup_name, timeout=VOLUME_INFO_TIMEOUT, fetch=None):
+    """Entries of ``<backup>-volumeinfo.json.gz``.
+
+    Creates a DownloadRequest in the Velero namespace (contract §7.1), waits (watch) until
+    Velero sets ``status.phase=Processed`` and the URL, downloads and decodes the document, and
+    deletes the request. Raises VolumeInfoAbsent (404) or DataRestoreError with a redacted message.
+    """
+    fetch = fetch or http_get
+    try:
+        request = kube.create(k.DOWNLOAD_REQUEST, download_request_body(velero_ns, backup_name), velero_ns)
+    except MissingApiError:
+        raise DataRestoreError("volume info not read: the cluster does not serve DownloadRequests")
+    except ApiError as exc:
+        raise DataRestoreError("volume info not read: cannot create a DownloadRequest (%s)" % exc.msg)
+    req_name = request["metadata"]["name"]
+    try:
+        def processed(objects):
+            for obj in objects:
+                status = obj.get("status") or {}
+                if status.get("phase") == v.DOWNLOAD_PROCESSED and status.get("downloadURL"):
+                    return WaitState(True)
+            return WaitState(False, pending=["DownloadRequest %s/%s" % (velero_ns, req_name)])
+
+        try:
+            objects = wait_for(kube, k.DOWNLOAD_REQUEST, processed, namespace=velero_ns,
+                               field_selector="metadata.name=%s" % req_name, timeout=timeout,
+                               what="DownloadRequest %s/%s" % (velero_ns, req_name))
+        except WaitTimeout:
+            raise DataRestoreError(
+                "volume info not read: Velero did not process DownloadRequest %s/%s within %ss (is the "
+                "Velero server running, and BackupStorageLocation of the backup present?)"
+                % (velero_ns, req_name, timeout))
+        url = [o["status"]["downloadURL"] for o in objects
+               if (o.get("status") or {}).get("downloadURL")][0]
+        try:
+            data = fetch(url)
+        except VolumeInfoAbsent:
+            raise VolumeInfoAbsent(
+                "backup %s has no volume info document (HTTP 404; backups made before Velero v1.13 have "
+                "none)" % backup_name)
+        except DataRestoreError as exc:
+            raise DataRestoreError("volume info not read: %s" % scrub(exc.msg, url))
+        try:
+            return decode_volume_info(data)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataRestoreError("volume info of backup %s is not gzip JSON: %s" % (backup_name, exc))
+    finally:
+        try:
+            kube.delete(k.DOWNLOAD_REQUEST, req_name, velero_ns)
+        except ApiError:
+            pass  # Velero deletes expired requests itself (contract §1.8)

@@ -1,0 +1,566 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The validated restore plan: backup volumes x target claims (DESIGN.md §4.1, §5.1).
+
+Every preflight rule of the collection lives here, once. ``build`` only reads the cluster
+(the one exception: reading a backup's volume info creates and deletes a transient
+DownloadRequest, and only when the caller did not pass the volume records). All problems
+found are reported together in one PreflightError, each naming the cause and the fix.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+
+from ansible_collections.velero.data_restore.plugins.module_utils import backups
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ForbiddenError,
+    MissingApiError,
+    PreflightError,
+)
+
+MODES = ("in_place", "replace")
+MI = 1024 * 1024
+RESTORE_VIA_PVR = "pod_volume_restore"
+RESTORE_VIA_DD = "data_download"
+# Session states in which a session no longer holds its claims.
+FINISHED_SESSION_STATES = ("completed", "rolled_back", "failed")
+SESSION_DATA_KEY = "session.json"
+
+NOTE_IN_PLACE_STALE_FILES = (
+    "In-place restore: Kopia overwrites the files of the backup but never deletes files that were "
+    "created after the backup, so they stay in the volume. Use mode=replace for an exact copy of the "
+    "backup.")
+NOTE_REPLACE_RETAIN = (
+    "Replace: the original volumes are set to Retain and kept for rollback until cleanup is asked for.")
+
+_SUFFIXES = {
+    "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4, "Pi": 1024 ** 5, "Ei": 1024 ** 6,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+    "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18,
+}
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def quantity_bytes(quantity):
+    """Bytes of a Kubernetes quantity ("10Gi", "500M", "1e9"), rounded up; None if unset/invalid."""
+    if quantity in (None, ""):
+        return None
+    if isinstance(quantity, int):
+        return quantity
+    match = _QUANTITY.match(str(quantity).strip())
+    if not match:
+        return None
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation:
+        return None
+    suffix = match.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        value = number * (Decimal(10) ** int(suffix[1:]))
+    else:
+        value = number * Decimal(_SUFFIXES[suffix])
+    whole = int(value)
+    return whole + 1 if value > whole else whole
+
+
+def mi_ceil(size):
+    return -(-int(size) // MI)
+
+
+class Problems(object):
+    """Collects preflight problems so the user sees all of them at once."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, msg):
+        if msg not in self.items:
+            self.items.append(msg)
+
+    def raise_if_any(self, context):
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            msg = "Preflight failed (%s): %s" % (context, self.items[0])
+        else:
+            msg = "Preflight failed (%s) with %d problems: %s" % (
+                context, len(self.items), " ".join("(%d) %s" % (i + 1, p) for i, p in enumerate(self.items)))
+        raise PreflightError(msg, problems=list(self.items))
+
+
+# -- options -------------------------------------------------------------------------------------
+def _is_str(value):
+    return isinstance(value, str) and bool(value.strip())
+
+
+def validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
+                     volume_selector, storage_class_map, allow_partially_failed, session):
+    """Malformed options; raises PreflightError before any API call."""
+    p = Problems()
+    if mode not in MODES:
+        p.add("mode=%r is not one of %s." % (mode, ", ".join(MODES)))
+    if isinstance(backup, dict):
+        if not _is_str(backup.get("name")):
+            p.add("backup is a dict without a name: pass the record returned by "
+                  "velero.data_restore.backup_info (backups[0]) or a backup name.")
+    elif not _is_str(backup):
+        p.add("backup must be a backup name or a record returned by velero.data_restore.backup_info "
+              "(got %r)." % (backup,))
+    for option, value in (("source_namespace", source_namespace), ("target_namespace", target_namespace)):
+        if value is not None and not names.is_dns1123_label(value):
+            p.add("%s=%r is not a valid namespace name (DNS-1123 label: lowercase letters, digits and "
+                  "'-', at most 63 characters)." % (option, value))
+    if target_namespace is not None and namespace_mapping is not None:
+        p.add("target_namespace and namespace_mapping are mutually exclusive; use one.")
+    if namespace_mapping is not None:
+        if not isinstance(namespace_mapping, dict) or not namespace_mapping:
+            p.add("namespace_mapping must be a non-empty dict {source namespace: target namespace} "
+                  "(got %r)." % (namespace_mapping,))
+        else:
+            for src, dst in namespace_mapping.items():
+                if not (names.is_dns1123_label(src) and _is_str(dst) and names.is_dns1123_label(dst)):
+                    p.add("namespace_mapping entry %r: %r is invalid: both must be namespace names "
+                          "(DNS-1123 labels)." % (src, dst))
+    if volumes is not None and volume_selector is not None:
+        p.add("volumes and volume_selector are mutually exclusive; use one.")
+    if volumes is not None:
+        if not isinstance(volumes, (list, tuple)) or not volumes:
+            p.add("volumes must be a non-empty list of claim names as they were at backup time "
+                  "(got %r); leave it unset for every volume." % (volumes,))
+        else:
+            for item in volumes:
+                if not (_is_str(item) and len(item) <= 253 and _DNS1123_SUBDOMAIN.match(item)):
+                    p.add("volumes entry %r is not a claim name." % (item,))
+    if volume_selector is not None and not _is_str(volume_selector):
+        p.add("volume_selector must be a non-empty label selector string such as app=shop "
+              "(got %r)." % (volume_selector,))
+    if storage_class_map is not None:
+        if mode == "in_place":
+            p.add("storage_class_map applies to mode=replace only (in place keeps the existing claims); "
+                  "remove it or use mode=replace.")
+        if not isinstance(storage_class_map, dict) or not storage_class_map:
+            p.add("storage_class_map must be a non-empty dict {old class: new class} (got %r)."
+                  % (storage_class_map,))
+        else:
+            for old, new in storage_class_map.items():
+                if not (_is_str(old) and _is_str(new)):
+                    p.add("storage_class_map entry %r: %r must map a class name to a class name."
+                          % (old, new))
+    if not isinstance(allow_partially_failed, bool):
+        p.add("allow_partially_failed must be true or false (got %r)." % (allow_partially_failed,))
+    if session is not None:
+        problem = names.validate_session_name(session) if isinstance(session, str) else "not a string"
+        if problem:
+            p.add("session: %s." % problem)
+    p.raise_if_any("options")
+
+
+# -- cluster checks ------------------------------------------------------------------------------
+def check_phase(backup_obj, allow_partially_failed):
+    name = backup_obj["metadata"]["name"]
+    phase = v.phase_of(backup_obj) or v.BACKUP_NEW
+    if phase == v.BACKUP_COMPLETED:
+        return None
+    if phase == v.BACKUP_PARTIALLY_FAILED:
+        if allow_partially_failed:
+            return ("backup %s is PartiallyFailed (allowed by allow_partially_failed): volumes whose "
+                    "backup failed are refused one by one." % name)
+        raise PreflightError(
+            "Backup %s is PartiallyFailed: some items or volumes failed. Check 'velero backup describe %s "
+            "--details'; pass allow_partially_failed=true to restore the volumes that did succeed, or "
+            "pick another backup." % (name, name), phase=phase)
+    if phase in (v.BACKUP_FAILED, v.BACKUP_FAILED_VALIDATION, v.BACKUP_DELETING):
+        raise PreflightError(
+            "Backup %s is %s: it cannot be restored. Pick another backup (backup_info with "
+            "latest=true lists the newest Completed one)." % (name, phase), phase=phase)
+    raise PreflightError(
+        "Backup %s is still %s: volume snapshot ids are final only once it is Completed. Wait for it to "
+        "complete (velero backup describe %s) or pick another backup." % (name, phase, name), phase=phase)
+
+
+def check_storage_location(kube, velero_ns, backup_obj):
+    name = backup_obj["metadata"]["name"]
+    bsl_name = (backup_obj.get("spec") or {}).get("storageLocation")
+    if not bsl_name:
+        raise PreflightError("Backup %s has no spec.storageLocation; the node-agent needs the "
+                             "BackupStorageLocation to read the repository." % name)
+    bsl = kube.get(k.BACKUP_STORAGE_LOCATION, bsl_name, velero_ns)
+    if bsl is None:
+        raise PreflightError(
+            "BackupStorageLocation %s/%s of backup %s does not exist: the node-agent reads the data from "
+            "it. Create it (velero backup-location create %s ...) pointing at the bucket of the backup."
+            % (velero_ns, bsl_name, name, bsl_name), storage_location=bsl_name)
+    phase = v.phase_of(bsl)
+    if phase != v.BSL_AVAILABLE:
+        message = (bsl.get("status") or {}).get("message") or ""
+        raise PreflightError(
+            "BackupStorageLocation %s/%s is %s, not Available%s: the node-agent could not read the backup "
+            "repository. Fix its credentials/bucket/endpoint and wait until 'velero backup-location get' "
+            "shows Available." % (velero_ns, bsl_name, phase or "without a phase",
+                                  " (%s)" % message if message else ""), storage_location=bsl_name)
+    return bsl_name
+
+
+def _session_claims(config_map):
+    try:
+        doc = json.loads((config_map.get("data") or {}).get(SESSION_DATA_KEY) or "{}")
+    except ValueError:
+        return None, None, set()
+    plan = doc.get("plan") or {}
+    keys = set(vol.get("key") for vol in plan.get("volumes") or [] if isinstance(vol, dict))
+    return doc.get("session"), doc.get("state"), keys
+
+
+def check_other_sessions(kube, velero_ns, session, keys, problems):
+    """No OTHER unfinished session may hold one of the claims (keys)."""
+    items, _ = kube.list(k.CONFIG_MAP, namespace=velero_ns,
+                         label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))
+    for cm in items:
+        other, state, held = _session_claims(cm)
+        if other is None or other == session or state in FINISHED_SESSION_STATES:
+            continue
+        for key in sorted(held & set(keys)):
+            problems.add(
+                "claim %s is already part of restore session %r (state %s, ConfigMap %s/%s): two sessions "
+                "must not restore the same claim. Finish or roll back that session (or delete it with "
+                "velero.data_restore.restore_session state=absent), or leave the claim out."
+                % (key, other, state, velero_ns, cm["metadata"]["name"]))
+
+
+def _volume_mode(pvc):
+    return (pvc.get("spec") or {}).get("volumeMode") or "Filesystem"
+
+
+def _capacity(pvc):
+    status = (pvc.get("status") or {}).get("capacity") or {}
+    request = ((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    return quantity_bytes(status.get("storage") or request.get("storage"))
+
+
+def _human(size):
+    if size is None:
+        return "unknown"
+    for unit, factor in (("Ti", 1024 ** 4), ("Gi", 1024 ** 3), ("Mi", MI), ("Ki", 1024)):
+        if size >= factor:
+            return "%.1f%s" % (size / float(factor), unit)
+    return "%dB" % size
+
+
+# -- the plan ------------------------------------------------------------------------------------
+def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
+          namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
+          allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
+          fetch=None):
+    """Validate everything and return the plan dict; PreflightError on any problem, no mutation."""
+    validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
+                     volume_selector, storage_class_map, allow_partially_failed, session)
+    try:
+        v.require_velero(kube)
+    except MissingApiError as exc:
+        raise PreflightError(exc.msg, **exc.details)
+
+    record = backup if isinstance(backup, dict) else None
+    backup_name = record["name"] if record else backup.strip()
+    backup_obj = backups.get(kube, velero_ns, backup_name)
+    warnings, notes = [], []
+    partial = check_phase(backup_obj, allow_partially_failed)
+    if partial:
+        warnings.append(partial)
+    check_storage_location(kube, velero_ns, backup_obj)
+
+    # Source namespace, from the spec first (no DownloadRequest for a backup without it).
+    if source_namespace is None and namespace_mapping and len(namespace_mapping) == 1:
+        source_namespace = list(namespace_mapping)[0]
+    if source_namespace and not backups.includes_namespace(backup_obj, source_namespace):
+        spec = backup_obj.get("spec") or {}
+        raise PreflightError(
+            "Backup %s does not include namespace %s (includedNamespaces: %s; excludedNamespaces: %s). "
+            "Pick a backup of that namespace (backup_info namespace=%s) or set source_namespace to the "
+            "namespace the data was backed up from." % (
+                backup_name, source_namespace, ", ".join(spec.get("includedNamespaces") or []) or "all",
+                ", ".join(spec.get("excludedNamespaces") or []) or "none", source_namespace))
+
+    # Volume records: the caller's (same backup UID) or read now.
+    summary = backups.summary(backup_obj)
+    if record and record.get("volumes") is not None and record.get("uid") in (None, summary["uid"]):
+        vol_records = record["volumes"]
+        summary["volume_source"] = record.get("volume_source")
+    else:
+        vol_records, summary["volume_source"], warns = backups.volume_records(
+            kube, velero_ns, backup_obj, timeout=volume_info_timeout, fetch=fetch)
+        warnings.extend(warns)
+    summary["volumes"] = None
+
+    claim_volumes = [r for r in vol_records if r.get("source_pvc")]
+    namespaces = sorted(set(r.get("source_namespace") for r in claim_volumes if r.get("source_namespace")))
+    if source_namespace is None:
+        if len(namespaces) == 1:
+            source_namespace = namespaces[0]
+        elif not namespaces:
+            raise PreflightError(
+                "Backup %s has no volume of a PersistentVolumeClaim (%d volume record(s) from %s): there is "
+                "nothing to restore data-only. Check that the backup used file-system backup or the data "
+                "mover, and pick another backup." % (backup_name, len(vol_records),
+                                                     summary["volume_source"] or "no source"))
+        else:
+            raise PreflightError(
+                "Backup %s has volumes in several namespaces (%s): set source_namespace to the one to "
+                "restore (one plan per namespace)." % (backup_name, ", ".join(namespaces)))
+    ns_volumes = [r for r in claim_volumes if r.get("source_namespace") == source_namespace]
+    if not ns_volumes:
+        raise PreflightError(
+            "Backup %s has no claim volume in namespace %s (namespaces with volumes: %s). Set "
+            "source_namespace to the namespace the claims were backed up from, or pick another backup."
+            % (backup_name, source_namespace, ", ".join(namespaces) or "none"))
+
+    # Target namespace.
+    if namespace_mapping:
+        if source_namespace not in namespace_mapping:
+            raise PreflightError(
+                "namespace_mapping has no entry for source namespace %s (it maps %s). Add %s: <target "
+                "namespace>." % (source_namespace, ", ".join(sorted(namespace_mapping)), source_namespace))
+        ignored = sorted(set(namespace_mapping) - set([source_namespace]))
+        if ignored:
+            warnings.append("namespace_mapping entries for %s are ignored: a plan covers one source "
+                            "namespace (%s); make one plan per namespace." % (", ".join(ignored), source_namespace))
+        target_ns = namespace_mapping[source_namespace]
+    else:
+        target_ns = target_namespace or source_namespace
+    try:
+        if kube.get(k.NAMESPACE, target_ns) is None:
+            raise PreflightError(
+                "Target namespace %s does not exist. Create it and deploy the application's claims there "
+                "first, or fix target_namespace/namespace_mapping." % target_ns, namespace=target_ns)
+    except ForbiddenError:
+        warnings.append("cannot read Namespace %s (no permission); its existence was not checked." % target_ns)
+
+    problems = Problems()
+    target_pvcs = dict((p["metadata"]["name"], p) for p in kube.list(k.PVC, namespace=target_ns)[0])
+
+    # Volume selection.
+    by_pvc = {}
+    for rec in ns_volumes:  # one record per claim; prefer a restorable one
+        current = by_pvc.get(rec["source_pvc"])
+        if current is None or (not current.get("restorable_by") and rec.get("restorable_by")):
+            by_pvc[rec["source_pvc"]] = rec
+    if volumes is not None:
+        chosen = []
+        for name in volumes:
+            if name not in by_pvc:
+                problems.add("claim %s/%s is not in backup %s (its claims in %s: %s). Fix volumes (names "
+                             "as they were at backup time)." % (source_namespace, name, backup_name,
+                                                                source_namespace, ", ".join(sorted(by_pvc))))
+            elif by_pvc[name] not in chosen:
+                chosen.append(by_pvc[name])
+    elif volume_selector is not None:
+        selected, _ = kube.list(k.PVC, namespace=target_ns, label_selector=volume_selector)
+        selected_names = sorted(p["metadata"]["name"] for p in selected)
+        chosen = [by_pvc[n] for n in selected_names if n in by_pvc]
+        outside = [n for n in selected_names if n not in by_pvc]
+        if outside:
+            warnings.append("claims %s match volume_selector but are not in backup %s; left out."
+                            % (", ".join(outside), backup_name))
+        if not chosen:
+            problems.add("volume_selector %r matches no claim in %s that is in backup %s (matched: %s; in the "
+                         "backup: %s). Fix the selector or use volumes." % (
+                             volume_selector, target_ns, backup_name, ", ".join(selected_names) or "none",
+                             ", ".join(sorted(by_pvc))))
+    else:
+        chosen = []
+        for name in sorted(by_pvc):
+            rec = by_pvc[name]
+            if rec.get("method") == backups.METHOD_SKIPPED:
+                warnings.append("claim %s/%s was skipped by Velero at backup time; left out." % (source_namespace, name))
+            else:
+                chosen.append(rec)
+    problems.raise_if_any("backup %s, volumes" % backup_name)
+    if not chosen:
+        raise PreflightError("Nothing to restore from backup %s in namespace %s: every claim there was "
+                             "skipped at backup time." % (backup_name, source_namespace))
+
+    # Per-volume rules.
+    storage_classes = {}
+    plan_volumes = []
+    session_hash = names.short_hash(session or backup_name, length=6)
+    for rec in chosen:
+        vol = _plan_volume(kube, rec, mode, source_namespace, target_ns, target_pvcs.get(rec["source_pvc"]),
+                           storage_class_map or {}, session, session_hash, summary, problems,
+                           storage_classes, warnings)
+        if vol is not None:
+            plan_volumes.append(vol)
+    if storage_class_map:
+        used = set(vol["storage_class"] for vol in plan_volumes)
+        unused = sorted(set(storage_class_map) - used)
+        if unused:
+            warnings.append("storage_class_map entries for %s match no planned claim." % ", ".join(unused))
+    check_other_sessions(kube, velero_ns, session, [vol["key"] for vol in plan_volumes], problems)
+    problems.raise_if_any("backup %s, mode %s, %s -> %s" % (backup_name, mode, source_namespace, target_ns))
+
+    if mode == "in_place":
+        notes.append(NOTE_IN_PLACE_STALE_FILES)
+    else:
+        notes.append(NOTE_REPLACE_RETAIN)
+    return {
+        "backup": summary,
+        "mode": mode,
+        "session": session,
+        "source_namespace": source_namespace,
+        "target_namespace": target_ns,
+        "volumes": plan_volumes,
+        "warnings": warnings,
+        "notes": notes,
+    }
+
+
+def _storage_class(kube, name, cache, warnings):
+    """The StorageClass object, None when absent, or False when it cannot be read."""
+    if name not in cache:
+        try:
+            cache[name] = kube.get(k.STORAGE_CLASS, name)
+        except ForbiddenError:
+            warnings.append("cannot read StorageClass %s (no permission); it was not checked." % name)
+            cache[name] = False
+    return cache[name]
+
+
+def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session, session_hash, summary,
+                 problems, storage_classes, warnings):
+    name = rec["source_pvc"]
+    key = "%s/%s" % (target_ns, name)
+    src = "%s/%s" % (source_ns, name)
+    if mode not in (rec.get("restorable_by") or []):
+        if rec.get("restorable_by"):  # restorable, just not in this mode
+            problems.add("claim %s cannot be restored with mode=%s: %s Use mode=%s."
+                         % (src, mode, rec.get("reason") or "", " or ".join(rec["restorable_by"])))
+        else:
+            problems.add("claim %s cannot be restored: %s" % (src, rec.get("reason") or "not restorable."))
+        return None
+    if pvc is None:
+        problems.add("target claim %s does not exist. Deploy the application (so its claims exist) before a "
+                     "data-only restore, or restore into the namespace where it exists (target_namespace)."
+                     % key)
+        return None
+    if (pvc.get("metadata") or {}).get("deletionTimestamp"):
+        problems.add("target claim %s is being deleted. Wait until it is gone and recreated, then re-run." % key)
+        return None
+    method = rec["method"]
+    target_mode = _volume_mode(pvc)
+    volume_mode = rec.get("volume_mode") or target_mode
+    size = rec.get("snapshot_size")
+    if method == backups.METHOD_FS and target_mode == "Block":
+        problems.add("target claim %s is Block mode but %s was a file-system backup: a PodVolumeRestore writes "
+                     "files into a Filesystem volume only. Restore into a Filesystem claim." % (key, src))
+        return None
+    if method == backups.METHOD_DATA_MOVER and rec.get("volume_mode") and rec["volume_mode"] != target_mode:
+        problems.add("target claim %s is %s mode but the snapshot of %s is %s mode; restore into a claim of the "
+                     "same volume mode." % (key, target_mode, src, rec["volume_mode"]))
+        return None
+    if mode == "in_place":
+        if method == backups.METHOD_DATA_MOVER and volume_mode == "Block":
+            problems.add("claim %s is a Block-mode data-mover snapshot: it can only be restored by a "
+                         "DataDownload into a new claim. Use mode=replace." % src)
+            return None
+        phase = (pvc.get("status") or {}).get("phase")
+        if phase != "Bound":
+            problems.add("target claim %s is %s, not Bound: an in-place restore writes into its volume. Start the "
+                         "workload once so the claim binds (WaitForFirstConsumer), or use mode=replace."
+                         % (key, phase or "without a phase"))
+            return None
+        capacity = _capacity(pvc)
+        if size and capacity is not None and capacity < size:
+            problems.add("target claim %s has %s but the snapshot of %s holds %s. Expand the claim (if its class "
+                         "allows volume expansion) or use mode=replace, which sizes the new claim to the backup."
+                         % (key, _human(capacity), src, _human(size)))
+            return None
+    storage_class = (pvc.get("spec") or {}).get("storageClassName") or rec.get("storage_class")
+    restore_via = RESTORE_VIA_DD if method == backups.METHOD_DATA_MOVER and (
+        volume_mode == "Block" or mode == "replace") else RESTORE_VIA_PVR
+    new_pvc = None
+    if mode == "replace":
+        new_pvc = _new_pvc(kube, pvc, rec, key, session, session_hash, class_map, storage_class, restore_via,
+                           problems, storage_classes, warnings)
+        if new_pvc is None:
+            return None
+    return {
+        "key": key,
+        "source_namespace": source_ns,
+        "source_pvc": name,
+        "source_pv": rec.get("source_pv"),
+        "pod_name": rec.get("pod_name"),
+        "pod_volume": rec.get("pod_volume"),
+        "method": method,
+        "snapshot_id": rec.get("snapshot_id"),
+        "snapshot_size": size,
+        "uploader_type": rec.get("uploader_type") or v.UPLOADER_KOPIA,
+        "data_mover": (rec.get("data_mover") or "") if method == backups.METHOD_DATA_MOVER else "",
+        "backup_storage_location": summary["storage_location"],
+        "volume_mode": volume_mode,
+        "storage_class": storage_class,
+        "node_os": rec.get("node_os") or "",
+        "operation_timeout": rec.get("operation_timeout") or summary["csi_snapshot_timeout"],
+        "target_namespace": target_ns,
+        "target_pvc": name,
+        "restore_via": restore_via,
+        "new_pvc": new_pvc,
+    }
+
+
+def new_pvc_name(pvc_name, session_hash):
+    """``<pvc>-restored-<hash>``, at most 63 characters, stable for a session/backup."""
+    return names.stable_name(pvc_name, "restored", session_hash)
+
+
+def _new_pvc(kube, pvc, rec, key, session, session_hash, class_map, storage_class, restore_via, problems,
+             storage_classes, warnings):
+    target_ns = pvc["metadata"]["namespace"]
+    name = new_pvc_name(pvc["metadata"]["name"], session_hash)
+    existing = kube.get(k.PVC, name, target_ns)
+    if existing is not None:
+        labels = (existing.get("metadata") or {}).get("labels") or {}
+        ours = labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY and (
+            session is None or labels.get(names.LABEL_SESSION) in (None, session))
+        if not ours:
+            problems.add("claim %s/%s (the new claim for %s) already exists and does not belong to this restore "
+                         "(labels %s). Delete or rename it, or use another session name." % (
+                             target_ns, name, key, ", ".join("%s=%s" % kv for kv in sorted(labels.items())) or "none"))
+            return None
+    new_class = class_map.get(storage_class, storage_class) if storage_class else None
+    if new_class:
+        sc = _storage_class(kube, new_class, storage_classes, warnings)
+        if sc is None:
+            problems.add("StorageClass %s (for the new claim of %s) does not exist. Create it or fix "
+                         "storage_class_map." % (new_class, key))
+            return None
+        if sc and restore_via == RESTORE_VIA_DD and sc.get("provisioner") == "kubernetes.io/no-provisioner":
+            problems.add("StorageClass %s cannot provision volumes dynamically, which a DataDownload needs for the "
+                         "new claim of %s. Map it to a provisioning class with storage_class_map." % (new_class, key))
+            return None
+    request = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    size = request
+    snapshot = rec.get("snapshot_size")
+    if snapshot:
+        needed = mi_ceil(snapshot)
+        current = quantity_bytes(request)
+        if current is None or current < needed * MI:
+            size = "%dMi" % needed
+    if not size:
+        problems.add("cannot size the new claim for %s: the original claim has no storage request and the "
+                     "snapshot size is unknown. Set spec.resources.requests.storage on the claim." % key)
+        return None
+    return {
+        "name": name,
+        "storage_class": new_class,
+        "size": size,
+        "access_modes": list((pvc.get("spec") or {}).get("accessModes") or ["ReadWriteOnce"]),
+        "volume_mode": _volume_mode(pvc),
+    }

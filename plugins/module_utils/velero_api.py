@@ -1,0 +1,231 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Velero's names, phases and API facts, and detection of what the installed CRDs support.
+
+Sources are cited against docs/velero-contract.md (shared design doc) by section.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ForbiddenError,
+    MissingApiError,
+)
+
+# -- labels and annotations Velero writes or reads (contract §1.2, §1.3, §1.5, §2, §3) ----------
+LABEL_BACKUP_NAME = "velero.io/backup-name"
+LABEL_BACKUP_UID = "velero.io/backup-uid"
+LABEL_PVC_UID = "velero.io/pvc-uid"
+LABEL_SCHEDULE_NAME = "velero.io/schedule-name"
+LABEL_STORAGE_LOCATION = "velero.io/storage-location"
+LABEL_POD_UID = "velero.io/pod-uid"
+LABEL_DYNAMIC_PV_RESTORE = "velero.io/dynamic-pv-restore"
+ANNOTATION_PVC_NAME = "velero.io/pvc-name"
+ANNOTATION_DATA_UPLOAD_NAME = "velero.io/data-upload-name"
+
+# -- Backup phases (contract §1.2) ---------------------------------------------------------------
+BACKUP_NEW = "New"
+BACKUP_QUEUED = "Queued"
+BACKUP_READY_TO_START = "ReadyToStart"
+BACKUP_FAILED_VALIDATION = "FailedValidation"
+BACKUP_IN_PROGRESS = "InProgress"
+BACKUP_WAITING_FOR_PLUGIN_OPERATIONS = "WaitingForPluginOperations"
+BACKUP_WAITING_FOR_PLUGIN_OPERATIONS_PARTIALLY_FAILED = "WaitingForPluginOperationsPartiallyFailed"
+BACKUP_FINALIZING = "Finalizing"
+BACKUP_FINALIZING_PARTIALLY_FAILED = "FinalizingPartiallyFailed"
+BACKUP_COMPLETED = "Completed"
+BACKUP_PARTIALLY_FAILED = "PartiallyFailed"
+BACKUP_FAILED = "Failed"
+BACKUP_DELETING = "Deleting"
+BACKUP_PHASES = (
+    BACKUP_NEW, BACKUP_QUEUED, BACKUP_READY_TO_START, BACKUP_FAILED_VALIDATION, BACKUP_IN_PROGRESS,
+    BACKUP_WAITING_FOR_PLUGIN_OPERATIONS, BACKUP_WAITING_FOR_PLUGIN_OPERATIONS_PARTIALLY_FAILED,
+    BACKUP_FINALIZING, BACKUP_FINALIZING_PARTIALLY_FAILED, BACKUP_COMPLETED, BACKUP_PARTIALLY_FAILED,
+    BACKUP_FAILED, BACKUP_DELETING,
+)
+
+# -- PodVolumeBackup / DataUpload / PodVolumeRestore / DataDownload phases (contract §1.3-§1.6) --
+PHASE_NEW = "New"
+PHASE_ACCEPTED = "Accepted"
+PHASE_PREPARED = "Prepared"
+PHASE_IN_PROGRESS = "InProgress"
+PHASE_CANCELING = "Canceling"
+PHASE_CANCELED = "Canceled"
+PHASE_COMPLETED = "Completed"
+PHASE_FAILED = "Failed"
+DATA_PATH_FINAL_PHASES = (PHASE_CANCELED, PHASE_COMPLETED, PHASE_FAILED)
+
+# -- DownloadRequest (contract §1.8) ---------------------------------------------------------------
+DOWNLOAD_PROCESSED = "Processed"
+DOWNLOAD_TARGET_VOLUME_INFO = "BackupVolumeInfos"
+
+# -- BackupStorageLocation (contract §1.9) ---------------------------------------------------------
+BSL_AVAILABLE = "Available"
+BSL_UNAVAILABLE = "Unavailable"
+
+# -- uploaders and data movers (contract §1.4, §1.6, §7.2, §7.12) ---------------------------------
+UPLOADER_KOPIA = "kopia"
+UPLOADER_RESTIC = "restic"
+BUILTIN_DATA_MOVERS = ("", "velero")
+# Backup spec.csiSnapshotTimeout default, used as DataDownload operationTimeout (contract §4).
+DEFAULT_CSI_SNAPSHOT_TIMEOUT = "10m0s"
+
+# volumeinfo backupMethod values (contract §5)
+VI_POD_VOLUME_BACKUP = "PodVolumeBackup"
+VI_CSI_SNAPSHOT = "CSISnapshot"
+VI_NATIVE_SNAPSHOT = "NativeSnapshot"
+
+# k8s.io/apimachinery validation.DNS1035LabelMaxLength, used by Velero's GetValidName.
+DNS1035_LABEL_MAX_LENGTH = 63
+_VALID_NAME_HASH_CHARS = 6
+
+# Kinds whose absence means "Velero is not installed" for the info/plan modules.
+CORE_KINDS = (k.BACKUP, k.POD_VOLUME_BACKUP, k.BACKUP_STORAGE_LOCATION, k.DOWNLOAD_REQUEST)
+
+
+def get_valid_name(label):
+    """Velero's ``label.GetValidName`` (pkg/label/label.go): the value Velero stores in a label.
+
+    A value of at most 63 characters is returned unchanged. A longer one keeps its first 57
+    characters followed by the first 6 hex digits of the SHA-256 of the whole value.
+    """
+    label = label or ""
+    if len(label) <= DNS1035_LABEL_MAX_LENGTH:
+        return label
+    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()
+    return label[:DNS1035_LABEL_MAX_LENGTH - _VALID_NAME_HASH_CHARS] + digest[:_VALID_NAME_HASH_CHARS]
+
+
+def backup_selector(backup_name):
+    """Label selector of the PodVolumeBackups/DataUploads of a backup (contract §7.17: by name)."""
+    return "%s=%s" % (LABEL_BACKUP_NAME, get_valid_name(backup_name))
+
+
+def phase_of(obj):
+    return ((obj or {}).get("status") or {}).get("phase") or ""
+
+
+def require_velero(kube, kinds=CORE_KINDS):
+    """Raise MissingApiError naming every Velero kind the cluster does not serve."""
+    missing = [kind for kind in kinds if not kube.has_api(kind)]
+    if missing:
+        raise MissingApiError(
+            "Velero's CRDs are not installed in this cluster: it does not serve %s. Install Velero "
+            "(v1.16 or newer, with its node-agent) or point the connection options (kubeconfig, "
+            "context, host) at the cluster where Velero runs."
+            % ", ".join("%s (%s)" % (kind.kind, kind.api_version) for kind in missing),
+            missing=[kind.kind for kind in missing])
+
+
+# -- CRD field-support detection (contract §7.18) --------------------------------------------------
+_CACHE_ATTR = "_velero_crd_schemas"
+
+
+def crd_name(kind):
+    return "%s.%s" % (kind.plural, k.api_group(kind))
+
+
+def crd_schema(kube, kind):
+    """openAPIV3Schema of ``kind``'s served version from its installed CRD.
+
+    Returns None when the CRD cannot be read (no permission on customresourcedefinitions):
+    callers then treat field support as unknown. Raises MissingApiError when the CRD is absent.
+    """
+    cache = getattr(kube, _CACHE_ATTR, None)
+    if cache is None:
+        cache = {}
+        try:
+            setattr(kube, _CACHE_ATTR, cache)
+        except AttributeError:
+            pass
+    if kind in cache:
+        return cache[kind]
+    try:
+        crd = kube.get(k.CRD, crd_name(kind))
+    except ForbiddenError:
+        cache[kind] = None
+        return None
+    if crd is None:
+        raise MissingApiError(
+            "CustomResourceDefinition %s is not installed: Velero is missing or too old in this "
+            "cluster. Install Velero (v1.16 or newer)." % crd_name(kind), kind=kind.kind)
+    version = kind.api_version.split("/")[-1]
+    schema = None
+    for entry in (crd.get("spec") or {}).get("versions") or []:
+        if entry.get("name") == version:
+            schema = ((entry.get("schema") or {}).get("openAPIV3Schema")) or {}
+            break
+    if schema is None:
+        raise MissingApiError(
+            "CustomResourceDefinition %s does not serve version %s: the installed Velero is too old "
+            "or too new for this collection. Install Velero v1.16 or newer."
+            % (crd_name(kind), version), kind=kind.kind)
+    cache[kind] = schema
+    return schema
+
+
+def schema_has_field(schema, path):
+    """True when the dotted ``path`` (e.g. ``spec.snapshotSize``) is declared in ``schema``."""
+    node = schema
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return False
+        if node.get("x-kubernetes-preserve-unknown-fields") and part not in (node.get("properties") or {}):
+            return True
+        props = node.get("properties") or {}
+        if part not in props:
+            return False
+        node = props[part]
+    return True
+
+
+def field_supported(kube, kind, path):
+    """Whether the installed CRD of ``kind`` has field ``path``: True, False, or None (unknown).
+
+    Older CRDs prune unknown fields silently (e.g. PodVolumeRestore ``spec.snapshotSize`` before
+    v1.18, ``spec.cancel`` before v1.17), so a module checks before relying on one.
+    """
+    schema = crd_schema(kube, kind)
+    if schema is None:
+        return None
+    return schema_has_field(schema, path)
+
+
+def enum_values(kube, kind, path):
+    """The enum of field ``path`` in the installed CRD, or None (no enum, or unknown)."""
+    schema = crd_schema(kube, kind)
+    node = schema
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = (node.get("properties") or {}).get(part)
+    return list(node["enum"]) if isinstance(node, dict) and "enum" in node else None
+
+
+# Fields the data path cares about, by feature name (contract §1.4, §1.6, §7.18).
+FEATURES = {
+    "pvr_snapshot_size": (k.POD_VOLUME_RESTORE, "spec.snapshotSize"),
+    "pvr_cancel": (k.POD_VOLUME_RESTORE, "spec.cancel"),
+    "pvr_status_node": (k.POD_VOLUME_RESTORE, "status.node"),
+    "dd_snapshot_size": (k.DATA_DOWNLOAD, "spec.snapshotSize"),
+    "dd_node_os": (k.DATA_DOWNLOAD, "spec.nodeOS"),
+    "dd_cancel": (k.DATA_DOWNLOAD, "spec.cancel"),
+}
+
+
+def features(kube, names=None):
+    """{feature: True|False|None} for the installed Velero CRDs (None: CRD unreadable/absent)."""
+    result = {}
+    for name in names or sorted(FEATURES):
+        kind, path = FEATURES[name]
+        try:
+            result[name] = field_supported(kube, kind, path)
+        except MissingApiError:
+            result[name] = None
+    return result
