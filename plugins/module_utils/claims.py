@@ -1,0 +1,530 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Swap restored volumes under workloads, and back (DESIGN.md §5.3).
+
+``rebind`` keeps the PVC name: both PVs are set to Retain, the original and the restored PVC are
+deleted, the restored PV's claimRef is pointed at the original name and the original PVC is recreated
+with ``volumeName`` = restored PV; the PV controller binds the pre-bound pair. The old PV stays
+Released/Retain for rollback. ``template`` patches pod templates to the new claim name instead.
+
+Every step reads the current state first and the session holds what was there before, so a run
+killed anywhere (e.g. after the original PVC was deleted, before it was recreated) completes when it
+is run again. A PV is never deleted, and its Delete reclaim policy is only restored while it is Bound.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import time
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
+from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pod_label, pods_using
+
+ACTION_RETAIN = "retain_pv"
+ACTION_REBIND = "rebind"
+ACTION_TEMPLATE = "template"
+MODES = ("rebind", "template")
+RETAIN = "Retain"
+# Binding annotations the PV controller writes; a recreated claim must not carry them.
+BINDING_ANNOTATION_PREFIX = "pv.kubernetes.io/"
+DROPPED_ANNOTATIONS = ("volume.kubernetes.io/selected-node",)
+PVC_SPEC_KEYS = ("accessModes", "resources", "storageClassName", "volumeMode")
+
+
+def volume_label(vol):
+    return "%s/%s" % (vol["namespace"], vol["pvc"])
+
+
+def normalize_volumes(volumes):
+    """Plan records ({key, target_namespace, target_pvc, new_pvc: {name}}) or {namespace, pvc, new_pvc}."""
+    out = []
+    for item in volumes or []:
+        namespace = item.get("target_namespace") or item.get("namespace")
+        pvc = item.get("target_pvc") or item.get("pvc")
+        new = item.get("new_pvc")
+        new_name = new.get("name") if isinstance(new, dict) else new
+        if not namespace or not pvc:
+            raise PreflightError("Volume %r needs namespace and pvc (or target_namespace and target_pvc)." % (item,))
+        out.append({"key": item.get("key") or "%s/%s" % (namespace, pvc), "namespace": namespace, "pvc": pvc,
+                    "new_pvc": new_name})
+    return out
+
+
+def claim_snapshot(pvc):
+    """What is needed to recreate a PVC: labels, annotations, ownerReferences, spec, uid."""
+    meta = pvc["metadata"]
+    return {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
+            "labels": dict(meta.get("labels") or {}), "annotations": dict(meta.get("annotations") or {}),
+            "ownerReferences": copy.deepcopy(meta.get("ownerReferences") or []),
+            "spec": copy.deepcopy(pvc.get("spec") or {})}
+
+
+def recreate_body(snapshot, volume_name, storage_class=None):
+    """A claim like ``snapshot`` pre-bound to ``volume_name`` (no selector, no binding annotations)."""
+    annotations = dict((key, value) for key, value in snapshot["annotations"].items()
+                       if not key.startswith(BINDING_ANNOTATION_PREFIX) and key not in DROPPED_ANNOTATIONS)
+    meta = {"name": snapshot["name"], "namespace": snapshot["namespace"], "labels": snapshot["labels"],
+            "annotations": annotations}
+    if snapshot.get("ownerReferences"):
+        meta["ownerReferences"] = snapshot["ownerReferences"]
+    spec = dict((key, copy.deepcopy(snapshot["spec"][key])) for key in PVC_SPEC_KEYS if key in snapshot["spec"])
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    spec["volumeName"] = volume_name
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
+
+
+def _phase(obj):
+    return (obj.get("status") or {}).get("phase")
+
+
+def _volume_name(pvc):
+    return ((pvc or {}).get("spec") or {}).get("volumeName")
+
+
+def pv_target(pv):
+    return {"kind": "PersistentVolume", "namespace": None, "name": pv["metadata"]["name"],
+            "uid": pv["metadata"].get("uid")}
+
+
+class ClaimPatcher(object):
+    def __init__(self, kube, velero_namespace, session_name, check_mode=False, timeout=600, on_progress=None,
+                 wait=True):
+        self.kube = kube
+        self.velero_namespace = velero_namespace
+        self.session_name = session_name
+        self.check_mode = check_mode
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.on_progress = on_progress
+        self.wait = wait
+        self.warnings = []
+        sessions.require(kube, velero_namespace, session_name)
+
+    # -- journal helpers -------------------------------------------------------
+    def _record(self, rid):
+        return sessions.require(self.kube, self.velero_namespace, self.session_name).undo_record(rid)
+
+    def _status(self, rid, status, **extra):
+        if not self.check_mode:
+            sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, status, **extra)
+
+    def _remaining(self):
+        return max(0, self.deadline - time.monotonic())
+
+    # -- cluster helpers -------------------------------------------------------
+    def _refuse_in_use(self, namespace, claims):
+        pods, _ = self.kube.list(k.POD, namespace=namespace)
+        users = pods_using(pods, [c for c in claims if c])
+        if users:
+            raise PreflightError(
+                "PVC(s) %s in namespace %s are in use by pod(s) %s. Stop their workloads first "
+                "(velero.data_restore.workload_scale state=stopped) and re-run."
+                % (", ".join(c for c in claims if c), namespace, ", ".join(pod_label(p) for p in users)),
+                pods=[p["metadata"]["name"] for p in users])
+
+    def _retain(self, pv_name):
+        pv = self.kube.get(k.PV, pv_name)
+        if pv is None:
+            raise DataRestoreError("PersistentVolume %s recorded in session %s no longer exists; it cannot be "
+                                   "retained or bound again." % (pv_name, self.session_name))
+        if pv["spec"].get("persistentVolumeReclaimPolicy") != RETAIN:
+            sessions.record_undo(self.kube, self.velero_namespace, self.session_name, ACTION_RETAIN,
+                                 pv_target(pv), {"persistentVolumeReclaimPolicy":
+                                                 pv["spec"].get("persistentVolumeReclaimPolicy")})
+            self.kube.patch(k.PV, pv_name, {"spec": {"persistentVolumeReclaimPolicy": RETAIN}})
+            self._status(sessions.undo_id(ACTION_RETAIN, pv_target(pv)), "applied")
+        return pv
+
+    def _restore_policy(self, pv_name):
+        """Give a PV its recorded reclaim policy back, but a Delete policy only while it is Bound."""
+        pv = self.kube.get(k.PV, pv_name)
+        if pv is None:
+            return
+        rid = sessions.undo_id(ACTION_RETAIN, pv_target(pv))
+        record = self._record(rid)
+        if record is None or record["status"] == "reverted":
+            return
+        policy = record["original"].get("persistentVolumeReclaimPolicy")
+        if policy != RETAIN and _phase(pv) != "Bound":
+            self.warnings.append("PersistentVolume %s is %s: it keeps reclaim policy Retain instead of %s so that "
+                                 "it is not deleted; delete it yourself once it is not needed."
+                                 % (pv_name, _phase(pv), policy))
+            return
+        if pv["spec"].get("persistentVolumeReclaimPolicy") != policy:
+            self.kube.patch(k.PV, pv_name, {"spec": {"persistentVolumeReclaimPolicy": policy}})
+        self._status(rid, "reverted")
+
+    def _delete_claims(self, namespace, claims):
+        """Delete the given PVC objects and wait until they are gone (pvc-protection: once unused)."""
+        gone = {}
+        for claim in claims:
+            meta = claim["metadata"]
+            self.kube.delete(k.PVC, meta["name"], namespace, uid=meta["uid"])
+            gone[meta["uid"]] = meta["name"]
+        if not gone:
+            return
+
+        def predicate(objs):
+            pending = ["PersistentVolumeClaim %s/%s" % (namespace, o["metadata"]["name"]) for o in objs
+                       if o["metadata"].get("uid") in gone]
+            return WaitState(not pending, pending, progress="%d PVC(s) still deleting" % len(pending))
+
+        wait_for(self.kube, k.PVC, predicate, namespace=namespace, timeout=self._remaining(),
+                 on_progress=self.on_progress,
+                 what="PVC(s) %s to be deleted (kubernetes.io/pvc-protection removes them once no pod uses them)"
+                 % ", ".join(sorted(gone.values())))
+
+    def _point_pv(self, pv_name, namespace, claim_name, claim_uid=None):
+        """Pre-bind a PV to a claim name (no uid) unless it is already bound to that claim."""
+        pv = self.kube.get(k.PV, pv_name)
+        ref = pv["spec"].get("claimRef") or {}
+        if ref.get("name") == claim_name and ref.get("namespace") == namespace and (
+                not ref.get("uid") or (claim_uid and ref.get("uid") == claim_uid)):
+            return
+        self.kube.patch(k.PV, pv_name, {"spec": {"claimRef": {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": namespace, "name": claim_name,
+            "uid": None, "resourceVersion": None}}})
+
+    def _create_bound(self, snapshot, pv_name, storage_class=None):
+        namespace, name = snapshot["namespace"], snapshot["name"]
+        current = self.kube.get(k.PVC, name, namespace)
+        if current is None:
+            self._point_pv(pv_name, namespace, name)
+            current = self.kube.create(k.PVC, recreate_body(snapshot, pv_name, storage_class), namespace)
+        elif _volume_name(current) != pv_name:
+            raise DataRestoreError(
+                "PVC %s/%s exists but names volume %s instead of %s; someone recreated it meanwhile. Delete it "
+                "(it is not in use) and re-run to continue the swap." % (namespace, name, _volume_name(current),
+                                                                         pv_name))
+        else:
+            self._point_pv(pv_name, namespace, name, current["metadata"]["uid"])
+        if not self.wait:
+            return
+
+        def predicate(objs):
+            bound = [o for o in objs if o["metadata"]["name"] == name and _phase(o) == "Bound"
+                     and _volume_name(o) == pv_name]
+            return WaitState(bool(bound), [] if bound else ["PersistentVolumeClaim %s/%s" % (namespace, name)],
+                             progress=None if bound else "waiting for %s/%s to bind %s" % (namespace, name, pv_name))
+
+        wait_for(self.kube, k.PVC, predicate, namespace=namespace, timeout=self._remaining(),
+                 on_progress=self.on_progress, what="PVC %s/%s to be Bound to %s" % (namespace, name, pv_name))
+
+    # -- rebind ----------------------------------------------------------------
+    def rebind(self, vol):
+        namespace, name, new_name = vol["namespace"], vol["pvc"], vol["new_pvc"]
+        target = {"kind": "PersistentVolumeClaim", "namespace": namespace, "name": name}
+        rid = sessions.undo_id(ACTION_REBIND, target)
+        record = self._record(rid)
+        result = dict(vol, mode="rebind", changed=False)
+        if record is None or record["status"] == "reverted":
+            original = self._plan_rebind(vol)
+            result.update(old_pv=original["old_pv"], new_pv=original["new_pv"], state="would_swap", changed=True,
+                          diff=({name: original["old_pv"]}, {name: original["new_pv"]}))
+            if self.check_mode:
+                return result
+            # Record before mutate: both reclaim policies, then the claims.
+            self._retain(original["old_pv"])
+            self._retain(original["new_pv"])
+            if record is None:
+                sessions.record_undo(self.kube, self.velero_namespace, self.session_name, ACTION_REBIND, target,
+                                     original)
+            self._status(rid, "recorded", original=original, phase="swapping")
+            record = self._record(rid)
+        original = record["original"]
+        old_pv, new_pv = original["old_pv"], original["new_pv"]
+        result.update(old_pv=old_pv, new_pv=new_pv, new_pvc=original["new_pvc"]["name"])
+        current = self.kube.get(k.PVC, name, namespace)
+        if current is not None and _volume_name(current) == new_pv and _phase(current) == "Bound" \
+                and record.get("phase") == "swapped":
+            result["state"] = "swapped"
+            return result
+        result.update(state="would_swap" if self.check_mode else "swapped", changed=True,
+                      diff=({name: _volume_name(current)}, {name: new_pv}))
+        new_claim = self.kube.get(k.PVC, original["new_pvc"]["name"], namespace)
+        if current is None or _volume_name(current) != new_pv:
+            self._refuse_in_use(namespace, [name, original["new_pvc"]["name"]])
+        if self.check_mode:
+            return result
+        if record.get("phase") != "swapping":
+            self._status(rid, record["status"], phase="swapping")
+        self._retain(old_pv)
+        self._retain(new_pv)
+        doomed = []
+        if new_claim is not None and _volume_name(new_claim) == new_pv:
+            doomed.append(new_claim)
+        if current is not None and _volume_name(current) != new_pv:
+            if _volume_name(current) not in (old_pv, None):
+                raise DataRestoreError(
+                    "PVC %s/%s is bound to %s, neither the original %s nor the restored %s; someone changed it "
+                    "during the swap. Fix it by hand (session %s holds both PVs)." % (
+                        namespace, name, _volume_name(current), old_pv, new_pv, self.session_name))
+            doomed.append(current)
+        self._delete_claims(namespace, doomed)
+        pv = self.kube.get(k.PV, new_pv)
+        self._create_bound(original["pvc"], new_pv, storage_class=pv["spec"].get("storageClassName", ""))
+        self._status(rid, "applied", phase="swapped" if self.wait else "swapping")
+        sessions.set_volume(self.kube, self.velero_namespace, self.session_name, vol["key"], {"swap": {
+            "mode": "rebind", "old_pv": old_pv, "new_pv": new_pv, "pvc": name, "state": "swapped"}})
+        return result
+
+    def _plan_rebind(self, vol):
+        namespace, name, new_name = vol["namespace"], vol["pvc"], vol["new_pvc"]
+        if not new_name:
+            raise PreflightError("Volume %s has no new_pvc: rebind needs the restored PVC to swap in."
+                                 % volume_label(vol))
+        claims = {}
+        for claim_name in (name, new_name):
+            claim = self.kube.get(k.PVC, claim_name, namespace)
+            if claim is None:
+                raise PreflightError("PVC %s/%s not found; nothing to swap. Check the volume's namespace and "
+                                     "names." % (namespace, claim_name))
+            if _phase(claim) != "Bound" or not _volume_name(claim):
+                raise PreflightError("PVC %s/%s is %s, not Bound to a volume; a swap needs both claims Bound "
+                                     "(wait for the restore to finish)." % (namespace, claim_name,
+                                                                           _phase(claim) or "unbound"))
+            claims[claim_name] = claim
+        if _volume_name(claims[name]) == _volume_name(claims[new_name]):
+            raise PreflightError("PVCs %s/%s and %s are bound to the same volume %s." % (
+                namespace, name, new_name, _volume_name(claims[name])))
+        self._refuse_in_use(namespace, [name, new_name])
+        pvs = {}
+        for claim_name, claim in claims.items():
+            pv = self.kube.get(k.PV, _volume_name(claim))
+            if pv is None:
+                raise PreflightError("PersistentVolume %s of PVC %s/%s not found." % (
+                    _volume_name(claim), namespace, claim_name))
+            pvs[claim_name] = pv
+        return {"pvc": claim_snapshot(claims[name]), "new_pvc": claim_snapshot(claims[new_name]),
+                "old_pv": pvs[name]["metadata"]["name"], "new_pv": pvs[new_name]["metadata"]["name"],
+                "old_pv_reclaim_policy": pvs[name]["spec"].get("persistentVolumeReclaimPolicy"),
+                "new_pv_reclaim_policy": pvs[new_name]["spec"].get("persistentVolumeReclaimPolicy")}
+
+    def revert_rebind(self, vol):
+        namespace, name = vol["namespace"], vol["pvc"]
+        target = {"kind": "PersistentVolumeClaim", "namespace": namespace, "name": name}
+        rid = sessions.undo_id(ACTION_REBIND, target)
+        record = self._record(rid)
+        result = dict(vol, mode="rebind", changed=False, old_pv=None, new_pv=None)
+        if record is None:
+            result["state"] = "not_swapped"
+            self.warnings.append("Session %s has no rebind record for PVC %s/%s; nothing to revert."
+                                 % (self.session_name, namespace, name))
+            return result
+        original = record["original"]
+        old_pv, new_pv = original["old_pv"], original["new_pv"]
+        new_snapshot = original["new_pvc"]
+        result.update(old_pv=old_pv, new_pv=new_pv, new_pvc=new_snapshot["name"])
+        if record["status"] == "reverted":
+            result["state"] = "reverted"
+            return result
+        current = self.kube.get(k.PVC, name, namespace)
+        new_claim = self.kube.get(k.PVC, new_snapshot["name"], namespace)
+        result.update(state="would_revert" if self.check_mode else "reverted", changed=True,
+                      diff=({name: _volume_name(current)}, {name: old_pv}))
+        if current is None or _volume_name(current) != old_pv:
+            self._refuse_in_use(namespace, [name])
+        if self.check_mode:
+            return result
+        self._status(rid, record["status"], phase="reverting")
+        self._retain(old_pv)
+        self._retain(new_pv)
+        if current is not None and _volume_name(current) not in (old_pv, None):
+            if _volume_name(current) != new_pv:
+                raise DataRestoreError(
+                    "PVC %s/%s is bound to %s, neither %s nor %s; fix it by hand (session %s holds both PVs)."
+                    % (namespace, name, _volume_name(current), old_pv, new_pv, self.session_name))
+            self._delete_claims(namespace, [current])
+        self._create_bound(original["pvc"], old_pv)
+        if new_claim is None or _volume_name(new_claim) == new_pv:
+            self._create_bound(new_snapshot, new_pv)
+        for pv_name in (old_pv, new_pv):
+            self._restore_policy(pv_name)
+        self._status(rid, "reverted", phase="reverted")
+        sessions.set_volume(self.kube, self.velero_namespace, self.session_name, vol["key"], {"swap": {
+            "mode": "rebind", "old_pv": old_pv, "new_pv": new_pv, "pvc": name, "state": "reverted"}})
+        return result
+
+    # -- template --------------------------------------------------------------
+    def template(self, vol):
+        namespace, name, new_name = vol["namespace"], vol["pvc"], vol["new_pvc"]
+        if not new_name:
+            raise PreflightError("Volume %s has no new_pvc: template mode needs the claim to switch to."
+                                 % volume_label(vol))
+        new_claim = self.kube.get(k.PVC, new_name, namespace)
+        if new_claim is None:
+            raise PreflightError("PVC %s/%s not found; create/restore it first." % (namespace, new_name))
+        old_claim = self.kube.get(k.PVC, name, namespace)
+        users = template_users(self.kube, namespace, name)
+        result = dict(vol, mode="template", changed=False, old_pv=_volume_name(old_claim),
+                      new_pv=_volume_name(new_claim), workloads=[], state="swapped")
+        before, after = {}, {}
+        for obj in users:
+            ref = {"kind": obj["kind"], "namespace": namespace, "name": obj["metadata"]["name"],
+                   "uid": obj["metadata"]["uid"]}
+            volumes = template_volumes(obj)
+            changed_volumes = swap_claims(volumes, {name: new_name})
+            label = "%s/%s" % (obj["kind"], obj["metadata"]["name"])
+            result["workloads"].append(label)
+            before[label], after[label] = volumes, changed_volumes
+            result.update(changed=True, state="would_swap" if self.check_mode else "swapped")
+            if self.check_mode:
+                continue
+            rid = sessions.undo_id(ACTION_TEMPLATE, ref)
+            record = sessions.record_undo(self.kube, self.velero_namespace, self.session_name, ACTION_TEMPLATE,
+                                          ref, {"volumes": volumes})
+            swaps = dict(record.get("swaps") or {})
+            swaps[name] = new_name
+            self._status(rid, "recorded", swaps=swaps)
+            self.kube.patch(KIND_OF[obj["kind"]], obj["metadata"]["name"], template_patch(obj["kind"], changed_volumes),
+                            namespace)
+            self._status(rid, "applied")
+        if not users and not self._template_swapped(namespace, name):
+            self.warnings.append("No Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s "
+                                 "mounts PVC %s; nothing to patch." % (namespace, name))
+        result["diff"] = (before, after)
+        if result["changed"] and not self.check_mode:
+            sessions.set_volume(self.kube, self.velero_namespace, self.session_name, vol["key"], {"swap": {
+                "mode": "template", "old_pv": result["old_pv"], "new_pv": result["new_pv"], "pvc": name,
+                "state": "swapped"}})
+        return result
+
+    def _template_swapped(self, namespace, claim):
+        sess = sessions.require(self.kube, self.velero_namespace, self.session_name)
+        return any(r["action"] == ACTION_TEMPLATE and r["target"].get("namespace") == namespace
+                   and claim in (r.get("swaps") or {}) for r in sess.doc.get("undo") or [])
+
+    def revert_template(self, vol):
+        namespace, name = vol["namespace"], vol["pvc"]
+        sess = sessions.require(self.kube, self.velero_namespace, self.session_name)
+        result = dict(vol, mode="template", changed=False, old_pv=None, new_pv=None, workloads=[],
+                      state="reverted")
+        before, after = {}, {}
+        for record in sess.doc.get("undo") or []:
+            if record["action"] != ACTION_TEMPLATE or record["target"].get("namespace") != namespace:
+                continue
+            swaps = record.get("swaps") or {}
+            if name not in swaps or record["status"] == "reverted":
+                continue
+            target = record["target"]
+            obj = self.kube.get(KIND_OF[target["kind"]], target["name"], namespace)
+            label = "%s/%s" % (target["kind"], target["name"])
+            result["workloads"].append(label)
+            if obj is None or obj["metadata"].get("uid") != target.get("uid"):
+                self.warnings.append("%s %s/%s is gone; nothing to revert there." % (
+                    target["kind"], namespace, target["name"]))
+            else:
+                volumes = template_volumes(obj)
+                back = swap_claims(volumes, {swaps[name]: name})
+                before[label], after[label] = volumes, back
+                result.update(changed=True, state="would_revert" if self.check_mode else "reverted")
+                if not self.check_mode and back != volumes:
+                    self.kube.patch(KIND_OF[target["kind"]], target["name"], template_patch(target["kind"], back),
+                                    namespace)
+            if not self.check_mode:
+                left = dict(swaps)
+                left.pop(name)
+                self._status(record["id"], "reverted" if not left else record["status"], swaps=left)
+        result["diff"] = (before, after)
+        return result
+
+
+# ----------------------------------------------------------------------------- pod templates
+KIND_OF = {"Deployment": k.DEPLOYMENT, "DaemonSet": k.DAEMON_SET, "ReplicaSet": k.REPLICA_SET,
+           "StatefulSet": k.STATEFUL_SET, "Job": k.JOB, "CronJob": k.CRON_JOB,
+           "ReplicationController": k.REPLICATION_CONTROLLER}
+TEMPLATE_KINDS = ("Deployment", "DaemonSet", "ReplicaSet", "StatefulSet", "Job", "CronJob")
+
+
+def pod_spec(obj):
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
+    return ((spec.get("template") or {}).get("spec") or {})
+
+
+def template_volumes(obj):
+    return copy.deepcopy(pod_spec(obj).get("volumes") or [])
+
+
+def swap_claims(volumes, mapping):
+    out = copy.deepcopy(volumes)
+    for volume in out:
+        claim = volume.get("persistentVolumeClaim") or {}
+        if claim.get("claimName") in mapping:
+            claim["claimName"] = mapping[claim["claimName"]]
+    return out
+
+
+def template_patch(kind, volumes):
+    inner = {"template": {"spec": {"volumes": volumes}}}
+    if kind == "CronJob":
+        return {"spec": {"jobTemplate": {"spec": inner}}}
+    return {"spec": inner}
+
+
+def _controlled_by(obj, kinds):
+    return any(ref.get("controller") and ref.get("kind") in kinds
+               for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def template_users(kube, namespace, claim):
+    """Workloads whose pod template mounts ``claim``; refuses StatefulSet claim templates and Jobs."""
+    import re
+
+    users = []
+    for kind_name in TEMPLATE_KINDS:
+        items, _ = kube.list(KIND_OF[kind_name], namespace=namespace)
+        for obj in items:
+            obj.setdefault("kind", kind_name)
+            name = obj["metadata"]["name"]
+            if kind_name == "StatefulSet":
+                for template in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:
+                    if re.match(r"^%s-%s-\d+$" % (re.escape(template["metadata"]["name"]), re.escape(name)), claim):
+                        raise PreflightError(
+                            "PVC %s/%s comes from the volumeClaimTemplates of StatefulSet %s, which cannot be "
+                            "patched to another claim name. Use mode=rebind (it keeps the PVC name)."
+                            % (namespace, claim, name))
+            if kind_name == "ReplicaSet" and _controlled_by(obj, ("Deployment",)):
+                continue  # its Deployment is patched
+            if kind_name == "Job" and _controlled_by(obj, ("CronJob",)):
+                continue
+            claims = [((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in template_volumes(obj)]
+            if claim not in claims:
+                continue
+            if kind_name == "Job":
+                raise PreflightError(
+                    "Job %s/%s mounts PVC %s, and a Job's pod template is immutable. Use mode=rebind, or delete "
+                    "and recreate the Job with the new claim name." % (namespace, name, claim))
+            users.append(obj)
+    return users
+
+
+# ----------------------------------------------------------------------------- entry point
+def patch_claims(kube, params, check_mode=False, on_progress=None):
+    volumes = normalize_volumes(params.get("volumes"))
+    if not volumes:
+        raise PreflightError("volumes is empty: give plan volume records or {namespace, pvc, new_pvc} items.")
+    patcher = ClaimPatcher(kube, params["velero_namespace"], params["session"], check_mode=check_mode,
+                           timeout=params.get("wait_timeout", 600), on_progress=on_progress,
+                           wait=params.get("wait", True))
+    mode, state = params.get("mode") or "rebind", params.get("state") or "swapped"
+    results, before, after = [], {}, {}
+    for vol in volumes:
+        if state == "swapped":
+            result = patcher.rebind(vol) if mode == "rebind" else patcher.template(vol)
+        else:
+            result = patcher.revert_rebind(vol) if mode == "rebind" else patcher.revert_template(vol)
+        diff = result.pop("diff", None)
+        if diff:
+            before[vol["key"]], after[vol["key"]] = diff
+        results.append(result)
+    return dict(changed=any(r["changed"] for r in results), volumes=results, warnings=patcher.warnings,
+                diff=dict(before=before, after=after))

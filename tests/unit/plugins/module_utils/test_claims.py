@@ -1,0 +1,349 @@
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import claims as c
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import session as s
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pods_using
+from fake_kube import FakeKube
+
+VNS = "velero"
+NS = "shop"
+SESSION = "rollback"
+PROTECTION = "kubernetes.io/pvc-protection"
+MUTATING = ("create", "patch", "update", "delete")
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: the run stops right before a request."""
+
+
+class KillableKube(FakeKube):
+    kill_at = 0
+    mutations = 0
+
+    def _check(self, verb, kind):
+        if verb in MUTATING and self.kill_at:
+            self.mutations += 1
+            if self.mutations == self.kill_at:
+                self.requests.append((verb, kind.kind))
+                raise Killed("killed before %s %s" % (verb, kind.kind))
+        return super(KillableKube, self)._check(verb, kind)
+
+
+def pv_controller(fk):
+    """kube-controller-manager's PV binder, pvc-protection and reclaimer, reduced to what a swap meets."""
+    changed = False
+    for pvc in fk.all(k.PVC):
+        meta = pvc["metadata"]
+        if meta.get("deletionTimestamp") and not pods_using(fk.all(k.POD, meta["namespace"]), [meta["name"]]):
+            fk.remove(k.PVC, meta["name"], meta["namespace"])
+            changed = True
+    claims = dict(((p["metadata"]["namespace"], p["metadata"]["name"]), p) for p in fk.all(k.PVC)
+                  if not p["metadata"].get("deletionTimestamp"))
+    for pv in fk.all(k.PV):
+        name, ref, phase = pv["metadata"]["name"], pv["spec"].get("claimRef"), pv["status"]["phase"]
+        if ref is None:
+            continue
+        claim = claims.get((ref["namespace"], ref["name"]))
+        if ref.get("uid"):
+            if (claim is None or claim["metadata"]["uid"] != ref["uid"]) and phase == "Bound":
+                fk.mutate(k.PV, name, None, lambda o: o["status"].update(phase="Released"))
+                changed = True
+            elif phase == "Released" and pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete":
+                fk.remove(k.PV, name)  # the reclaimer: this is what Retain must prevent
+                changed = True
+        elif claim is not None and claim["spec"].get("volumeName") == name:
+            def bind_pv(o, uid=claim["metadata"]["uid"]):
+                o["spec"]["claimRef"]["uid"] = uid
+                o["status"]["phase"] = "Bound"
+            fk.mutate(k.PV, name, None, bind_pv)
+
+            def bind_claim(o):
+                o["status"] = {"phase": "Bound", "capacity": pv["spec"]["capacity"]}
+                o["metadata"].setdefault("annotations", {})["pv.kubernetes.io/bind-completed"] = "yes"
+            fk.mutate(k.PVC, ref["name"], ref["namespace"], bind_claim)
+            changed = True
+        elif claim is None and phase != "Available":
+            fk.mutate(k.PV, name, None, lambda o: o["status"].update(phase="Available"))
+            changed = True
+    return changed
+
+
+def bound_pair(fk, pvc_name, pv_name, sc="sim-immediate", size="1Gi", labels=None, policy="Delete",
+               selector=None):
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+            "storageClassName": sc, "volumeMode": "Filesystem", "volumeName": pv_name}
+    if selector:
+        spec["selector"] = selector
+    pvc = fk.add(k.PVC, {"metadata": {
+        "name": pvc_name, "namespace": NS, "finalizers": [PROTECTION], "labels": labels or {},
+        "annotations": {"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes",
+                        "volume.kubernetes.io/storage-provisioner": "sim.csi", "team": "shop",
+                        "volume.kubernetes.io/selected-node": "node-1"}},
+        "spec": spec, "status": {"phase": "Bound", "capacity": {"storage": size}}})
+    fk.add(k.PV, {"metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.csi"}},
+                  "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                           "persistentVolumeReclaimPolicy": policy, "storageClassName": sc,
+                           "volumeMode": "Filesystem",
+                           "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": NS,
+                                        "name": pvc_name, "uid": pvc["metadata"]["uid"]}},
+                  "status": {"phase": "Bound"}})
+    return pvc
+
+
+def make_kube(cls=FakeKube, restored_class="sim-immediate"):
+    fk = cls()
+    s.ensure(fk, VNS, SESSION, mode="replace")
+    fk.controllers.append(pv_controller)
+    bound_pair(fk, "data", "pv-old", labels={"app": "web"})
+    bound_pair(fk, "data-restored", "pv-new", sc=restored_class, size="2Gi",
+               selector={"matchLabels": {"velero.io/dynamic-pv-restore": "x"}})
+    return fk
+
+
+@pytest.fixture
+def fk():
+    return make_kube()
+
+
+def params(**kw):
+    base = dict(velero_namespace=VNS, session=SESSION, mode="rebind", state="swapped", wait=True, wait_timeout=30,
+                volumes=[{"key": "shop/data", "target_namespace": NS, "target_pvc": "data",
+                          "new_pvc": {"name": "data-restored", "size": "2Gi"}, "method": "fs"}])
+    base.update(kw)
+    return base
+
+
+def mutations(fk):
+    return sum(fk.count(v) for v in MUTATING)
+
+
+def assert_swapped(fk):
+    pvc = fk.find(k.PVC, "data", NS)
+    assert pvc["spec"]["volumeName"] == "pv-new" and pvc["status"]["phase"] == "Bound"
+    assert pvc["metadata"]["labels"] == {"app": "web"}
+    assert pvc["metadata"]["annotations"]["team"] == "shop"
+    assert "volume.kubernetes.io/selected-node" not in pvc["metadata"]["annotations"]
+    assert pvc["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"  # written by the binder
+    assert "selector" not in pvc["spec"]
+    assert pvc["spec"]["resources"] == {"requests": {"storage": "1Gi"}}
+    assert fk.find(k.PVC, "data-restored", NS) is None
+    old, new = fk.find(k.PV, "pv-old"), fk.find(k.PV, "pv-new")
+    assert old["status"]["phase"] == "Released" and old["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert new["status"]["phase"] == "Bound" and new["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert new["spec"]["claimRef"]["uid"] == pvc["metadata"]["uid"]
+
+
+def assert_reverted(fk):
+    pvc = fk.find(k.PVC, "data", NS)
+    assert pvc["spec"]["volumeName"] == "pv-old" and pvc["status"]["phase"] == "Bound"
+    restored = fk.find(k.PVC, "data-restored", NS)
+    assert restored["spec"]["volumeName"] == "pv-new" and restored["status"]["phase"] == "Bound"
+    for name in ("pv-old", "pv-new"):
+        pv = fk.find(k.PV, name)
+        assert pv["status"]["phase"] == "Bound" and pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+
+
+# ----------------------------------------------------------------------------- rebind
+def test_rebind_swaps_and_keeps_old_pv_retained(fk):
+    result = c.patch_claims(fk, params())
+    assert result["changed"]
+    (vol,) = result["volumes"]
+    assert (vol["old_pv"], vol["new_pv"], vol["pvc"], vol["mode"], vol["state"]) == (
+        "pv-old", "pv-new", "data", "rebind", "swapped")
+    assert_swapped(fk)
+    doc = s.require(fk, VNS, SESSION).doc
+    by_action = dict((r["id"], r) for r in doc["undo"])
+    assert by_action["retain_pv:PersistentVolume//pv-old"]["original"] == {"persistentVolumeReclaimPolicy": "Delete"}
+    assert by_action["retain_pv:PersistentVolume//pv-new"]["original"] == {"persistentVolumeReclaimPolicy": "Delete"}
+    rebind = by_action["rebind:PersistentVolumeClaim/shop/data"]
+    assert rebind["original"]["old_pv"] == "pv-old" and rebind["original"]["pvc"]["labels"] == {"app": "web"}
+    assert rebind["status"] == "applied" and rebind["phase"] == "swapped"
+    assert doc["volumes"]["shop/data"]["swap"]["state"] == "swapped"
+    assert result["diff"] == {"before": {"shop/data": {"data": "pv-old"}}, "after": {"shop/data": {"data": "pv-new"}}}
+
+
+def test_records_are_written_before_the_first_change(fk):
+    before = len(fk.requests)
+    c.patch_claims(fk, params())
+    requests = fk.requests[before:]
+    first_change = min(i for i, r in enumerate(requests) if r[0] in ("patch", "delete") and r[1] != "ConfigMap")
+    assert requests[first_change] == ("patch", "PersistentVolume")
+    assert ("update", "ConfigMap") in requests[:first_change]
+    first_delete = requests.index(("delete", "PersistentVolumeClaim"))
+    assert requests[:first_delete].count(("patch", "PersistentVolume")) == 2
+    assert requests[:first_delete].count(("update", "ConfigMap")) >= 3
+
+
+def test_rebind_is_idempotent(fk):
+    c.patch_claims(fk, params())
+    before = mutations(fk)
+    again = c.patch_claims(fk, params())
+    assert not again["changed"] and again["volumes"][0]["state"] == "swapped"
+    assert mutations(fk) == before
+
+
+def test_rebind_refused_while_in_use_names_the_pods(fk):
+    fk.add(k.POD, {"metadata": {"name": "web-0", "namespace": NS},
+                   "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]},
+                   "status": {"phase": "Running"}})
+    fk.add(k.POD, {"metadata": {"name": "done", "namespace": NS},
+                   "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data-restored"}}]},
+                   "status": {"phase": "Succeeded"}})
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="in use by pod.*shop/web-0") as err:
+        c.patch_claims(fk, params())
+    assert "done" not in err.value.msg and "workload_scale" in err.value.msg
+    assert mutations(fk) == before
+
+
+def test_check_mode_plans_without_changes(fk):
+    before = mutations(fk)
+    result = c.patch_claims(fk, params(), check_mode=True)
+    assert result["changed"] and result["volumes"][0]["state"] == "would_swap"
+    assert mutations(fk) == before
+
+
+def test_simple_volume_form_and_missing_claim():
+    fk = make_kube()
+    simple = [{"namespace": NS, "pvc": "data", "new_pvc": "data-restored"}]
+    assert c.patch_claims(fk, params(volumes=simple))["volumes"][0]["state"] == "swapped"
+    with pytest.raises(PreflightError, match="shop/nope not found"):
+        c.patch_claims(make_kube(), params(volumes=[{"namespace": NS, "pvc": "data", "new_pvc": "nope"}]))
+
+
+def test_recreated_claim_takes_the_restored_pv_storage_class():
+    fk = make_kube(restored_class="fast")
+    c.patch_claims(fk, params())
+    assert fk.find(k.PVC, "data", NS)["spec"]["storageClassName"] == "fast"
+
+
+def test_revert_swaps_back_and_restores_policies(fk):
+    c.patch_claims(fk, params())
+    result = c.patch_claims(fk, params(state="reverted"))
+    assert result["changed"] and result["volumes"][0]["state"] == "reverted"
+    assert_reverted(fk)
+    assert all(r["status"] == "reverted" for r in s.require(fk, VNS, SESSION).doc["undo"])
+    before = mutations(fk)
+    again = c.patch_claims(fk, params(state="reverted"))
+    assert not again["changed"] and mutations(fk) == before
+
+
+def test_revert_keeps_retain_on_a_released_pv():
+    fk = make_kube()
+    c.patch_claims(fk, params())
+    patcher = c.ClaimPatcher(fk, VNS, SESSION)
+    patcher._restore_policy("pv-old")  # pv-old is Released now: Delete would destroy it
+    assert fk.find(k.PV, "pv-old")["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert "keeps reclaim policy Retain" in patcher.warnings[0]
+
+
+def test_killed_after_original_deleted_before_recreated_resumes(fk):
+    fk.fail_next["create"] = Killed("SIGKILL")
+    with pytest.raises(Killed):
+        c.patch_claims(fk, params())
+    assert fk.find(k.PVC, "data", NS) is None and fk.find(k.PVC, "data-restored", NS) is None
+    result = c.patch_claims(fk, params())
+    assert result["changed"] and result["volumes"][0]["state"] == "swapped"
+    assert_swapped(fk)
+
+
+def _total_mutations(state_after_swap=False):
+    fk = make_kube(KillableKube)
+    if state_after_swap:
+        c.patch_claims(fk, params())
+    fk.kill_at, fk.mutations = 10 ** 6, 0
+    c.patch_claims(fk, params(state="reverted" if state_after_swap else "swapped"))
+    return fk.mutations
+
+
+@pytest.mark.parametrize("reverting", [False, True], ids=["swap", "revert"])
+def test_killed_before_any_request_resumes_to_the_same_end_state(reverting):
+    total = _total_mutations(reverting)
+    assert total > 5
+    for kill_at in range(1, total + 1):
+        fk = make_kube(KillableKube)
+        if reverting:
+            c.patch_claims(fk, params())
+        fk.kill_at, fk.mutations = kill_at, 0
+        with pytest.raises(Killed):
+            c.patch_claims(fk, params(state="reverted" if reverting else "swapped"))
+        assert fk.find(k.PV, "pv-old") and fk.find(k.PV, "pv-new"), "a PV was deleted (kill at %d)" % kill_at
+        fk.kill_at = 0
+        c.patch_claims(fk, params(state="reverted" if reverting else "swapped"))
+        (assert_reverted if reverting else assert_swapped)(fk)
+
+
+def test_swap_again_after_revert_is_a_new_cycle(fk):
+    c.patch_claims(fk, params())
+    c.patch_claims(fk, params(state="reverted"))
+    result = c.patch_claims(fk, params())
+    assert result["changed"]
+    assert_swapped(fk)
+
+
+# ----------------------------------------------------------------------------- template
+def workload(fk, kind, name, claim, **extra):
+    pod_spec = {"containers": [{"name": "c", "image": "busybox"}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}},
+                            {"name": "tmp", "emptyDir": {}}]}
+    spec = {"template": {"spec": pod_spec}}
+    if kind is k.CRON_JOB:
+        spec = {"schedule": "@daily", "jobTemplate": {"spec": spec}}
+    spec.update(extra)
+    return fk.add(kind, {"metadata": {"name": name, "namespace": NS}, "spec": spec})
+
+
+def test_template_patches_pod_templates_and_reverts(fk):
+    dep = workload(fk, k.DEPLOYMENT, "web", "data")
+    rs = workload(fk, k.REPLICA_SET, "web-1", "data")
+    fk.mutate(k.REPLICA_SET, "web-1", NS, lambda o: o["metadata"].update(ownerReferences=[
+        {"kind": "Deployment", "name": "web", "uid": dep["metadata"]["uid"], "controller": True}]))
+    workload(fk, k.CRON_JOB, "report", "data")
+    workload(fk, k.DAEMON_SET, "other", "logs")
+    result = c.patch_claims(fk, params(mode="template"))
+    (vol,) = result["volumes"]
+    assert vol["state"] == "swapped" and sorted(vol["workloads"]) == ["CronJob/report", "Deployment/web"]
+    assert vol["old_pv"] == "pv-old" and vol["new_pv"] == "pv-new"
+    dep = fk.find(k.DEPLOYMENT, "web", NS)
+    assert dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data-restored"
+    assert dep["spec"]["template"]["spec"]["volumes"][1] == {"name": "tmp", "emptyDir": {}}
+    cj = fk.find(k.CRON_JOB, "report", NS)
+    assert c.template_volumes(cj)[0]["persistentVolumeClaim"]["claimName"] == "data-restored"
+    assert c.template_volumes(fk.find(k.REPLICA_SET, "web-1", NS))[0]["persistentVolumeClaim"]["claimName"] == "data"
+    assert fk.find(k.PVC, "data", NS) is not None  # nothing deleted in template mode
+    rec = s.require(fk, VNS, SESSION).undo_record("template:Deployment/shop/web")
+    assert rec["original"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data"
+    before = mutations(fk)
+    assert not c.patch_claims(fk, params(mode="template"))["changed"] and mutations(fk) == before
+
+    back = c.patch_claims(fk, params(mode="template", state="reverted"))
+    assert back["changed"] and sorted(back["volumes"][0]["workloads"]) == ["CronJob/report", "Deployment/web"]
+    dep = fk.find(k.DEPLOYMENT, "web", NS)
+    assert dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data"
+    assert s.require(fk, VNS, SESSION).undo_record("template:Deployment/shop/web")["status"] == "reverted"
+
+
+def test_template_refuses_statefulset_claim_templates(fk):
+    fk.add(k.STATEFUL_SET, {"metadata": {"name": "db", "namespace": NS},
+                            "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+                                     "template": {"spec": {}}}})
+    vols = [{"namespace": NS, "pvc": "data-db-0", "new_pvc": "data-restored"}]
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="mode=rebind"):
+        c.patch_claims(fk, params(mode="template", volumes=vols))
+    assert mutations(fk) == before
+
+
+def test_template_refuses_jobs_whose_template_is_immutable(fk):
+    workload(fk, k.JOB, "migrate", "data")
+    with pytest.raises(PreflightError, match="immutable"):
+        c.patch_claims(fk, params(mode="template"))
+
+
+def test_template_check_mode(fk):
+    workload(fk, k.DEPLOYMENT, "web", "data")
+    before = mutations(fk)
+    result = c.patch_claims(fk, params(mode="template"), check_mode=True)
+    assert result["volumes"][0]["state"] == "would_swap" and mutations(fk) == before
