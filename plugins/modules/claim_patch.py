@@ -1,0 +1,181 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: claim_patch
+short_description: Swap restored volumes under workloads, or swap them back
+version_added: 0.1.0
+description:
+  - The swap step of a replace-mode restore. Each volume has the original PVC (still mounted by the stopped
+    workloads) and a new PVC holding the restored data.
+  - O(mode=rebind) (default) keeps the PVC name, so StatefulSets and GitOps manifests stay untouched. Both PVs
+    get reclaim policy C(Retain) (originals recorded in the session first), the original PVC (labels,
+    annotations, spec) and the restored PVC are recorded, both PVCs are deleted, the restored PV's
+    C(claimRef) is pointed at the original name and the original PVC is recreated with C(volumeName) set to the
+    restored PV. The PV controller binds the pre-bound pair. The old PV stays C(Released) with C(Retain) for
+    rollback.
+  - O(mode=template) patches the pod templates of Deployments, DaemonSets, ReplicaSets, StatefulSets (template
+    volumes only) and CronJobs from the old to the new claim name, recording the original template volumes.
+    Claims from StatefulSet volumeClaimTemplates are refused (use rebind), and so are Jobs, whose pod
+    template is immutable.
+  - O(state=reverted) undoes the swap from the session records, rebinding the original PVC to the retained old
+    PV (and the restored PVC to the restored PV), or patching the templates back, and restores the reclaim
+    policies.
+  - Every step checks the current state first, so re-running after an interruption (even between deleting
+    and recreating a claim) completes the swap from the session records. A PV is never deleted.
+author:
+  - velero.data_restore contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - velero.data_restore.common
+  - velero.data_restore.common.session
+  - velero.data_restore.common.wait
+attributes:
+  check_mode:
+    support: full
+    description: Reports the planned swap per volume (state V(would_swap) or V(would_revert)) without changes.
+  diff_mode:
+    support: full
+    description: Shows the volume each claim is bound to (rebind) or the template volumes (template), before and after.
+options:
+  volumes:
+    description:
+      - The volumes to swap. Either plan volume records from M(velero.data_restore.restore_session) plans
+        (C(key), C(target_namespace), C(target_pvc), C(new_pvc.name); other keys are ignored), or simple items
+        C({namespace, pvc, new_pvc}) where C(new_pvc) is the restored claim's name.
+      - With O(state=reverted), C(new_pvc) may be left out; the session knows it.
+    type: list
+    elements: dict
+    required: true
+  mode:
+    description: How to swap; see the description.
+    type: str
+    choices: [rebind, template]
+    default: rebind
+  state:
+    description: V(swapped) swaps the restored volumes in; V(reverted) swaps the originals back.
+    type: str
+    choices: [swapped, reverted]
+    default: swapped
+notes:
+  - Rebind refuses while a non-terminal pod uses either PVC and names the pods; stop them first with
+    M(velero.data_restore.workload_scale).
+  - The recreated claim drops the C(pv.kubernetes.io/*) binding annotations, C(volume.kubernetes.io/selected-node)
+    and any selector, and takes the storage class of the PV it is bound to (it differs from the original only
+    when the restore mapped storage classes).
+  - When a reverted PV would get reclaim policy C(Delete) back while it is not Bound, it keeps C(Retain) and a
+    warning says so, since C(Delete) would make Kubernetes delete it.
+seealso:
+  - module: velero.data_restore.workload_scale
+  - module: velero.data_restore.restore_session
+"""
+
+EXAMPLES = r"""
+- name: Swap the restored volumes in (workloads stopped before)
+  velero.data_restore.claim_patch:
+    session: shop-rollback
+    volumes: "{{ plan.volumes }}"
+
+- name: Swap one claim by name
+  velero.data_restore.claim_patch:
+    session: shop-rollback
+    volumes:
+      - namespace: shop
+        pvc: uploads
+        new_pvc: uploads-restored
+
+- name: Roll back to the data before the restore
+  velero.data_restore.claim_patch:
+    session: shop-rollback
+    volumes: "{{ plan.volumes }}"
+    state: reverted
+"""
+
+RETURN = r"""
+volumes:
+  description: One entry per volume.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: Session volume key C(<namespace>/<pvc>).
+      type: str
+      sample: shop/data
+    namespace:
+      description: Namespace of the claims.
+      type: str
+      sample: shop
+    pvc:
+      description: The original claim name (kept by rebind).
+      type: str
+      sample: data
+    new_pvc:
+      description: The restored claim name.
+      type: str
+      sample: data-restored
+    old_pv:
+      description: The PV holding the data before the restore (retained by rebind).
+      type: str
+      sample: pvc-5b0d3c6e-1111-4c3b-9a77-0a4c2f1d9e01
+    new_pv:
+      description: The PV holding the restored data.
+      type: str
+      sample: pvc-8e1c1f0a-2222-4a55-b3f1-7f0b6c3d2a10
+    mode:
+      description: V(rebind) or V(template).
+      type: str
+      sample: rebind
+    state:
+      description: V(swapped), V(reverted), V(would_swap), V(would_revert) (check mode) or V(not_swapped).
+      type: str
+      sample: swapped
+    changed:
+      description: Whether this volume changed.
+      type: bool
+    workloads:
+      description: Template mode, the workloads patched (C(Kind/name)).
+      type: list
+      elements: str
+      returned: mode=template
+warnings:
+  description: What was left alone and why (e.g. a PV kept C(Retain)).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.velero.data_restore.plugins.module_utils import claims
+from ansible_collections.velero.data_restore.plugins.module_utils.module import (
+    SESSION_ARG_SPEC,
+    WAIT_ARG_SPEC,
+    run_module,
+)
+
+
+def run(module, kube):
+    result = claims.patch_claims(kube, module.params, check_mode=module.check_mode)
+    if not module._diff:
+        result.pop("diff", None)
+    return result
+
+
+def main():
+    spec = dict(
+        volumes=dict(type="list", elements="dict", required=True),
+        mode=dict(type="str", default="rebind", choices=list(claims.MODES)),
+        state=dict(type="str", default="swapped", choices=["swapped", "reverted"]),
+    )
+    spec.update(SESSION_ARG_SPEC)
+    spec.update(WAIT_ARG_SPEC)
+    run_module(spec, run)
+
+
+if __name__ == "__main__":
+    main()
