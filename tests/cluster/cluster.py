@@ -484,8 +484,8 @@ def kubeconfig_path() -> str:
     return str(KUBECONFIG)
 
 
-def export_line() -> str:
-    return f"export KUBECONFIG={KUBECONFIG}"
+def export_line(path: str | os.PathLike | None = None) -> str:
+    return f"export KUBECONFIG={path or KUBECONFIG}"
 
 
 # --------------------------------------------------------------------------- kubectl / CRDs
@@ -649,6 +649,8 @@ def _stop_all() -> None:
 def ensure_cluster(quiet: bool = False) -> str:
     """Start the cluster unless it already runs; return the kubeconfig path."""
     if os.environ.get("VELERO_E2E") == "1" and os.environ.get("KUBECONFIG"):
+        if not quiet:
+            log("VELERO_E2E=1: using the existing cluster of $KUBECONFIG; nothing started")
         return os.environ["KUBECONFIG"]
     t0 = time.monotonic()
     binary = build_binary()
@@ -731,8 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "up":
-            ensure_cluster()
-            print(export_line(), flush=True)
+            print(export_line(ensure_cluster()), flush=True)
         elif a.cmd == "down":
             stop_cluster(purge=a.purge)
         elif a.cmd == "status":
