@@ -1,0 +1,345 @@
+"""backups.py: finding backups and building volume records (FakeKube, real Velero shapes)."""
+
+import copy
+import gzip
+import json
+import time
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import backups
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ForbiddenError,
+    MissingApiError,
+    PreflightError,
+)
+from fake_kube import FakeKube
+import velero_fixtures as f
+
+VNS = f.VNS
+
+
+@pytest.fixture
+def store():
+    return f.ObjectStore()
+
+
+@pytest.fixture
+def fake(store):
+    fake = FakeKube()
+    fake.controllers.append(f.download_controller(store))
+    return fake
+
+
+def find(fake, store, **kwargs):
+    kwargs.setdefault("volume_info_timeout", 5)
+    return backups.find(fake, VNS, fetch=store.fetch, **kwargs)
+
+
+# -- filters --------------------------------------------------------------------------------------
+def seed_backups(fake):
+    fake.add(k.BACKUP, f.backup("nightly-1", start="2026-11-22T22:00:00Z", labels={"velero.io/schedule-name": "nightly"}))
+    fake.add(k.BACKUP, f.backup("nightly-2", start="2026-11-23T22:00:00Z", labels={"velero.io/schedule-name": "nightly"}))
+    fake.add(k.BACKUP, f.backup("nightly-3", start="2026-11-24T22:00:00Z", phase="PartiallyFailed",
+                                labels={"velero.io/schedule-name": "nightly"}))
+    fake.add(k.BACKUP, f.backup("manual", start="2026-11-25T08:00:00Z", included=["db", "shop"],
+                                labels={"team": "payments"}))
+    fake.add(k.BACKUP, f.backup("all-ns", start="2026-11-21T08:00:00Z", included=[], excluded=["kube-*"]))
+    fake.add(k.BACKUP, f.backup("star", start="2026-11-20T08:00:00Z", included=["*"], excluded=["shop"]))
+    fake.add(k.BACKUP, f.backup("running", start="2026-11-25T09:00:00Z", phase="InProgress"))
+
+
+def names_of(result):
+    return [b["name"] for b in result["backups"]]
+
+
+def test_default_lists_completed_newest_first(fake, store):
+    seed_backups(fake)
+    assert names_of(find(fake, store)) == ["manual", "nightly-2", "nightly-1", "all-ns", "star"]
+
+
+def test_latest_with_schedule_uses_server_side_selector(fake, store):
+    seed_backups(fake)
+    result = find(fake, store, latest=True, schedule="nightly", volumes=False)
+    assert names_of(result) == ["nightly-2"]
+    assert ("list", "Backup") in fake.requests
+
+
+def test_phases_filter(fake, store):
+    seed_backups(fake)
+    assert names_of(find(fake, store, schedule="nightly", phases=["Completed", "PartiallyFailed"])) == [
+        "nightly-3", "nightly-2", "nightly-1"]
+    with pytest.raises(PreflightError, match="not Velero backup phases"):
+        find(fake, store, phases=["Done"])
+    with pytest.raises(PreflightError, match="non-empty list"):
+        find(fake, store, phases=[])
+
+
+def test_label_selectors(fake, store):
+    seed_backups(fake)
+    assert names_of(find(fake, store, label_selectors=["team=payments"])) == ["manual"]
+
+
+def test_namespace_filter_honours_star_empty_and_excludes(fake, store):
+    seed_backups(fake)
+    assert names_of(find(fake, store, namespace="db")) == ["manual", "all-ns", "star"]
+    assert names_of(find(fake, store, namespace="shop")) == ["manual", "nightly-2", "nightly-1", "all-ns"]
+    assert "all-ns" not in names_of(find(fake, store, namespace="kube-system"))
+    assert "star" in names_of(find(fake, store, namespace="kube-system"))
+
+
+def test_time_window(fake, store):
+    seed_backups(fake)
+    got = find(fake, store, created_after="2026-11-22", created_before="2026-11-24T00:00:00+00:00")
+    assert names_of(got) == ["nightly-2", "nightly-1"]
+    with pytest.raises(PreflightError, match="ISO 8601"):
+        find(fake, store, created_after="yesterday")
+    with pytest.raises(PreflightError, match="earlier than"):
+        find(fake, store, created_after="2026-11-25", created_before="2026-11-24")
+
+
+def test_parse_time_variants():
+    assert backups.parse_time("2026-11-24T22:00:00.5+0100").isoformat() == "2026-11-24T22:00:00.500000+01:00"
+    assert backups.parse_time("2026-11-24 22:00").tzinfo is not None
+
+
+def test_name_lookup_any_phase_and_not_found(fake, store):
+    seed_backups(fake)
+    result = find(fake, store, name="running", volumes=False)
+    assert names_of(result) == ["running"] and result["backups"][0]["phase"] == "InProgress"
+    assert names_of(find(fake, store, name="nope")) == []
+    assert names_of(find(fake, store, name="manual", label_selectors=["team=other"], volumes=False)) == []
+
+
+def test_summary_fields(fake, store):
+    fake.add(k.BACKUP, f.backup("dm", snapshot_move_data=True, csi_timeout="30m0s",
+                                labels={"velero.io/schedule-name": "daily"}))
+    record = find(fake, store, name="dm", volumes=False)["backups"][0]
+    assert record["storage_location"] == "default"
+    assert record["snapshot_move_data"] is True
+    assert record["csi_snapshot_timeout"] == "30m0s"
+    assert record["schedule"] == "daily"
+    assert record["included_namespaces"] == ["shop"]
+    assert record["expiration"] == "2026-12-24T22:00:00Z"
+    assert record["volumes"] is None
+
+
+def test_missing_velero(store):
+    with pytest.raises(MissingApiError, match="Velero's CRDs are not installed"):
+        backups.find(FakeKube(missing_kinds=[k.BACKUP]), VNS)
+
+
+# -- volume records from volume info ------------------------------------------------------------
+def test_volume_info_methods_and_restorability(fake, store):
+    fake.add(k.BACKUP, f.backup("mixed"))
+    store.put("mixed", [
+        f.vi_pvb("data-app-0", "app-0", "data"),
+        f.vi_data_mover("db-data"),
+        f.vi_csi("cache"),
+        f.vi_native("logs"),
+        f.vi_skipped("scratch"),
+        f.vi_pvb("old", "app-1", "old", uploader="restic"),
+        f.vi_pvb("broken", "app-2", "broken", phase="Failed", result="failed"),
+        f.vi_pvb("empty", "app-3", "empty", snapshot=""),
+        f.vi_emptydir("app-0", "tmp"),
+    ])
+    result = find(fake, store, name="mixed")
+    b = result["backups"][0]
+    assert b["volume_source"] == "volume_info"
+    vols = dict((r["source_pvc"] or r["pod_volume"], r) for r in b["volumes"])
+    fs = vols["data-app-0"]
+    assert fs["method"] == "fs" and fs["snapshot_id"] == "a1b2c3d4e5f6" and fs["snapshot_size"] == 5242880
+    assert fs["pod_name"] == "app-0" and fs["pod_volume"] == "data" and fs["uploader_type"] == "kopia"
+    assert fs["restorable_by"] == ["in_place", "replace"] and fs["reason"] is None
+    assert fs["backup_storage_location"] == "default" and fs["volume_mode"] == "Filesystem"
+    dm = vols["db-data"]
+    assert dm["method"] == "data_mover" and dm["snapshot_id"] == "f00dfeed1234" and dm["data_mover"] == "velero"
+    assert dm["restorable_by"] == ["in_place", "replace"] and dm["operation_timeout"] == "10m0s"
+    assert vols["cache"]["method"] == "csi_snapshot" and vols["cache"]["restorable_by"] == []
+    assert "snapshotMoveData" in vols["cache"]["reason"]
+    assert vols["logs"]["method"] == "native_snapshot" and "native" in vols["logs"]["reason"]
+    assert vols["scratch"]["method"] == "skipped" and "opted out" in vols["scratch"]["reason"]
+    assert "restic" in vols["old"]["reason"] and vols["old"]["restorable_by"] == []
+    assert "did not complete" in vols["broken"]["reason"]
+    assert "empty snapshot id" in vols["empty"]["reason"]
+    assert "not a PersistentVolumeClaim" in vols["tmp"]["reason"]
+    # the DownloadRequest is gone, and nothing leaks the signed URL
+    assert fake.all(k.DOWNLOAD_REQUEST) == []
+    assert f.SECRET not in json.dumps(result)
+
+
+def test_download_request_shape(fake, store):
+    fake.add(k.BACKUP, f.backup("b1"))
+    store.put("b1", [])
+    created = []
+    original = fake.create
+
+    def spy(kind, body, namespace=None):
+        created.append((kind, body, namespace))
+        return original(kind, body, namespace)
+
+    fake.create = spy
+    find(fake, store, name="b1")
+    kind, body, namespace = created[0]
+    assert kind == k.DOWNLOAD_REQUEST and namespace == VNS
+    assert body["spec"] == {"target": {"kind": "BackupVolumeInfos", "name": "b1"}}
+    assert ("watch", "DownloadRequest") in fake.requests
+
+
+def test_uncompressed_and_data_upload_enrichment(fake, store):
+    fake.add(k.BACKUP, f.backup("dm"))
+    fake.add(k.DATA_UPLOAD, f.du("dm", "db-data", node_os="windows", storage_class="fast"))
+    store.put("dm", [f.vi_data_mover("db-data")], gz=False)
+    vol = find(fake, store, name="dm")["backups"][0]["volumes"][0]
+    assert vol["node_os"] == "windows" and vol["storage_class"] == "fast"
+
+
+def test_custom_data_mover_not_restorable(fake, store):
+    fake.add(k.BACKUP, f.backup("dm"))
+    store.put("dm", [f.vi_data_mover("db-data", data_mover="acme")])
+    vol = find(fake, store, name="dm")["backups"][0]["volumes"][0]
+    assert vol["restorable_by"] == [] and "acme" in vol["reason"]
+
+
+def test_block_data_mover_is_replace_only():
+    rec = backups.assess(backups.new_record(method="data_mover", snapshot_id="x", source_pvc="blk",
+                                            source_namespace="shop", data_mover="", volume_mode="Block",
+                                            uploader_type="kopia", phase="Completed"))
+    assert rec["restorable_by"] == ["replace"] and "replace" in rec["reason"]
+
+
+# -- fallbacks -----------------------------------------------------------------------------------
+def seed_crs(fake, name="fs1"):
+    fake.add(k.BACKUP, f.backup(name))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb(name, "app-0", "data", pvc="data-app-0"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb(name, "app-0", "tmp"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("other", "app-0", "data", pvc="data-app-0"))
+    fake.add(k.DATA_UPLOAD, f.du(name, "db-data"))
+
+
+def test_fallback_to_custom_resources_on_404(fake, store):
+    seed_crs(fake)
+    result = find(fake, store, name="fs1")
+    b = result["backups"][0]
+    assert b["volume_source"] == "custom_resources"
+    assert any("HTTP 404" in w for w in b["warnings"]) and result["warnings"]
+    vols = dict((r["source_pvc"] or r["pod_volume"], r) for r in b["volumes"])
+    assert set(vols) == {"data-app-0", "tmp", "db-data"}
+    assert vols["data-app-0"]["method"] == "fs" and vols["data-app-0"]["origin"] == "podvolumebackup"
+    assert vols["db-data"]["method"] == "data_mover" and vols["db-data"]["node_os"] == "linux"
+    assert vols["db-data"]["storage_class"] == "sim-immediate"
+    assert fake.all(k.DOWNLOAD_REQUEST) == []
+
+
+def test_fallback_when_download_request_not_processed(store):
+    fake = FakeKube()  # no Velero server answering
+    seed_crs(fake)
+    started = time.monotonic()
+    b = backups.find(fake, VNS, name="fs1", volume_info_timeout=0.2, fetch=store.fetch)["backups"][0]
+    assert time.monotonic() - started < 5
+    assert b["volume_source"] == "custom_resources"
+    assert any("did not process DownloadRequest" in w for w in b["warnings"])
+    assert fake.all(k.DOWNLOAD_REQUEST) == []
+
+
+def test_fallback_when_download_fails_redacts_url(fake, store):
+    seed_crs(fake)
+
+    def broken(url):
+        from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
+        raise DataRestoreError("boom at %s" % url)
+
+    b = backups.find(fake, VNS, name="fs1", volume_info_timeout=5, fetch=broken)["backups"][0]
+    text = json.dumps(b)
+    assert f.SECRET not in text and "minio.example:9000/<redacted>" in text
+
+
+def test_fallback_when_download_request_forbidden(fake, store):
+    seed_crs(fake)
+    fake.fail_next["create"] = ForbiddenError("Forbidden: cannot create downloadrequests", status=403)
+    b = find(fake, store, name="fs1")["backups"][0]
+    assert b["volume_source"] == "custom_resources"
+    assert any("cannot create a DownloadRequest" in w for w in b["warnings"])
+
+
+def test_new_cluster_mode_backup_and_pvbs_only(store):
+    """Synced backup: new UIDs, PVBs with rewritten labels, no DataUploads; volume info has the DU."""
+    fake = FakeKube(missing_kinds=[])
+    fake.controllers.append(f.download_controller(store))
+    fake.add(k.BACKUP, f.backup("synced", uid="new-uid"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("synced", "app-0", "data", pvc="data-app-0", backup_uid="new-uid"))
+    store.put("synced", [f.vi_pvb("data-app-0", "app-0", "data"), f.vi_data_mover("db-data")])
+    b = find(fake, store, name="synced")["backups"][0]
+    assert b["volume_source"] == "volume_info"
+    assert sorted(r["source_pvc"] for r in b["volumes"]) == ["data-app-0", "db-data"]
+
+
+def test_long_backup_name_uses_get_valid_name_and_tags():
+    fake = FakeKube()
+    long_a = "a" * 60 + "-one-and-more"
+    long_b = "a" * 60 + "-two-and-more"
+    fake.add(k.BACKUP, f.backup(long_a))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb(long_a, "app-0", "data", pvc="data-app-0", name="pvb-a"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb(long_b, "app-0", "data", pvc="other", name="pvb-b"))
+    vols, source, _ = backups.volume_records(fake, VNS, fake.find(k.BACKUP, long_a, VNS), timeout=0.1)
+    assert [r["source_pvc"] for r in vols] == ["data-app-0"]
+
+
+def test_data_upload_api_absent_is_fine(store):
+    fake = FakeKube(missing_kinds=[k.DATA_UPLOAD])
+    fake.controllers.append(f.download_controller(store))
+    fake.add(k.BACKUP, f.backup("fs1"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("fs1", "app-0", "data", pvc="data-app-0"))
+    b = find(fake, store, name="fs1")["backups"][0]
+    assert [r["source_pvc"] for r in b["volumes"]] == ["data-app-0"]
+
+
+def test_redaction_helpers():
+    url = "https://h:9000/bucket/key.json.gz?X-Amz-Signature=abc&X-Amz-Credential=def"
+    assert backups.redact_url(url) == "https://h:9000/<redacted>"
+    msg = backups.scrub("failed GET %s: %s" % (url, "X-Amz-Signature=abc&X-Amz-Credential=def"), url)
+    assert "abc" not in msg and "def" not in msg and "/bucket/key" not in msg
+
+
+def test_decode_volume_info_rejects_non_list():
+    from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
+    with pytest.raises(DataRestoreError):
+        backups.decode_volume_info(gzip.compress(b'{"a": 1}'))
+
+
+# -- performance -----------------------------------------------------------------------------------
+class ServerSideFilteringFake(FakeKube):
+    """FakeKube copies every object of a kind before filtering; an API server filters labels
+    first and sends only the matches. This keeps the timing about backups.py, not the fake."""
+
+    def list(self, kind, namespace=None, label_selector=None, field_selector=None):
+        from fake_kube import _match_fields, _match_labels
+
+        self._check("list", kind)
+        items = [copy.deepcopy(o) for (kd, ns, _), o in self.objects.items()
+                 if kd == kind and (namespace is None or ns == namespace)
+                 and _match_labels(o["metadata"].get("labels"), label_selector) and _match_fields(o, field_selector)]
+        return items, str(next(self._rv))
+
+
+def test_find_latest_over_5000_backups_and_20000_pvbs_under_3s(store):
+    fake = ServerSideFilteringFake()
+    fake.controllers.append(f.download_controller(store))
+    for i in range(5000):
+        name = "nightly-%05d" % i
+        fake.add(k.BACKUP, f.backup(name, start="2026-%02d-%02dT%02d:%02d:00Z" % (
+            1 + i % 12, 1 + i % 28, i % 24, i % 60), labels={"velero.io/schedule-name": "nightly"}))
+        for j in range(4):
+            fake.add(k.POD_VOLUME_BACKUP, f.pvb(name, "app-%d" % j, "data", pvc="data-app-%d" % j,
+                                                name="%s-%d" % (name, j)))
+    started = time.monotonic()
+    result = backups.find(fake, VNS, latest=True, schedule="nightly", namespace="shop",
+                          volume_info_timeout=1, fetch=store.fetch)
+    elapsed = time.monotonic() - started
+    assert len(result["backups"]) == 1 and len(result["backups"][0]["volumes"]) == 4
+    # backups, PVBs and DataUploads of the chosen one, the DownloadRequest wait
+    assert fake.count("list") <= 4
+    print("find took %.2fs" % elapsed)
+    assert elapsed < 3.0, elapsed

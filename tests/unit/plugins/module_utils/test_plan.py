@@ -1,0 +1,395 @@
+"""plan.py: every preflight rule and edge, with FakeKube and real Velero object shapes."""
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import backups
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import plan
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from fake_kube import FakeKube
+import velero_fixtures as f
+
+VNS = f.VNS
+MI = 1024 * 1024
+
+
+@pytest.fixture
+def store():
+    return f.ObjectStore()
+
+
+@pytest.fixture
+def fake(store):
+    fake = FakeKube()
+    fake.controllers.append(f.download_controller(store))
+    fake.add(k.BACKUP_STORAGE_LOCATION, f.bsl())
+    fake.add(k.NAMESPACE, f.namespace("shop"))
+    fake.add(k.NAMESPACE, f.namespace(VNS))
+    fake.add(k.STORAGE_CLASS, f.storage_class("sim-immediate"))
+    fake.add(k.STORAGE_CLASS, f.storage_class("sim-wffc", binding="WaitForFirstConsumer"))
+    fake.add(k.STORAGE_CLASS, f.storage_class("local", provisioner="kubernetes.io/no-provisioner"))
+    # backup "nightly": two fs volumes, one data-mover volume, one native snapshot, one skipped
+    fake.add(k.BACKUP, f.backup("nightly"))
+    store.put("nightly", [
+        f.vi_pvb("data-app-0", "app-0", "data", size=5 * MI),
+        f.vi_pvb("data-app-1", "app-1", "data", snapshot="0123abcd", size=3 * MI + 1),
+        f.vi_data_mover("db-data", size=20 * MI),
+        f.vi_native("logs"),
+        f.vi_skipped("scratch"),
+    ])
+    fake.add(k.PVC, f.pvc("data-app-0", labels={"app": "web"}))
+    fake.add(k.PVC, f.pvc("data-app-1", labels={"app": "web"}))
+    fake.add(k.PVC, f.pvc("db-data", size="2Gi", labels={"app": "db"}))
+    fake.add(k.PVC, f.pvc("logs"))
+    return fake
+
+
+def build(fake, store, **kwargs):
+    kwargs.setdefault("backup", "nightly")
+    kwargs.setdefault("mode", "in_place")
+    kwargs.setdefault("volume_info_timeout", 5)
+    return plan.build(fake, VNS, fetch=store.fetch, **kwargs)
+
+
+def fail(fake, store, **kwargs):
+    with pytest.raises(PreflightError) as err:
+        build(fake, store, **kwargs)
+    return err.value.msg
+
+
+# -- happy paths ---------------------------------------------------------------------------------
+def test_in_place_fs_plan(fake, store):
+    p = build(fake, store, volumes=["data-app-0", "data-app-1"])
+    assert p["mode"] == "in_place" and p["source_namespace"] == "shop" and p["target_namespace"] == "shop"
+    assert [vol["key"] for vol in p["volumes"]] == ["shop/data-app-0", "shop/data-app-1"]
+    vol = p["volumes"][0]
+    assert vol == {
+        "key": "shop/data-app-0", "source_namespace": "shop", "source_pvc": "data-app-0",
+        "source_pv": "pvc-data-app-0-0001", "pod_name": "app-0", "pod_volume": "data", "method": "fs",
+        "snapshot_id": "a1b2c3d4e5f6", "snapshot_size": 5 * MI, "uploader_type": "kopia", "data_mover": "",
+        "backup_storage_location": "default", "volume_mode": "Filesystem", "storage_class": "sim-immediate",
+        "node_os": "", "operation_timeout": "10m0s", "target_namespace": "shop", "target_pvc": "data-app-0",
+        "restore_via": "pod_volume_restore", "new_pvc": None}
+    assert plan.NOTE_IN_PLACE_STALE_FILES in p["notes"]
+    assert p["backup"]["name"] == "nightly" and p["backup"]["volumes"] is None
+
+
+def test_in_place_data_mover_filesystem_goes_through_pvr(fake, store):
+    p = build(fake, store, volumes=["db-data"])
+    vol = p["volumes"][0]
+    assert vol["method"] == "data_mover" and vol["restore_via"] == "pod_volume_restore"
+    assert vol["data_mover"] == "velero" and vol["volume_mode"] == "Filesystem"
+
+
+def test_replace_plan_new_claims(fake, store):
+    fake.add(k.STORAGE_CLASS, f.storage_class("fast"))
+    p = build(fake, store, mode="replace", volumes=["data-app-0", "data-app-1", "db-data"], session="s1",
+              storage_class_map={"sim-immediate": "fast"})
+    by = dict((vol["source_pvc"], vol) for vol in p["volumes"])
+    new = by["data-app-1"]["new_pvc"]
+    assert new["name"].startswith("data-app-1-restored-") and len(new["name"]) <= 63
+    assert new == {"name": new["name"], "storage_class": "fast", "size": "1Gi",
+                   "access_modes": ["ReadWriteOnce"], "volume_mode": "Filesystem"}
+    assert by["data-app-1"]["restore_via"] == "pod_volume_restore"
+    assert by["db-data"]["restore_via"] == "data_download"
+    assert plan.NOTE_REPLACE_RETAIN in p["notes"]
+    # stable across runs
+    again = build(fake, store, mode="replace", volumes=["data-app-1"], session="s1",
+                  storage_class_map={"sim-immediate": "fast"})
+    assert again["volumes"][0]["new_pvc"]["name"] == new["name"]
+
+
+def test_replace_size_is_max_of_request_and_snapshot_rounded_up(fake, store):
+    fake.mutate(k.PVC, "data-app-1", "shop", lambda o: o["spec"]["resources"]["requests"].update(storage="2Mi"))
+    p = build(fake, store, mode="replace", volumes=["data-app-1"])
+    assert p["volumes"][0]["new_pvc"]["size"] == "4Mi"  # 3Mi + 1 byte -> 4Mi
+
+
+def test_block_data_mover_replace_only(fake, store):
+    fake.remove(k.PVC, "db-data", "shop")
+    fake.add(k.PVC, f.pvc("db-data", mode="Block", size="2Gi"))
+    msg = fail(fake, store, volumes=["db-data"])
+    assert "Block-mode data-mover" in msg and "mode=replace" in msg
+    p = build(fake, store, mode="replace", volumes=["db-data"])
+    vol = p["volumes"][0]
+    assert vol["restore_via"] == "data_download" and vol["new_pvc"]["volume_mode"] == "Block"
+
+
+def test_default_selects_every_claim_and_rejects_native(fake, store):
+    msg = fail(fake, store)
+    assert "shop/logs cannot be restored" in msg and "native" in msg
+
+
+def test_some_volumes_leaves_others_out(fake, store):
+    p = build(fake, store, volumes=["data-app-1"])
+    assert [vol["source_pvc"] for vol in p["volumes"]] == ["data-app-1"]
+
+
+def test_volume_selector_on_target_claims(fake, store):
+    fake.add(k.PVC, f.pvc("unrelated", labels={"app": "web"}))
+    p = build(fake, store, volume_selector="app=web")
+    assert [vol["source_pvc"] for vol in p["volumes"]] == ["data-app-0", "data-app-1"]
+    assert any("unrelated" in w for w in p["warnings"])
+    assert "matches no claim" in fail(fake, store, volume_selector="app=none")
+
+
+def test_skipped_volumes_left_out_with_warning(fake, store):
+    fake.remove(k.PVC, "logs", "shop")
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data"), f.vi_skipped("scratch")])
+    p = build(fake, store)
+    assert [vol["source_pvc"] for vol in p["volumes"]] == ["data-app-0"]
+    assert any("scratch" in w and "skipped" in w for w in p["warnings"])
+
+
+def test_backup_record_from_backup_info_is_used_without_download(fake, store):
+    record = backups.find(fake, VNS, name="nightly", fetch=store.fetch)["backups"][0]
+    before = len(fake.events)
+    p = build(fake, store, backup=record, volumes=["data-app-0"])
+    assert p["volumes"][0]["snapshot_id"] == "a1b2c3d4e5f6"
+    assert len(fake.events) == before and fake.count("create") == 1  # the one of backup_info
+
+
+def test_stale_record_of_recreated_backup_is_reread(fake, store):
+    record = backups.find(fake, VNS, name="nightly", fetch=store.fetch)["backups"][0]
+    record["uid"] = "old-uid"
+    record["volumes"] = []
+    p = build(fake, store, backup=record, volumes=["data-app-0"])
+    assert p["volumes"][0]["source_pvc"] == "data-app-0"
+
+
+def test_namespace_mapping(fake, store):
+    fake.add(k.NAMESPACE, f.namespace("shop-test"))
+    fake.add(k.PVC, f.pvc("data-app-0", ns="shop-test"))
+    p = build(fake, store, volumes=["data-app-0"], namespace_mapping={"shop": "shop-test"})
+    vol = p["volumes"][0]
+    assert vol["key"] == "shop-test/data-app-0" and vol["source_namespace"] == "shop"
+    assert vol["target_namespace"] == "shop-test"
+    p = build(fake, store, volumes=["data-app-0"], target_namespace="shop-test")
+    assert p["volumes"][0]["key"] == "shop-test/data-app-0"
+
+
+# -- the rules -------------------------------------------------------------------------------------
+def test_unknown_backup(fake, store):
+    msg = fail(fake, store, backup="nope")
+    assert "Backup velero/nope not found" in msg and "backup_info" in msg
+
+
+@pytest.mark.parametrize("phase,expect", [
+    ("InProgress", "still InProgress"), ("WaitingForPluginOperations", "still WaitingForPluginOperations"),
+    ("Failed", "is Failed"), ("FailedValidation", "is FailedValidation"),
+    ("PartiallyFailed", "allow_partially_failed=true"),
+])
+def test_backup_phase(fake, store, phase, expect):
+    fake.mutate(k.BACKUP, "nightly", VNS, lambda o: o["status"].update(phase=phase))
+    assert expect in fail(fake, store, volumes=["data-app-0"])
+
+
+def test_partially_failed_opt_in(fake, store):
+    fake.mutate(k.BACKUP, "nightly", VNS, lambda o: o["status"].update(phase="PartiallyFailed"))
+    p = build(fake, store, volumes=["data-app-0"], allow_partially_failed=True)
+    assert any("PartiallyFailed" in w for w in p["warnings"])
+    fake.mutate(k.BACKUP, "nightly", VNS, lambda o: o["status"].update(phase="Failed"))
+    assert "is Failed" in fail(fake, store, volumes=["data-app-0"], allow_partially_failed=True)
+
+
+def test_failed_volume_in_partially_failed_backup(fake, store):
+    fake.mutate(k.BACKUP, "nightly", VNS, lambda o: o["status"].update(phase="PartiallyFailed"))
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data", phase="Failed", result="failed")])
+    msg = fail(fake, store, volumes=["data-app-0"], allow_partially_failed=True)
+    assert "did not complete" in msg
+
+
+def test_backup_without_namespace(fake, store):
+    msg = fail(fake, store, source_namespace="db")
+    assert "does not include namespace db" in msg
+    assert fake.count("create") == 0  # no DownloadRequest before that rule
+
+
+def test_backup_with_namespace_but_no_volumes_there(fake, store):
+    fake.mutate(k.BACKUP, "nightly", VNS, lambda o: o["spec"].update(includedNamespaces=["*"]))
+    assert "no claim volume in namespace db" in fail(fake, store, source_namespace="db")
+
+
+def test_several_namespaces_need_source_namespace(fake, store):
+    store.put("nightly", [f.vi_pvb("a", "p", "v"), f.vi_pvb("b", "p", "v", namespace="db")])
+    assert "set source_namespace" in fail(fake, store)
+
+
+def test_requested_claim_not_in_backup(fake, store):
+    msg = fail(fake, store, volumes=["data-app-0", "nope"])
+    assert "claim shop/nope is not in backup nightly" in msg and "data-app-1" in msg
+
+
+def test_target_claim_missing(fake, store):
+    fake.remove(k.PVC, "data-app-0", "shop")
+    assert "target claim shop/data-app-0 does not exist" in fail(fake, store, volumes=["data-app-0"])
+    assert "does not exist" in fail(fake, store, volumes=["data-app-0"], mode="replace")
+
+
+def test_target_claim_unbound(fake, store):
+    fake.remove(k.PVC, "data-app-0", "shop")
+    fake.add(k.PVC, f.pvc("data-app-0", phase="Pending", sc="sim-wffc"))
+    msg = fail(fake, store, volumes=["data-app-0"])
+    assert "is Pending, not Bound" in msg and "mode=replace" in msg
+    assert build(fake, store, volumes=["data-app-0"], mode="replace")["volumes"]
+
+
+def test_target_claim_too_small(fake, store):
+    fake.remove(k.PVC, "db-data", "shop")
+    fake.add(k.PVC, f.pvc("db-data", size="10Mi"))
+    msg = fail(fake, store, volumes=["db-data"])
+    assert "has 10.0Mi but the snapshot of shop/db-data holds 20.0Mi" in msg and "Expand" in msg
+    p = build(fake, store, volumes=["db-data"], mode="replace")
+    assert p["volumes"][0]["new_pvc"]["size"] == "20Mi"
+
+
+def test_block_target_for_fs_backup(fake, store):
+    fake.remove(k.PVC, "data-app-0", "shop")
+    fake.add(k.PVC, f.pvc("data-app-0", mode="Block"))
+    assert "Block mode but shop/data-app-0 was a file-system backup" in fail(fake, store, volumes=["data-app-0"])
+
+
+def test_terminating_target(fake, store):
+    fake.mutate(k.PVC, "data-app-0", "shop", lambda o: o["metadata"].update(deletionTimestamp="2026-11-25T00:00:00Z"))
+    assert "is being deleted" in fail(fake, store, volumes=["data-app-0"])
+
+
+def test_csi_only_and_native_snapshots(fake, store):
+    store.put("nightly", [f.vi_csi("data-app-0"), f.vi_native("logs")])
+    msg = fail(fake, store, volumes=["data-app-0", "logs"])
+    assert "CSI snapshot without data movement" in msg and "native" in msg
+    assert "2 problems" in msg
+
+
+def test_restic_uploader(fake, store):
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data", uploader="restic")])
+    assert "restic" in fail(fake, store) and "kopia" in fail(fake, store)
+
+
+def test_empty_snapshot_id(fake, store):
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data", snapshot="")])
+    assert "empty snapshot id" in fail(fake, store)
+
+
+def test_velero_crds_missing(store):
+    fake = FakeKube(missing_kinds=[k.BACKUP, k.DOWNLOAD_REQUEST])
+    with pytest.raises(PreflightError) as err:
+        plan.build(fake, VNS, "nightly", "in_place")
+    assert "Velero's CRDs are not installed" in err.value.msg
+
+
+def test_bsl_missing(fake, store):
+    fake.remove(k.BACKUP_STORAGE_LOCATION, "default", VNS)
+    assert "BackupStorageLocation velero/default of backup nightly does not exist" in fail(fake, store)
+
+
+def test_bsl_unavailable(fake, store):
+    fake.mutate(k.BACKUP_STORAGE_LOCATION, "default", VNS,
+                lambda o: o["status"].update(phase="Unavailable", message="NoSuchBucket"))
+    msg = fail(fake, store)
+    assert "is Unavailable, not Available (NoSuchBucket)" in msg
+
+
+def test_two_sessions_on_same_claim(fake, store):
+    fake.add(k.CONFIG_MAP, f.session_cm("other", ["shop/data-app-0"]))
+    msg = fail(fake, store, volumes=["data-app-0"], session="mine")
+    assert "already part of restore session 'other'" in msg
+    # own session, finished sessions and other claims are fine
+    fake.add(k.CONFIG_MAP, f.session_cm("mine", ["shop/data-app-0"]))
+    fake.add(k.CONFIG_MAP, f.session_cm("done", ["shop/data-app-1"], state="completed"))
+    assert build(fake, store, volumes=["data-app-1"], session="mine")["volumes"]
+    fake.remove(k.CONFIG_MAP, "data-restore-other", VNS)
+    assert build(fake, store, volumes=["data-app-0"], session="mine")["volumes"]
+
+
+def test_session_check_ignores_foreign_config_maps(fake, store):
+    cm = f.session_cm("broken", ["shop/data-app-0"])
+    cm["data"] = {"session.json": "not json"}
+    fake.add(k.CONFIG_MAP, cm)
+    assert build(fake, store, volumes=["data-app-0"], session="mine")["volumes"]
+
+
+@pytest.mark.parametrize("kwargs,expect", [
+    (dict(target_namespace="Shop_Test"), "not a valid namespace name"),
+    (dict(namespace_mapping={"shop": "bad_ns"}), "both must be namespace names"),
+    (dict(namespace_mapping={}), "non-empty dict"),
+    (dict(target_namespace="missing"), "Target namespace missing does not exist"),
+    (dict(namespace_mapping={"db": "x", "web": "y"}, source_namespace="shop"), "no entry for source namespace shop"),
+    (dict(target_namespace="x", namespace_mapping={"shop": "x"}), "mutually exclusive"),
+])
+def test_namespace_options(fake, store, kwargs, expect):
+    kwargs.setdefault("volumes", ["data-app-0"])
+    assert expect in fail(fake, store, **kwargs)
+
+
+def test_mapping_extra_entries_warn(fake, store):
+    p = build(fake, store, volumes=["data-app-0"], source_namespace="shop",
+              namespace_mapping={"shop": "shop", "db": "db2"})
+    assert any("db are ignored" in w for w in p["warnings"])
+
+
+def test_replace_name_collision(fake, store):
+    name = plan.new_pvc_name("data-app-0", plan.names.short_hash("s1", length=6))
+    fake.add(k.PVC, f.pvc(name, labels={"owner": "someone"}))
+    msg = fail(fake, store, mode="replace", volumes=["data-app-0"], session="s1")
+    assert "already exists and does not belong to this restore" in msg and "owner=someone" in msg
+    # ours (a re-run of the same session) is fine
+    fake.mutate(k.PVC, name, "shop", lambda o: o["metadata"].update(labels={
+        "app.kubernetes.io/managed-by": "velero.data_restore", "data-restore.ansible/session": "s1"}))
+    assert build(fake, store, mode="replace", volumes=["data-app-0"], session="s1")["volumes"]
+
+
+def test_new_pvc_name_stays_short():
+    name = plan.new_pvc_name("x" * 63, "abcdef")
+    assert len(name) <= 63 and name == plan.new_pvc_name("x" * 63, "abcdef")
+
+
+def test_storage_class_map_rules(fake, store):
+    msg = fail(fake, store, mode="replace", volumes=["data-app-0"], storage_class_map={"sim-immediate": "nope"})
+    assert "StorageClass nope" in msg and "does not exist" in msg
+    msg = fail(fake, store, mode="replace", volumes=["db-data"], storage_class_map={"sim-immediate": "local"})
+    assert "cannot provision volumes dynamically" in msg
+    p = build(fake, store, mode="replace", volumes=["data-app-0"], storage_class_map={"gp2": "sim-wffc"})
+    assert any("gp2" in w for w in p["warnings"])
+    assert "mode=replace only" in fail(fake, store, storage_class_map={"a": "b"}, volumes=["data-app-0"])
+
+
+@pytest.mark.parametrize("kwargs,expect", [
+    (dict(mode="sideways"), "mode='sideways'"),
+    (dict(backup=""), "backup must be a backup name"),
+    (dict(backup={"uid": "x"}), "dict without a name"),
+    (dict(volumes=[]), "non-empty list"),
+    (dict(volumes="data-app-0"), "non-empty list"),
+    (dict(volumes=["Bad Name"]), "not a claim name"),
+    (dict(volumes=["a"], volume_selector="app=web"), "mutually exclusive"),
+    (dict(volume_selector=""), "non-empty label selector"),
+    (dict(mode="replace", storage_class_map=[]), "non-empty dict"),
+    (dict(allow_partially_failed="yes"), "true or false"),
+    (dict(session="Bad_Session"), "session"),
+])
+def test_malformed_options(fake, store, kwargs, expect):
+    assert expect in fail(fake, store, **kwargs)
+    assert fake.requests == []  # rejected before any API call
+
+
+def test_zero_mutations_on_every_failure(fake, store):
+    record = backups.find(fake, VNS, name="nightly", fetch=store.fetch)["backups"][0]
+    fake.add(k.CONFIG_MAP, f.session_cm("other", ["shop/data-app-0"]))
+    before = len(fake.events)
+    for kwargs in (dict(volumes=["nope"]), dict(volumes=["logs"]), dict(session="mine", volumes=["data-app-0"]),
+                   dict(target_namespace="missing"), dict(mode="replace", storage_class_map={"x": "nope"})):
+        with pytest.raises(PreflightError):
+            plan.build(fake, VNS, record, kwargs.pop("mode", "in_place"), **kwargs)
+    assert len(fake.events) == before
+    assert not [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")
+                and r[1] != "DownloadRequest"]
+
+
+def test_quantities():
+    assert plan.quantity_bytes("1Gi") == 1024 ** 3
+    assert plan.quantity_bytes("500M") == 500 * 10 ** 6
+    assert plan.quantity_bytes("1.5Gi") == 1610612736
+    assert plan.quantity_bytes("1e3") == 1000
+    assert plan.quantity_bytes("100m") == 1
+    assert plan.quantity_bytes("junk") is None and plan.quantity_bytes(None) is None
+    assert plan.mi_ceil(MI) == 1 and plan.mi_ceil(MI + 1) == 2
