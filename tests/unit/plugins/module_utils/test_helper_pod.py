@@ -1,0 +1,282 @@
+"""helper_pod.py: the restore-wait init container exactly as Velero builds it, grouping, waits."""
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod as hp
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    PreflightError,
+    WaitTimeout,
+)
+from fake_kube import FakeKube
+import data_path_fixtures as f
+
+
+def params(**kw):
+    p = dict(velero_namespace=f.VNS, session="s1", state="present", namespace=f.NS, pvcs=None, volumes=None,
+             image=None, node_selector=None, affinity=None, tolerations=None, node_name=None,
+             pin_to_consumer_node=False, labels=None, check_node_agent=True, wait=True, wait_timeout=30)
+    p.update(kw)
+    return p
+
+
+@pytest.fixture
+def fake():
+    fake = FakeKube()
+    fake.sess = f.base_cluster(fake)
+    fake.add(k.PVC, f.pvc("data", volume="pv-data"))
+    fake.add(k.PV, f.pv("pv-data"))
+    fake.controllers.append(f.kubelet())
+    return fake
+
+
+# The init container Velero's PodVolumeRestoreAction.Execute injects (velero-contract.md §2), for a pod with one
+# restored volume "data", restore UID = session UID, no plugin ConfigMap, image of Deployment velero.
+def velero_init_container(uid, volumes=("data",)):
+    return {
+        "name": "restore-wait",
+        "image": "velero/velero:v1.18.1",
+        "command": ["/velero-restore-helper"],
+        "args": [uid],
+        "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "volumeMounts": [{"name": v, "mountPath": "/restores/" + v} for v in volumes],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}, "runAsUser": 1000, "runAsNonRoot": True},
+    }
+
+
+def test_helper_pod_matches_velero_init_container(fake):
+    result = hp.run(fake, params(pvcs=["data"]))
+    assert result["changed"] is True
+    [entry] = result["pods"]
+    pod = fake.find(k.POD, entry["name"], f.NS)
+    assert pod["spec"]["initContainers"] == [velero_init_container(fake.sess.uid)]
+    main = pod["spec"]["containers"][0]
+    assert main["command"] == ["/velero-helper", "pause"] and main["image"] == "velero/velero:v1.18.1"
+    assert main["securityContext"]["runAsNonRoot"] is True and main["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "volumeMounts" not in main
+    assert pod["spec"]["restartPolicy"] == "Always"
+    assert pod["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    assert "ownerReferences" not in pod["metadata"]  # cross-namespace owners are GC'd
+    labels = pod["metadata"]["labels"]
+    assert labels["data-restore.ansible/session"] == "s1" and labels["data-restore.ansible/role"] == "helper"
+    assert entry == {"name": "restore-s1-shared", "namespace": f.NS, "uid": pod["metadata"]["uid"], "node": "node-1",
+                     "group": "shared", "phase": "Pending", "restore_wait": "running", "volumes": {"data": "data"}}
+
+
+@pytest.mark.parametrize("image, expected, noted", [
+    ("velero", "velero/velero:v1.18.1", True),                        # no registry part: ignored
+    ("registry.local/velero/velero", "registry.local/velero/velero:v1.18.1", True),  # no tag: tag appended
+    ("registry.local:5000/velero", "registry.local:5000/velero:v1.18.1", True),      # port is not a tag
+    ("registry.local/velero/velero:v1.18.0", "registry.local/velero/velero:v1.18.0", False),
+])
+def test_configmap_image(image, expected, noted):
+    got, note = hp.resolve_image(f.plugin_config({"image": image}), "velero/velero:v1.18.1")
+    assert got == expected
+    assert bool(note) is noted
+
+
+def test_image_option_overrides_everything(fake):
+    fake.add(k.CONFIG_MAP, f.plugin_config({"image": "registry.local/velero/velero:v9"}))
+    result = hp.run(fake, params(pvcs=["data"], image="mirror.local/velero:v1.18.1"))
+    pod = fake.find(k.POD, result["pods"][0]["name"], f.NS)
+    assert pod["spec"]["initContainers"][0]["image"] == "mirror.local/velero:v1.18.1"
+    assert pod["spec"]["containers"][0]["image"] == "mirror.local/velero:v1.18.1"
+
+
+def test_configmap_image_is_for_restore_wait_only(fake):
+    fake.add(k.CONFIG_MAP, f.plugin_config({"image": "registry.local/velero/velero-restore-helper:v1.18.1"}))
+    result = hp.run(fake, params(pvcs=["data"]))
+    pod = fake.find(k.POD, result["pods"][0]["name"], f.NS)
+    assert pod["spec"]["initContainers"][0]["image"] == "registry.local/velero/velero-restore-helper:v1.18.1"
+    assert pod["spec"]["containers"][0]["image"] == "velero/velero:v1.18.1"  # has /velero-helper
+
+
+def test_two_plugin_configmaps_are_an_error(fake):
+    fake.add(k.CONFIG_MAP, f.plugin_config({}, name="a"))
+    fake.add(k.CONFIG_MAP, f.plugin_config({}, name="b"))
+    with pytest.raises(PreflightError, match="more than one ConfigMap.*a, b"):
+        hp.run(fake, params(pvcs=["data"]))
+
+
+def test_missing_velero_deployment():
+    fake = FakeKube()
+    with pytest.raises(PreflightError, match="Deployment velero/velero not found"):
+        hp.resolve_settings(fake, f.VNS)
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}),
+    ({"cpuRequest": "200m", "memLimit": "1Gi", "memRequest": "256Mi", "cpuLimit": "1"},
+     {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}),
+    ({"cpuLimit": "0", "memLimit": "0"}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {}}),
+    ({"cpuRequest": "2", "cpuLimit": "1"},  # request > limit: Velero falls back to the defaults
+     {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}),
+    ({"memRequest": "lots"}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}),
+])
+def test_configmap_resources(data, expected):
+    got, _ = hp.resolve_resources(f.plugin_config(data))
+    assert got == expected
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"secCtxRunAsUser": "1001", "secCtxRunAsGroup": "999", "secCtxAllowPrivilegeEscalation": "false"},
+     {"runAsUser": 1001, "runAsGroup": 999, "allowPrivilegeEscalation": False}),
+    ({"secCtx": "capabilities:\n  drop: [ALL]\nrunAsNonRoot: true\n"},
+     {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}),
+    ({"secCtxRunAsUser": "1001", "secCtx": "runAsUser: 2000\n"}, {"runAsUser": 2000}),  # YAML wins (unmarshal after)
+    ({"secCtxRunAsUser": "abc"}, hp.default_security_context()),
+    ({"secCtx": "runAsUsr: 1\n"}, hp.default_security_context()),  # UnmarshalStrict: unknown field
+    ({"image": "x/y"}, hp.default_security_context()),
+])
+def test_configmap_security_context(data, expected):
+    got, _ = hp.resolve_security_context(f.plugin_config(data))
+    assert got == expected
+
+
+def test_configmap_command_and_security_context_reach_the_pod(fake):
+    fake.add(k.CONFIG_MAP, f.plugin_config({"command": "/custom-helper", "secCtxRunAsUser": "1000680000"}))
+    result = hp.run(fake, params(pvcs=["data"]))
+    init = fake.find(k.POD, result["pods"][0]["name"], f.NS)["spec"]["initContainers"][0]
+    assert init["command"] == ["/custom-helper"]
+    assert init["securityContext"] == {"runAsUser": 1000680000}
+
+
+def test_pod_volume_names_are_dns1123_and_stable():
+    assert hp.pod_volume_name("data-db-0") == "data-db-0"
+    dotted = hp.pod_volume_name("data.db")
+    long_name = hp.pod_volume_name("x" * 200)
+    for name in (dotted, long_name):
+        assert len(name) <= 63 and name.replace("-", "").isalnum() and name == name.lower()
+    assert dotted != hp.pod_volume_name("data-db") and dotted == hp.pod_volume_name("data.db")
+
+
+def test_grouping_by_pv_node_constraint(fake):
+    for name, host in (("a", "node-1"), ("b", "node-2"), ("c", None), ("d", "node-1")):
+        fake.add(k.PVC, f.pvc(name, volume="pv-" + name))
+        fake.add(k.PV, f.pv("pv-" + name, host))
+    result = hp.run(fake, params(pvcs=["a", "b", "c", "d", "data"]))
+    groups = dict((p["group"], p) for p in result["pods"])
+    assert sorted(groups) == ["node-node-1", "node-node-2", "shared"]
+    assert groups["node-node-1"]["volumes"] == {"a": "a", "d": "d"} and groups["node-node-1"]["node"] == "node-1"
+    assert groups["node-node-2"]["volumes"] == {"b": "b"} and groups["node-node-2"]["node"] == "node-2"
+    assert groups["shared"]["volumes"] == {"c": "c", "data": "data"}
+    pod = fake.find(k.POD, groups["node-node-1"]["name"], f.NS)
+    assert [m["mountPath"] for m in pod["spec"]["initContainers"][0]["volumeMounts"]] == ["/restores/a", "/restores/d"]
+
+
+def test_plan_records_use_new_pvc_in_replace_mode(fake):
+    fake.add(k.PVC, f.pvc("data-new", sc="sim-wffc"))
+    records = [f.fs_record("data", new_pvc={"name": "data-new"}), f.dm_record("other")]
+    result = hp.run(fake, params(namespace=None, volumes=records))
+    assert [p["volumes"] for p in result["pods"]] == [{"data-new": "data-new"}]
+
+
+def test_pin_to_consumer_node(fake):
+    tol = {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}
+    fake.add(k.POD, f.app_pod("db-0", ["data"], "node-2", tolerations=[tol]))
+    result = hp.run(fake, params(pvcs=["data"], pin_to_consumer_node=True))
+    [entry] = result["pods"]
+    assert entry["group"] == "node-node-2" and entry["node"] == "node-2"
+    pod = fake.find(k.POD, entry["name"], f.NS)
+    terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-2"]}]}]
+    assert pod["spec"]["tolerations"] == [tol]
+
+
+def test_pin_refuses_rwop_in_use(fake):
+    fake.add(k.PVC, f.pvc("solo", volume="pv-solo", access=("ReadWriteOncePod",)))
+    fake.add(k.PV, f.pv("pv-solo"))
+    fake.add(k.POD, f.app_pod("solo-0", ["solo"], "node-1"))
+    with pytest.raises(PreflightError, match="ReadWriteOncePod and still mounted by pod"):
+        hp.run(fake, params(pvcs=["solo"], pin_to_consumer_node=True))
+
+
+def test_no_ready_node_agent_fails_at_once(fake):
+    fake.remove(k.POD, "node-agent-node-1", f.VNS)
+    fake.add(k.POD, f.node_agent_pod("node-1", ready=False))
+    with pytest.raises(DataRestoreError, match="scheduled on node node-1, but no Ready Velero node-agent"):
+        hp.run(fake, params(pvcs=["data"]))
+
+
+def test_image_pull_failure_fails_early(fake):
+    fake.controllers[:] = []
+
+    def pull_fails(fk):
+        pod = fk.find(k.POD, "restore-s1-shared", f.NS)
+        if pod and not pod["spec"].get("nodeName"):
+            def bad(o):
+                o["spec"]["nodeName"] = "node-1"
+                o["status"] = {"phase": "Pending", "initContainerStatuses": [{
+                    "name": "restore-wait", "image": "velero/velero:v1.18.1",
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": "pull denied"}}}]}
+            fk.mutate(k.POD, "restore-s1-shared", f.NS, bad)
+            return True
+        return False
+    fake.controllers.append(pull_fails)
+    with pytest.raises(DataRestoreError, match="ImagePullBackOff pull denied.*option image"):
+        hp.run(fake, params(pvcs=["data"]))
+
+
+def test_timeout_names_pending_pods(fake):
+    fake.controllers[:] = []
+    with pytest.raises(WaitTimeout) as err:
+        hp.run(fake, params(pvcs=["data"], wait_timeout=0))
+    assert err.value.pending == ["restore-s1-shared (pending)"]
+
+
+def test_idempotent_rerun(fake):
+    first = hp.run(fake, params(pvcs=["data"]))
+    creates = fake.count("create")
+    second = hp.run(fake, params(pvcs=["data"]))
+    assert second["changed"] is False and fake.count("create") == creates
+    assert second["pods"][0]["uid"] == first["pods"][0]["uid"]
+
+
+def test_different_spec_is_not_replaced(fake):
+    hp.run(fake, params(pvcs=["data"]))
+    with pytest.raises(PreflightError, match="already exists with a different spec.*state=absent"):
+        hp.run(fake, params(pvcs=["data"], image="other.local/velero:v1"))
+
+
+def test_terminal_pod_is_reported(fake):
+    result = hp.run(fake, params(pvcs=["data"]))
+    fake.mutate(k.POD, result["pods"][0]["name"], f.NS, lambda o: o["status"].update(phase="Failed", reason="Evicted"))
+    with pytest.raises(DataRestoreError, match="is Failed \\(Evicted\\)"):
+        hp.run(fake, params(pvcs=["data"]))
+
+
+def test_check_mode_creates_nothing(fake):
+    fake.requests[:] = []
+    result = hp.run(fake, params(pvcs=["data"]), check_mode=True)
+    assert result["changed"] is True and result["pods"][0]["uid"] is None
+    assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == []
+    assert result["diff"]["after"]["pods"][0]["spec"]["initContainers"][0]["name"] == "restore-wait"
+
+
+def test_check_mode_without_session():
+    fake = FakeKube()
+    fake.add(k.DEPLOYMENT, f.velero_deployment())
+    fake.add(k.PVC, f.pvc("data"))
+    result = hp.run(fake, params(pvcs=["data"]), check_mode=True)
+    assert result["changed"] is True and fake.count("create") == 0
+
+
+def test_block_and_missing_pvcs_refused(fake):
+    fake.add(k.PVC, f.pvc("raw", volume="pv-raw", mode="Block"))
+    with pytest.raises(PreflightError, match="Block mode.*data_download"):
+        hp.run(fake, params(pvcs=["raw"]))
+    with pytest.raises(PreflightError, match="nope not found in namespace shop"):
+        hp.run(fake, params(pvcs=["nope"]))
+
+
+def test_absent_deletes_and_waits(fake):
+    hp.run(fake, params(pvcs=["data"]))
+    result = hp.run(fake, params(state="absent", namespace=None))
+    assert result["changed"] is True and result["deleted"] == ["shop/restore-s1-shared"]
+    assert fake.find(k.POD, "restore-s1-shared", f.NS) is None
+    again = hp.run(fake, params(state="absent"))
+    assert again["changed"] is False
