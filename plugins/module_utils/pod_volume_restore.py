@@ -1,0 +1,382 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PodVolumeRestores of a session: one per planned volume, into the session's helper pods.
+
+Every field and label is one the node-agent reads (velero-contract.md §1.4, §2, §4, §7):
+Velero namespace (§7.1), ``uploaderType: kopia`` (§7.2), ``velero.io/pod-uid`` (§7.4),
+ownerReferences[0] = the session, which names the done file (§7.5), ``repoIdentifier: ""``
+(§7.7), no ``status`` on create and merge-patched ``spec.cancel`` (§7.13), names ≤ 63 (§7.14),
+original ``sourceNamespace`` and local BSL (§7.15), ``snapshotSize`` only where the CRD has it (§7.18).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    PreflightError,
+    WaitTimeout,
+)
+from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
+
+ROLE = "pvr"
+ANNOTATION_VOLUME_KEY = names.PREFIX + "volume-key"
+FAILED_PHASES = (va.PHASE_FAILED, va.PHASE_CANCELED)
+UPLOADER_SETTING_KEYS = ("WriteSparseFiles", "ParallelFilesDownload")
+
+
+def pvr_name(session, namespace, pvc):
+    """Stable name ≤ 63: the node-agent names its hosting pod after it (contract §7.14)."""
+    return names.stable_name(session, namespace, pvc)
+
+
+def volume_key(rec):
+    ns, pvc = helper_pod.receiving_claim(rec)
+    return rec.get("key") or "%s/%s" % (rec.get("target_namespace") or ns, rec.get("target_pvc") or pvc)
+
+
+def check_record(rec):
+    """Refuse what a node-agent would drop or fail, with the contract's reason."""
+    key = rec.get("key") or "%s/%s" % helper_pod.receiving_claim(rec)
+    missing = [f for f in ("snapshot_id", "source_namespace", "backup_storage_location") if not rec.get(f)]
+    if missing:
+        raise PreflightError("Volume %s: the plan record lacks %s; build it with velero.data_restore.restore_plan."
+                             % (key, ", ".join(missing)), volume=key)
+    method = rec.get("method") or "fs"
+    uploader = rec.get("uploader_type")
+    if method == "fs" and (uploader or "kopia") != va.UPLOADER_KOPIA:
+        raise PreflightError(
+            "Volume %s was backed up with uploader %r; Velero's node-agent only restores PodVolumeRestores with "
+            "uploaderType kopia (restic support was removed; other values are dropped silently, velero-contract.md "
+            "§1.4, §7.2). Restore it with a Velero version that still has restic, or re-back it up with kopia."
+            % (key, uploader), volume=key)
+    if method == "data_mover" and (rec.get("data_mover") or "") not in va.BUILTIN_DATA_MOVERS:
+        raise PreflightError(
+            "Volume %s was moved by data mover %r; only Velero's built-in data mover (\"\" or velero) writes kopia "
+            "snapshots a PodVolumeRestore can read (velero-contract.md §7.12, §8)." % (key, rec.get("data_mover")),
+            volume=key)
+    if rec.get("volume_mode") == "Block":
+        raise PreflightError(
+            "Volume %s is Block mode; a PodVolumeRestore restores Filesystem volumes only (velero-contract.md §2, "
+            "§8). Restore it with velero.data_restore.data_download into a new Block PVC." % key, volume=key)
+    return key
+
+
+def match_helper_pod(pods, namespace, pvc):
+    """(pod entry, pod volume name) of the helper pod that mounts namespace/pvc."""
+    for pod in pods or []:
+        if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}):
+            return pod, pod["volumes"][pvc]
+    raise PreflightError(
+        "No helper pod mounts PVC %s/%s; create it with velero.data_restore.restore_helper_pod (same session "
+        "and volumes) and pass its pods result." % (namespace, pvc), pvc="%s/%s" % (namespace, pvc))
+
+
+def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None, snapshot_size_field=False):
+    """The PodVolumeRestore body (never a status)."""
+    ns, pvc = helper_pod.receiving_claim(rec)
+    labels = names.session_labels(sess.name, ROLE)
+    labels[va.LABEL_POD_UID] = pod["uid"]
+    spec = {
+        "pod": {"kind": "Pod", "namespace": pod["namespace"], "name": pod["name"], "uid": pod["uid"]},
+        "volume": volume,
+        "backupStorageLocation": rec["backup_storage_location"],
+        "repoIdentifier": "",
+        "uploaderType": va.UPLOADER_KOPIA,
+        "snapshotID": rec["snapshot_id"],
+        "sourceNamespace": rec["source_namespace"],
+    }
+    if snapshot_size_field and rec.get("snapshot_size"):
+        spec["snapshotSize"] = int(rec["snapshot_size"])
+    if uploader_settings:
+        spec["uploaderSettings"] = dict((key, str(value).lower() if isinstance(value, bool) else str(value))
+                                        for key, value in uploader_settings.items())
+    return {
+        "apiVersion": k.POD_VOLUME_RESTORE.api_version,
+        "kind": k.POD_VOLUME_RESTORE.kind,
+        "metadata": {
+            "name": pvr_name(sess.name, ns, pvc),
+            "namespace": velero_namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_VOLUME_KEY: volume_key(rec)},
+            "ownerReferences": [sess.owner_reference()],
+        },
+        "spec": spec,
+    }
+
+
+def check_uploader_settings(settings):
+    unknown = sorted(set(settings or {}) - set(UPLOADER_SETTING_KEYS))
+    if unknown:
+        raise PreflightError("uploader_settings keys %s are unknown to Velero; use %s."
+                             % (", ".join(unknown), ", ".join(UPLOADER_SETTING_KEYS)))
+
+
+def _parse_time(value):
+    try:
+        return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError):
+        return None
+
+
+def summarize(obj, key=None):
+    """The per-volume result entry of a PVR (or DataDownload)."""
+    status = obj.get("status") or {}
+    progress = status.get("progress") or {}
+    started, completed = status.get("startTimestamp"), status.get("completionTimestamp")
+    duration = None
+    if _parse_time(started) and _parse_time(completed):
+        duration = int((_parse_time(completed) - _parse_time(started)).total_seconds())
+    meta = obj.get("metadata") or {}
+    return {
+        "key": key or (meta.get("annotations") or {}).get(ANNOTATION_VOLUME_KEY),
+        "name": meta.get("name"),
+        "phase": status.get("phase") or va.PHASE_NEW,
+        "bytes_done": progress.get("bytesDone") or 0,
+        "total_bytes": progress.get("totalBytes") or 0,
+        "node": status.get("node") or status.get("acceptedByNode"),
+        "message": status.get("message") or "",
+        "started": started,
+        "completed": completed,
+        "duration": duration,
+    }
+
+
+def progress_line(entries):
+    done = sum(e["bytes_done"] for e in entries)
+    total = sum(e["total_bytes"] for e in entries)
+    finished = len([e for e in entries if e["phase"] == va.PHASE_COMPLETED])
+    return "%d/%d volumes completed, %d/%d bytes" % (finished, len(entries), done, total)
+
+
+def failure_message(kind_name, failed):
+    return "%s failed for %d volume(s): %s" % (kind_name, len(failed), "; ".join(
+        "%s (%s) %s: %s" % (e["key"], e["name"], e["phase"], e["message"] or "no message from the node-agent")
+        for e in failed))
+
+
+def wait_final(kube, velero_namespace, session, expected, timeout, kind=k.POD_VOLUME_RESTORE, role=ROLE,
+               fail_fast=False, on_progress=None):
+    """One LIST + WATCH on the session's CRs until every name in ``expected`` ({name: key}) is final.
+
+    Returns the final objects by name. Raises WaitTimeout (pending names + keys) or, with
+    fail_fast, DataRestoreError at the first Failed/Canceled one.
+    """
+    def predicate(objects):
+        by_name = dict((o["metadata"]["name"], o) for o in objects)
+        entries, pending = [], []
+        for name in sorted(expected):
+            obj = by_name.get(name)
+            if obj is None:
+                pending.append("%s (%s, gone)" % (expected[name], name))
+                continue
+            entry = summarize(obj, expected[name])
+            entries.append(entry)
+            if entry["phase"] not in va.DATA_PATH_FINAL_PHASES:
+                pending.append("%s (%s, %s, %d/%d bytes)" % (entry["key"], name, entry["phase"],
+                                                              entry["bytes_done"], entry["total_bytes"]))
+            elif fail_fast and entry["phase"] in FAILED_PHASES:
+                raise DataRestoreError(failure_message(kind.kind, [entry]), volumes=[entry])
+        return WaitState(not pending, pending=pending, progress=progress_line(entries))
+
+    objects = wait_for(kube, kind, predicate, namespace=velero_namespace,
+                       label_selector=names.session_selector(session, role), timeout=timeout,
+                       on_progress=on_progress, what="%ss of session %s" % (kind.kind, session))
+    return dict((o["metadata"]["name"], o) for o in objects)
+
+
+def run(kube, params, check_mode=False):
+    """What module pod_volume_restore does; returns its result dict."""
+    velero_ns, session_name = params["velero_namespace"], params["session"]
+    sessions.check_name(session_name)
+    if params["state"] == "absent":
+        return cancel(kube, velero_ns, session_name, params.get("volumes"), wait=params["wait"],
+                      timeout=params["wait_timeout"], check_mode=check_mode)
+    records = [r for r in params.get("volumes") or []
+               if (r.get("restore_via") or "pod_volume_restore") == "pod_volume_restore"]
+    if not records:
+        raise PreflightError("No volume records with restore_via pod_volume_restore in volumes.")
+    check_uploader_settings(params.get("uploader_settings"))
+    sess = sessions.load(kube, velero_ns, session_name)
+    if sess is None:
+        if not check_mode:
+            sessions.require(kube, velero_ns, session_name)
+    pods = params.get("pods")
+    if not pods and sess is not None:
+        pods = [helper_pod.describe_pod(p) for p in helper_pod.find_pods(kube, session_name)]
+    size_field = va.field_supported(kube, k.POD_VOLUME_RESTORE, "spec.snapshotSize") is True
+    existing = {}
+    if sess is not None:
+        items, _ = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
+                             label_selector=names.session_selector(session_name, ROLE))
+        existing = dict((o["metadata"]["name"], o) for o in items)
+    plan, expected, messages = [], {}, []
+    for rec in records:
+        key = check_record(rec)
+        ns, pvc = helper_pod.receiving_claim(rec)
+        name = pvr_name(session_name, ns, pvc)
+        expected[name] = key
+        current = existing.get(name)
+        if current is not None and not current["metadata"].get("deletionTimestamp"):
+            phase = va.phase_of(current)
+            if phase in FAILED_PHASES and params.get("retry_failed"):
+                plan.append(("recreate", rec, key, name, current))
+                continue
+            if phase not in va.DATA_PATH_FINAL_PHASES:
+                _check_same_pod(current, pods, ns, pvc)
+            plan.append(("reuse", rec, key, name, current))
+            continue
+        if current is not None:  # being deleted: wait for it to go, then create anew
+            plan.append(("recreate", rec, key, name, current))
+            continue
+        plan.append(("create", rec, key, name, None))
+    bodies = {}
+    for action, rec, key, name, current in plan:
+        if action == "reuse":
+            continue
+        if sess is None:
+            bodies[name] = None
+            continue
+        ns, pvc = helper_pod.receiving_claim(rec)
+        pod, volume = match_helper_pod(pods, ns, pvc)
+        if not pod.get("uid"):
+            raise PreflightError("Helper pod %s/%s has no UID yet (check mode?); create it first." % (ns, pod["name"]))
+        bodies[name] = build_pvr(rec, pod, volume, sess, velero_ns, params.get("uploader_settings"), size_field)
+    changed = any(a != "reuse" for a, _, _, _, _ in plan)
+    diff = dict(before={}, after={"podvolumerestores": [b for b in bodies.values() if b]})
+    if check_mode:
+        volumes = [dict(summarize(c or bodies.get(n) or {"metadata": {"name": n}}, key), action=a)
+                   for a, _, key, n, c in plan]
+        return dict(changed=changed, done=False, volumes=volumes, diff=diff,
+                    progress=progress_line(volumes))
+    if changed:
+        # Record before mutate: the session knows every PVR before it exists (one update for all).
+        def record(doc):
+            for action, rec, key, name, current in plan:
+                if action != "reuse":
+                    doc["volumes"].setdefault(key, {}).update(
+                        {"restore_via": "pod_volume_restore", "pod_volume_restore": name,
+                         "phase": va.PHASE_NEW, "helper_pod": bodies[name]["spec"]["pod"]["name"]})
+        sessions.update(kube, velero_ns, session_name, record, event="creating PodVolumeRestores")
+    recreate = [(n, c) for a, _, _, n, c in plan if a == "recreate"]
+    for name, current in recreate:
+        _delete_and_wait(kube, velero_ns, session_name, name, current, params["wait_timeout"])
+    for action, rec, key, name, current in plan:
+        if action == "reuse":
+            continue
+        kube.create(k.POD_VOLUME_RESTORE, bodies[name], velero_ns)
+    result = dict(changed=changed, diff=diff)
+    if not params["wait"]:
+        items, _ = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
+                             label_selector=names.session_selector(session_name, ROLE))
+        by_name = dict((o["metadata"]["name"], o) for o in items)
+        volumes = [summarize(by_name.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
+        result.update(done=all(v["phase"] in va.DATA_PATH_FINAL_PHASES for v in volumes), volumes=volumes,
+                      progress=progress_line(volumes))
+        _fail_on_failed(result, volumes, params)
+        return result
+    try:
+        final = wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"],
+                           fail_fast=params.get("fail_fast"))
+    except WaitTimeout as exc:
+        objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
+        volumes = [summarize(objects.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
+        if params.get("fail_on_timeout", True):
+            raise WaitTimeout(
+                "Timed out after %ss waiting for PodVolumeRestores of session %s; still pending: %s. Progress: %s. "
+                "A PodVolumeRestore that stays New is not seen by any node-agent: check that its helper pod runs "
+                "restore-wait on a node with a node-agent and that the PVR's velero.io/pod-uid label equals the "
+                "helper pod's UID; look at the node-agent logs on that node."
+                % (params["wait_timeout"], session_name, ", ".join(exc.pending), progress_line(volumes)),
+                pending=exc.pending, volumes=volumes)
+        result.update(done=False, volumes=volumes, pending=exc.pending, progress=progress_line(volumes))
+        return result
+    volumes = [summarize(final[n], expected[n]) for n in sorted(expected)]
+    _record_final(kube, velero_ns, session_name, volumes)
+    result.update(done=True, volumes=volumes, progress=progress_line(volumes))
+    _fail_on_failed(result, volumes, params)
+    return result
+
+
+def _fail_on_failed(result, volumes, params):
+    failed = [v for v in volumes if v["phase"] in FAILED_PHASES]
+    if failed:
+        raise DataRestoreError(
+            "%s. Fix the cause, then re-run with retry_failed=true to create them again." % failure_message(
+                "PodVolumeRestore", failed), volumes=volumes, changed=result["changed"])
+
+
+def _record_final(kube, velero_ns, session_name, volumes):
+    def apply(doc):
+        for v in volumes:
+            if v["key"]:
+                doc["volumes"].setdefault(v["key"], {}).update(
+                    {"phase": v["phase"], "bytes_done": v["bytes_done"], "total_bytes": v["total_bytes"],
+                     "message": v["message"], "completed": v["completed"]})
+    sessions.update(kube, velero_ns, session_name, apply)
+
+
+def _check_same_pod(current, pods, namespace, pvc):
+    """A running PVR whose helper pod was replaced can never complete: say so."""
+    uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
+    for pod in pods or []:
+        if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}):
+            if pod.get("uid") and pod["uid"] != uid:
+                raise DataRestoreError(
+                    "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; "
+                    "it can never complete. Cancel it with state=absent (or retry_failed after it failed) and re-run."
+                    % (current["metadata"]["name"], va.phase_of(current) or "New", uid, namespace, pod["name"],
+                       pod["uid"]))
+
+
+def _delete_and_wait(kube, velero_ns, session_name, name, current, timeout):
+    if not current["metadata"].get("deletionTimestamp"):
+        kube.delete(k.POD_VOLUME_RESTORE, name, velero_ns)
+    wait_for(kube, k.POD_VOLUME_RESTORE,
+             lambda objs: WaitState(not [o for o in objs if o["metadata"]["name"] == name], pending=[name]),
+             namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE), timeout=timeout,
+             what="PodVolumeRestore %s/%s to be deleted" % (velero_ns, name))
+
+
+def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, check_mode=False,
+           kind=k.POD_VOLUME_RESTORE, role=ROLE):
+    """Cancel (merge-patch spec.cancel=true, contract §7.13) and delete the session's CRs.
+
+    ``records`` limits it to those volumes (by stable name); all of the session's otherwise.
+    """
+    items, _ = kube.list(kind, namespace=velero_ns, label_selector=names.session_selector(session_name, role))
+    if records:
+        wanted = set(pvr_name(session_name, *helper_pod.receiving_claim(r)) for r in records)
+        items = [o for o in items if o["metadata"]["name"] in wanted]
+    canceled, deleted = [], []
+    cancel_field = va.field_supported(kube, kind, "spec.cancel") is not False
+    for obj in items:
+        name = obj["metadata"]["name"]
+        deleted.append(name)
+        if check_mode:
+            continue
+        if cancel_field and va.phase_of(obj) not in va.DATA_PATH_FINAL_PHASES and not (obj.get("spec") or {}).get("cancel"):
+            kube.patch(kind, name, {"spec": {"cancel": True}}, velero_ns)
+            canceled.append(name)
+        if not obj["metadata"].get("deletionTimestamp"):
+            kube.delete(kind, name, velero_ns)
+    if wait and items and not check_mode:
+        gone = set(deleted)
+        wait_for(kube, kind, lambda objs: WaitState(
+            not [o for o in objs if o["metadata"]["name"] in gone],
+            pending=["%s (%s)" % (o["metadata"]["name"], va.phase_of(o) or "New") for o in objs
+                     if o["metadata"]["name"] in gone]),
+            namespace=velero_ns, label_selector=names.session_selector(session_name, role), timeout=timeout,
+            what="%ss of session %s to be canceled and deleted (the node-agent removes its finalizer once they "
+                 "are final)" % (kind.kind, session_name))
+    return dict(changed=bool(items), canceled=canceled, deleted=deleted, volumes=[],
+                diff=dict(before={kind.plural: sorted(deleted)}, after={kind.plural: []}))

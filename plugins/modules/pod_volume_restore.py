@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pod_volume_restore
+short_description: Create, wait for and cancel Velero PodVolumeRestores of a data-only restore
+version_added: 0.1.0
+description:
+  - Creates one Velero PodVolumeRestore per planned volume (records with C(restore_via=pod_volume_restore)) in
+    the Velero namespace, targeting the helper pod that mounts the receiving PVC (see
+    M(velero.data_restore.restore_helper_pod)). Velero's node-agent then restores the kopia snapshot into it.
+  - Each PodVolumeRestore carries what the node-agent needs, labelled C(velero.io/pod-uid) with the helper pod's
+    UID, owned by the restore session (whose UID names the done file), with C(uploaderType=kopia),
+    C(repoIdentifier=""), the ORIGINAL namespace as C(sourceNamespace) and the local backup storage location.
+    C(snapshotSize) is sent only when the installed CRD has the field.
+  - The volumes are recorded in the session before anything is created. Existing PodVolumeRestores of the
+    session are reused; a Failed or Canceled one is reported and created again only with O(retry_failed=true).
+  - Waits with one watch for all volumes and reports per-volume progress and the node-agent's message.
+  - Kopia overwrites files but never deletes files absent from the backup, so an in-place restore keeps files
+    created after the backup.
+author:
+  - velero.data_restore contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - velero.data_restore.common
+  - velero.data_restore.common.session
+  - velero.data_restore.common.wait
+attributes:
+  check_mode:
+    support: full
+    description: Reports the PodVolumeRestores that would be created.
+  diff_mode:
+    support: full
+    description: Shows the PodVolumeRestores created or deleted.
+options:
+  state:
+    description:
+      - V(present) creates the PodVolumeRestores (and waits with O(wait)).
+      - V(absent) cancels them (merge patch C(spec.cancel=true)) and deletes them; limited to O(volumes) when given.
+    type: str
+    choices: [present, absent]
+    default: present
+  volumes:
+    description:
+      - Volume records of the restore plan (M(velero.data_restore.restore_plan) C(plan.volumes)). Used keys are
+        C(key), C(target_namespace), C(target_pvc), C(new_pvc), C(snapshot_id), C(source_namespace),
+        C(backup_storage_location), C(method), C(uploader_type), C(data_mover), C(volume_mode), C(snapshot_size)
+        and C(restore_via); records restored otherwise are ignored.
+    type: list
+    elements: dict
+  pods:
+    description:
+      - The C(pods) result of M(velero.data_restore.restore_helper_pod). When omitted, the session's helper pods are
+        looked up by label.
+    type: list
+    elements: dict
+  uploader_settings:
+    description:
+      - Velero uploader settings for the restore, C(WriteSparseFiles) (bool) and C(ParallelFilesDownload) (int).
+    type: dict
+  retry_failed:
+    description: Delete Failed or Canceled PodVolumeRestores of these volumes and create them again.
+    type: bool
+    default: false
+  fail_fast:
+    description: Fail as soon as one volume fails instead of waiting for every volume to finish.
+    type: bool
+    default: false
+  fail_on_timeout:
+    description:
+      - With V(false), a wait that times out returns RV(done=false) with the progress instead of failing, so a
+        task can loop (C(until)) and print progress.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Restore the planned volumes through the helper pods
+  velero.data_restore.pod_volume_restore:
+    session: shop-restore
+    volumes: "{{ plan.volumes }}"
+    pods: "{{ helper.pods }}"
+    wait_timeout: 3600
+
+- name: Poll progress every 30 seconds and print it
+  velero.data_restore.pod_volume_restore:
+    session: shop-restore
+    volumes: "{{ plan.volumes }}"
+    wait_timeout: 30
+    fail_on_timeout: false
+  register: pvr
+  until: pvr.done
+  retries: 240
+  delay: 0
+
+- name: Cancel and delete the session's PodVolumeRestores
+  velero.data_restore.pod_volume_restore:
+    session: shop-restore
+    state: absent
+"""
+
+RETURN = r"""
+done:
+  description: Whether every volume reached a final phase.
+  returned: state is present
+  type: bool
+progress:
+  description: One progress line (volumes completed, bytes done of total).
+  returned: state is present
+  type: str
+  sample: 3/4 volumes completed, 1048576/2097152 bytes
+pending:
+  description: Volumes still running when the wait timed out with O(fail_on_timeout=false).
+  returned: on timeout
+  type: list
+  elements: str
+volumes:
+  description: One entry per volume.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: Session volume key C(<namespace>/<pvc>).
+      type: str
+    name:
+      description: PodVolumeRestore name.
+      type: str
+    phase:
+      description: PodVolumeRestore phase.
+      type: str
+    bytes_done:
+      description: Bytes restored so far.
+      type: int
+    total_bytes:
+      description: Bytes to restore.
+      type: int
+    node:
+      description: Node whose node-agent serves it.
+      type: str
+    message:
+      description: The node-agent's message (why it failed).
+      type: str
+    started:
+      description: status.startTimestamp.
+      type: str
+    completed:
+      description: status.completionTimestamp.
+      type: str
+    duration:
+      description: Seconds from start to completion.
+      type: int
+canceled:
+  description: PodVolumeRestores whose cancel was requested.
+  returned: state is absent
+  type: list
+  elements: str
+deleted:
+  description: PodVolumeRestores deleted.
+  returned: state is absent
+  type: list
+  elements: str
+"""
+
+from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore
+from ansible_collections.velero.data_restore.plugins.module_utils.module import WAIT_ARG_SPEC, run_module
+
+
+def run(module, kube):
+    return pod_volume_restore.run(kube, module.params, check_mode=module.check_mode)
+
+
+def main():
+    spec = dict(
+        session=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        volumes=dict(type="list", elements="dict"),
+        pods=dict(type="list", elements="dict"),
+        uploader_settings=dict(type="dict"),
+        retry_failed=dict(type="bool", default=False),
+        fail_fast=dict(type="bool", default=False),
+        fail_on_timeout=dict(type="bool", default=True),
+    )
+    spec.update(WAIT_ARG_SPEC)
+    run_module(spec, run, required_if=[("state", "present", ["volumes"])])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""pod_volume_restore.py: PVR bodies the node-agent accepts, one watch for all, cancel, idempotency."""
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod as hp
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvr
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    PreflightError,
+    WaitTimeout,
+)
+from fake_kube import FakeKube
+import data_path_fixtures as f
+
+
+def params(**kw):
+    p = dict(velero_namespace=f.VNS, session="s1", state="present", volumes=None, pods=None, uploader_settings=None,
+             retry_failed=False, fail_fast=False, fail_on_timeout=True, wait=True, wait_timeout=60)
+    p.update(kw)
+    return p
+
+
+def helper_params(**kw):
+    p = dict(velero_namespace=f.VNS, session="s1", state="present", namespace=f.NS, pvcs=None, volumes=None,
+             image=None, node_selector=None, affinity=None, tolerations=None, node_name=None,
+             pin_to_consumer_node=False, labels=None, check_node_agent=True, wait=True, wait_timeout=30)
+    p.update(kw)
+    return p
+
+
+def crd(with_size=True):
+    spec_props = {"pod": {}, "volume": {}, "snapshotID": {}, "cancel": {}}
+    if with_size:
+        spec_props["snapshotSize"] = {"type": "integer"}
+    return {"metadata": {"name": "podvolumerestores.velero.io"},
+            "spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"properties": {
+                "spec": {"properties": spec_props}, "status": {"properties": {"node": {}}}}}}}]}}
+
+
+def setup(pvcs=("data",), with_size=True, **agent):
+    fake = FakeKube()
+    fake.sess = f.base_cluster(fake)
+    fake.add(k.CRD, crd(with_size))
+    for name in pvcs:
+        fake.add(k.PVC, f.pvc(name, volume="pv-" + name))
+        fake.add(k.PV, f.pv("pv-" + name))
+    fake.controllers.append(f.kubelet())
+    records = [f.fs_record(name) for name in pvcs]
+    pods = hp.run(fake, helper_params(pvcs=list(pvcs)))["pods"]
+    fake.controllers.append(f.node_agent(**agent))
+    return fake, records, pods
+
+
+def test_pvr_body_has_everything_the_node_agent_needs():
+    fake, records, pods = setup()
+    fake.controllers.pop()  # no node-agent: inspect the created object
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False,
+                         uploader_settings={"WriteSparseFiles": True, "ParallelFilesDownload": 4}))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    obj = fake.find(k.POD_VOLUME_RESTORE, name, f.VNS)
+    assert obj["metadata"]["namespace"] == f.VNS and len(name) <= 63
+    assert obj["metadata"]["labels"] == {"velero.io/pod-uid": pods[0]["uid"],
+                                         "app.kubernetes.io/managed-by": "velero.data_restore",
+                                         "data-restore.ansible/session": "s1", "data-restore.ansible/role": "pvr"}
+    assert obj["metadata"]["ownerReferences"] == [fake.sess.owner_reference()]
+    assert obj["spec"] == {
+        "pod": {"kind": "Pod", "namespace": f.NS, "name": pods[0]["name"], "uid": pods[0]["uid"]},
+        "volume": "data", "backupStorageLocation": "default", "repoIdentifier": "", "uploaderType": "kopia",
+        "snapshotID": "snap-data", "sourceNamespace": "shop-old", "snapshotSize": 4096,
+        "uploaderSettings": {"WriteSparseFiles": "true", "ParallelFilesDownload": "4"},
+    }
+    assert "status" not in obj
+    # recorded in the session before creation
+    doc = sessions.require(fake, f.VNS, "s1").doc
+    assert doc["volumes"]["shop/data"]["pod_volume_restore"] == name
+
+
+def test_snapshot_size_only_when_crd_has_it():
+    fake, records, pods = setup(with_size=False)
+    fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    assert "snapshotSize" not in fake.find(k.POD_VOLUME_RESTORE, pvr.pvr_name("s1", f.NS, "data"), f.VNS)["spec"]
+
+
+def test_restore_completes_with_progress_and_records_session():
+    fake, records, pods = setup(total=4096)
+    result = pvr.run(fake, params(volumes=records, pods=pods))
+    assert result["done"] is True and result["changed"] is True
+    [vol] = result["volumes"]
+    assert vol["phase"] == "Completed" and vol["bytes_done"] == vol["total_bytes"] == 4096
+    assert vol["node"] == "node-1" and vol["duration"] == 60 and vol["key"] == "shop/data"
+    assert result["progress"] == "1/1 volumes completed, 4096/4096 bytes"
+    assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/data"]["phase"] == "Completed"
+
+
+def test_helper_pods_are_found_by_label_when_not_given():
+    fake, records, _ = setup()
+    assert pvr.run(fake, params(volumes=records))["done"] is True
+
+
+def test_idempotent_rerun_reuses_pvrs():
+    fake, records, pods = setup()
+    pvr.run(fake, params(volumes=records, pods=pods))
+    creates = fake.count("create")
+    again = pvr.run(fake, params(volumes=records, pods=pods))
+    assert again["changed"] is False and fake.count("create") == creates and again["done"] is True
+
+
+def test_check_mode():
+    fake, records, pods = setup()
+    fake.requests[:] = []
+    result = pvr.run(fake, params(volumes=records, pods=pods), check_mode=True)
+    assert result["changed"] is True and result["volumes"][0]["action"] == "create"
+    assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == []
+    assert result["diff"]["after"]["podvolumerestores"][0]["spec"]["repoIdentifier"] == ""
+
+
+def test_failed_volume_reports_node_agent_message_and_retry():
+    fake, records, pods = setup(fail={"snap-data"})
+    with pytest.raises(DataRestoreError, match="shop/data .* Failed: data path restore failed: snapshot not found"):
+        pvr.run(fake, params(volumes=records, pods=pods))
+    # re-run without retry: reported again, nothing created
+    creates = fake.count("create")
+    with pytest.raises(DataRestoreError, match="retry_failed=true"):
+        pvr.run(fake, params(volumes=records, pods=pods))
+    assert fake.count("create") == creates
+    # fix the cause, retry
+    fake.controllers[-1] = f.node_agent()
+    result = pvr.run(fake, params(volumes=records, pods=pods, retry_failed=True))
+    assert result["volumes"][0]["phase"] == "Completed" and fake.count("create") == creates + 1
+
+
+def test_without_pod_uid_label_the_pvr_never_completes_and_timeout_names_it():
+    fake, records, pods = setup()
+    wrong = [dict(pods[0], uid="00000000-dead-beef-0000-000000000000")]
+    with pytest.raises(WaitTimeout) as err:
+        pvr.run(fake, params(volumes=records, pods=wrong, wait_timeout=1))
+    assert "shop/data (s1-shop-data, New, 0/0 bytes)" in err.value.msg
+    assert "velero.io/pod-uid" in err.value.msg
+
+
+def test_timeout_without_failing_returns_progress():
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=False))
+    assert result["done"] is False and result["pending"] and result["volumes"][0]["phase"] == "New"
+
+
+def test_fifty_volume_wait_uses_few_requests():
+    pvcs = ["vol-%02d" % i for i in range(50)]
+    fake, records, pods = setup(pvcs=pvcs, steps=4)
+    fake.requests[:] = []
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=600))
+    assert result["done"] is True and len(result["volumes"]) == 50
+    creates = fake.count("create")
+    assert creates == 50
+    assert fake.count("watch") <= 3 and fake.count("list") <= 4
+    assert len(fake.requests) <= 50 + 15, fake.requests  # one create per volume plus a constant
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(uploader_type="restic"), "uploaderType kopia"),
+    (dict(method="data_mover", data_mover="acme"), "built-in data mover"),
+    (dict(volume_mode="Block"), "Filesystem volumes only"),
+    (dict(snapshot_id=None), "lacks snapshot_id"),
+])
+def test_refusals(change, message):
+    fake, records, pods = setup()
+    records[0].update(change)
+    with pytest.raises(PreflightError, match=message):
+        pvr.run(fake, params(volumes=records, pods=pods))
+
+
+def test_data_mover_filesystem_snapshot_is_restored_by_pvr():
+    fake, records, pods = setup()
+    records[0].update(method="data_mover", uploader_type="", data_mover="velero")
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    obj = fake.find(k.POD_VOLUME_RESTORE, result["volumes"][0]["name"], f.VNS)
+    assert obj["spec"]["uploaderType"] == "kopia"
+
+
+def test_replaced_helper_pod_is_detected():
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    with pytest.raises(DataRestoreError, match="targets helper pod UID .* can never complete"):
+        pvr.run(fake, params(volumes=records, pods=[dict(pods[0], uid="new-uid")], wait=False))
+
+
+def test_absent_cancels_then_deletes():
+    fake, records, pods = setup()
+    agent = fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: (o.setdefault("status", {}).update(phase="InProgress"),
+                                                               o["metadata"].update(finalizers=["velero.io/pod-volume-finalizer"])))
+    fake.controllers.append(agent)
+    patches = []
+    real_patch = fake.patch
+
+    def spy(kind, n, patch, namespace=None, patch_type="merge"):
+        patches.append((n, patch, patch_type))
+        return real_patch(kind, n, patch, namespace, patch_type)
+    fake.patch = spy
+    result = pvr.run(fake, params(state="absent"))
+    assert patches == [(name, {"spec": {"cancel": True}}, "merge")]
+    assert result["canceled"] == [name] and result["deleted"] == [name]
+    assert fake.find(k.POD_VOLUME_RESTORE, name, f.VNS) is None
+    assert pvr.run(fake, params(state="absent"))["changed"] is False
+
+
+def test_missing_helper_pod_is_explained():
+    fake, records, _ = setup()
+    with pytest.raises(PreflightError, match="No helper pod mounts PVC shop/data"):
+        pvr.run(fake, params(volumes=records, pods=[{"name": "x", "namespace": f.NS, "uid": "u", "volumes": {}}]))
+
+
+def test_missing_session():
+    fake = FakeKube()
+    with pytest.raises(PreflightError, match="Restore session 's1' not found"):
+        pvr.run(fake, params(volumes=[f.fs_record("data")]))
