@@ -1,0 +1,214 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: restore_plan
+short_description: Validate a data-only restore and return its plan, changing nothing
+version_added: 0.1.0
+description:
+  - Matches the volumes of a Velero backup with the claims that receive their data and runs every preflight
+    check of the collection. It is what the C(preflight) role calls; check mode of a restore stops here.
+  - The backup must be V(Completed) (V(PartiallyFailed) only with O(allow_partially_failed)); its
+    BackupStorageLocation must exist and be V(Available); every requested claim must be in the backup and
+    restorable (native snapshots, CSI snapshots without data movement, restic uploads, failed or empty
+    volumes are refused with the reason).
+  - For O(mode=in_place) every target claim must exist, be Bound, be a Filesystem volume for a file-system
+    backup, and be at least as large as the data of its snapshot. Block-mode data-mover snapshots need
+    O(mode=replace).
+  - For O(mode=replace) it plans one new claim per volume, named C(<claim>-restored-<hash>), with the mapped
+    storage class, size max(original request, snapshot size rounded up to Mi), and the access modes and
+    volume mode of the original claim. A claim of that name that does not belong to the session is refused.
+  - No other unfinished restore session may hold one of the claims.
+  - All problems found are reported together, each with its fix. Nothing in the cluster is changed (reading
+    the volume info of a backup passed by name creates and deletes a transient DownloadRequest).
+author:
+  - velero.data_restore contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - velero.data_restore.common
+attributes:
+  check_mode:
+    support: full
+    description: Runs the same way in check mode; it never changes anything.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is no diff.
+options:
+  backup:
+    description:
+      - The backup to restore - a record returned by M(velero.data_restore.backup_info) (an element of
+        its C(backups), with its volumes), or a backup name.
+      - With a name, or a record without volumes, the volume records are read here.
+    type: raw
+    required: true
+  mode:
+    description:
+      - V(in_place) writes the data into the existing claims (workloads must be stopped).
+      - V(replace) restores into new claims while the workloads run, then swaps them.
+    type: str
+    required: true
+    choices: [in_place, replace]
+  source_namespace:
+    description:
+      - Namespace of the claims at backup time.
+      - Defaults to the only namespace among the backup's claim volumes (or the only key of
+        O(namespace_mapping)); required when there are several.
+    type: str
+  target_namespace:
+    description: Namespace of the claims that receive the data. Defaults to O(source_namespace).
+    type: str
+  namespace_mapping:
+    description:
+      - "Mapping C({source namespace: target namespace}), as in a Velero Restore. Only the entry of
+        O(source_namespace) is used; one plan covers one namespace."
+      - Mutually exclusive with O(target_namespace).
+    type: dict
+  volumes:
+    description:
+      - Names of the claims to restore, as they were at backup time. Others are left out.
+      - Default - every claim of the namespace in the backup (claims Velero skipped are left out with a warning).
+    type: list
+    elements: str
+  volume_selector:
+    description:
+      - Label selector on the claims of the target namespace; the matching claims that are in the backup
+        are restored. Mutually exclusive with O(volumes).
+    type: str
+  storage_class_map:
+    description:
+      - "With O(mode=replace), storage class of the new claims by class of the original claim,
+        C({old: new}) - for example to move to another storage provider."
+    type: dict
+  allow_partially_failed:
+    description:
+      - Accept a V(PartiallyFailed) backup; volumes whose own backup failed are still refused.
+        Backups in progress or V(Failed) are never accepted.
+    type: bool
+    default: false
+  session:
+    description:
+      - Name of the restore session the plan is for. Claims held by other unfinished sessions are refused,
+        and the names of new claims (O(mode=replace)) derive from it (else from the backup name).
+    type: str
+  volume_info_timeout:
+    description:
+      - Seconds to wait for Velero to process the DownloadRequest of the backup's volume info document,
+        when the volume records are read here.
+    type: int
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Find the newest backup of the nightly schedule
+  velero.data_restore.backup_info:
+    schedule: nightly
+    namespace: shop
+    latest: true
+  register: found
+
+- name: Plan an in-place restore of two claims
+  velero.data_restore.restore_plan:
+    backup: "{{ found.backups[0] }}"
+    mode: in_place
+    volumes: [data-app-0, data-app-1]
+    session: shop-restore
+  register: planned
+
+- name: Plan a restore into new claims of another storage class, in a test namespace
+  velero.data_restore.restore_plan:
+    backup: nightly-20261124220000
+    mode: replace
+    namespace_mapping:
+      shop: shop-upgrade-test
+    storage_class_map:
+      gp2: gp3
+    session: shop-upgrade-test
+"""
+
+RETURN = r"""
+plan:
+  description: The validated plan.
+  returned: success
+  type: dict
+  contains:
+    backup:
+      description: Summary of the backup (as returned by M(velero.data_restore.backup_info), without volumes).
+      type: dict
+    mode:
+      description: V(in_place) or V(replace).
+      type: str
+    session:
+      description: The session the plan was made for, or null.
+      type: str
+    source_namespace:
+      description: Namespace of the claims at backup time.
+      type: str
+    target_namespace:
+      description: Namespace of the claims that receive the data.
+      type: str
+    volumes:
+      description:
+        - One record per volume, the input of the data-path modules (their C(volumes) option).
+        - Keys C(key) (V(<target namespace>/<target claim>)), C(source_namespace), C(source_pvc), C(source_pv),
+          C(pod_name), C(pod_volume), C(method) (V(fs) or V(data_mover)), C(snapshot_id), C(snapshot_size),
+          C(uploader_type), C(data_mover), C(backup_storage_location), C(volume_mode), C(storage_class),
+          C(node_os), C(operation_timeout), C(target_namespace), C(target_pvc), C(restore_via)
+          (V(pod_volume_restore) or V(data_download)) and C(new_pvc) (replace mode - name, storage_class,
+          size, access_modes, volume_mode; else null).
+      type: list
+      elements: dict
+    warnings:
+      description: Things the user should know that do not stop the restore.
+      type: list
+      elements: str
+    notes:
+      description: Consequences of the mode (for example files created after the backup stay in place).
+      type: list
+      elements: str
+"""
+
+from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
+from ansible_collections.velero.data_restore.plugins.module_utils.module import run_module
+
+
+def run(module, kube):
+    p = module.params
+    result = plans.build(
+        kube, p["velero_namespace"], p["backup"], p["mode"], source_namespace=p["source_namespace"],
+        target_namespace=p["target_namespace"], namespace_mapping=p["namespace_mapping"],
+        volumes=p["volumes"], volume_selector=p["volume_selector"], storage_class_map=p["storage_class_map"],
+        allow_partially_failed=p["allow_partially_failed"], session=p["session"],
+        volume_info_timeout=p["volume_info_timeout"])
+    for warning in result["warnings"]:
+        module.warn(warning)
+    return dict(changed=False, plan=result)
+
+
+def main():
+    run_module(
+        dict(
+            backup=dict(type="raw", required=True),
+            mode=dict(type="str", required=True, choices=list(plans.MODES)),
+            source_namespace=dict(type="str"),
+            target_namespace=dict(type="str"),
+            namespace_mapping=dict(type="dict"),
+            volumes=dict(type="list", elements="str"),
+            volume_selector=dict(type="str"),
+            storage_class_map=dict(type="dict"),
+            allow_partially_failed=dict(type="bool", default=False),
+            session=dict(type="str"),
+            volume_info_timeout=dict(type="int", default=30),
+        ),
+        run,
+        mutually_exclusive=[("target_namespace", "namespace_mapping"), ("volumes", "volume_selector")],
+    )
+
+
+if __name__ == "__main__":
+    main()
