@@ -524,6 +524,7 @@ class Scaler(object):
                 raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
             discovered, warnings = discover(self.kube, namespace, pvcs)
             found.extend(discovered)
+            found.extend(self._recorded(namespace, pvcs, active_only=True))
             for warning in warnings:
                 self.warn(warning)
         unique = {}
@@ -531,11 +532,10 @@ class Scaler(object):
             unique.setdefault(obj["metadata"]["uid"], obj)
         return list(unique.values())
 
-    def stop(self, workloads=None, namespace=None, pvcs=None, pause_gitops=False):
+    def stop(self, targets, namespace=None, pvcs=None, pause_gitops=False):
         if self.session is None:
             raise PreflightError("state=stopped needs session: the original values are journaled there "
                                  "before anything is changed.")
-        targets = self.targets_for_stop(workloads, namespace, pvcs)
         for obj in targets:  # every refusal before the first change
             check_stoppable(obj)
         if not targets and pvcs:
@@ -609,6 +609,23 @@ class Scaler(object):
         out["current"] = wk.current(updated)
         return out
 
+    def _recorded(self, namespace, pvcs, active_only=False):
+        """Workloads this session stopped for ``pvcs`` (their pods are gone, so discovery cannot see them)."""
+        out = []
+        if self.session is None:
+            return out
+        for record in self.session.doc.get("undo") or []:
+            target = record["target"]
+            if (record["action"] != ACTION_SCALE or target.get("namespace") != namespace
+                    or not set(pvcs) & set(record.get("pvcs") or [])
+                    or (active_only and record["status"] == "reverted")):
+                continue
+            obj = self.kube.get(KINDS[target["kind"]].kind, target["name"], namespace)
+            if obj is not None and obj["metadata"].get("uid") == target.get("uid"):
+                obj.setdefault("kind", target["kind"])
+                out.append(obj)
+        return out
+
     # -- start -----------------------------------------------------------------
     def targets_for_start(self, workloads=None, namespace=None, pvcs=None):
         """(object, original or None) pairs: named, from the session's records, or from annotations."""
@@ -620,15 +637,8 @@ class Scaler(object):
             if not namespace:
                 raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
             wanted = set(pvcs)
-            if self.session is not None:
-                for record in self.session.doc.get("undo") or []:
-                    target = record["target"]
-                    if (record["action"] == ACTION_SCALE and target.get("namespace") == namespace
-                            and wanted & set(record.get("pvcs") or [])):
-                        obj = self.kube.get(KINDS[target["kind"]].kind, target["name"], namespace)
-                        if obj is not None:
-                            obj.setdefault("kind", target["kind"])
-                            found.setdefault(obj["metadata"]["uid"], obj)
+            for obj in self._recorded(namespace, pvcs):
+                found.setdefault(obj["metadata"]["uid"], obj)
             for wk in KINDS.values():
                 if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
                     continue
@@ -736,12 +746,7 @@ class Scaler(object):
             wanted = set(pvcs or []) if ns == namespace else set()
 
             def predicate(pods, resolver=resolver, wanted=wanted, ns=ns):
-                pending = []
-                for pod in pods:
-                    if is_terminal(pod):
-                        continue
-                    if (wanted and wanted & set(claim_names(pod))) or (uids & resolver.uids(pod)):
-                        pending.append(pod_label(pod))
+                pending = [pod_label(p) for p in _matching_pods(pods, wanted, uids, resolver)]
                 waited.update(pending)
                 return WaitState(not pending, pending,
                                  progress="%d pod(s) in %s still running" % (len(pending), ns))
@@ -750,6 +755,19 @@ class Scaler(object):
                      timeout=max(0, deadline - time.monotonic()),
                      what="pods in namespace %s to stop" % ns)
         return sorted(waited)
+
+    def pods_now(self, targets, namespace=None, pvcs=None):
+        """Pods that mount the PVCs or belong to the workloads right now (what stopping waits for)."""
+        namespaces = set(t["namespace"] for t in targets)
+        if pvcs and namespace:
+            namespaces.add(namespace)
+        uids = set(t["uid"] for t in targets)
+        found = []
+        for ns in sorted(namespaces):
+            pods, _ = self.kube.list(k.POD, namespace=ns)
+            wanted = set(pvcs or []) if ns == namespace else set()
+            found.extend(pod_label(p) for p in _matching_pods(pods, wanted, uids, OwnerResolver(self.kube)))
+        return found
 
     def wait_ready(self, targets, timeout=600, on_progress=None):
         groups = {}
@@ -767,6 +785,11 @@ class Scaler(object):
             wait_for(self.kube, wk.kind, predicate, namespace=ns, on_progress=on_progress,
                      timeout=max(0, deadline - time.monotonic()),
                      what="%ss in %s to be ready" % (kind_name, ns))
+
+
+def _matching_pods(pods, wanted, uids, resolver):
+    return [p for p in pods if not is_terminal(p)
+            and ((wanted and wanted & set(claim_names(p))) or (uids & resolver.uids(p)))]
 
 
 def _merge(a, b):
@@ -802,7 +825,12 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         raise PreflightError("Name the workloads (workloads) or the PVCs whose workloads to %s (namespace + pvcs)."
                              % ("stop" if state == "stopped" else "start"))
     if state == "stopped":
-        results, gitops = scaler.stop(params.get("workloads"), namespace, pvcs, params.get("pause_gitops"))
+        if scaler.session is None:
+            raise PreflightError("state=stopped needs session: the original values are journaled there "
+                                 "before anything is changed.")
+        targets = scaler.targets_for_stop(params.get("workloads"), namespace, pvcs)
+        pods_before = scaler.pods_now([ref_of(t) for t in targets], namespace, pvcs)
+        results, gitops = scaler.stop(targets, namespace, pvcs, params.get("pause_gitops"))
     else:
         results, gitops = scaler.start(params.get("workloads"), namespace, pvcs)
     changed_actions = ("stopped", "started")
@@ -811,8 +839,8 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
     pods_waited = []
     if params.get("wait", True) and not check_mode:
         if state == "stopped":
-            pods_waited = scaler.wait_stopped(results, namespace, pvcs, params.get("wait_timeout", 600),
-                                              on_progress)
+            pods_waited = sorted(set(pods_before) | set(scaler.wait_stopped(
+                results, namespace, pvcs, params.get("wait_timeout", 600), on_progress)))
         else:
             scaler.wait_ready([r for r in results if r["action"] in ("started", "already_started")],
                               params.get("wait_timeout", 600), on_progress)

@@ -210,8 +210,10 @@ def test_stop_records_before_patch_and_waits_until_pods_gone(fk):
 def test_stop_again_is_unchanged(fk):
     deployment(fk)
     w.scale(fk, params(pvcs=["data"]))
-    # pods are gone: discovery must still find it by name
+    # pods are gone: found again from the session records, or by name
     before = fk.count("patch")
+    result = w.scale(fk, params(pvcs=["data"]))
+    assert not result["changed"] and [i["action"] for i in result["workloads"]] == ["already_stopped"]
     result = w.scale(fk, params(workloads=[{"kind": "Deployment", "name": "web", "namespace": NS}]))
     assert not result["changed"]
     assert result["workloads"][0]["action"] == "already_stopped"

@@ -1,0 +1,115 @@
+"""workload_scale against the test cluster: the REAL ReplicaSet/StatefulSet controllers delete and
+recreate the pods; the module only changes replicas and waits."""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ansible_run import run_module  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+ANNOTATION = "data-restore.ansible/original"
+
+
+def live_pods(kube, namespace, app):
+    return [p for p in kube.list("Pod", namespace, label_selector="app=%s" % app)
+            if p["status"].get("phase") not in ("Succeeded", "Failed")]
+
+
+@pytest.fixture(autouse=True)
+def drop_session(kube, namespace):
+    yield
+    if os.environ.get("KEEP_NAMESPACES") != "1" and kube.get_or_none("ConfigMap", "velero", "data-restore-" + namespace):
+        kube.delete("ConfigMap", "velero", "data-restore-" + namespace)
+
+
+def journal(kube, name):
+    cm = kube.get("ConfigMap", "velero", "data-restore-" + name)
+    return json.loads(cm["data"]["session.json"])
+
+
+def make_session(kubeconfig, name):
+    result = run_module("restore_session", {"session": name, "mode": "in_place"}, kubeconfig=kubeconfig)
+    assert not result.get("failed"), result
+
+
+def test_deployment_and_statefulset_stop_and_start(kubeconfig, kube, namespace, app_factory):
+    web = app_factory(kind="Deployment", name="web", replicas=1)
+    db = app_factory(kind="StatefulSet", name="db", replicas=3)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": web["pvcs"] + db["pvcs"], "wait_timeout": 120}
+
+    planned = run_module("workload_scale", args, kubeconfig=kubeconfig, check=True, diff=True)
+    assert planned["changed"] and not planned.get("failed"), planned
+    assert sorted((w["kind"], w["action"]) for w in planned["workloads"]) == [
+        ("Deployment", "stopped"), ("StatefulSet", "stopped")]
+    assert kube.get("StatefulSet", namespace, "db")["spec"]["replicas"] == 3
+    assert len(live_pods(kube, namespace, "db")) == 3
+
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig, diff=True)
+    assert stopped["changed"] and not stopped.get("failed"), stopped
+    by_kind = dict((w["kind"], w) for w in stopped["workloads"])
+    assert by_kind["Deployment"]["original"] == {"replicas": 1}
+    assert by_kind["StatefulSet"]["original"] == {"replicas": 3}
+    assert by_kind["StatefulSet"]["current"] == {"replicas": 0}
+    assert len(stopped["pods_waited"]) == 4
+    # the controllers really deleted the pods
+    assert live_pods(kube, namespace, "web") == [] and live_pods(kube, namespace, "db") == []
+    sts = kube.get("StatefulSet", namespace, "db")
+    assert json.loads(sts["metadata"]["annotations"][ANNOTATION])["original"] == {"replicas": 3}
+    # the PVCs stay (whenScaled Retain is the default)
+    assert all(kube.get_or_none("PersistentVolumeClaim", namespace, pvc) for pvc in db["pvcs"])
+
+    again = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert not again["changed"], again
+    assert sorted(w["action"] for w in again["workloads"]) == ["already_stopped", "already_stopped"]
+
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert started["changed"] and not started.get("failed"), started
+    assert kube.get("StatefulSet", namespace, "db")["spec"]["replicas"] == 3
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+    assert (kube.get("StatefulSet", namespace, "db")["status"].get("readyReplicas") or 0) == 3
+    assert ANNOTATION not in (kube.get("Deployment", namespace, "web")["metadata"].get("annotations") or {})
+    assert len(live_pods(kube, namespace, "db")) == 3
+
+    scale = [r for r in journal(kube, namespace)["undo"] if r["action"] == "scale"]
+    assert len(scale) == 2 and all(r["status"] == "reverted" for r in scale)
+
+
+def test_start_leaves_replicas_someone_changed(kubeconfig, kube, namespace, app_factory):
+    web = app_factory(kind="Deployment", name="web", replicas=2)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": web["pvcs"], "wait_timeout": 120}
+    assert run_module("workload_scale", args, kubeconfig=kubeconfig)["changed"]
+    kube.patch("Deployment", namespace, "web", {"spec": {"replicas": 1}})
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert started["workloads"][0]["action"] == "left_changed", started
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+
+
+def test_statefulset_when_scaled_delete_is_refused(kubeconfig, kube, namespace, app_factory):
+    db = app_factory(kind="StatefulSet", name="db", replicas=1)
+    kube.patch("StatefulSet", namespace, "db", {"spec": {"persistentVolumeClaimRetentionPolicy": {
+        "whenScaled": "Delete", "whenDeleted": "Retain"}}})
+    make_session(kubeconfig, namespace)
+    result = run_module("workload_scale", {"session": namespace, "namespace": namespace, "pvcs": db["pvcs"]},
+                        kubeconfig=kubeconfig)
+    assert result.get("failed") and "whenScaled=Delete" in result["msg"], result
+    assert "Retain" in result["msg"]
+    sts = kube.get("StatefulSet", namespace, "db")
+    assert sts["spec"]["replicas"] == 1 and ANNOTATION not in (sts["metadata"].get("annotations") or {})
+    assert journal(kube, namespace)["undo"] == []
+
+
+def test_gitops_pause_is_skipped_without_the_apis(kubeconfig, kube, namespace, app_factory):
+    web = app_factory(kind="Deployment", name="web", replicas=1)
+    kube.patch("Deployment", namespace, "web", {"metadata": {"labels": {"app.kubernetes.io/instance": "shop"}}})
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": web["pvcs"], "pause_gitops": True}
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert stopped["changed"] and stopped["gitops"] == [], stopped
+    assert run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)["changed"]
