@@ -1,0 +1,500 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DataDownloads of a session: restore a data-mover snapshot into a NEW PVC (replace mode).
+
+Velero's node-agent restores into a temporary PVC and then hands the restored PV over to the
+target PVC (velero-contract.md §3). The target PVC must exist, be unbound and carry a unique
+``velero.io/dynamic-pv-restore`` selector set at creation (selectors are immutable; the CSI
+provisioner refuses claims with a selector, so nothing else binds it first, §3, §7.8). With a
+WaitForFirstConsumer class a pod must consume it so the scheduler writes
+``volume.kubernetes.io/selected-node`` (else the DD fails after 30 minutes): a placeholder pod does
+that. If Velero's rebind step fails the DD stays InProgress forever (§3.8, §7.10), so every wait
+here has its own timeout and says where to look.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    ForbiddenError,
+    PreflightError,
+    WaitTimeout,
+)
+from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
+
+ROLE = "dd"
+CLAIM_ROLE = "claim"
+CONSUMER_ROLE = "consumer"
+ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
+NODE_OS = ("", "linux", "windows")
+PLACEHOLDER_MODES = ("auto", "always", "never")
+MOUNT_PATH = "/restore-target"
+DEVICE_PATH = "/dev/restore-target"
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|\u00b5s|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, u"\u00b5s": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def dd_name(session, namespace, pvc):
+    return names.stable_name(session, namespace, pvc)
+
+
+def consumer_name(session, namespace, pvc):
+    return names.stable_name("consumer", session, namespace, pvc)
+
+
+def selector_value(session, namespace, pvc):
+    """Unique, stable ``velero.io/dynamic-pv-restore`` value (Velero: GetValidName("<ns>.<pvc>.<5 random>"))."""
+    return va.get_valid_name("%s.%s.%s" % (namespace, pvc, names.short_hash(session, namespace, pvc, length=5)))
+
+
+def go_duration_seconds(value):
+    """Seconds of a Go duration string; None when it does not parse."""
+    value = str(value or "")
+    if value == "0":
+        return 0.0
+    if not _DURATION.match(value):
+        return None
+    return sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value))
+
+
+def check_record(rec):
+    key = rec.get("key") or "%s/%s" % (rec.get("target_namespace"), rec.get("target_pvc"))
+    new_pvc = rec.get("new_pvc") or {}
+    if not new_pvc.get("name"):
+        raise PreflightError(
+            "Volume %s has no new_pvc: a DataDownload restores into a new, unbound PVC (replace mode, "
+            "velero-contract.md §7.8). Plan it in replace mode, or restore a Filesystem data-mover snapshot in place "
+            "with velero.data_restore.pod_volume_restore." % key, volume=key)
+    missing = [f for f in ("snapshot_id", "source_namespace", "backup_storage_location", "target_namespace")
+               if not rec.get(f)]
+    if missing:
+        raise PreflightError("Volume %s: the plan record lacks %s; build it with velero.data_restore.restore_plan."
+                             % (key, ", ".join(missing)), volume=key)
+    if (rec.get("method") or "data_mover") != "data_mover":
+        raise PreflightError("Volume %s was backed up by %s; only data-mover (DataUpload) snapshots are restored "
+                             "with a DataDownload. Use velero.data_restore.pod_volume_restore." % (key, rec.get("method")),
+                             volume=key)
+    mover = rec.get("data_mover") or ""
+    if mover not in va.BUILTIN_DATA_MOVERS:
+        raise PreflightError(
+            "Volume %s was moved by data mover %r; Velero's node-agent ignores DataDownloads whose datamover is not "
+            "\"\" or velero (velero-contract.md §3.1, §7.12)." % (key, mover), volume=key)
+    node_os = rec.get("node_os") or ""
+    if node_os not in NODE_OS:
+        raise PreflightError(
+            "Volume %s has nodeOS %r; use \"\", linux or windows: %s (velero-contract.md §1.6, §7.11)."
+            % (key, node_os, "auto never matches a node (HasNodeWithOS), the DataDownload would fail"
+               if node_os == "auto" else "Velero knows no other value"), volume=key)
+    timeout = rec.get("operation_timeout") or va.DEFAULT_CSI_SNAPSHOT_TIMEOUT
+    seconds = go_duration_seconds(timeout)
+    if not seconds:
+        raise PreflightError(
+            "Volume %s has operationTimeout %r; it must be a non-zero Go duration such as 10m0s, since the node-agent "
+            "uses it to wait for the restore PVC to bind (velero-contract.md §1.6, §7.7)." % (key, timeout), volume=key)
+    return key
+
+
+def claim_body(rec, session, selector):
+    """The new target PVC, unbound, with the selector set at creation."""
+    new_pvc = rec["new_pvc"]
+    spec = {
+        "accessModes": list(new_pvc.get("access_modes") or ["ReadWriteOnce"]),
+        "resources": {"requests": {"storage": str(new_pvc.get("size") or "")}},
+        "volumeMode": new_pvc.get("volume_mode") or rec.get("volume_mode") or "Filesystem",
+        "selector": {"matchLabels": {va.LABEL_DYNAMIC_PV_RESTORE: selector}},
+    }
+    if not new_pvc.get("size"):
+        raise PreflightError("Volume %s: new_pvc.size is missing." % (rec.get("key") or new_pvc["name"]))
+    if new_pvc.get("storage_class"):
+        spec["storageClassName"] = new_pvc["storage_class"]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": new_pvc["name"],
+            "namespace": rec["target_namespace"],
+            "labels": names.session_labels(session, CLAIM_ROLE),
+            "annotations": {pvrs.ANNOTATION_VOLUME_KEY: pvrs.volume_key(rec)},
+        },
+        "spec": spec,
+    }
+
+
+def build_dd(rec, sess, velero_namespace, snapshot_size_field=False, data_mover_config=None):
+    """The DataDownload body (never a status). targetVolume.pv is "" (required key, contract §7.7)."""
+    ns, pvc = rec["target_namespace"], rec["new_pvc"]["name"]
+    spec = {
+        "targetVolume": {"pvc": pvc, "namespace": ns, "pv": ""},
+        "backupStorageLocation": rec["backup_storage_location"],
+        "datamover": rec.get("data_mover") or "",
+        "snapshotID": rec["snapshot_id"],
+        "sourceNamespace": rec["source_namespace"],
+        "operationTimeout": rec.get("operation_timeout") or va.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
+        "nodeOS": rec.get("node_os") or "",
+    }
+    if snapshot_size_field and rec.get("snapshot_size"):
+        spec["snapshotSize"] = int(rec["snapshot_size"])
+    if data_mover_config:
+        spec["dataMoverConfig"] = dict((key, str(value).lower() if isinstance(value, bool) else str(value))
+                                       for key, value in data_mover_config.items())
+    return {
+        "apiVersion": k.DATA_DOWNLOAD.api_version,
+        "kind": k.DATA_DOWNLOAD.kind,
+        "metadata": {
+            "name": dd_name(sess.name, ns, pvc),
+            "namespace": velero_namespace,
+            "labels": names.session_labels(sess.name, ROLE),
+            "annotations": {pvrs.ANNOTATION_VOLUME_KEY: pvrs.volume_key(rec)},
+            "ownerReferences": [sess.owner_reference()],
+        },
+        "spec": spec,
+    }
+
+
+def placeholder_body(session, namespace, pvc, volume_mode, settings, node_selector=None, tolerations=None):
+    """A pod that consumes the PVC so a WaitForFirstConsumer class gets volume.kubernetes.io/selected-node."""
+    container = {
+        "name": "consumer",
+        "image": settings.pause_image,
+        "command": list(helper_pod.PAUSE_COMMAND),
+        "resources": dict(settings.resources),
+        "securityContext": dict(settings.security_context),
+    }
+    if volume_mode == "Block":
+        container["volumeDevices"] = [{"name": "target", "devicePath": DEVICE_PATH}]
+    else:
+        container["volumeMounts"] = [{"name": "target", "mountPath": MOUNT_PATH}]
+    spec = {
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 5,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": [{"name": "target", "persistentVolumeClaim": {"claimName": pvc}}],
+    }
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        spec["tolerations"] = list(tolerations)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": consumer_name(session, namespace, pvc), "namespace": namespace,
+                     "labels": names.session_labels(session, CONSUMER_ROLE)},
+        "spec": spec,
+    }
+
+
+def needs_placeholder(kube, claim, mode):
+    """Whether the claim's StorageClass binds on first consumer (``mode`` auto/always/never)."""
+    if mode != "auto":
+        return mode == "always"
+    class_name = (claim.get("spec") or {}).get("storageClassName")
+    if not class_name:
+        return False
+    try:
+        sc = kube.get(k.STORAGE_CLASS, class_name)
+    except ForbiddenError:
+        return True  # cannot tell: a consumer is harmless for Immediate classes
+    if sc is None:
+        raise PreflightError(
+            "StorageClass %s of PVC %s/%s does not exist; a DataDownload needs a dynamically provisioning class "
+            "(velero-contract.md §7.8)." % (class_name, claim["metadata"]["namespace"], claim["metadata"]["name"]))
+    return sc.get("volumeBindingMode") == "WaitForFirstConsumer"
+
+
+def claim_selector(claim):
+    return (((claim.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).get(va.LABEL_DYNAMIC_PV_RESTORE)
+
+
+def check_existing_claim(claim, dd):
+    """An existing target PVC is adopted when unbound with a dynamic-pv-restore selector (or already restored)."""
+    meta = claim["metadata"]
+    name = "%s/%s" % (meta["namespace"], meta["name"])
+    bound_to = (claim.get("spec") or {}).get("volumeName")
+    if bound_to:
+        if dd is not None and va.phase_of(dd) in (va.PHASE_COMPLETED, va.PHASE_IN_PROGRESS, va.PHASE_PREPARED,
+                                                  va.PHASE_ACCEPTED):
+            return  # rebound by the node-agent (or in the middle of it)
+        raise PreflightError(
+            "PVC %s is already bound to PV %s; a DataDownload needs an UNBOUND target PVC (Velero fails it with "
+            "\"has already been bound, abort\", velero-contract.md §3.5, §7.8). Choose another new_pvc name or "
+            "delete that PVC." % (name, bound_to), pvc=name)
+    if not claim_selector(claim):
+        raise PreflightError(
+            "PVC %s exists, unbound, without a %s selector: a provisioner may bind it before Velero hands over the "
+            "restored PV, and selectors cannot be added later (immutable). Delete it and let this module create it "
+            "(velero-contract.md §3, §7.8)." % (name, va.LABEL_DYNAMIC_PV_RESTORE), pvc=name)
+
+
+def _records(params):
+    return [r for r in params.get("volumes") or [] if r.get("restore_via") == "data_download"]
+
+
+def run(kube, params, check_mode=False):
+    """What module data_download does; returns its result dict."""
+    velero_ns, session_name = params["velero_namespace"], params["session"]
+    sessions.check_name(session_name)
+    if params["state"] == "absent":
+        return cancel(kube, velero_ns, session_name, _records(params), params, check_mode)
+    records = _records(params)
+    if not records:
+        raise PreflightError("No volume records with restore_via data_download in volumes.")
+    for rec in records:
+        check_record(rec)
+    sess = sessions.load(kube, velero_ns, session_name)
+    if sess is None and not check_mode:
+        sessions.require(kube, velero_ns, session_name)
+    size_field = va.field_supported(kube, k.DATA_DOWNLOAD, "spec.snapshotSize") is True
+    existing = {}
+    if sess is not None:
+        items, _ = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
+                             label_selector=names.session_selector(session_name, ROLE))
+        existing = dict((o["metadata"]["name"], o) for o in items)
+    settings = None
+    changed, diffs, expected, volumes_info = False, [], {}, {}
+    actions = []
+    for rec in records:
+        key, ns, pvc = pvrs.volume_key(rec), rec["target_namespace"], rec["new_pvc"]["name"]
+        name = dd_name(session_name, ns, pvc)
+        expected[name] = key
+        dd = existing.get(name)
+        if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES and not params.get("retry_failed"):
+            actions.append((key, "failed"))
+            continue
+        claim = kube.get(k.PVC, pvc, ns)
+        selector = selector_value(session_name, ns, pvc)
+        if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES:  # retry_failed
+            if claim is not None and (claim.get("spec") or {}).get("volumeName"):
+                raise PreflightError("Cannot retry DataDownload %s: its target PVC %s/%s is bound to %s now; delete "
+                                     "the PVC (data_download state=absent does when it is ours) and re-run."
+                                     % (name, ns, pvc, claim["spec"]["volumeName"]))
+            if not check_mode:
+                _delete_dd_and_wait(kube, velero_ns, session_name, name, dd, params["wait_timeout"])
+            dd = None
+        if claim is None:
+            body = claim_body(rec, session_name, selector)
+            changed = True
+            diffs.append(body)
+            actions.append((key, "create claim"))
+            if not check_mode:
+                _record(kube, velero_ns, session_name, key, {"restore_via": "data_download", "new_pvc": pvc,
+                                                             "selector": selector, "data_download": name})
+                claim = kube.create(k.PVC, body, ns)
+        else:
+            check_existing_claim(claim, dd)
+            selector = claim_selector(claim) or selector
+        volumes_info[name] = {"pvc": pvc, "namespace": ns, "selector": selector,
+                              "volume_mode": (claim or {}).get("spec", {}).get("volumeMode")
+                              or rec["new_pvc"].get("volume_mode") or rec.get("volume_mode") or "Filesystem"}
+        if dd is None:
+            if sess is None:
+                changed = True
+                actions.append((key, "create datadownload"))
+                continue
+            body = build_dd(rec, sess, velero_ns, size_field, params.get("data_mover_config"))
+            changed = True
+            diffs.append(body)
+            actions.append((key, "create datadownload"))
+            if not check_mode:
+                _record(kube, velero_ns, session_name, key, {"data_download": name, "phase": va.PHASE_NEW})
+                dd = kube.create(k.DATA_DOWNLOAD, body, velero_ns)
+        if va.phase_of(dd or {}) in va.DATA_PATH_FINAL_PHASES:
+            continue
+        if claim is not None and not (claim.get("spec") or {}).get("volumeName") and \
+                needs_placeholder(kube, claim, params.get("placeholder") or "auto"):
+            pod_name = consumer_name(session_name, ns, pvc)
+            if kube.get(k.POD, pod_name, ns) is None:
+                if settings is None:
+                    settings = helper_pod.resolve_settings(kube, velero_ns, image=params.get("image"))
+                body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
+                                        params.get("node_selector"), params.get("tolerations"))
+                changed = True
+                diffs.append(body)
+                actions.append((key, "create placeholder pod"))
+                if not check_mode:
+                    kube.create(k.POD, body, ns)
+    failed_early = [key for key, action in actions if action == "failed"]
+    result = dict(changed=changed, diff=dict(before={}, after={"objects": diffs}), actions=
+                  [{"key": key, "action": action} for key, action in actions])
+    if failed_early:
+        volumes = [pvrs.summarize(existing[n], expected[n]) for n in sorted(expected) if n in existing]
+        raise DataRestoreError(
+            "%s. Fix the cause, then re-run with retry_failed=true to create them again."
+            % pvrs.failure_message("DataDownload", [v for v in volumes if v["key"] in failed_early]),
+            volumes=volumes, changed=changed)
+    if check_mode:
+        result.update(done=False, volumes=[dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}},
+                                                                expected[n]), **volumes_info.get(n, {}))
+                                           for n in sorted(expected)])
+        return result
+    if not params["wait"]:
+        volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
+        result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes))
+        return result
+    return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
+
+
+def _delete_dd_and_wait(kube, velero_ns, session_name, name, dd, timeout):
+    if not dd["metadata"].get("deletionTimestamp"):
+        kube.delete(k.DATA_DOWNLOAD, name, velero_ns)
+    wait_for(kube, k.DATA_DOWNLOAD,
+             lambda objs: WaitState(not [o for o in objs if o["metadata"]["name"] == name], pending=[name]),
+             namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE), timeout=timeout,
+             what="DataDownload %s/%s to be deleted" % (velero_ns, name))
+
+
+def _record(kube, velero_ns, session_name, key, fields):
+    sessions.set_volume(kube, velero_ns, session_name, key, fields)
+
+
+def _current(kube, velero_ns, session_name, expected, volumes_info):
+    items, _ = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE))
+    by_name = dict((o["metadata"]["name"], o) for o in items)
+    return [dict(pvrs.summarize(by_name.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info.get(n, {}))
+            for n in sorted(expected)]
+
+
+def _stuck_hint(entry):
+    if entry["phase"] == va.PHASE_IN_PROGRESS and entry["total_bytes"] and entry["bytes_done"] >= entry["total_bytes"]:
+        return ("all data was written but the node-agent's rebind step did not finish: Velero leaves a DataDownload "
+                "InProgress forever when RebindVolume fails and deletes the restored PV (velero-contract.md §3.8, "
+                "§7.10)")
+    if entry["phase"] == va.PHASE_ACCEPTED:
+        return "accepted but not prepared: the restore pod/PVC in the Velero namespace did not come up"
+    if entry["phase"] == va.PHASE_NEW:
+        return ("not accepted by any node-agent: check that the target PVC exists unbound, datamover is \"\"/velero "
+                "and, for WaitForFirstConsumer classes, that the PVC got volume.kubernetes.io/selected-node")
+    return None
+
+
+def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result):
+    """DataDownloads final, then the target PVCs Bound to the restored PVs; one overall deadline."""
+    import time
+
+    deadline = time.monotonic() + params["wait_timeout"]
+    try:
+        final = pvrs.wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"], kind=k.DATA_DOWNLOAD,
+                                role=ROLE, fail_fast=params.get("fail_fast"))
+    except WaitTimeout as exc:
+        objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
+        volumes = [dict(pvrs.summarize(objects.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info[n])
+                   for n in sorted(expected)]
+        return _timed_out(volumes, exc.pending, velero_ns, params, result)
+    volumes = [dict(pvrs.summarize(final[n], expected[n]), **volumes_info[n]) for n in sorted(expected)]
+    failed = [v for v in volumes if v["phase"] in pvrs.FAILED_PHASES]
+    _record_final(kube, velero_ns, session_name, volumes)
+    if failed:
+        raise DataRestoreError(
+            "%s. The node-agent's message says why; its logs (kubectl -n %s logs ds/node-agent) have details. Re-run "
+            "with retry_failed=true after fixing the cause." % (pvrs.failure_message("DataDownload", failed), velero_ns),
+            volumes=volumes, changed=result["changed"])
+    # Completed: the node-agent rebound the target PVC; wait until it is Bound.
+    for ns in sorted(set(v["namespace"] for v in volumes)):
+        wanted = dict((v["pvc"], v) for v in volumes if v["namespace"] == ns)
+
+        def predicate(objects, wanted=wanted):
+            by_name = dict((o["metadata"]["name"], o) for o in objects)
+            pending = []
+            for pvc, vol in sorted(wanted.items()):
+                claim = by_name.get(pvc) or {}
+                vol["pv"] = (claim.get("spec") or {}).get("volumeName")
+                vol["pvc_phase"] = (claim.get("status") or {}).get("phase")
+                if not (vol["pv"] and vol["pvc_phase"] == "Bound"):
+                    pending.append("%s/%s (%s)" % (ns, pvc, vol["pvc_phase"] or "missing"))
+            return WaitState(not pending, pending=pending)
+
+        remaining = max(1, int(deadline - time.monotonic()))
+        try:
+            # No label selector: an adopted claim (made by the caller) does not carry our labels.
+            wait_for(kube, k.PVC, predicate, namespace=ns, timeout=remaining, what="restored PVCs to be Bound")
+        except WaitTimeout as exc:
+            raise WaitTimeout(
+                "DataDownloads completed but PVC(s) %s are not Bound to the restored PV yet after %ss. Check the PV's "
+                "claimRef and the node-agent logs (kubectl -n %s logs ds/node-agent)."
+                % (", ".join(exc.pending), params["wait_timeout"], velero_ns), pending=exc.pending, volumes=volumes)
+    removed = _delete_placeholders(kube, session_name, volumes)
+    result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed)
+    return result
+
+
+def _timed_out(volumes, pending, velero_ns, params, result):
+    hints = ["%s: %s" % (v["key"], _stuck_hint(v)) for v in volumes if _stuck_hint(v)]
+    if params.get("fail_on_timeout", True):
+        raise WaitTimeout(
+            "Timed out after %ss waiting for DataDownloads; still pending: %s. %sLook at the node-agent logs on the "
+            "DataDownload's node (kubectl -n %s logs ds/node-agent, or the pod on status.node / acceptedByNode)."
+            % (params["wait_timeout"], ", ".join(pending), ("; ".join(hints) + ". ") if hints else "", velero_ns),
+            pending=pending, volumes=volumes)
+    result.update(done=False, volumes=volumes, pending=pending, hints=hints, progress=pvrs.progress_line(volumes))
+    return result
+
+
+def _record_final(kube, velero_ns, session_name, volumes):
+    def apply(doc):
+        for v in volumes:
+            if v["key"]:
+                doc["volumes"].setdefault(v["key"], {}).update(
+                    {"phase": v["phase"], "bytes_done": v["bytes_done"], "total_bytes": v["total_bytes"],
+                     "message": v["message"], "completed": v["completed"]})
+    sessions.update(kube, velero_ns, session_name, apply)
+
+
+def _delete_placeholders(kube, session_name, volumes):
+    removed = []
+    for ns in sorted(set(v["namespace"] for v in volumes)):
+        items, _ = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))
+        for pod in items:
+            if pod["metadata"]["name"] in set(consumer_name(session_name, ns, v["pvc"]) for v in volumes):
+                kube.delete(k.POD, pod["metadata"]["name"], ns)
+                removed.append("%s/%s" % (ns, pod["metadata"]["name"]))
+    return removed
+
+
+def cancel(kube, velero_ns, session_name, records, params, check_mode):
+    """Cancel + delete the DataDownloads, delete placeholders, and delete our target PVCs while still unbound."""
+    result = pvrs.cancel(kube, velero_ns, session_name, records=None, wait=params["wait"],
+                         timeout=params["wait_timeout"], check_mode=check_mode, kind=k.DATA_DOWNLOAD, role=ROLE) \
+        if not records else _cancel_some(kube, velero_ns, session_name, records, params, check_mode)
+    namespaces = sorted(set(r["target_namespace"] for r in records)) if records else [params.get("namespace")]
+    wanted = set((r["target_namespace"], r["new_pvc"]["name"]) for r in records if r.get("new_pvc")) if records else None
+    pods_deleted, claims_deleted, claims_kept = [], [], []
+    for ns in namespaces:
+        pods, _ = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))
+        for pod in pods:
+            pods_deleted.append("%s/%s" % (pod["metadata"]["namespace"], pod["metadata"]["name"]))
+            if not check_mode:
+                kube.delete(k.POD, pod["metadata"]["name"], pod["metadata"]["namespace"])
+        claims, _ = kube.list(k.PVC, namespace=ns, label_selector=names.session_selector(session_name, CLAIM_ROLE))
+        for claim in claims:
+            ident = (claim["metadata"]["namespace"], claim["metadata"]["name"])
+            if wanted is not None and ident not in wanted:
+                continue
+            if (claim.get("spec") or {}).get("volumeName"):
+                claims_kept.append("%s/%s" % ident)
+                continue
+            claims_deleted.append("%s/%s" % ident)
+            if not check_mode:
+                kube.delete(k.PVC, ident[1], ident[0])
+    result.update(changed=result["changed"] or bool(pods_deleted or claims_deleted), placeholders_deleted=pods_deleted,
+                  claims_deleted=claims_deleted, claims_kept=claims_kept)
+    return result
+
+
+def _cancel_some(kube, velero_ns, session_name, records, params, check_mode):
+    return pvrs.cancel(kube, velero_ns, session_name,
+                       records=[dict(r, new_pvc=None, target_pvc=r["new_pvc"]["name"]) for r in records if r.get("new_pvc")],
+                       wait=params["wait"], timeout=params["wait_timeout"], check_mode=check_mode,
+                       kind=k.DATA_DOWNLOAD, role=ROLE)

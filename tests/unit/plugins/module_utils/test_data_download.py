@@ -1,0 +1,227 @@
+"""data_download.py: new PVC with selector, DataDownload body, WFFC placeholder, rebind wait, cancel."""
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import data_download as dd
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    PreflightError,
+    WaitTimeout,
+)
+from fake_kube import FakeKube
+import data_path_fixtures as f
+
+
+def params(**kw):
+    p = dict(velero_namespace=f.VNS, session="s1", state="present", volumes=None, namespace=None,
+             placeholder="auto", image=None, node_selector=None, tolerations=None, data_mover_config=None,
+             retry_failed=False, fail_fast=False, fail_on_timeout=True, wait=True, wait_timeout=60)
+    p.update(kw)
+    return p
+
+
+def crd(with_size=True):
+    props = {"targetVolume": {}, "snapshotID": {}, "cancel": {}, "nodeOS": {}}
+    if with_size:
+        props["snapshotSize"] = {"type": "integer"}
+    return {"metadata": {"name": "datadownloads.velero.io"},
+            "spec": {"versions": [{"name": "v2alpha1", "schema": {"openAPIV3Schema": {"properties": {
+                "spec": {"properties": props}}}}}]}}
+
+
+def setup(with_size=True, **agent):
+    fake = FakeKube()
+    fake.sess = f.base_cluster(fake)
+    fake.add(k.CRD, crd(with_size))
+    fake.add(k.STORAGE_CLASS, f.storage_class("sim-immediate"))
+    fake.add(k.STORAGE_CLASS, f.storage_class("sim-wffc", "WaitForFirstConsumer"))
+    fake.controllers.append(f.scheduler_selected_node())
+    fake.controllers.append(f.dd_agent(**agent))
+    return fake
+
+
+def test_claim_and_datadownload_bodies():
+    fake = setup()
+    agent = fake.controllers.pop()
+    rec = f.dm_record("data", mode="Block")
+    result = dd.run(fake, params(volumes=[rec], wait=False, data_mover_config={"WriteSparseFiles": True}))
+    assert result["changed"] is True
+    claim = fake.find(k.PVC, "data-restored", f.NS)
+    selector = dd.selector_value("s1", f.NS, "data-restored")
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                             "volumeMode": "Block", "storageClassName": "sim-immediate",
+                             "selector": {"matchLabels": {"velero.io/dynamic-pv-restore": selector}}}
+    assert "volumeName" not in claim["spec"]
+    assert selector.startswith("shop.data-restored.") and len(selector) <= 63
+    assert selector == dd.selector_value("s1", f.NS, "data-restored") != dd.selector_value("s2", f.NS, "data-restored")
+    name = dd.dd_name("s1", f.NS, "data-restored")
+    obj = fake.find(k.DATA_DOWNLOAD, name, f.VNS)
+    assert obj["apiVersion"] == "velero.io/v2alpha1" and len(name) <= 63
+    assert obj["metadata"]["ownerReferences"] == [fake.sess.owner_reference()]
+    assert obj["metadata"]["labels"]["data-restore.ansible/session"] == "s1"
+    assert obj["spec"] == {
+        "targetVolume": {"pvc": "data-restored", "namespace": f.NS, "pv": ""},
+        "backupStorageLocation": "default", "datamover": "", "snapshotID": "snap-data",
+        "sourceNamespace": "shop-old", "operationTimeout": "10m0s", "nodeOS": "linux", "snapshotSize": 4096,
+        "dataMoverConfig": {"WriteSparseFiles": "true"},
+    }
+    assert "status" not in obj
+    # Immediate class: no placeholder
+    assert fake.all(k.POD, f.NS) == []
+    fake.controllers.append(agent)
+
+
+def test_snapshot_size_omitted_for_old_crd():
+    fake = setup(with_size=False)
+    fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
+    assert "snapshotSize" not in fake.find(k.DATA_DOWNLOAD, dd.dd_name("s1", f.NS, "data-restored"), f.VNS)["spec"]
+
+
+@pytest.mark.parametrize("mode", ["Filesystem", "Block"])
+def test_wffc_placeholder_then_bound_and_completed(mode):
+    fake = setup()
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", mode=mode)]))
+    assert result["done"] is True
+    [vol] = result["volumes"]
+    assert vol["phase"] == "Completed" and vol["pv"] == "pvc-restored-1" and vol["pvc_phase"] == "Bound"
+    claim = fake.find(k.PVC, "data-restored", f.NS)
+    assert claim["spec"]["volumeName"] == "pvc-restored-1"
+    # placeholder existed with the right mount and was deleted after completion
+    [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
+    ctr = created["spec"]["containers"][0]
+    assert created["spec"]["restartPolicy"] == "Always" and ctr["securityContext"]["runAsNonRoot"] is True
+    assert ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]} and ctr["image"] == f.VELERO_IMAGE
+    if mode == "Block":
+        assert ctr["volumeDevices"] == [{"name": "target", "devicePath": dd.DEVICE_PATH}] and "volumeMounts" not in ctr
+    else:
+        assert ctr["volumeMounts"] == [{"name": "target", "mountPath": dd.MOUNT_PATH}]
+    assert result["placeholders_deleted"] == ["shop/%s" % created["metadata"]["name"]]
+    assert fake.find(k.POD, created["metadata"]["name"], f.NS) is None
+    assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/data"]["phase"] == "Completed"
+
+
+def test_without_placeholder_wffc_never_starts():
+    fake = setup()
+    with pytest.raises(WaitTimeout, match="not accepted by any node-agent.*selected-node"):
+        dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], placeholder="never", wait_timeout=1))
+
+
+def test_rebind_failure_timeout_points_at_node_agent_logs():
+    fake = setup(rebind_fails=True)
+    with pytest.raises(WaitTimeout) as err:
+        dd.run(fake, params(volumes=[f.dm_record("data")], wait_timeout=1))
+    msg = err.value.msg
+    assert "shop/data" in msg and "rebind step did not finish" in msg and "InProgress forever" in msg
+    assert "logs ds/node-agent" in msg
+    assert err.value.pending and "InProgress" in err.value.pending[0]
+
+
+def test_timeout_without_failing_returns_hints():
+    fake = setup(rebind_fails=True)
+    result = dd.run(fake, params(volumes=[f.dm_record("data")], wait_timeout=0, fail_on_timeout=False))
+    assert result["done"] is False and result["pending"]
+
+
+def test_idempotent_rerun():
+    fake = setup()
+    first = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")]))
+    creates = fake.count("create")
+    again = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")]))
+    assert again["changed"] is False and fake.count("create") == creates
+    assert again["volumes"][0]["pv"] == first["volumes"][0]["pv"]
+
+
+def test_rerun_while_in_progress_does_not_duplicate():
+    fake = setup()
+    agent = fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
+    creates = fake.count("create")
+    dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
+    assert fake.count("create") == creates
+    fake.controllers.append(agent)
+    assert dd.run(fake, params(volumes=[f.dm_record("data")]))["done"] is True
+
+
+def test_check_mode():
+    fake = setup()
+    fake.requests[:] = []
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")]), check_mode=True)
+    assert result["changed"] is True
+    assert [a["action"] for a in result["actions"]] == ["create claim", "create datadownload"]
+    assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == []
+
+
+def test_adopt_unbound_claim_with_selector():
+    fake = setup()
+    fake.add(k.PVC, f.pvc("data-restored", selector="mine-123"))
+    result = dd.run(fake, params(volumes=[f.dm_record("data")]))
+    assert result["done"] is True and result["volumes"][0]["selector"] == "mine-123"
+    assert fake.find(k.PV, "pvc-restored-1")["metadata"]["labels"] == {"velero.io/dynamic-pv-restore": "mine-123"}
+
+
+@pytest.mark.parametrize("claim, message", [
+    (f.pvc("data-restored"), "without a velero.io/dynamic-pv-restore selector"),
+    (f.pvc("data-restored", volume="pv-x"), "already bound to PV pv-x"),
+])
+def test_refuse_unusable_existing_claim(claim, message):
+    fake = setup()
+    fake.add(k.PVC, claim)
+    with pytest.raises(PreflightError, match=message):
+        dd.run(fake, params(volumes=[f.dm_record("data")]))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(node_os="auto"), "auto never matches a node"),
+    (dict(data_mover="acme"), "ignores DataDownloads whose datamover"),
+    (dict(operation_timeout="0s"), "non-zero Go duration"),
+    (dict(operation_timeout="ten minutes"), "non-zero Go duration"),
+    (dict(new_pvc=None), "has no new_pvc"),
+    (dict(method="fs"), "only data-mover"),
+])
+def test_refusals(change, message):
+    fake = setup()
+    rec = f.dm_record("data")
+    rec.update(change)
+    with pytest.raises(PreflightError, match=message):
+        dd.run(fake, params(volumes=[rec]))
+
+
+def test_failed_reported_then_retried():
+    fake = setup()
+    agent = fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
+    name = dd.dd_name("s1", f.NS, "data-restored")
+    fake.mutate(k.DATA_DOWNLOAD, name, f.VNS, lambda o: o.update(status={"phase": "Failed", "message": "timeout on preparing data download"}))
+    with pytest.raises(DataRestoreError, match="timeout on preparing data download.*retry_failed"):
+        dd.run(fake, params(volumes=[f.dm_record("data")]))
+    fake.controllers.append(agent)
+    result = dd.run(fake, params(volumes=[f.dm_record("data")], retry_failed=True))
+    assert result["done"] is True
+
+
+def test_absent_cancels_deletes_and_removes_unbound_claims():
+    fake = setup()
+    fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], wait=False))
+    fake.controllers.append(f.dd_agent())
+    name = dd.dd_name("s1", f.NS, "data-restored")
+    fake.mutate(k.DATA_DOWNLOAD, name, f.VNS, lambda o: o["metadata"].update(finalizers=["velero.io/data-upload-download-finalizer"]))
+    result = dd.run(fake, params(state="absent", volumes=[f.dm_record("data", sc="sim-wffc")]))
+    assert result["deleted"] == [name] and result["canceled"] == [name]
+    assert result["claims_deleted"] == ["shop/data-restored"] and len(result["placeholders_deleted"]) == 1
+    assert fake.find(k.DATA_DOWNLOAD, name, f.VNS) is None and fake.find(k.PVC, "data-restored", f.NS) is None
+
+
+def test_absent_keeps_bound_claims():
+    fake = setup()
+    dd.run(fake, params(volumes=[f.dm_record("data")]))
+    result = dd.run(fake, params(state="absent"))
+    assert result["claims_kept"] == ["shop/data-restored"] and result["claims_deleted"] == []
+
+
+def test_go_durations():
+    assert dd.go_duration_seconds("10m0s") == 600 and dd.go_duration_seconds("1h30m") == 5400
+    assert dd.go_duration_seconds("0s") == 0 and dd.go_duration_seconds("10") is None
