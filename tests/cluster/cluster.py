@@ -548,6 +548,11 @@ def _start_all(binary: Path) -> None:
         _write_kubeconfig(kc, server, user, comp)
         comp_cfg[comp] = str(kc)
 
+    # Keep one previous generation of logs; restarts append to the current one.
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for f in LOG_DIR.glob("*.log"):
+        os.replace(f, f.with_name(f.name + ".prev"))
+
     # Fresh etcd data on every cold start: each `up` gives a clean cluster.
     etcd_dir = STATE_DIR / "etcd"
     shutil.rmtree(etcd_dir, ignore_errors=True)
@@ -657,6 +662,8 @@ def ensure_cluster(quiet: bool = False) -> str:
     with _lock():
         if is_running():
             return str(KUBECONFIG)
+        if _repair():
+            return str(KUBECONFIG)
         if any(_alive(_read_pid(n)) for n in COMPONENTS):
             log("cluster partially running or unhealthy: restarting it")
         _stop_all()
@@ -671,6 +678,29 @@ def ensure_cluster(quiet: bool = False) -> str:
     if not quiet:
         log(f"cluster up in {time.monotonic() - t0:.1f}s")
     return str(KUBECONFIG)
+
+
+def _repair() -> bool:
+    """etcd and apiserver healthy but a later component died: restart only that one."""
+    if not (_alive(_read_pid("etcd")) and _alive(_read_pid("apiserver"))
+            and KUBECONFIG.exists() and _apiserver_get("/readyz")[0] == 200):
+        return False
+    dead = [n for n in _expected_components()[2:] if not _alive(_read_pid(n))]
+    if SIM_MAIN.exists() and "sim" not in dead and not SIM_READY.exists():
+        dead.append("sim")
+    argvs = {n: _load_argv(n) for n in dead}
+    if not dead or not all(argvs.values()):
+        return False
+    for name in dead:
+        log(f"{name} is not running: restarting it")
+        _stop(name)
+        rec = json.loads((ARGV_DIR / f"{name}.json").read_text())
+        if name == "sim":
+            SIM_READY.unlink(missing_ok=True)
+        _start(name, argvs[name], env=rec.get("env") or None, cwd=Path(rec.get("cwd") or REPO_ROOT))
+    if "sim" in dead:
+        _wait("simulator (.state/sim.ready)", SIM_READY.exists, 60, "sim")
+    return is_running()
 
 
 def stop_cluster(purge: bool = False) -> None:
