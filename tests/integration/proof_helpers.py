@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared helpers of the proof suites (rbac, bad_input, faults, bench).
+
+* RBAC: bind a ServiceAccount to exactly the rules of docs/rbac.yml (optionally minus one verb);
+* zero-mutation check: snapshot every object (namespaced kinds in given namespaces + PVs);
+* "nothing lost": every PV that held data still exists or is bound to the workload;
+* secret scanning of outputs.
+"""
+
+import hashlib
+import json
+import os
+import secrets
+import time
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RBAC_FILE = os.path.join(REPO, "docs", "rbac.yml")
+VELERO_NS = os.environ.get("VELERO_NAMESPACE", "velero")
+
+# Kinds whose objects other actors write all the time (not mutations of the collection).
+NOISY = {"events", "leases", "endpoints", "endpointslices"}
+
+
+# ----------------------------------------------------------------------------- RBAC
+def rbac_documents():
+    with open(RBAC_FILE) as handle:
+        return [d for d in yaml.safe_load_all(handle) if d]
+
+
+def required_documents():
+    return [d for d in rbac_documents() if d["metadata"]["labels"]["data-restore.ansible/rbac"] == "required"]
+
+
+def _without(rules, group, resource, verb):
+    """Rules with ``verb`` removed from ``resource`` (split out of its rule)."""
+    out, removed = [], False
+    for rule in rules:
+        if group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]:
+            others = [r for r in rule["resources"] if r != resource]
+            if others:
+                out.append(dict(rule, resources=others))
+            verbs = [v for v in rule["verbs"] if v != verb]
+            if verbs:
+                out.append(dict(rule, resources=[resource], verbs=verbs))
+            removed = True
+        else:
+            out.append(rule)
+    return out, removed
+
+
+class ServiceAccountGrant(object):
+    """A ServiceAccount bound only to docs/rbac.yml (minus ``drop`` = (role, group, resource, verb))."""
+
+    def __init__(self, api_client, target_namespaces, velero_ns=VELERO_NS, drop=None, optional=False):
+        from kubernetes import client as kc
+        self.core = kc.CoreV1Api(api_client)
+        self.rbac = kc.RbacAuthorizationV1Api(api_client)
+        self.authz = kc.AuthorizationV1Api(api_client)
+        self.suffix = secrets.token_hex(3)
+        self.sa_ns = target_namespaces[0]
+        self.sa = "restorer-" + self.suffix
+        self.user = "system:serviceaccount:%s:%s" % (self.sa_ns, self.sa)
+        self.targets = list(target_namespaces)
+        self.velero_ns = velero_ns
+        self.drop = drop
+        self.optional = optional
+        self.cluster_objects = []
+
+    def env(self):
+        return {"K8S_AUTH_IMPERSONATE_USER": self.user}
+
+    def __enter__(self):
+        self.core.create_namespaced_service_account(self.sa_ns, {"metadata": {"name": self.sa}})
+        subject = [{"kind": "ServiceAccount", "name": self.sa, "namespace": self.sa_ns}]
+        dropped = False
+        for doc in rbac_documents():
+            labels = doc["metadata"]["labels"]
+            if labels["data-restore.ansible/rbac"] != "required" and not self.optional:
+                continue
+            rules = doc["rules"]
+            if self.drop and self.drop[0] == doc["metadata"]["name"]:
+                rules, hit = _without(rules, *self.drop[1:])
+                dropped = dropped or hit
+            name = "%s-%s" % (doc["metadata"]["name"], self.suffix)
+            if doc["kind"] == "Role":
+                self.rbac.create_namespaced_role(self.velero_ns, {"metadata": {"name": name, "labels": labels},
+                                                                  "rules": rules})
+                self.rbac.create_namespaced_role_binding(self.velero_ns, {
+                    "metadata": {"name": name}, "subjects": subject,
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}})
+                continue
+            self.rbac.create_cluster_role({"metadata": {"name": name, "labels": labels}, "rules": rules})
+            self.cluster_objects.append(("role", name))
+            ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+            if doc["metadata"]["name"] in ("velero-data-restore-workloads", "velero-data-restore-openshift"):
+                for ns in self.targets:
+                    self.rbac.create_namespaced_role_binding(ns, {"metadata": {"name": name}, "subjects": subject,
+                                                                  "roleRef": ref})
+            else:
+                self.rbac.create_cluster_role_binding({"metadata": {"name": name}, "subjects": subject,
+                                                       "roleRef": ref})
+                self.cluster_objects.append(("binding", name))
+        if self.drop and not dropped:
+            raise AssertionError("docs/rbac.yml has no rule %r to drop" % (self.drop,))
+        # RBAC is served from informers: wait until the grant is visible.
+        self.wait_allowed("create", "configmaps", "", self.velero_ns)
+        return self
+
+    def allowed(self, verb, resource, group="", namespace=None):
+        review = self.authz.create_subject_access_review({
+            "spec": {"user": self.user, "groups": ["system:serviceaccounts", "system:serviceaccounts:%s" % self.sa_ns,
+                                                   "system:authenticated"],
+                     "resourceAttributes": {"verb": verb, "resource": resource, "group": group,
+                                            "namespace": namespace or ""}}})
+        return bool(review.status.allowed)
+
+    def wait_allowed(self, verb, resource, group="", namespace=None, timeout=10):
+        expected = not (self.drop and self.drop[2] == resource and self.drop[3] == verb and self.drop[1] == group)
+        deadline = time.monotonic() + timeout
+        while self.allowed(verb, resource, group, namespace) != expected:
+            if time.monotonic() > deadline:
+                raise AssertionError("RBAC grant for %s not visible after %ss" % (self.user, timeout))
+            time.sleep(0.1)
+
+    def token(self, seconds=3600):
+        req = self.core.create_namespaced_service_account_token(
+            self.sa, self.sa_ns, {"spec": {"expirationSeconds": seconds}})
+        return req.status.token
+
+    def __exit__(self, *exc):
+        for kind, name in reversed(self.cluster_objects):
+            try:
+                if kind == "role":
+                    self.rbac.delete_cluster_role(name)
+                else:
+                    self.rbac.delete_cluster_role_binding(name)
+            except Exception:  # pylint: disable=broad-except
+                pass
+        for doc in rbac_documents():
+            if doc["kind"] == "Role":
+                name = "%s-%s" % (doc["metadata"]["name"], self.suffix)
+                for call in (self.rbac.delete_namespaced_role_binding, self.rbac.delete_namespaced_role):
+                    try:
+                        call(name, self.velero_ns)
+                    except Exception:  # pylint: disable=broad-except
+                        pass
+        return False
+
+
+# ----------------------------------------------------------------------------- snapshots
+def _listable(api_client):
+    """(group/version, plural, namespaced) of every listable resource the server serves."""
+    out = []
+    raw = api_client.call_api("/api/v1", "GET", response_type="object", _return_http_data_only=True)
+    for res in raw["resources"]:
+        if "/" not in res["name"] and "list" in res.get("verbs", []):
+            out.append(("v1", res["name"], res["namespaced"]))
+    groups = api_client.call_api("/apis", "GET", response_type="object", _return_http_data_only=True)
+    for group in groups["groups"]:
+        gv = group["preferredVersion"]["groupVersion"]
+        try:
+            raw = api_client.call_api("/apis/" + gv, "GET", response_type="object", _return_http_data_only=True)
+        except Exception:  # pylint: disable=broad-except
+            continue
+        for res in raw["resources"]:
+            if "/" not in res["name"] and "list" in res.get("verbs", []):
+                out.append((gv, res["name"], res["namespaced"]))
+    return out
+
+
+def _content_hash(obj):
+    body = dict(obj)
+    body.pop("status", None)
+    meta = dict(body.get("metadata") or {})
+    for key in ("resourceVersion", "managedFields", "generation"):
+        meta.pop(key, None)
+    body["metadata"] = meta
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def snapshot(api_client, namespaces, include_pvs=True):
+    """{(resource, namespace, name): (uid, resourceVersion, content hash without status)}."""
+    result = {}
+    for gv, plural, namespaced in _listable(api_client):
+        if plural in NOISY:
+            continue
+        prefix = "/api/v1" if gv == "v1" else "/apis/" + gv
+        paths = []
+        if namespaced:
+            paths = [(ns, "%s/namespaces/%s/%s" % (prefix, ns, plural)) for ns in namespaces]
+        elif plural == "persistentvolumes" and include_pvs:
+            paths = [(None, "%s/%s" % (prefix, plural))]
+        for ns, path in paths:
+            try:
+                data = api_client.call_api(path, "GET", response_type="object", _return_http_data_only=True)
+            except Exception:  # pylint: disable=broad-except
+                continue
+            for item in data.get("items") or []:
+                md = item["metadata"]
+                result[(plural, ns, md["name"])] = (md.get("uid"), md.get("resourceVersion"), _content_hash(item))
+    return result
+
+
+def diff_snapshots(before, after, status_tolerant_namespaces=()):
+    """Human-readable list of mutations between two snapshots.
+
+    An object whose resourceVersion changed counts as mutated, except in
+    ``status_tolerant_namespaces`` (and PVs) where a change of status alone (written by the
+    simulated controllers: BSL validation, pod status) is tolerated when spec/metadata are equal.
+    """
+    changes = []
+    for key in sorted(set(before) | set(after), key=str):
+        b, a = before.get(key), after.get(key)
+        if b is None:
+            changes.append("created %s" % (key,))
+        elif a is None:
+            changes.append("deleted %s" % (key,))
+        elif b[0] != a[0]:
+            changes.append("recreated %s" % (key,))
+        elif b[1] != a[1]:
+            tolerant = key[1] in status_tolerant_namespaces or key[1] is None
+            if not tolerant or b[2] != a[2]:
+                changes.append("modified %s (resourceVersion %s -> %s)" % (key, b[1], a[1]))
+    return changes
+
+
+# ----------------------------------------------------------------------------- nothing lost
+def pvs_with_data(api_client, state_dir, namespaces):
+    """{pv name: (namespace, claim)} of every bound PV of ``namespaces`` whose volume holds data."""
+    from kubernetes import client as kc
+    core = kc.CoreV1Api(api_client)
+    out = {}
+    for pv in core.list_persistent_volume().items:
+        ref = pv.spec.claim_ref
+        if not ref or ref.namespace not in namespaces:
+            continue
+        path = os.path.join(state_dir, "volumes", pv.metadata.name)
+        has = os.path.exists(path + ".img") or (os.path.isdir(path) and any(os.scandir(path)))
+        if has:
+            out[pv.metadata.name] = (ref.namespace, ref.name)
+    return out
+
+
+def assert_nothing_lost(api_client, state_dir, before):
+    """Every PV that held data before still exists (with its data) or its claim is bound again."""
+    from kubernetes import client as kc
+    core = kc.CoreV1Api(api_client)
+    existing = {pv.metadata.name: pv for pv in core.list_persistent_volume().items}
+    lost = []
+    for name, (ns, claim) in before.items():
+        if name in existing and os.path.exists(os.path.join(state_dir, "volumes", name)) or \
+                os.path.exists(os.path.join(state_dir, "volumes", name + ".img")):
+            continue
+        try:
+            pvc = core.read_namespaced_persistent_volume_claim(claim, ns)
+            if pvc.status.phase == "Bound":
+                continue
+        except Exception:  # pylint: disable=broad-except
+            pass
+        lost.append("%s (claim %s/%s)" % (name, ns, claim))
+    assert not lost, "volumes lost: %s" % ", ".join(lost)
+
+
+# ----------------------------------------------------------------------------- secrets
+def assert_no_secret(texts, secrets_, what="output"):
+    leaks = []
+    for label, value in secrets_.items():
+        if not value or len(value) < 8:
+            continue
+        for index, text in enumerate(texts):
+            if value in (text or ""):
+                leaks.append("%s found in %s #%d" % (label, what, index))
+    assert not leaks, "; ".join(leaks)

