@@ -166,9 +166,11 @@ class NodeAgent:
         return self.kube.patch(kind, self.ns, obj["metadata"]["name"], body)
 
     def _fail(self, kind, name, message, expect=None):
-        log.info("%s %s Failed: %s", kind, name, message)
-        return self._transition(kind, name, expect or (C.NEW, C.ACCEPTED, C.PREPARED, C.IN_PROGRESS),
-                                status={"phase": C.FAILED, "message": message, "completionTimestamp": now_iso()})
+        r = self._transition(kind, name, expect or (C.NEW, C.ACCEPTED, C.PREPARED, C.IN_PROGRESS),
+                             status={"phase": C.FAILED, "message": message, "completionTimestamp": now_iso()})
+        if r is not None:
+            log.info("%s %s Failed: %s", kind, name, message)
+        return r
 
     def _active_on(self, node) -> int:
         with self.paths_lock:
