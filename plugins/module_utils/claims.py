@@ -34,6 +34,7 @@ RETAIN = "Retain"
 # Binding annotations the PV controller writes; a recreated claim must not carry them.
 BINDING_ANNOTATION_PREFIX = "pv.kubernetes.io/"
 DROPPED_ANNOTATIONS = ("volume.kubernetes.io/selected-node",)
+BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 PVC_SPEC_KEYS = ("accessModes", "resources", "storageClassName", "volumeMode")
 
 
@@ -188,9 +189,11 @@ class ClaimPatcher(object):
         if ref.get("name") == claim_name and ref.get("namespace") == namespace and (
                 not ref.get("uid") or (claim_uid and ref.get("uid") == claim_uid)):
             return
-        self.kube.patch(k.PV, pv_name, {"spec": {"claimRef": {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": namespace, "name": claim_name,
-            "uid": None, "resourceVersion": None}}})
+        # Like Velero's ResetPVBinding: a user pre-binding, so drop bound-by-controller too.
+        self.kube.patch(k.PV, pv_name, {
+            "metadata": {"annotations": {BOUND_BY_CONTROLLER: None}},
+            "spec": {"claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": namespace,
+                                  "name": claim_name, "uid": None, "resourceVersion": None}}})
 
     def _create_bound(self, snapshot, pv_name, storage_class=None):
         namespace, name = snapshot["namespace"], snapshot["name"]

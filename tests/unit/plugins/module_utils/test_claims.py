@@ -82,7 +82,8 @@ def bound_pair(fk, pvc_name, pv_name, sc="sim-immediate", size="1Gi", labels=Non
                         "volume.kubernetes.io/storage-provisioner": "sim.csi", "team": "shop",
                         "volume.kubernetes.io/selected-node": "node-1"}},
         "spec": spec, "status": {"phase": "Bound", "capacity": {"storage": size}}})
-    fk.add(k.PV, {"metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.csi"}},
+    fk.add(k.PV, {"metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.csi",
+                                                                 "pv.kubernetes.io/bound-by-controller": "yes"}},
                   "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
                            "persistentVolumeReclaimPolicy": policy, "storageClassName": sc,
                            "volumeMode": "Filesystem",
@@ -133,6 +134,7 @@ def assert_swapped(fk):
     assert old["status"]["phase"] == "Released" and old["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert new["status"]["phase"] == "Bound" and new["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert new["spec"]["claimRef"]["uid"] == pvc["metadata"]["uid"]
+    assert "pv.kubernetes.io/bound-by-controller" not in new["metadata"]["annotations"]
 
 
 def assert_reverted(fk):
