@@ -291,8 +291,8 @@ class ClaimPatcher(object):
                                      "names." % (namespace, claim_name))
             if _phase(claim) != "Bound" or not _volume_name(claim):
                 raise PreflightError("PVC %s/%s is %s, not Bound to a volume; a swap needs both claims Bound "
-                                     "(wait for the restore to finish)." % (namespace, claim_name,
-                                                                           _phase(claim) or "unbound"))
+                                     "(wait for the restore to finish)."
+                                     % (namespace, claim_name, _phase(claim) or "unbound"))
             claims[claim_name] = claim
         if _volume_name(claims[name]) == _volume_name(claims[new_name]):
             raise PreflightError("PVCs %s/%s and %s are bound to the same volume %s." % (

@@ -705,8 +705,8 @@ class Scaler(object):
     def _resume_gitops(self, started):
         if self.session is None:
             return []
-        labels = set(ref_label(r) for r in started if r["action"] in ("started", "left_changed",
-                                                                        "already_started"))
+        resumable = ("started", "left_changed", "already_started")
+        labels = set(ref_label(r) for r in started if r["action"] in resumable)
         out = []
         for record in self.session.doc.get("undo") or []:
             if record["action"] not in GITOPS_ACTIONS or record["status"] == "reverted":
@@ -742,19 +742,21 @@ class Scaler(object):
         waited = set()
         deadline = time.monotonic() + timeout
         for ns in sorted(namespaces):
-            resolver = OwnerResolver(self.kube)
             wanted = set(pvcs or []) if ns == namespace else set()
-
-            def predicate(pods, resolver=resolver, wanted=wanted, ns=ns):
-                pending = [pod_label(p) for p in _matching_pods(pods, wanted, uids, resolver)]
-                waited.update(pending)
-                return WaitState(not pending, pending,
-                                 progress="%d pod(s) in %s still running" % (len(pending), ns))
-
-            wait_for(self.kube, k.POD, predicate, namespace=ns, on_progress=on_progress,
-                     timeout=max(0, deadline - time.monotonic()),
+            wait_for(self.kube, k.POD, self._pods_gone(ns, wanted, uids, waited), namespace=ns,
+                     on_progress=on_progress, timeout=max(0, deadline - time.monotonic()),
                      what="pods in namespace %s to stop" % ns)
         return sorted(waited)
+
+    def _pods_gone(self, ns, wanted, uids, waited):
+        resolver = OwnerResolver(self.kube)
+
+        def predicate(pods):
+            pending = [pod_label(p) for p in _matching_pods(pods, wanted, uids, resolver)]
+            waited.update(pending)
+            return WaitState(not pending, pending, progress="%d pod(s) in %s still running" % (len(pending), ns))
+
+        return predicate
 
     def pods_now(self, targets, namespace=None, pvcs=None):
         """Pods that mount the PVCs or belong to the workloads right now (what stopping waits for)."""
@@ -853,4 +855,3 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
                                                     "action")) for r in results]
     return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited,
                 warnings=scaler.warnings, diff=dict(before=before, after=after))
-

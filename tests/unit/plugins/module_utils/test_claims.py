@@ -82,8 +82,8 @@ def bound_pair(fk, pvc_name, pv_name, sc="sim-immediate", size="1Gi", labels=Non
                         "volume.kubernetes.io/storage-provisioner": "sim.csi", "team": "shop",
                         "volume.kubernetes.io/selected-node": "node-1"}},
         "spec": spec, "status": {"phase": "Bound", "capacity": {"storage": size}}})
-    fk.add(k.PV, {"metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.csi",
-                                                                 "pv.kubernetes.io/bound-by-controller": "yes"}},
+    pv_annotations = {"pv.kubernetes.io/provisioned-by": "sim.csi", "pv.kubernetes.io/bound-by-controller": "yes"}
+    fk.add(k.PV, {"metadata": {"name": pv_name, "annotations": pv_annotations},
                   "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
                            "persistentVolumeReclaimPolicy": policy, "storageClassName": sc,
                            "volumeMode": "Filesystem",
