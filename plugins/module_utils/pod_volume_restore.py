@@ -330,6 +330,12 @@ def _check_same_pod(current, pods, namespace, pvc):
     uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
     for pod in pods or []:
         if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}):
+            if pod.get("uid") and uid is None:
+                raise DataRestoreError(
+                    "PodVolumeRestore %s (phase %s) lacks the label velero.io/pod-uid; the node-agent re-examines a "
+                    "PodVolumeRestore created before restore-wait ran only through that label (velero-contract.md §2, "
+                    "§7.4), so it can never complete. Cancel it with state=absent and re-run, or label it "
+                    "velero.io/pod-uid=%s." % (current["metadata"]["name"], va.phase_of(current) or "New", pod["uid"]))
             if pod.get("uid") and pod["uid"] != uid:
                 raise DataRestoreError(
                     "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; "

@@ -221,3 +221,13 @@ def test_missing_session():
     fake = FakeKube()
     with pytest.raises(PreflightError, match="Restore session 's1' not found"):
         pvr.run(fake, params(volumes=[f.fs_record("data")]))
+
+
+def test_stripped_pod_uid_label_is_detected():
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: o["metadata"]["labels"].pop("velero.io/pod-uid"))
+    with pytest.raises(DataRestoreError, match="lacks the label velero.io/pod-uid"):
+        pvr.run(fake, params(volumes=records, pods=pods))

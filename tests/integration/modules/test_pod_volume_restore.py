@@ -1,0 +1,137 @@
+"""pod_volume_restore against the test cluster: the node-agent simulator applies Velero's rules."""
+
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data_path_helpers as h  # noqa: E402
+from data_path_helpers import run_module  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def cleanup(kube, namespace):
+    yield
+    if os.environ.get("KEEP_NAMESPACES") != "1":
+        h.drop_session(kube, namespace)
+
+
+def helper(kubeconfig, namespace, pvcs):
+    result = run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": pvcs,
+                                               "wait_timeout": 60}, kubeconfig=kubeconfig)
+    assert not result.get("failed"), result
+    return result["pods"]
+
+
+def test_in_place_fs_restore(kubeconfig, kube, api_client, state_dir, namespace, app_factory, backup_factory, wait_for):
+    from sim.storage import pvc_volume_path
+    from sim.velero import read_tree, write_files
+
+    app = app_factory(volumes=[{"name": "data"}])
+    [pvc] = app["pvcs"]
+    backup = backup_factory(method="fs")
+    path = pvc_volume_path(api_client, state_dir, namespace, pvc)
+    write_files(path, {"hello.txt": b"changed after the backup\n", "after.txt": b"created after the backup\n"})
+    h.scale(kube, namespace, "app", 0, wait_for)
+    h.session(kubeconfig, namespace)
+    records = h.fs_records(kube, backup, namespace)
+    pods = helper(kubeconfig, namespace, [pvc])
+    args = {"session": namespace, "volumes": records, "pods": pods, "wait_timeout": 120}
+    check = run_module("pod_volume_restore", args, kubeconfig=kubeconfig, check=True)
+    assert check["changed"] is True and not kube.list("PodVolumeRestore", "velero", label_selector="data-restore.ansible/session=%s" % namespace)
+    result = run_module("pod_volume_restore", args, kubeconfig=kubeconfig)
+    assert not result.get("failed"), result
+    [vol] = result["volumes"]
+    assert vol["phase"] == "Completed" and vol["bytes_done"] == vol["total_bytes"] > 0 and vol["node"]
+    tree = read_tree(path)
+    for rel, data in app["files"][pvc].items():
+        assert tree[rel] == data, rel  # backup content restored (hello.txt overwritten back)
+    assert tree["after.txt"] == b"created after the backup\n"  # kopia never deletes extra files
+    assert h.journal(kube, namespace)["volumes"]["%s/%s" % (namespace, pvc)]["phase"] == "Completed"
+    # restore-wait saw the done file .velero/<session uid> and finished
+    wait_for(lambda: run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": [pvc]},
+                                kubeconfig=kubeconfig)["pods"][0]["restore_wait"] == "completed", 30)
+    again = run_module("pod_volume_restore", args, kubeconfig=kubeconfig)
+    assert again["changed"] is False and again["done"] is True
+    absent = run_module("pod_volume_restore", {"session": namespace, "state": "absent"}, kubeconfig=kubeconfig)
+    assert absent["changed"] is True
+    assert not kube.list("PodVolumeRestore", "velero", label_selector="data-restore.ansible/session=%s" % namespace)
+
+
+def test_data_mover_filesystem_snapshot_through_pvr(kubeconfig, kube, api_client, state_dir, namespace, app_factory,
+                                                    backup_factory, wait_for):
+    from sim.storage import pvc_volume_path
+    from sim.velero import read_tree, write_files
+
+    app = app_factory(volumes=[{"name": "data"}])
+    [pvc] = app["pvcs"]
+    backup = backup_factory(method="data_mover")
+    path = pvc_volume_path(api_client, state_dir, namespace, pvc)
+    write_files(path, {"dir/data.bin": b"overwritten"})
+    h.scale(kube, namespace, "app", 0, wait_for)
+    h.session(kubeconfig, namespace)
+    records = h.du_records(kube, backup, namespace, via="pod_volume_restore")
+    pods = helper(kubeconfig, namespace, [pvc])
+    result = run_module("pod_volume_restore", {"session": namespace, "volumes": records, "pods": pods,
+                                               "wait_timeout": 120}, kubeconfig=kubeconfig)
+    assert not result.get("failed"), result
+    assert read_tree(path)["dir/data.bin"] == app["files"][pvc]["dir/data.bin"]
+
+
+def test_without_pod_uid_label_the_timeout_names_the_volume(kubeconfig, kube, api_client, state_dir, namespace,
+                                                            app_factory, backup_factory, wait_for):
+    """Contract §7.4: a PVR created before restore-wait runs is only re-triggered through velero.io/pod-uid.
+
+    The helper pod's PVC is bound only after the PVR exists; with the label stripped the PVR stays New forever and the
+    module's timeout names the volume. Putting the label back (what the module sends) lets it complete.
+    """
+    from sim.storage import PROVISIONER
+    from sim.velero import read_tree
+
+    app = app_factory(volumes=[{"name": "data"}])
+    backup = backup_factory(method="fs")
+    h.session(kubeconfig, namespace)
+    kube.create("PersistentVolumeClaim", {"metadata": {"name": "late", "namespace": namespace}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "storageClassName": "sim-immediate", "resources": {"requests": {"storage": "1Gi"}},
+        "selector": {"matchLabels": {"data-restore.test/late": namespace}}}})  # never provisioned: stays unbound
+    helper_result = run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": ["late"],
+                                                      "wait": False}, kubeconfig=kubeconfig)
+    assert not helper_result.get("failed"), helper_result
+    [rec] = h.fs_records(kube, backup, namespace)
+    rec.update(key="%s/late" % namespace, target_pvc="late")
+    args = {"session": namespace, "volumes": [rec], "pods": helper_result["pods"], "wait": False}
+    created = run_module("pod_volume_restore", args, kubeconfig=kubeconfig)
+    assert not created.get("failed"), created
+    name = created["volumes"][0]["name"]
+    # the helper pod cannot start (PVC unbound): the wait times out and names the pending volume
+    pending = run_module("pod_volume_restore", dict(args, wait=True, wait_timeout=5), kubeconfig=kubeconfig)
+    assert pending["failed"] and "still pending: %s/late (%s, New, 0/0 bytes)" % (namespace, name) in pending["msg"]
+    kube.patch("PodVolumeRestore", "velero", name, {"metadata": {"labels": {"velero.io/pod-uid": None}}})
+    # now let the helper pod start: a pre-bound PV for the claim
+    pv_name = "pv-late-" + namespace
+    os.makedirs(os.path.join(state_dir, "volumes", pv_name), exist_ok=True)
+    kube.create("PersistentVolume", {"metadata": {"name": pv_name, "labels": {"data-restore.test/late": namespace}},
+                                     "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                                              "volumeMode": "Filesystem", "persistentVolumeReclaimPolicy": "Delete",
+                                              "storageClassName": "sim-immediate",
+                                              "csi": {"driver": PROVISIONER, "volumeHandle": pv_name, "fsType": "ext4"},
+                                              "claimRef": {"namespace": namespace, "name": "late"}}})
+    running = run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": ["late"],
+                                                "wait_timeout": 60}, kubeconfig=kubeconfig)
+    assert running["pods"][0]["restore_wait"] == "running", running
+    stuck = run_module("pod_volume_restore", dict(args, wait=True, wait_timeout=15), kubeconfig=kubeconfig)
+    assert stuck["failed"] and "%s (phase New) lacks the label velero.io/pod-uid" % name in stuck["msg"]
+    # and the node-agent really never picks it up although restore-wait runs
+    time.sleep(10)
+    assert (kube.get("PodVolumeRestore", "velero", name).get("status") or {}).get("phase", "New") == "New"
+    # the label the module sends is what makes it work
+    kube.patch("PodVolumeRestore", "velero", name,
+               {"metadata": {"labels": {"velero.io/pod-uid": running["pods"][0]["uid"]}}})
+    done = run_module("pod_volume_restore", dict(args, wait=True, wait_timeout=60), kubeconfig=kubeconfig)
+    assert not done.get("failed"), done
+    assert read_tree(os.path.join(state_dir, "volumes", pv_name))["hello.txt"] == app["files"][app["pvcs"][0]]["hello.txt"]
+    run_module("restore_helper_pod", {"session": namespace, "state": "absent", "namespace": namespace}, kubeconfig=kubeconfig)
