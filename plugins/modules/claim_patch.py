@@ -30,7 +30,7 @@ description:
   - Every step checks the current state first, so re-running after an interruption (even between deleting
     and recreating a claim) completes the swap from the session records. A PV is never deleted.
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common

@@ -28,7 +28,7 @@ description:
   - A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete) is refused before any change,
     since scaling it to 0 would delete its PVCs.
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
