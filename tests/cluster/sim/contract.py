@@ -169,14 +169,18 @@ def kopia_restore_files(src: str, dst: str, on_bytes=None, cancelled=None) -> in
 
 def copy_file(sp: str, tp: str, on_bytes=None, chunk: int = 1 << 20, truncate: bool = True) -> int:
     """Chunked copy used by the data paths (kopia file restore / block writer); reports bytes.
-    ``truncate=False`` keeps the target size (block device image)."""
+    ``truncate=False`` keeps the target size (block device image); all-zero chunks of a block
+    image are skipped with a seek so sparse images stay sparse."""
     n = 0
     with open(sp, "rb") as fi, open(tp, "r+b" if os.path.exists(tp) else "wb") as fo:
         while True:
             b = fi.read(chunk)
             if not b:
                 break
-            fo.write(b)
+            if not truncate and not b.strip(b"\0"):
+                fo.seek(len(b), os.SEEK_CUR)
+            else:
+                fo.write(b)
             n += len(b)
             if on_bytes:
                 on_bytes(len(b))

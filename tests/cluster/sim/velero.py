@@ -93,8 +93,11 @@ def _snapshot(state_dir, bsl, ns, pvc, pv, mode, src) -> tuple[str, int]:
     d = repository_dir(state_dir, bsl, ns, sid)
     os.makedirs(d)
     if mode == "Block":
-        shutil.copyfile(src, os.path.join(d, "block.img"))
-        size = os.path.getsize(src)
+        dst = os.path.join(d, "block.img")
+        with open(dst, "wb") as f:
+            f.truncate(os.path.getsize(src))
+        from .contract import copy_file
+        size = copy_file(src, dst, truncate=False)   # sparse-preserving
     else:
         shutil.copytree(src, os.path.join(d, "data"), symlinks=True,
                         ignore=lambda root, names: [".velero"] if os.path.samefile(root, src) else [])

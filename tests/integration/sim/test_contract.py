@@ -421,7 +421,7 @@ def test_node_without_running_node_agent_is_not_served(kube, fs_setup, anchor, n
 
 
 # ----------------------------------------------------------------------------- DataDownload
-def target_pvc(kube, ns, name, *, sc="sim-immediate", mode="Filesystem", size="1Gi", selector=True):
+def target_pvc(kube, ns, name, *, sc="sim-immediate", mode="Filesystem", size="16Mi", selector=True):
     spec = {"accessModes": ["ReadWriteOnce"], "storageClassName": sc, "volumeMode": mode,
             "resources": {"requests": {"storage": size}}}
     if selector:
@@ -453,7 +453,8 @@ def assert_rebound(kube, ns, pvc_name, target):
 @pytest.mark.parametrize("mode", ["Filesystem", "Block"])
 def test_dd_happy_path_rebinds_target(kube, app_factory, backup_factory, namespace, anchor, api_client, state_dir, mode):
     data = secrets.token_bytes(8192)
-    app = app_factory(volumes=[{"name": "data", "volume_mode": mode, **({"files": data} if mode == "Block" else {})}])
+    app = app_factory(volumes=[{"name": "data", "volume_mode": mode, "size": "16Mi",
+                                **({"files": data} if mode == "Block" else {})}])
     backup = backup_factory(method="data_mover")
     src = app["pvcs"][0]
     sid = du_snapshot(kube, backup, src)
