@@ -121,7 +121,7 @@ class ClaimPatcher(object):
 
     # -- cluster helpers -------------------------------------------------------
     def _refuse_in_use(self, namespace, claims):
-        pods, _ = self.kube.list(k.POD, namespace=namespace)
+        pods = self.kube.list(k.POD, namespace=namespace)[0]
         users = pods_using(pods, [c for c in claims if c])
         if users:
             raise PreflightError(
@@ -484,7 +484,7 @@ def template_users(kube, namespace, claim):
 
     users = []
     for kind_name in TEMPLATE_KINDS:
-        items, _ = kube.list(KIND_OF[kind_name], namespace=namespace)
+        items = kube.list(KIND_OF[kind_name], namespace=namespace)[0]
         for obj in items:
             obj.setdefault("kind", kind_name)
             name = obj["metadata"]["name"]

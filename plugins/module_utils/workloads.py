@@ -310,7 +310,7 @@ def workloads_of_pod(resolver, pod):
 def statefulsets_for_claims(kube, namespace, pvcs):
     """StatefulSets whose volumeClaimTemplates name the claims (``<template>-<sts>-<ordinal>``)."""
     found = []
-    items, _ = kube.list(k.STATEFUL_SET, namespace=namespace)
+    items = kube.list(k.STATEFUL_SET, namespace=namespace)[0]
     for sts in items:
         name = sts["metadata"]["name"]
         for template in _spec(sts).get("volumeClaimTemplates") or []:
@@ -324,7 +324,7 @@ def statefulsets_for_claims(kube, namespace, pvcs):
 def discover(kube, namespace, pvcs):
     """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings)."""
     resolver = OwnerResolver(kube)
-    pods, _ = kube.list(k.POD, namespace=namespace)
+    pods = kube.list(k.POD, namespace=namespace)[0]
     found, warnings = {}, []
     for pod in pods_using(pods, pvcs):
         objs, warning = workloads_of_pod(resolver, pod)
@@ -404,7 +404,7 @@ def _argo_apps(kube, obj):
             wanted.add((None, app))
     if not wanted:
         return []
-    apps, _ = kube.list(k.ARGO_APPLICATION)
+    apps = kube.list(k.ARGO_APPLICATION)[0]
     return [a for a in apps if (a["metadata"].get("namespace"), a["metadata"]["name"]) in wanted
             or (None, a["metadata"]["name"]) in wanted]
 
@@ -423,7 +423,7 @@ def _flux_objects(kube, obj):
 
 
 def _keda_objects(kube, obj):
-    items, _ = kube.list(k.KEDA_SCALED_OBJECT, namespace=obj["metadata"]["namespace"])
+    items = kube.list(k.KEDA_SCALED_OBJECT, namespace=obj["metadata"]["namespace"])[0]
     out = []
     for item in items:
         target = _spec(item).get("scaleTargetRef") or {}
@@ -642,7 +642,7 @@ class Scaler(object):
             for wk in KINDS.values():
                 if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
                     continue
-                items, _ = self.kube.list(wk.kind, namespace=namespace)
+                items = self.kube.list(wk.kind, namespace=namespace)[0]
                 for obj in items:
                     note = read_annotation(obj)
                     if note and wanted & set(note.get("pvcs") or []):
@@ -766,7 +766,7 @@ class Scaler(object):
         uids = set(t["uid"] for t in targets)
         found = []
         for ns in sorted(namespaces):
-            pods, _ = self.kube.list(k.POD, namespace=ns)
+            pods = self.kube.list(k.POD, namespace=ns)[0]
             wanted = set(pvcs or []) if ns == namespace else set()
             found.extend(pod_label(p) for p in _matching_pods(pods, wanted, uids, OwnerResolver(self.kube)))
         return found

@@ -123,9 +123,9 @@ def test_pod_statefulset_chain_and_claim_template_naming_when_scaled_to_zero(fk)
     statefulset(fk, "db", 2)
     fk.add(k.STATEFUL_SET, {"metadata": {"name": "cache", "namespace": NS},
                             "spec": {"replicas": 0, "volumeClaimTemplates": [{"metadata": {"name": "store"}}]}})
-    found, _ = w.discover(fk, NS, ["data-db-1", "store-cache-4"])
+    found = w.discover(fk, NS, ["data-db-1", "store-cache-4"])[0]
     assert sorted(o["metadata"]["name"] for o in found) == ["cache", "db"]
-    found, _ = w.discover(fk, NS, ["store-cache-x"])
+    found = w.discover(fk, NS, ["store-cache-x"])[0]
     assert found == []
 
 
@@ -134,7 +134,7 @@ def test_pod_job_cronjob_chain_returns_cronjob_and_running_job(fk):
     job = fk.add(k.JOB, {"metadata": {"name": "report-2911", "namespace": NS, "ownerReferences": [owner(cj)]},
                          "spec": {"parallelism": 2}})
     fk.add(k.POD, pod("report-2911-x", ["data"], job))
-    found, _ = w.discover(fk, NS, ["data"])
+    found = w.discover(fk, NS, ["data"])[0]
     assert sorted(o["kind"] for o in found) == ["CronJob", "Job"]
 
 
@@ -143,7 +143,7 @@ def test_pod_daemonset_chain_and_terminal_pods_ignored(fk):
     fk.add(k.POD, pod("agent-x", ["data"], ds))
     dep = deployment(fk, "old", 1, claim="data")
     fk.mutate(k.POD, "old-5d9f-0", NS, lambda p: p["status"].update(phase="Succeeded"))
-    found, _ = w.discover(fk, NS, ["data"])
+    found = w.discover(fk, NS, ["data"])[0]
     assert [o["kind"] for o in found] == ["DaemonSet"]
     assert dep["metadata"]["uid"] not in [o["metadata"]["uid"] for o in found]
 
@@ -163,7 +163,7 @@ def test_owner_uid_mismatch_stops_the_walk(fk):
     dep = deployment(fk)
     fk.remove(k.DEPLOYMENT, "web", NS)
     fk.add(k.DEPLOYMENT, {"metadata": {"name": "web", "namespace": NS}, "spec": {"replicas": 1}})
-    found, _ = w.discover(fk, NS, ["data"])
+    found = w.discover(fk, NS, ["data"])[0]
     assert [o["kind"] for o in found] == ["ReplicaSet"]
     assert found[0]["metadata"]["uid"] != dep["metadata"]["uid"]
 
