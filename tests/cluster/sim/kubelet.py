@@ -53,7 +53,7 @@ def node_status(name: str) -> dict:
                       {"type": "Hostname", "address": name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {"machineID": name, "systemUUID": name, "bootID": name, "kernelVersion": "6.0.0-sim",
-                     "osImage": "sim", "containerRuntimeVersion": "sim://1.0", "kubeletVersion": "v1.33.0-sim",
+                     "osImage": "sim", "containerRuntimeVersion": "sim://1.0", "kubeletVersion": "v1.34.10-sim",
                      "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"},
     }
 

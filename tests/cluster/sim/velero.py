@@ -146,9 +146,9 @@ def make_backup(api_client, state_dir: str, name: str, namespaces, *, method: st
     backup = {
         "apiVersion": "velero.io/v1", "kind": "Backup",
         "metadata": {"name": name, "namespace": VELERO_NS, "labels": blabels,
-                     "annotations": {"velero.io/source-cluster-k8s-gitversion": "v1.33.0",
+                     "annotations": {"velero.io/source-cluster-k8s-gitversion": "v1.34.10",
                                      "velero.io/source-cluster-k8s-major-version": "1",
-                                     "velero.io/source-cluster-k8s-minor-version": "33"}},
+                                     "velero.io/source-cluster-k8s-minor-version": "34"}},
         "spec": {"includedNamespaces": list(namespaces), "storageLocation": storage_location,
                  "ttl": "720h0m0s", "csiSnapshotTimeout": csi_snapshot_timeout, "itemOperationTimeout": "4h0m0s",
                  "snapshotVolumes": method == "data_mover", "volumeSnapshotLocations": [],
