@@ -106,11 +106,21 @@ class ClaimPatcher(object):
         self.on_progress = on_progress
         self.wait = wait
         self.warnings = []
-        sessions.require(kube, velero_namespace, session_name)
+        # In check mode a session that a previous task would have created may be missing: plan without it.
+        self.journaled = not (check_mode and sessions.load(kube, velero_namespace, session_name) is None)
+        if self.journaled:
+            sessions.require(kube, velero_namespace, session_name)
 
     # -- journal helpers -------------------------------------------------------
     def _record(self, rid):
+        if not self.journaled:
+            return None
         return sessions.require(self.kube, self.velero_namespace, self.session_name).undo_record(rid)
+
+    def _undo_records(self):
+        if not self.journaled:
+            return []
+        return sessions.require(self.kube, self.velero_namespace, self.session_name).doc.get("undo") or []
 
     def _status(self, rid, status, **extra):
         if not self.check_mode:
@@ -400,17 +410,15 @@ class ClaimPatcher(object):
         return result
 
     def _template_swapped(self, namespace, claim):
-        sess = sessions.require(self.kube, self.velero_namespace, self.session_name)
         return any(r["action"] == ACTION_TEMPLATE and r["target"].get("namespace") == namespace
-                   and claim in (r.get("swaps") or {}) for r in sess.doc.get("undo") or [])
+                   and claim in (r.get("swaps") or {}) for r in self._undo_records())
 
     def revert_template(self, vol):
         namespace, name = vol["namespace"], vol["pvc"]
-        sess = sessions.require(self.kube, self.velero_namespace, self.session_name)
         result = dict(vol, mode="template", changed=False, old_pv=None, new_pv=None, workloads=[],
                       state="reverted")
         before, after = {}, {}
-        for record in sess.doc.get("undo") or []:
+        for record in self._undo_records():
             if record["action"] != ACTION_TEMPLATE or record["target"].get("namespace") != namespace:
                 continue
             swaps = record.get("swaps") or {}

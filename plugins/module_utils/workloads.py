@@ -500,7 +500,10 @@ class Scaler(object):
         self._warn = warn
         self.session = None
         if session_name:
-            self.session = sessions.require(kube, velero_namespace, session_name)
+            # In check mode a session that a previous task would have created may be missing.
+            self.session = sessions.load(kube, velero_namespace, session_name)
+            if self.session is None and not check_mode:
+                sessions.require(kube, velero_namespace, session_name)
 
     def warn(self, msg):
         if msg not in self.warnings:
@@ -533,7 +536,7 @@ class Scaler(object):
         return list(unique.values())
 
     def stop(self, targets, namespace=None, pvcs=None, pause_gitops=False):
-        if self.session is None:
+        if not self.session_name:
             raise PreflightError("state=stopped needs session: the original values are journaled there "
                                  "before anything is changed.")
         for obj in targets:  # every refusal before the first change
@@ -827,7 +830,7 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         raise PreflightError("Name the workloads (workloads) or the PVCs whose workloads to %s (namespace + pvcs)."
                              % ("stop" if state == "stopped" else "start"))
     if state == "stopped":
-        if scaler.session is None:
+        if not scaler.session_name:
             raise PreflightError("state=stopped needs session: the original values are journaled there "
                                  "before anything is changed.")
         targets = scaler.targets_for_stop(params.get("workloads"), namespace, pvcs)

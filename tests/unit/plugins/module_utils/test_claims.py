@@ -349,3 +349,11 @@ def test_template_check_mode(fk):
     before = mutations(fk)
     result = c.patch_claims(fk, params(mode="template"), check_mode=True)
     assert result["volumes"][0]["state"] == "would_swap" and mutations(fk) == before
+
+
+def test_check_mode_plans_without_an_existing_session(fk):
+    before = mutations(fk)
+    result = c.patch_claims(fk, params(session="not-yet"), check_mode=True)
+    assert result["volumes"][0]["state"] == "would_swap" and mutations(fk) == before
+    with pytest.raises(PreflightError, match="not found"):
+        c.patch_claims(fk, params(session="not-yet"))

@@ -380,3 +380,13 @@ def test_gitops_skipped_silently_when_apis_missing(fk):
     result = w.scale(fk, params(pvcs=["data"], pause_gitops=True))
     assert result["gitops"] == [] and result["warnings"] == []
     assert result["workloads"][0]["action"] == "stopped"
+
+
+def test_check_mode_plans_without_an_existing_session(fk):
+    deployment(fk)
+    before = sum(fk.count(v) for v in MUTATING)
+    result = w.scale(fk, params(session="not-yet", pvcs=["data"]), check_mode=True)
+    assert result["changed"] and result["workloads"][0]["action"] == "stopped"
+    assert sum(fk.count(v) for v in MUTATING) == before
+    with pytest.raises(PreflightError, match="not found"):
+        w.scale(fk, params(session="not-yet", pvcs=["data"]))
