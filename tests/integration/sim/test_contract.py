@@ -420,6 +420,32 @@ def test_node_without_running_node_agent_is_not_served(kube, fs_setup, anchor, n
     cleanup(kube, "PodVolumeRestore", name)
 
 
+def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, sim_config):
+    sim_config.set(concurrencyPerNode=1, bytesPerSecond=1024)   # ~4 s per PVR
+    pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, anchor["metadata"]["uid"], node="sim-node-a")
+    # a second helper on the same node whose restore-wait keeps running (other UID argument)
+    pod2 = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, "keeps-waiting", node="sim-node-a")
+    wait_init_running(kube, namespace, pod["metadata"]["name"])
+    wait_init_running(kube, namespace, pod2["metadata"]["name"])
+    first, second = rnd("pvr"), rnd("pvr")
+    kube.create("PodVolumeRestore", pvr_body(first, pod, "data", fs_setup["sid"], namespace, owner=anchor))
+    wait_phase(kube, "PodVolumeRestore", first, "InProgress")
+    kube.create("PodVolumeRestore", pvr_body(second, pod2, "data", fs_setup["sid"], namespace, owner=anchor))
+    stays(kube, "PodVolumeRestore", second, lambda o: C.phase_of(o) == "New" or phase(kube, "PodVolumeRestore", first) != "InProgress", 2)
+    wait_phase(kube, "PodVolumeRestore", first, "Completed", 30)
+    wait_phase(kube, "PodVolumeRestore", second, "Completed", 30)
+    cleanup(kube, "PodVolumeRestore", first, second)
+
+
+def test_restore_helper_needs_exactly_one_arg(kube, fs_setup, namespace):
+    pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, None, args=[])
+    wait_for(lambda: (init_state(kube, namespace, pod["metadata"]["name"])[1] or {}).get("state", {}).get(
+        "waiting", {}).get("reason") == "CrashLoopBackOff", 20)
+    st = init_state(kube, namespace, pod["metadata"]["name"])[1]
+    assert st["lastState"]["terminated"]["exitCode"] == 1
+    assert kube.get("Pod", namespace, pod["metadata"]["name"])["status"]["phase"] == "Pending"
+
+
 # ----------------------------------------------------------------------------- DataDownload
 def target_pvc(kube, ns, name, *, sc="sim-immediate", mode="Filesystem", size="16Mi", selector=True):
     spec = {"accessModes": ["ReadWriteOnce"], "storageClassName": sc, "volumeMode": mode,
