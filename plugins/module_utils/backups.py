@@ -75,7 +75,7 @@ def parse_time(value, option="time"):
     if match and "T" in text:
         text = text[:match.start()] + "%s%s:%s" % match.groups()
     if "." in text:  # fromisoformat wants 3 or 6 fraction digits on older pythons
-        head, _, rest = text.partition(".")
+        head, _dot, rest = text.partition(".")
         digits = re.match(r"\d+", rest).group(0)
         text = "%s.%s%s" % (head, (digits + "000000")[:6], rest[len(digits):])
     try:
@@ -190,13 +190,13 @@ def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selector
     selector = _selector(schedule, label_selectors)
     if name:
         if selector:  # the server applies the selector (set-based terms included)
-            candidates, _ = kube.list(k.BACKUP, namespace=velero_ns, label_selector=selector,
-                                      field_selector="metadata.name=%s" % name)
+            candidates = kube.list(k.BACKUP, namespace=velero_ns, label_selector=selector,
+                                   field_selector="metadata.name=%s" % name)[0]
         else:
             found = kube.get(k.BACKUP, name, velero_ns)
             candidates = [found] if found else []
     else:
-        candidates, _ = kube.list(k.BACKUP, namespace=velero_ns, label_selector=selector)
+        candidates = kube.list(k.BACKUP, namespace=velero_ns, label_selector=selector)[0]
 
     selected = []
     for backup in candidates:
@@ -294,8 +294,8 @@ def assess(record):
                   "Velero version that still supports restic, or take a new kopia backup." % where)
     elif record.get("result") == "failed" or (record.get("phase") not in (None, "", v.PHASE_COMPLETED)):
         reason = ("the backup of volume %s did not complete (phase %s, result %s): its snapshot cannot be "
-                  "trusted. Pick another backup." % (where, record.get("phase") or "-",
-                                                      record.get("result") or "-"))
+                  "trusted. Pick another backup."
+                  % (where, record.get("phase") or "-", record.get("result") or "-"))
     elif not record.get("snapshot_id"):
         reason = ("volume %s has an empty snapshot id (it was empty at backup time, or its upload did "
                   "not finish); Velero itself skips such volumes on restore. Leave it out." % where)
@@ -416,7 +416,7 @@ def _belongs(obj, backup_name):
 
 
 def _list_for_backup(kube, kind, velero_ns, backup_name):
-    items, _ = kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(backup_name))
+    items = kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(backup_name))[0]
     return [i for i in items if _belongs(i, backup_name)]
 
 
@@ -491,12 +491,14 @@ def scrub(text, url):
 
 
 def http_get(url, timeout=DOWNLOAD_TIMEOUT):
-    """Download ``url`` with urllib; never lets the URL into a message."""
+    """Download ``url``; never lets the URL into a message."""
     from urllib.error import HTTPError, URLError
-    from urllib.request import urlopen
+
+    from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+    from ansible.module_utils.urls import open_url
 
     try:
-        response = urlopen(url, timeout=timeout)
+        response = open_url(url, method="GET", timeout=timeout, follow_redirects="safe")
         try:
             return response.read()
         finally:
@@ -505,7 +507,7 @@ def http_get(url, timeout=DOWNLOAD_TIMEOUT):
         if exc.code == 404:
             raise VolumeInfoAbsent("404")
         raise DataRestoreError("HTTP %s from %s" % (exc.code, redact_url(url)))
-    except (URLError, OSError, ValueError) as exc:
+    except (URLError, UrlConnectionError, OSError, ValueError) as exc:
         raise DataRestoreError("download from %s failed: %s" % (redact_url(url), scrub(exc, url)))
 
 

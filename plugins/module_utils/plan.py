@@ -223,8 +223,8 @@ def _session_claims(config_map):
 
 def check_other_sessions(kube, velero_ns, session, keys, problems):
     """No OTHER unfinished session may hold one of the claims (keys)."""
-    items, _ = kube.list(k.CONFIG_MAP, namespace=velero_ns,
-                         label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))
+    items = kube.list(k.CONFIG_MAP, namespace=velero_ns,
+                      label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))[0]
     for cm in items:
         other, state, held = _session_claims(cm)
         if other is None or other == session or state in FINISHED_SESSION_STATES:
@@ -363,7 +363,7 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
             elif by_pvc[name] not in chosen:
                 chosen.append(by_pvc[name])
     elif volume_selector is not None:
-        selected, _ = kube.list(k.PVC, namespace=target_ns, label_selector=volume_selector)
+        selected = kube.list(k.PVC, namespace=target_ns, label_selector=volume_selector)[0]
         selected_names = sorted(p["metadata"]["name"] for p in selected)
         chosen = [by_pvc[n] for n in selected_names if n in by_pvc]
         outside = [n for n in selected_names if n not in by_pvc]

@@ -27,7 +27,7 @@ description:
   - Backups are listed page by page, with the schedule and label filters applied by the API server; volume
     records are read only for the backups returned.
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common

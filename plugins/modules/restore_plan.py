@@ -28,7 +28,7 @@ description:
   - All problems found are reported together, each with its fix. Nothing in the cluster is changed (reading
     the volume info of a backup passed by name creates and deletes a transient DownloadRequest).
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common

@@ -49,8 +49,8 @@ def test_fs_backup_volumes_from_volume_info(kubeconfig, kube, namespace, app_fac
 
 
 def test_data_mover_backup_and_check_mode(kubeconfig, kube, namespace, app_factory, backup_factory):
-    app_factory(kind="Deployment", name="db", volumes=[{"name": "data"},
-                                                         {"name": "raw", "volume_mode": "Block"}])
+    app_factory(kind="Deployment", name="db",
+                volumes=[{"name": "data"}, {"name": "raw", "volume_mode": "Block"}])
     backup = backup_factory(method="data_mover")
     name = backup["metadata"]["name"]
     result = run_module("backup_info", {"name": name}, kubeconfig=kubeconfig, check=True)

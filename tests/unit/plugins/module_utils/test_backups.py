@@ -9,7 +9,6 @@ import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
-from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ForbiddenError,
     MissingApiError,
@@ -283,7 +282,7 @@ def test_long_backup_name_uses_get_valid_name_and_tags():
     fake.add(k.BACKUP, f.backup(long_a))
     fake.add(k.POD_VOLUME_BACKUP, f.pvb(long_a, "app-0", "data", pvc="data-app-0", name="pvb-a"))
     fake.add(k.POD_VOLUME_BACKUP, f.pvb(long_b, "app-0", "data", pvc="other", name="pvb-b"))
-    vols, source, _ = backups.volume_records(fake, VNS, fake.find(k.BACKUP, long_a, VNS), timeout=0.1)
+    vols = backups.volume_records(fake, VNS, fake.find(k.BACKUP, long_a, VNS), timeout=0.1)[0]
     assert [r["source_pvc"] for r in vols] == ["data-app-0"]
 
 
@@ -318,7 +317,7 @@ class ServerSideFilteringFake(FakeKube):
         from fake_kube import _match_fields, _match_labels
 
         self._check("list", kind)
-        items = [copy.deepcopy(o) for (kd, ns, _), o in self.objects.items()
+        items = [copy.deepcopy(o) for (kd, ns, _name), o in self.objects.items()
                  if kd == kind and (namespace is None or ns == namespace)
                  and _match_labels(o["metadata"].get("labels"), label_selector) and _match_fields(o, field_selector)]
         return items, str(next(self._rv))
@@ -343,3 +342,37 @@ def test_find_latest_over_5000_backups_and_20000_pvbs_under_3s(store):
     assert fake.count("list") <= 4
     print("find took %.2fs" % elapsed)
     assert elapsed < 3.0, elapsed
+
+
+def test_http_get_against_a_loopback_server():
+    """The real download path: 200 returns the bytes, 404 is VolumeInfoAbsent, 500 is redacted."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            code = {"/ok": 200, "/missing": 404}.get(self.path.split("?")[0], 500)
+            self.send_response(code)
+            self.end_headers()
+            if code == 200:
+                self.wfile.write(gzip.compress(b"[]"))
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = "http://127.0.0.1:%d" % server.server_port
+    try:
+        assert backups.decode_volume_info(backups.http_get(base + "/ok?X-Amz-Signature=s3cr3t", timeout=5)) == []
+        with pytest.raises(backups.VolumeInfoAbsent):
+            backups.http_get(base + "/missing?X-Amz-Signature=s3cr3t", timeout=5)
+        with pytest.raises(DataRestoreError) as err:
+            backups.http_get(base + "/boom?X-Amz-Signature=s3cr3t", timeout=5)
+        assert "s3cr3t" not in err.value.msg and "/boom" not in err.value.msg and "HTTP 500" in err.value.msg
+    finally:
+        server.shutdown()
+        server.server_close()
