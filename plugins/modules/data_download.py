@@ -24,7 +24,7 @@ description:
     DataDownload InProgress forever when its rebind step fails, so the timeout says so and points at the
     node-agent logs.
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common

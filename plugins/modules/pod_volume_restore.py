@@ -25,7 +25,7 @@ description:
   - Kopia overwrites files but never deletes files absent from the backup, so an in-place restore keeps files
     created after the backup.
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common

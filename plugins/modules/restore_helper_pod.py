@@ -26,7 +26,7 @@ description:
   - An existing helper pod is reused only when its spec is what would be created now; a different one is
     never replaced silently.
 author:
-  - velero.data_restore contributors
+  - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
