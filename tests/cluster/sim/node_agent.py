@@ -561,6 +561,9 @@ class NodeAgent:
         timeout = C.dd_operation_timeout(dd)
         if self.config.fail_rebind:
             raise _Failure("simulated rebind failure (sim-config failRebind)")
+        if timeout <= 0:
+            raise _Failure(f"error to wait restore PVC bound: operationTimeout {dd['spec'].get('operationTimeout')!r} "
+                           f"is not a positive duration: timed out waiting for the condition")
         self._wait(f"restore PVC {self.ns}/{name} bound", lambda: (
             (self.kube.get_or_none("PersistentVolumeClaim", self.ns, name) or {}).get("status", {}).get("phase") == "Bound"),
             timeout)

@@ -579,6 +579,18 @@ def test_dd_rebind_failure_stays_in_progress_and_deletes_pv(kube, dm_setup, name
     kube.delete("PersistentVolumeClaim", VNS, name)
 
 
+def test_dd_zero_operation_timeout_never_completes(kube, dm_setup, namespace, anchor):
+    target_pvc(kube, namespace, "zero")
+    name = rnd("dd")
+    kube.create("DataDownload", dd_body(name, namespace, "zero", dm_setup["sid"], namespace, owner=anchor, timeout="0s"))
+    wait_phase(kube, "DataDownload", name, "InProgress", 30)
+    stays(kube, "DataDownload", name, lambda o: C.phase_of(o) == "InProgress")
+    assert not kube.get("PersistentVolumeClaim", namespace, "zero")["spec"].get("volumeName")
+    cleanup(kube, "DataDownload", name)
+    kube.delete("Pod", VNS, name, grace=0)
+    kube.delete("PersistentVolumeClaim", VNS, name)
+
+
 def test_dd_cancel_on_new(kube, dm_setup, namespace, anchor):
     name = rnd("dd")
     kube.create("DataDownload", dd_body(name, namespace, "never", dm_setup["sid"], namespace, owner=anchor))
