@@ -154,41 +154,7 @@ def fs_setup(kube, app_factory, backup_factory, namespace, api_client, state_dir
     return {"app": app, "pvc": pvc, "backup": backup, "sid": sid, "path": path, "files": app["files"][pvc]}
 
 
-# ----------------------------------------------------------------------------- pure rules (no cluster)
-class TestRulesPure:
-    def test_uploader(self):
-        assert C.pvr_uploader_accepted({"spec": {"uploaderType": "kopia"}})
-        for u in ("restic", "", None):
-            assert not C.pvr_uploader_accepted({"spec": {"uploaderType": u}})
-
-    def test_restore_wait_running(self):
-        pod = {"spec": {"initContainers": [{"name": "restore-wait"}]},
-               "status": {"initContainerStatuses": [{"name": "restore-wait", "state": {"running": {}}}]}}
-        assert C.restore_wait_running(pod)
-        pod["status"]["initContainerStatuses"][0]["state"] = {"waiting": {}}
-        assert not C.restore_wait_running(pod)
-        legacy = {"spec": {"initContainers": [{"name": "restic-wait"}]},
-                  "status": {"initContainerStatuses": [{"name": "restic-wait", "state": {"running": {}}}]}}
-        assert not C.restore_wait_running(legacy)
-
-    def test_completion_mark_and_durations(self):
-        assert C.completion_mark_name({"metadata": {"ownerReferences": [{"uid": "u1"}, {"uid": "u2", "controller": True}]}}) == "u1"
-        assert C.completion_mark_name({"metadata": {}}) is None
-        assert C.parse_go_duration("10m0s") == 600 and C.parse_go_duration("1h30m") == 5400
-        assert C.dd_operation_timeout({"spec": {"operationTimeout": "0s"}}) == 0
-        assert C.dd_node_os({"spec": {}}) == "linux" and C.dd_node_os({"spec": {"nodeOS": "auto"}}) == "auto"
-        assert not C.has_node_with_os([{"metadata": {"labels": {"kubernetes.io/os": "linux"}}}], "auto")
-
-    def test_cancel_and_provision(self):
-        assert C.cancel_transition({"spec": {"cancel": True}, "status": {}}) == C.CANCELED
-        assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "InProgress"}}) == C.CANCELING
-        assert C.cancel_transition({"spec": {}, "status": {"phase": "InProgress"}}) is None
-        sc = {"provisioner": "p", "volumeBindingMode": "Immediate"}
-        pvc = {"metadata": {}, "spec": {}, "status": {"phase": "Pending"}}
-        assert C.provision_decision(pvc, sc, "p") == "provision"
-        assert C.provision_decision({**pvc, "spec": {"selector": {"matchLabels": {"a": "b"}}}}, sc, "p") == "selector"
-        assert C.provision_decision({**pvc, "spec": {"volumeName": "x"}}, sc, "p") == "skip"
-        assert C.provision_decision(pvc, {**sc, "volumeBindingMode": "WaitForFirstConsumer"}, "p") == "skip"
+# (pure rule tests without a cluster: tests/unit/sim/test_sim_rules.py)
 
 
 # ----------------------------------------------------------------------------- kubelet / storage

@@ -1,0 +1,222 @@
+"""Pure unit tests of the simulator's Velero rules (tests/cluster/sim/contract.py) and helpers;
+no cluster needed."""
+from __future__ import annotations
+
+import os
+import time
+
+from sim import contract as C
+from sim.config import SimConfig
+from sim.kube import WorkQueue
+from sim.kubelet import Kubelet
+from sim.velero import read_tree, write_files
+
+
+def test_uploader_must_be_kopia():
+    assert C.pvr_uploader_accepted({"spec": {"uploaderType": "kopia"}})
+    for u in ("restic", "", None):
+        assert not C.pvr_uploader_accepted({"spec": {"uploaderType": u}})
+
+
+def test_restore_wait_running_needs_exact_name_and_running_state():
+    pod = {"spec": {"initContainers": [{"name": "restore-wait"}]},
+           "status": {"initContainerStatuses": [{"name": "restore-wait", "state": {"running": {}}}]}}
+    assert C.restore_wait_running(pod)
+    pod["status"]["initContainerStatuses"][0]["state"] = {"waiting": {}}
+    assert not C.restore_wait_running(pod)
+    legacy = {"spec": {"initContainers": [{"name": "restic-wait"}]},
+              "status": {"initContainerStatuses": [{"name": "restic-wait", "state": {"running": {}}}]}}
+    assert not C.restore_wait_running(legacy)
+
+
+def test_pvr_keys_for_pod_use_pod_uid_label():
+    pod = {"metadata": {"uid": "u1"}}
+    pvrs = [{"metadata": {"name": "a", "labels": {C.LABEL_POD_UID: "u1"}}},
+            {"metadata": {"name": "b", "labels": {}}}, {"metadata": {"name": "c"}}]
+    assert C.pvr_keys_for_pod(pod, pvrs) == ["a"]
+    assert not C.pvr_periodic_resync({"metadata": {}, "spec": {}, "status": {"phase": "New"}})
+    assert C.pvr_periodic_resync({"metadata": {}, "spec": {"cancel": True}, "status": {}})
+
+
+def test_completion_mark_uses_first_owner(tmp_path):
+    obj = {"metadata": {"ownerReferences": [{"uid": "u1"}, {"uid": "u2", "controller": True}]}}
+    assert C.completion_mark_name(obj) == "u1"
+    assert C.completion_mark_name({"metadata": {}}) is None
+    (tmp_path / ".velero").mkdir()
+    (tmp_path / ".velero" / "stale").write_text("x")
+    C.write_completion_mark(str(tmp_path), obj)
+    assert os.listdir(tmp_path / ".velero") == ["u1"]
+    C.write_completion_mark(str(tmp_path), {"metadata": {}})
+    assert not (tmp_path / ".velero").exists()
+
+
+def test_restore_helper(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        (d / ".velero").mkdir(parents=True)
+    dirs = {"/restores/a": str(a), "/restores/b": str(b)}
+    (a / ".velero" / "uid").write_text("")
+    assert not C.restore_helper_done("uid", dirs)
+    (b / ".velero" / "uid").write_text("")
+    assert C.restore_helper_done("uid", dirs)
+    C.restore_helper_finish(dirs)
+    assert not (a / ".velero").exists() and not (b / ".velero").exists()
+    assert C.restore_helper_args_ok(["x"]) and not C.restore_helper_args_ok([]) and not C.restore_helper_args_ok(["a", "b"])
+
+
+def test_kopia_restore_overwrites_and_never_deletes(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_files(str(src), {"a.txt": b"new", "d/b.bin": b"12345"})
+    write_files(str(dst), {"a.txt": b"old-and-longer", "extra.txt": b"keep", "d/b.bin": b"x"})
+    seen = []
+    n = C.kopia_restore_files(str(src), str(dst), seen.append)
+    assert n == 8 and sum(seen) == 8
+    assert read_tree(str(dst)) == {"a.txt": b"new", "d/b.bin": b"12345", "extra.txt": b"keep"}
+    assert C.tree_size(str(src)) == 8
+
+
+def test_block_copy_keeps_size_and_sparseness(tmp_path):
+    src, dst = tmp_path / "s.img", tmp_path / "d.img"
+    with open(src, "wb") as f:
+        f.truncate(4 << 20)
+        f.write(b"head")
+    with open(dst, "wb") as f:
+        f.truncate(8 << 20)
+    assert C.copy_file(str(src), str(dst), truncate=False) == 4 << 20
+    assert os.path.getsize(dst) == 8 << 20
+    assert open(dst, "rb").read(4) == b"head"
+
+
+def test_dd_rules():
+    assert C.dd_datamover_accepted({"spec": {}}) and C.dd_datamover_accepted({"spec": {"datamover": "velero"}})
+    assert not C.dd_datamover_accepted({"spec": {"datamover": "other"}})
+    assert C.dd_node_os({"spec": {}}) == "linux" and C.dd_node_os({"spec": {"nodeOS": "auto"}}) == "auto"
+    nodes = [{"metadata": {"labels": {"kubernetes.io/os": "linux"}}}]
+    assert C.has_node_with_os(nodes, "linux") and not C.has_node_with_os(nodes, "auto")
+    wffc = {"volumeBindingMode": "WaitForFirstConsumer"}
+    pvc = {"metadata": {"namespace": "n", "name": "p", "annotations": {}}, "spec": {}}
+    assert not C.dd_wait_pvc_consumed(pvc, wffc) and C.dd_wait_pvc_consumed(pvc, {"volumeBindingMode": "Immediate"})
+    pvc["metadata"]["annotations"][C.ANN_SELECTED_NODE] = "n1"
+    assert C.dd_wait_pvc_consumed(pvc, wffc)
+    assert C.dd_target_bound_error(pvc) is None
+    pvc["spec"]["volumeName"] = "pv"
+    assert "Target PVC n/p has already been bound, abort" in C.dd_target_bound_error(pvc)
+
+
+def test_durations_and_rebind_patches():
+    assert C.parse_go_duration("10m0s") == 600 and C.parse_go_duration("1h30m") == 5400
+    assert C.parse_go_duration("1.5s") == 1.5
+    assert C.dd_operation_timeout({"spec": {"operationTimeout": "0s"}}) == 0
+    assert C.dd_operation_timeout({"spec": {"operationTimeout": "bogus"}}) == 0
+    target = {"metadata": {"namespace": "n", "name": "p"},
+              "spec": {"selector": {"matchLabels": {"velero.io/dynamic-pv-restore": "n.p.abcde"}}}}
+    patch = C.reset_pv_binding_patch({}, target)
+    assert patch["spec"]["claimRef"]["uid"] is None and patch["spec"]["claimRef"]["name"] == "p"
+    assert patch["metadata"]["labels"] == {"velero.io/dynamic-pv-restore": "n.p.abcde"}
+    assert C.rebind_pvc_patch("pv1")["spec"]["volumeName"] == "pv1"
+
+
+def test_restore_pvc_and_pod_shape():
+    dd = {"apiVersion": "velero.io/v2alpha1", "kind": "DataDownload",
+          "metadata": {"name": "dd1", "uid": "ddu"}, "spec": {"operationTimeout": "10m0s"}}
+    target = {"metadata": {"name": "p", "namespace": "n", "labels": {"l": "v"},
+                           "annotations": {C.ANN_SELECTED_NODE: "node-b", "other": "x"}},
+              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "sc", "volumeMode": "Block",
+                       "resources": {"requests": {"storage": "1Gi"}}, "selector": {"matchLabels": {"a": "b"}}}}
+    pvc = C.dd_restore_pvc(dd, target)
+    assert pvc["metadata"]["name"] == "dd1" and pvc["metadata"]["namespace"] == "velero"
+    assert "selector" not in pvc["spec"] and pvc["spec"]["volumeMode"] == "Block"
+    assert pvc["metadata"]["annotations"] == {C.ANN_SELECTED_NODE: "node-b"}
+    pod = C.dd_restore_pod(dd, "dd1", "Block", "node-b", "img")
+    assert pod["spec"]["nodeSelector"]["kubernetes.io/hostname"] == "node-b"
+    assert pod["spec"]["containers"][0]["name"] == "ddu" and "volumeDevices" in pod["spec"]["containers"][0]
+
+
+def test_cancel_and_deletion():
+    assert C.cancel_transition({"spec": {"cancel": True}, "status": {}}) == C.CANCELED
+    assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "InProgress"}}) == C.CANCELING
+    assert C.cancel_transition({"spec": {}, "status": {"phase": "InProgress"}}) is None
+    deleting = {"metadata": {"deletionTimestamp": "t"}, "spec": {}, "status": {"phase": "InProgress"}}
+    assert C.deletion_action(deleting) == "cancel"
+    deleting["status"]["phase"] = "Canceled"
+    assert C.deletion_action(deleting) == "remove-finalizer"
+
+
+def test_provision_decision():
+    sc = {"provisioner": "p", "volumeBindingMode": "Immediate"}
+    pvc = {"metadata": {}, "spec": {}, "status": {"phase": "Pending"}}
+    assert C.provision_decision(pvc, sc, "p") == "provision"
+    assert C.provision_decision({**pvc, "spec": {"selector": {"matchLabels": {"a": "b"}}}}, sc, "p") == "selector"
+    assert C.provision_decision({**pvc, "spec": {"volumeName": "x"}}, sc, "p") == "skip"
+    assert C.provision_decision(pvc, {**sc, "provisioner": "other"}, "p") == "skip"
+    wffc = {**sc, "volumeBindingMode": "WaitForFirstConsumer"}
+    assert C.provision_decision(pvc, wffc, "p") == "skip"
+    assert C.provision_decision({**pvc, "metadata": {"annotations": {C.ANN_SELECTED_NODE: "n"}}}, wffc, "p") == "provision"
+
+
+def test_download_keys():
+    assert C.download_object_key("BackupVolumeInfos", "b1") == "backups/b1/b1-volumeinfo.json.gz"
+    assert C.download_object_key("BackupContents", "b1", "pre/") == "pre/backups/b1/b1.tar.gz"
+    assert C.download_object_key("RestoreLog", "r") is None
+
+
+def test_sim_config_defaults_and_parsing():
+    c = SimConfig()
+    assert c.bytes_per_second == 50 * 1024 * 1024 and c.concurrency_per_node == 4 and c.prepare_timeout == 1800
+    c.update({"failSnapshots": "a, b", "crashAfterBytes": "10", "failRebind": "True", "bytesPerSecond": "junk"})
+    assert c.fail_snapshots == {"a", "b"} and c.crash_after_bytes == 10 and c.fail_rebind
+    assert c.bytes_per_second == 50 * 1024 * 1024
+
+
+def test_work_queue_dedup_and_delay():
+    q = WorkQueue("t")
+    q.add("a", 0.2)
+    q.add("a", 0)
+    q.add("b")
+    got = {q.get(), q.get()}
+    assert got == {"a", "b"}
+    q.done("a")
+    q.done("b")
+    t0 = time.monotonic()
+    q.add("c", 0.2)
+    assert q.get() == "c" and time.monotonic() - t0 >= 0.19
+
+
+class _Inf:
+    def __init__(self, items=()):
+        self.d = {f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in items}
+
+    def add_handler(self, fn):
+        pass
+
+    def get(self, ns, name):
+        return self.d.get(f"{ns or ''}/{name}")
+
+    def items(self):
+        return list(self.d.values())
+
+
+def test_kubelet_status_progression(tmp_path):
+    claim = {"metadata": {"namespace": "n", "name": "c"}, "spec": {"volumeName": "pv1"}, "status": {"phase": "Bound"}}
+    kl = Kubelet(None, str(tmp_path), {"Pod": _Inf(), "PersistentVolumeClaim": _Inf([claim])})
+    (tmp_path / "volumes" / "pv1").mkdir(parents=True)
+    pod = {"metadata": {"namespace": "n", "name": "p", "uid": "pu"},
+           "spec": {"nodeName": "sim-node-a", "restartPolicy": "Always",
+                    "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}],
+                    "initContainers": [{"name": "restore-wait", "command": ["/velero-restore-helper"], "args": ["U"],
+                                        "volumeMounts": [{"name": "v", "mountPath": "/restores/v"}]}],
+                    "containers": [{"name": "app"}]},
+           "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    st, _ = kl.compute_status(pod)
+    assert st["initContainerStatuses"][0]["state"].get("running") is not None and st["phase"] == "Pending"
+    pod["status"] = st
+    st2, requeue = kl.compute_status(pod)
+    assert st2 is None and requeue == 1.0           # waiting for .velero/U
+    (tmp_path / "volumes" / "pv1" / ".velero").mkdir()
+    (tmp_path / "volumes" / "pv1" / ".velero" / "U").write_text("")
+    st3, _ = kl.compute_status(pod)
+    assert st3["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert not (tmp_path / "volumes" / "pv1" / ".velero").exists()
+    pod["status"] = st3
+    st4, _ = kl.compute_status(pod)
+    assert st4["phase"] == "Running" and st4["containerStatuses"][0]["ready"]
