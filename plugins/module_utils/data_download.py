@@ -260,8 +260,8 @@ def run(kube, params, check_mode=False):
     size_field = va.field_supported(kube, k.DATA_DOWNLOAD, "spec.snapshotSize") is True
     existing = {}
     if sess is not None:
-        items, _ = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
-                             label_selector=names.session_selector(session_name, ROLE))
+        items = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
+                             label_selector=names.session_selector(session_name, ROLE))[0]
         existing = dict((o["metadata"]["name"], o) for o in items)
     settings = None
     changed, diffs, expected, volumes_info = False, [], {}, {}
@@ -327,8 +327,8 @@ def run(kube, params, check_mode=False):
                 if not check_mode:
                     kube.create(k.POD, body, ns)
     failed_early = [key for key, action in actions if action == "failed"]
-    result = dict(changed=changed, diff=dict(before={}, after={"objects": diffs}), actions=
-                  [{"key": key, "action": action} for key, action in actions])
+    result = dict(changed=changed, diff=dict(before={}, after={"objects": diffs}),
+                  actions=[{"key": key, "action": action} for key, action in actions])
     if failed_early:
         volumes = [pvrs.summarize(existing[n], expected[n]) for n in sorted(expected) if n in existing]
         raise DataRestoreError(
@@ -336,9 +336,9 @@ def run(kube, params, check_mode=False):
             % pvrs.failure_message("DataDownload", [v for v in volumes if v["key"] in failed_early]),
             volumes=volumes, changed=changed)
     if check_mode:
-        result.update(done=False, volumes=[dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}},
-                                                                expected[n]), **volumes_info.get(n, {}))
-                                           for n in sorted(expected)])
+        planned = [dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}}, expected[n]),
+                        **volumes_info.get(n, {})) for n in sorted(expected)]
+        result.update(done=False, volumes=planned)
         return result
     if not params["wait"]:
         volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
@@ -361,7 +361,7 @@ def _record(kube, velero_ns, session_name, key, fields):
 
 
 def _current(kube, velero_ns, session_name, expected, volumes_info):
-    items, _ = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE))
+    items = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE))[0]
     by_name = dict((o["metadata"]["name"], o) for o in items)
     return [dict(pvrs.summarize(by_name.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info.get(n, {}))
             for n in sorted(expected)]
@@ -403,19 +403,7 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
             volumes=volumes, changed=result["changed"])
     # Completed: the node-agent rebound the target PVC; wait until it is Bound.
     for ns in sorted(set(v["namespace"] for v in volumes)):
-        wanted = dict((v["pvc"], v) for v in volumes if v["namespace"] == ns)
-
-        def predicate(objects, wanted=wanted):
-            by_name = dict((o["metadata"]["name"], o) for o in objects)
-            pending = []
-            for pvc, vol in sorted(wanted.items()):
-                claim = by_name.get(pvc) or {}
-                vol["pv"] = (claim.get("spec") or {}).get("volumeName")
-                vol["pvc_phase"] = (claim.get("status") or {}).get("phase")
-                if not (vol["pv"] and vol["pvc_phase"] == "Bound"):
-                    pending.append("%s/%s (%s)" % (ns, pvc, vol["pvc_phase"] or "missing"))
-            return WaitState(not pending, pending=pending)
-
+        predicate = _bound_predicate(ns, dict((v["pvc"], v) for v in volumes if v["namespace"] == ns))
         remaining = max(1, int(deadline - time.monotonic()))
         try:
             # No label selector: an adopted claim (made by the caller) does not carry our labels.
@@ -428,6 +416,21 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
     removed = _delete_placeholders(kube, session_name, volumes)
     result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed)
     return result
+
+
+def _bound_predicate(ns, wanted):
+    """Every wanted PVC ({name: volume entry}) Bound to a PV; fills pv/pvc_phase into the entries."""
+    def predicate(objects):
+        by_name = dict((o["metadata"]["name"], o) for o in objects)
+        pending = []
+        for pvc, vol in sorted(wanted.items()):
+            claim = by_name.get(pvc) or {}
+            vol["pv"] = (claim.get("spec") or {}).get("volumeName")
+            vol["pvc_phase"] = (claim.get("status") or {}).get("phase")
+            if not (vol["pv"] and vol["pvc_phase"] == "Bound"):
+                pending.append("%s/%s (%s)" % (ns, pvc, vol["pvc_phase"] or "missing"))
+        return WaitState(not pending, pending=pending)
+    return predicate
 
 
 def _timed_out(volumes, pending, velero_ns, params, result):
@@ -455,7 +458,7 @@ def _record_final(kube, velero_ns, session_name, volumes):
 def _delete_placeholders(kube, session_name, volumes):
     removed = []
     for ns in sorted(set(v["namespace"] for v in volumes)):
-        items, _ = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))
+        items = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0]
         for pod in items:
             if pod["metadata"]["name"] in set(consumer_name(session_name, ns, v["pvc"]) for v in volumes):
                 kube.delete(k.POD, pod["metadata"]["name"], ns)
@@ -472,12 +475,12 @@ def cancel(kube, velero_ns, session_name, records, params, check_mode):
     wanted = set((r["target_namespace"], r["new_pvc"]["name"]) for r in records if r.get("new_pvc")) if records else None
     pods_deleted, claims_deleted, claims_kept = [], [], []
     for ns in namespaces:
-        pods, _ = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))
+        pods = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0]
         for pod in pods:
             pods_deleted.append("%s/%s" % (pod["metadata"]["namespace"], pod["metadata"]["name"]))
             if not check_mode:
                 kube.delete(k.POD, pod["metadata"]["name"], pod["metadata"]["namespace"])
-        claims, _ = kube.list(k.PVC, namespace=ns, label_selector=names.session_selector(session_name, CLAIM_ROLE))
+        claims = kube.list(k.PVC, namespace=ns, label_selector=names.session_selector(session_name, CLAIM_ROLE))[0]
         for claim in claims:
             ident = (claim["metadata"]["namespace"], claim["metadata"]["name"])
             if wanted is not None and ident not in wanted:

@@ -74,7 +74,7 @@ FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "Create
 
 def plugin_config(kube, velero_namespace):
     """Velero's GetPluginConfig: the one ConfigMap labelled for the pod-volume-restore action."""
-    items, _ = kube.list(k.CONFIG_MAP, namespace=velero_namespace, label_selector=PLUGIN_CONFIG_SELECTOR)
+    items = kube.list(k.CONFIG_MAP, namespace=velero_namespace, label_selector=PLUGIN_CONFIG_SELECTOR)[0]
     if len(items) > 1:
         found = sorted(i["metadata"]["name"] for i in items)
         raise PreflightError(
@@ -450,7 +450,7 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False):
             % (", ".join(block), namespace), block=block)
     pods = []
     if pin_to_consumer_node:
-        pods, _ = kube.list(k.POD, namespace=namespace)
+        pods = kube.list(k.POD, namespace=namespace)[0]
     groups = {}
     for pvc in sorted(claims):
         claim = claims[pvc]
@@ -514,7 +514,7 @@ def pin_affinity(affinity, node):
 
 def find_pods(kube, session, namespace=None):
     """The session's helper pods (all namespaces when namespace is None)."""
-    items, _ = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session, ROLE))
+    items = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session, ROLE))[0]
     return items
 
 
@@ -562,8 +562,8 @@ def restore_wait_state(pod):
 
 def node_agent_ready(kube, velero_namespace, node):
     """Whether a Ready node-agent pod runs on ``node`` (the only one that can serve its PVRs)."""
-    items, _ = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
-                         field_selector="spec.nodeName=%s" % node)
+    items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
+                         field_selector="spec.nodeName=%s" % node)[0]
     for pod in items:
         if pod["metadata"].get("deletionTimestamp"):
             continue

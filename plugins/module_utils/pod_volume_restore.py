@@ -182,8 +182,8 @@ def wait_final(kube, velero_namespace, session, expected, timeout, kind=k.POD_VO
             entry = summarize(obj, expected[name])
             entries.append(entry)
             if entry["phase"] not in va.DATA_PATH_FINAL_PHASES:
-                pending.append("%s (%s, %s, %d/%d bytes)" % (entry["key"], name, entry["phase"],
-                                                              entry["bytes_done"], entry["total_bytes"]))
+                pending.append("%s (%s, %s, %d/%d bytes)"
+                               % (entry["key"], name, entry["phase"], entry["bytes_done"], entry["total_bytes"]))
             elif fail_fast and entry["phase"] in FAILED_PHASES:
                 raise DataRestoreError(failure_message(kind.kind, [entry]), volumes=[entry])
         return WaitState(not pending, pending=pending, progress=progress_line(entries))
@@ -216,8 +216,8 @@ def run(kube, params, check_mode=False):
     size_field = va.field_supported(kube, k.POD_VOLUME_RESTORE, "spec.snapshotSize") is True
     existing = {}
     if sess is not None:
-        items, _ = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                             label_selector=names.session_selector(session_name, ROLE))
+        items = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
+                             label_selector=names.session_selector(session_name, ROLE))[0]
         existing = dict((o["metadata"]["name"], o) for o in items)
     plan, expected, messages = [], {}, []
     for rec in records:
@@ -251,11 +251,11 @@ def run(kube, params, check_mode=False):
         if not pod.get("uid"):
             raise PreflightError("Helper pod %s/%s has no UID yet (check mode?); create it first." % (ns, pod["name"]))
         bodies[name] = build_pvr(rec, pod, volume, sess, velero_ns, params.get("uploader_settings"), size_field)
-    changed = any(a != "reuse" for a, _, _, _, _ in plan)
+    changed = any(a != "reuse" for a, _rec, _key, _name, _cur in plan)
     diff = dict(before={}, after={"podvolumerestores": [b for b in bodies.values() if b]})
     if check_mode:
         volumes = [dict(summarize(c or bodies.get(n) or {"metadata": {"name": n}}, key), action=a)
-                   for a, _, key, n, c in plan]
+                   for a, _rec, key, n, c in plan]
         return dict(changed=changed, done=False, volumes=volumes, diff=diff,
                     progress=progress_line(volumes))
     if changed:
@@ -267,7 +267,7 @@ def run(kube, params, check_mode=False):
                         {"restore_via": "pod_volume_restore", "pod_volume_restore": name,
                          "phase": va.PHASE_NEW, "helper_pod": bodies[name]["spec"]["pod"]["name"]})
         sessions.update(kube, velero_ns, session_name, record, event="creating PodVolumeRestores")
-    recreate = [(n, c) for a, _, _, n, c in plan if a == "recreate"]
+    recreate = [(n, c) for a, _rec, _key, n, c in plan if a == "recreate"]
     for name, current in recreate:
         _delete_and_wait(kube, velero_ns, session_name, name, current, params["wait_timeout"])
     for action, rec, key, name, current in plan:
@@ -276,8 +276,8 @@ def run(kube, params, check_mode=False):
         kube.create(k.POD_VOLUME_RESTORE, bodies[name], velero_ns)
     result = dict(changed=changed, diff=diff)
     if not params["wait"]:
-        items, _ = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                             label_selector=names.session_selector(session_name, ROLE))
+        items = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
+                             label_selector=names.session_selector(session_name, ROLE))[0]
         by_name = dict((o["metadata"]["name"], o) for o in items)
         volumes = [summarize(by_name.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
         result.update(done=all(v["phase"] in va.DATA_PATH_FINAL_PHASES for v in volumes), volumes=volumes,
@@ -359,7 +359,7 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
 
     ``records`` limits it to those volumes (by stable name); all of the session's otherwise.
     """
-    items, _ = kube.list(kind, namespace=velero_ns, label_selector=names.session_selector(session_name, role))
+    items = kube.list(kind, namespace=velero_ns, label_selector=names.session_selector(session_name, role))[0]
     if records:
         wanted = set(pvr_name(session_name, *helper_pod.receiving_claim(r)) for r in records)
         items = [o for o in items if o["metadata"]["name"] in wanted]
@@ -377,11 +377,11 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
             kube.delete(kind, name, velero_ns)
     if wait and items and not check_mode:
         gone = set(deleted)
-        wait_for(kube, kind, lambda objs: WaitState(
-            not [o for o in objs if o["metadata"]["name"] in gone],
-            pending=["%s (%s)" % (o["metadata"]["name"], va.phase_of(o) or "New") for o in objs
-                     if o["metadata"]["name"] in gone]),
-            namespace=velero_ns, label_selector=names.session_selector(session_name, role), timeout=timeout,
+        def all_gone(objs):
+            left = [o for o in objs if o["metadata"]["name"] in gone]
+            return WaitState(not left, pending=["%s (%s)" % (o["metadata"]["name"], va.phase_of(o) or "New") for o in left])
+
+        wait_for(kube, kind, all_gone, namespace=velero_ns, label_selector=names.session_selector(session_name, role), timeout=timeout,
             what="%ss of session %s to be canceled and deleted (the node-agent removes its finalizer once they "
                  "are final)" % (kind.kind, session_name))
     return dict(changed=bool(items), canceled=canceled, deleted=deleted, volumes=[],

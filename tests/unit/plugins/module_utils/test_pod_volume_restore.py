@@ -194,8 +194,10 @@ def test_absent_cancels_then_deletes():
     agent = fake.controllers.pop()
     pvr.run(fake, params(volumes=records, pods=pods, wait=False))
     name = pvr.pvr_name("s1", f.NS, "data")
-    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: (o.setdefault("status", {}).update(phase="InProgress"),
-                                                               o["metadata"].update(finalizers=["velero.io/pod-volume-finalizer"])))
+    def running(o):
+        o.setdefault("status", {}).update(phase="InProgress")
+        o["metadata"].update(finalizers=["velero.io/pod-volume-finalizer"])
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, running)
     fake.controllers.append(agent)
     patches = []
     real_patch = fake.patch
