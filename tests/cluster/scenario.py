@@ -248,6 +248,8 @@ def cmd_damage(args):
             handle.write(new)
         added[claim] = {"after-backup.txt": b64(new)}
     state["added"] = added
+    state["damaged"] = {claim: snapshot_of(api, state["namespace"], claim, v) for claim, v in state["pvcs"].items()
+                        if claim in state.get("expected", {}) and (not args.pvc or claim in args.pvc)}
     save(args.state, state)
     print("damaged %s: hello.txt overwritten, dir/data.bin deleted, after-backup.txt added (Block: first KiB overwritten)"
           % ", ".join(c for c in sorted(state["pvcs"]) if not args.pvc or c in args.pvc))
@@ -276,7 +278,8 @@ def cmd_verify(args):
     problems = []
     claims = current_claims(kube, state)
     checked = []
-    for claim, want in sorted(source["expected"].items()):
+    wanted = source["expected"] if args.mode != "rolled_back" else state.get("damaged") or {}
+    for claim, want in sorted(wanted.items()):
         target = claim if claim in state["pvcs"] else None
         if target is None:
             continue
@@ -299,7 +302,7 @@ def cmd_verify(args):
                 problems.append("%s/%s: %s differs from the backup (%d bytes, backup %d)" % (
                     ns, claims[claim], rel, len(unb64(got[rel])), len(unb64(data))))
         extra = sorted(set(got) - set(want))
-        if args.mode == "replace":
+        if args.mode in ("replace", "rolled_back"):
             if extra:
                 problems.append("%s/%s: files not in the backup: %s (replace must give an exact copy)" % (ns, claims[claim], extra))
         else:
@@ -337,8 +340,9 @@ def cmd_verify(args):
     problems += clean_problems(kube, ns, None)
     if problems:
         raise CheckFailed("verify failed:\n  " + "\n  ".join(problems))
-    print("verified %s: %s equal the backup %s byte for byte%s; %s %s back at %d replicas; no helper/placeholder pods left"
-          % (args.mode, ", ".join(checked), source.get("backup"),
+    print("verified %s: %s equal %s byte for byte%s; %s %s back at %d replicas; no helper/placeholder pods left"
+          % (args.mode, ", ".join(checked),
+             "the pre-restore data" if args.mode == "rolled_back" else "the backup %s" % source.get("backup"),
              " (files created after the backup kept)" if args.mode == "in_place" else " (exact copy)",
              kind, name, state["replicas"]))
 
@@ -410,7 +414,8 @@ def main(argv=None):
     p.set_defaults(fn=cmd_damage)
     p = sub.add_parser("verify")
     p.add_argument("--state", required=True)
-    p.add_argument("--mode", required=True, choices=["in_place", "replace"])
+    p.add_argument("--mode", required=True, choices=["in_place", "replace", "rolled_back"],
+                   help="rolled_back: the volumes equal what they were before the restore (after damage)")
     p.add_argument("--expected", help="state file whose backup the volumes must equal (other namespace)")
     p.add_argument("--pvc", action="append", help="only these volumes were restored")
     p.add_argument("--damaged", action="append", help="volumes that must keep their damage (not selected)")
