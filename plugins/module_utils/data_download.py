@@ -261,7 +261,7 @@ def run(kube, params, check_mode=False):
     existing = {}
     if sess is not None:
         items = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
-                             label_selector=names.session_selector(session_name, ROLE))[0]
+                          label_selector=names.session_selector(session_name, ROLE))[0]
         existing = dict((o["metadata"]["name"], o) for o in items)
     settings = None
     changed, diffs, expected, volumes_info = False, [], {}, {}

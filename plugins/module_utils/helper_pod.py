@@ -563,7 +563,7 @@ def restore_wait_state(pod):
 def node_agent_ready(kube, velero_namespace, node):
     """Whether a Ready node-agent pod runs on ``node`` (the only one that can serve its PVRs)."""
     items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
-                         field_selector="spec.nodeName=%s" % node)[0]
+                      field_selector="spec.nodeName=%s" % node)[0]
     for pod in items:
         if pod["metadata"].get("deletionTimestamp"):
             continue

@@ -217,9 +217,9 @@ def run(kube, params, check_mode=False):
     existing = {}
     if sess is not None:
         items = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                             label_selector=names.session_selector(session_name, ROLE))[0]
+                          label_selector=names.session_selector(session_name, ROLE))[0]
         existing = dict((o["metadata"]["name"], o) for o in items)
-    plan, expected, messages = [], {}, []
+    plan, expected = [], {}
     for rec in records:
         key = check_record(rec)
         ns, pvc = helper_pod.receiving_claim(rec)
@@ -277,7 +277,7 @@ def run(kube, params, check_mode=False):
     result = dict(changed=changed, diff=diff)
     if not params["wait"]:
         items = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                             label_selector=names.session_selector(session_name, ROLE))[0]
+                          label_selector=names.session_selector(session_name, ROLE))[0]
         by_name = dict((o["metadata"]["name"], o) for o in items)
         volumes = [summarize(by_name.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
         result.update(done=all(v["phase"] in va.DATA_PATH_FINAL_PHASES for v in volumes), volumes=volumes,
@@ -377,12 +377,13 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
             kube.delete(kind, name, velero_ns)
     if wait and items and not check_mode:
         gone = set(deleted)
+
         def all_gone(objs):
             left = [o for o in objs if o["metadata"]["name"] in gone]
             return WaitState(not left, pending=["%s (%s)" % (o["metadata"]["name"], va.phase_of(o) or "New") for o in left])
 
-        wait_for(kube, kind, all_gone, namespace=velero_ns, label_selector=names.session_selector(session_name, role), timeout=timeout,
-            what="%ss of session %s to be canceled and deleted (the node-agent removes its finalizer once they "
-                 "are final)" % (kind.kind, session_name))
+        wait_for(kube, kind, all_gone, namespace=velero_ns, label_selector=names.session_selector(session_name, role),
+                 timeout=timeout, what="%ss of session %s to be canceled and deleted (the node-agent removes its "
+                                       "finalizer once they are final)" % (kind.kind, session_name))
     return dict(changed=bool(items), canceled=canceled, deleted=deleted, volumes=[],
                 diff=dict(before={kind.plural: sorted(deleted)}, after={kind.plural: []}))

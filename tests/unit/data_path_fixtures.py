@@ -93,8 +93,7 @@ def base_cluster(fake, nodes=("node-1", "node-2")):
     fake.add(k.DEPLOYMENT, velero_deployment())
     for node in nodes:
         fake.add(k.POD, node_agent_pod(node))
-    sess, _ = sessions.ensure(fake, VNS, "s1", mode="in_place")
-    return sess
+    return sessions.ensure(fake, VNS, "s1", mode="in_place")[0]
 
 
 # ----------------------------------------------------------------------------- controllers

@@ -65,5 +65,5 @@ def du_records(kube, backup, target_namespace, new_pvcs=None, storage_class=None
 def scale(kube, namespace, name, replicas, wait_for):
     kube.patch("Deployment", namespace, name, {"spec": {"replicas": replicas}})
     if replicas == 0:
-        wait_for(lambda: not [p for p in kube.list("Pod", namespace, label_selector="app=%s" % name)],
+        wait_for(lambda: not kube.list("Pod", namespace, label_selector="app=%s" % name),
                  60, message="pods of %s gone" % name)

@@ -118,7 +118,7 @@ def test_missing_velero_deployment():
     ({"memRequest": "lots"}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}),
 ])
 def test_configmap_resources(data, expected):
-    got, _ = hp.resolve_resources(f.plugin_config(data))
+    got = hp.resolve_resources(f.plugin_config(data))[0]
     assert got == expected
 
 
@@ -133,7 +133,7 @@ def test_configmap_resources(data, expected):
     ({"image": "x/y"}, hp.default_security_context()),
 ])
 def test_configmap_security_context(data, expected):
-    got, _ = hp.resolve_security_context(f.plugin_config(data))
+    got = hp.resolve_security_context(f.plugin_config(data))[0]
     assert got == expected
 
 

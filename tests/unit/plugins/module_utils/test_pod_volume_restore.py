@@ -96,7 +96,7 @@ def test_restore_completes_with_progress_and_records_session():
 
 
 def test_helper_pods_are_found_by_label_when_not_given():
-    fake, records, _ = setup()
+    fake, records = setup()[:2]
     assert pvr.run(fake, params(volumes=records))["done"] is True
 
 
@@ -194,6 +194,7 @@ def test_absent_cancels_then_deletes():
     agent = fake.controllers.pop()
     pvr.run(fake, params(volumes=records, pods=pods, wait=False))
     name = pvr.pvr_name("s1", f.NS, "data")
+
     def running(o):
         o.setdefault("status", {}).update(phase="InProgress")
         o["metadata"].update(finalizers=["velero.io/pod-volume-finalizer"])
@@ -214,7 +215,7 @@ def test_absent_cancels_then_deletes():
 
 
 def test_missing_helper_pod_is_explained():
-    fake, records, _ = setup()
+    fake, records = setup()[:2]
     with pytest.raises(PreflightError, match="No helper pod mounts PVC shop/data"):
         pvr.run(fake, params(volumes=records, pods=[{"name": "x", "namespace": f.NS, "uid": "u", "volumes": {}}]))
 
