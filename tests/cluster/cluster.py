@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Launcher for the real Kubernetes test control plane.
 
 Builds (once, cached) the multi-call binary in tests/cluster/controlplane
@@ -42,7 +42,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -299,7 +298,7 @@ def _stop(name: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
     if res.returncode != 0:
         raise ClusterError(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stdout}{res.stderr}")
     return res
@@ -494,7 +493,7 @@ def kubectl(*args: str, check: bool = True, input: str | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the built kubectl against the test cluster; returns the CompletedProcess."""
     cmd = [str(build_binary()), "kubectl", f"--kubeconfig={KUBECONFIG}", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+    res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout, check=False)
     if check and res.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}{res.stderr}")
     return res
@@ -738,7 +737,7 @@ def status() -> str:
         port = ports.get(name) or ports.get(f"{name}-client")
         lines.append(f"{name:20s} {'running' if alive else 'stopped':8s} pid={pid or '-'}"
                      + (f" port={port}" if port else ""))
-    code, _ = _apiserver_get("/readyz") if ports else (0, "")
+    code = _apiserver_get("/readyz")[0] if ports else 0
     lines.append(f"apiserver /readyz: {code if code else 'unreachable'}")
     if SIM_MAIN.exists():
         lines.append(f"sim.ready: {'yes' if SIM_READY.exists() else 'no'}")
@@ -748,7 +747,7 @@ def status() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="build if needed and start the cluster (idempotent)")
     d = sub.add_parser("down", help="stop every process")
