@@ -177,13 +177,14 @@ def copy_file(sp: str, tp: str, on_bytes=None, chunk: int = 1 << 20, truncate: b
             b = fi.read(chunk)
             if not b:
                 break
-            if not truncate and not b.strip(b"\0"):
+            hole = not truncate and not b.strip(b"\0")
+            if hole:
                 fo.seek(len(b), os.SEEK_CUR)
             else:
                 fo.write(b)
             n += len(b)
             if on_bytes:
-                on_bytes(len(b))
+                on_bytes(len(b), hole) if hole else on_bytes(len(b))
         if truncate:
             fo.truncate(n)
     return n

@@ -332,7 +332,7 @@ class NodeAgent:
         bps = self.config.bytes_per_second
         crash = self.config.crash_after_bytes
         start = time.monotonic()
-        st = {"done": 0, "last": 0.0}
+        st = {"done": 0, "data": 0, "last": 0.0}
 
         def report(force=False):
             now = time.monotonic()
@@ -341,21 +341,25 @@ class NodeAgent:
                 self._transition(kind, name, (C.IN_PROGRESS,),
                                  status={"progress": {"totalBytes": total, "bytesDone": min(st["done"], total)}})
 
-        def on_bytes(n):
+        def on_bytes(n, hole=False):
+            """Throttle to bytesPerSecond; all-zero chunks of a sparse block image are not
+            throttled (only the data bytes count against the speed)."""
             if dp.cancel.is_set():
                 raise Cancelled()
             st["done"] += n
+            if not hole:
+                st["data"] += n
             if crash is not None and st["done"] >= crash:
                 raise Crashed(
                     f"data path for {kind} {name} failed: Pod {self.ns}/{name} is in abnormal state [Failed], "
                     f"message [container {name} of the data path hosting pod terminated: exit code 137] "
                     f"(simulated node-agent crash after {crash} bytes, sim-config crashAfterBytes)")
-            lag = st["done"] / bps - (time.monotonic() - start)
+            lag = st["data"] / bps - (time.monotonic() - start)
             while lag > 0:
                 if dp.cancel.is_set():
                     raise Cancelled()
                 time.sleep(min(lag, 0.1))
-                lag = st["done"] / bps - (time.monotonic() - start)
+                lag = st["data"] / bps - (time.monotonic() - start)
             report()
         report(force=True)
         return on_bytes, st, report
