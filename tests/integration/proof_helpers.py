@@ -182,9 +182,17 @@ def _content_hash(obj):
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def snapshot(api_client, namespaces, include_pvs=True):
-    """{(resource, namespace, name): (uid, resourceVersion, content hash without status)}."""
+def snapshot(api_client, namespaces, include_pvs=True, shared=(VELERO_NS,), tokens=None):
+    """{(resource, namespace, name): (uid, resourceVersion, content hash without status)}.
+
+    The test cluster is shared with other suites running at the same time: in the ``shared``
+    namespaces (the Velero namespace) and among PVs only objects that mention one of ``tokens``
+    (default: the non-shared namespaces; add backup/session names) are kept - every object the
+    collection would create or change for this test names them (session plan keys, PVR/DataDownload
+    target namespaces, DownloadRequest backup name, PV claimRef).
+    """
     result = {}
+    tokens = list(tokens or []) + [ns for ns in namespaces if ns not in shared]
     for gv, plural, namespaced in _listable(api_client):
         if plural in NOISY:
             continue
@@ -201,6 +209,12 @@ def snapshot(api_client, namespaces, include_pvs=True):
                 continue
             for item in data.get("items") or []:
                 md = item["metadata"]
+                if md["name"] == "kube-root-ca.crt":
+                    continue  # published into every new namespace by kube-controller-manager
+                if ns is None or ns in shared:
+                    text = json.dumps(item, default=str)
+                    if not any(token in text for token in tokens):
+                        continue
                 result[(plural, ns, md["name"])] = (md.get("uid"), md.get("resourceVersion"), _content_hash(item))
     return result
 
@@ -275,3 +289,160 @@ def assert_no_secret(texts, secrets_, what="output"):
             if value in (text or ""):
                 leaks.append("%s found in %s #%d" % (label, what, index))
     assert not leaks, "; ".join(leaks)
+
+
+# ----------------------------------------------------------------------------- flows
+PLAYBOOKS = os.path.join(REPO, "playbooks")
+
+
+def scramble(api_client, state_dir, app):
+    """Overwrite every file of every Filesystem volume of ``app`` (same names, other bytes):
+    the data a restore must bring back is then exactly the backup's."""
+    from sim.storage import pvc_volume_path  # pylint: disable=import-error
+    from sim.velero import write_files  # pylint: disable=import-error
+    for claim, files in app["files"].items():
+        path = pvc_volume_path(api_client, state_dir, app["namespace"], claim)
+        write_files(path, {name: b"scrambled " + secrets.token_bytes(16) for name in files})
+
+
+def data_matches(api_client, state_dir, app):
+    """{claim: True|reason} comparing each PVC's current volume with the data of ``app`` byte for byte."""
+    from sim.storage import pvc_volume_path  # pylint: disable=import-error
+    from sim.velero import read_tree  # pylint: disable=import-error
+    out = {}
+    for claim, files in app["files"].items():
+        try:
+            tree = read_tree(pvc_volume_path(api_client, state_dir, app["namespace"], claim))
+        except Exception as exc:  # pylint: disable=broad-except
+            out[claim] = "unreadable: %s" % exc
+            continue
+        bad = [name for name, data in files.items() if tree.get(name) != data]
+        out[claim] = True if not bad else "differs: %s" % ", ".join(sorted(bad))
+    return out
+
+
+def assert_data_matches(api_client, state_dir, *apps):
+    problems = {}
+    for app in apps:
+        problems.update({k: v for k, v in data_matches(api_client, state_dir, app).items() if v is not True})
+    assert not problems, "restored data differs from the backup: %s" % problems
+
+
+def replicas_back(api_client, app, timeout=60):
+    """Wait until the workload of ``app`` has its ready replicas back (returns True) or raise."""
+    from kubernetes import client as kc
+    apps_api = kc.AppsV1Api(api_client)
+    read = apps_api.read_namespaced_deployment if app["kind"] == "Deployment" else apps_api.read_namespaced_stateful_set
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = read(app["name"], app["namespace"])
+        want = obj.spec.replicas or 0
+        if want >= 1 and (obj.status.ready_replicas or 0) >= want:
+            return True
+        if time.monotonic() > deadline:
+            raise AssertionError("%s %s/%s: spec.replicas=%s ready=%s after %ss" % (
+                app["kind"], app["namespace"], app["name"], obj.spec.replicas, obj.status.ready_replicas, timeout))
+        time.sleep(0.3)
+
+
+def run_restore(playbook, kubeconfig, extra_vars, env=None, args=(), timeout=600):
+    """Run playbooks/<playbook>; returns (rc, {task name: result}, failed task names, stdout, stderr)."""
+    import ansible_run  # pylint: disable=import-error
+    rc, data, stdout, stderr = ansible_run.run_playbook(os.path.join(PLAYBOOKS, playbook), extra_vars=extra_vars,
+                                                        kubeconfig=kubeconfig, env=env, timeout=timeout, args=args)
+    results = ansible_run.task_results(data)
+    failed = [(name, r) for name, r in results if r.get("failed") and not r.get("ignore_errors")]
+    return rc, results, failed, stdout, stderr
+
+
+# ----------------------------------------------------------------------------- "Velero not installed"
+class HideVeleroProxy(object):
+    """Plain-HTTP proxy to the test cluster's apiserver that hides the velero.io API group (as if
+    Velero's CRDs were not installed), authenticating upstream with the admin client certificate.
+    ``kubeconfig`` (written to ``directory``) points a client at it."""
+
+    def __init__(self, admin_kubeconfig, directory):
+        self.admin_kubeconfig = admin_kubeconfig
+        self.directory = str(directory)
+        self.server = None
+        self.kubeconfig = None
+
+    def __enter__(self):
+        import base64
+        import http.server
+        import socketserver
+        import ssl
+        import threading
+        import urllib.request
+
+        with open(self.admin_kubeconfig) as handle:
+            conf = yaml.safe_load(handle)
+        upstream = conf["clusters"][0]["cluster"]["server"]
+        user = conf["users"][0]["user"]
+        paths = {}
+        for key in ("certificate-authority-data", "client-certificate-data", "client-key-data"):
+            path = os.path.join(self.directory, key)
+            with open(path, "wb") as handle:
+                handle.write(base64.b64decode(conf["clusters"][0]["cluster"][key] if key.startswith("certificate-authority")
+                                              else user[key]))
+            paths[key] = path
+        context = ssl.create_default_context(cafile=paths["certificate-authority-data"])
+        context.load_cert_chain(paths["client-certificate-data"], paths["client-key-data"])
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                path = self.path.split("?")[0].rstrip("/")
+                if path.startswith("/apis/velero.io"):
+                    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                       "message": "the server could not find the requested resource",
+                                       "reason": "NotFound", "code": 404}).encode()
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "accept-encoding")}
+                if path in ("/apis", "/api"):
+                    headers["Accept"] = "application/json"
+                req = urllib.request.Request(upstream + self.path, data=data, method=self.command, headers=headers)
+                try:
+                    resp = urllib.request.urlopen(req, context=context, timeout=30)
+                    status, body, rh = resp.status, resp.read(), resp.headers
+                except urllib.error.HTTPError as exc:
+                    status, body, rh = exc.code, exc.read(), exc.headers
+                if path == "/apis" and status == 200:
+                    doc = json.loads(body)
+                    doc["groups"] = [g for g in doc.get("groups", []) if g.get("name") != "velero.io"]
+                    body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", rh.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.kubeconfig = os.path.join(self.directory, "no-velero.kubeconfig")
+        with open(self.kubeconfig, "w") as handle:
+            yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "no-velero",
+                            "clusters": [{"name": "no-velero", "cluster": {
+                                "server": "http://127.0.0.1:%d" % self.server.server_address[1]}}],
+                            "users": [{"name": "anon", "user": {}}],
+                            "contexts": [{"name": "no-velero", "context": {"cluster": "no-velero", "user": "anon"}}]},
+                           handle)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        return False
