@@ -193,7 +193,7 @@ def copy_file(sp: str, tp: str, on_bytes=None, chunk: int = 1 << 20, truncate: b
 def tree_size(path: str) -> int:
     """kopia snapshot size: sum of regular file sizes (progress.totalBytes)."""
     total = 0
-    for root, _, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for f in files:
             p = os.path.join(root, f)
             if not os.path.islink(p):

@@ -149,7 +149,7 @@ class Kube:
         path = self.path(kind, namespace)
 
         def list_fn(watch=False, resource_version=None, timeout_seconds=None,
-                    _preload_content=True, allow_watch_bookmarks=None, **_):
+                    _preload_content=True, allow_watch_bookmarks=None, **_ignored):
             q = {"labelSelector": label_selector, "fieldSelector": field_selector,
                  "resourceVersion": resource_version,
                  "timeoutSeconds": timeout_seconds}
@@ -304,7 +304,7 @@ class WorkQueue:
                 while self.heap and (self.heap[0][2] not in self.due or self.due[self.heap[0][2]] != self.heap[0][0]):
                     heapq.heappop(self.heap)  # stale entry
                 if self.heap and self.heap[0][0] <= now:
-                    when, _, key = self.heap[0]
+                    when, _seq, key = self.heap[0]
                     if key in self.processing:
                         # wait until the running worker finishes; retry shortly
                         heapq.heappop(self.heap)

@@ -41,7 +41,7 @@ class DataPath:
 
 
 def snapshot_dir(state_dir, bsl, source_ns, snapshot_id) -> str:
-    b, ns, _ = C.repository_key(source_ns, bsl)
+    b, ns, _kind = C.repository_key(source_ns, bsl)
     return os.path.join(state_dir, "repository", b, ns, snapshot_id)
 
 
@@ -140,7 +140,7 @@ class NodeAgent:
                     labels: dict | None = None, spec: dict | None = None) -> dict | None:
         """Get fresh, check phase ∈ expect, merge-patch with a resourceVersion precondition;
         retries on conflict (Velero: UpdatePVRWithRetry / UpdateDataDownloadWithRetry)."""
-        for _ in range(10):
+        for _attempt in range(10):
             obj = self._fresh(kind, name)
             if obj is None:
                 return None
@@ -178,7 +178,7 @@ class NodeAgent:
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, key):
-        kind, _, name = key.partition(":")
+        kind, _sep, name = key.partition(":")
         if kind == "pvr":
             return self.reconcile_pvr(name)
         return self.reconcile_dd(name)

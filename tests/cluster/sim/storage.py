@@ -77,7 +77,7 @@ class Provisioner:
         run_workers(self.queue, self.reconcile, 2)
 
     def reconcile(self, key: str):
-        kind, _, rest = key.partition(":")
+        kind, _sep, rest = key.partition(":")
         if kind == "pvc":
             ns, name = rest.split("/", 1)
             return self.reconcile_pvc(ns, name)

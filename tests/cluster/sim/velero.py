@@ -161,7 +161,7 @@ def make_backup(api_client, state_dir: str, name: str, namespaces, *, method: st
         backup["status"]["completionTimestamp"] = _ts(t0 + 5)
     backup = kube.create("Backup", backup)   # no status subresource: status is stored with the object
     bmd = backup["metadata"]
-    want = None if pvcs is None else {p for p in pvcs}
+    want = None if pvcs is None else set(pvcs)
     pvbs, dus, infos, pvc_objs = [], [], [], []
     for ns in namespaces:
         pods = [p for p in kube.list("Pod", ns) if (p.get("status") or {}).get("phase") == "Running"

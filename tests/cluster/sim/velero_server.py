@@ -41,7 +41,8 @@ def velero_objects(ns: str) -> list[tuple[str, dict]]:
                                                        "command": ["/velero"], "args": ["node-agent", "server"],
                                                        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                                                                {"name": "VELERO_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
-                                                       "volumeMounts": [{"name": "host-pods", "mountPath": "/host_pods", "mountPropagation": "HostToContainer"}]}],
+                                                       "volumeMounts": [{"name": "host-pods", "mountPath": "/host_pods",
+                                                                         "mountPropagation": "HostToContainer"}]}],
                                        "volumes": [{"name": "host-pods", "hostPath": {"path": "/var/lib/kubelet/pods"}}],
                                        "terminationGracePeriodSeconds": 0}}},
     }
@@ -141,7 +142,7 @@ class VeleroServer:
                 self.queue.add("bsl:" + o["metadata"]["name"])
 
     def reconcile(self, key):
-        kind, _, name = key.partition(":")
+        kind, _sep, name = key.partition(":")
         if kind == "bsl":
             bsl = self.bsls.get(self.ns, name)
             if bsl and (bsl.get("status") or {}).get("phase") != "Available":

@@ -432,8 +432,11 @@ def dm_setup(kube, app_factory, backup_factory, namespace):
 
 def assert_rebound(kube, ns, pvc_name, target):
     # Velero's RebindVolume waits for the PV to be Bound; the claim's phase follows shortly after
-    pvc = wait_for(lambda: (lambda c: c if c["status"].get("phase") == "Bound" else None)(
-        kube.get("PersistentVolumeClaim", ns, pvc_name)), 15, message=f"PVC {pvc_name} Bound")
+
+    def bound_claim():
+        c = kube.get("PersistentVolumeClaim", ns, pvc_name)
+        return c if c["status"].get("phase") == "Bound" else None
+    pvc = wait_for(bound_claim, 15, message=f"PVC {pvc_name} Bound")
     pv = kube.get("PersistentVolume", None, pvc["spec"]["volumeName"])
     sel = target["spec"]["selector"]["matchLabels"]
     assert all(pv["metadata"]["labels"].get(k) == v for k, v in sel.items())
@@ -578,8 +581,11 @@ def _download(kube, backup_name, kind):
 def test_download_request_volume_info(kube, fs_setup, backup_factory):
     b = fs_setup["backup"]["metadata"]["name"]
     name = _download(kube, b, "BackupVolumeInfos")
-    dr = wait_for(lambda: (lambda o: o if (o.get("status") or {}).get("phase") == "Processed" else None)(
-        kube.get("DownloadRequest", VNS, name)), 20)
+
+    def processed():
+        o = kube.get("DownloadRequest", VNS, name)
+        return o if (o.get("status") or {}).get("phase") == "Processed" else None
+    dr = wait_for(processed, 20)
     url = dr["status"]["downloadURL"]
     assert url.startswith("http://127.0.0.1:") and "X-Amz-Signature=" in url and dr["status"]["expiration"]
     infos = json.loads(gzip.decompress(urllib.request.urlopen(url).read()))

@@ -207,16 +207,16 @@ def test_kubelet_status_progression(tmp_path):
                                         "volumeMounts": [{"name": "v", "mountPath": "/restores/v"}]}],
                     "containers": [{"name": "app"}]},
            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
-    st, _ = kl.compute_status(pod)
+    st, _requeue = kl.compute_status(pod)
     assert st["initContainerStatuses"][0]["state"].get("running") is not None and st["phase"] == "Pending"
     pod["status"] = st
     st2, requeue = kl.compute_status(pod)
     assert st2 is None and requeue == 1.0           # waiting for .velero/U
     (tmp_path / "volumes" / "pv1" / ".velero").mkdir()
     (tmp_path / "volumes" / "pv1" / ".velero" / "U").write_text("")
-    st3, _ = kl.compute_status(pod)
+    st3, _requeue = kl.compute_status(pod)
     assert st3["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert not (tmp_path / "volumes" / "pv1" / ".velero").exists()
     pod["status"] = st3
-    st4, _ = kl.compute_status(pod)
+    st4, _requeue = kl.compute_status(pod)
     assert st4["phase"] == "Running" and st4["containerStatuses"][0]["ready"]
