@@ -96,8 +96,8 @@ def main():
            "-e", "report_directory=%s" % OUT, "-e", "wait_slice=2",
            os.path.join(REPO, "playbooks", "restore_replace.yml")]
     print("$ " + " ".join(cmd[:1] + cmd[3:]), flush=True)
-    # Slow the simulated node-agent down (about 2 KiB/s) so the progress lines show; reset afterwards.
-    cli("sim-config", "bytesPerSecond=2048")
+    # Slow the simulated node-agent down (1 KiB/s) so the progress lines show; reset afterwards.
+    cli("sim-config", "bytesPerSecond=1024")
     try:
         proc = subprocess.run(cmd, env=env, cwd=REPO, check=False)
     finally:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run every molecule scenario (molecule/*/molecule.yml), MOLECULE_JOBS at a time (default 3; the scenarios use
+# separate namespaces and sessions on the shared test cluster). Logs: tests/output/molecule/<scenario>.log.
+set -u
+cd "$(dirname "$0")/.."
+jobs=${MOLECULE_JOBS:-3}
+out=tests/output/molecule
+mkdir -p "$out"
+started=$(date +%s)
+ls molecule/*/molecule.yml | xargs -n1 dirname | xargs -n1 basename | \
+  xargs -P "$jobs" -I{} bash -c '
+    start=$(date +%s)
+    if molecule test -s {} > "'"$out"'/{}.log" 2>&1; then
+      echo "PASS {} ($(( $(date +%s) - start ))s)"
+    else
+      echo "FAIL {} ($(( $(date +%s) - start ))s), log: '"$out"'/{}.log"; tail -40 "'"$out"'/{}.log"; exit 1
+    fi'
+rc=$?
+echo "molecule: all scenarios in $(( $(date +%s) - started ))s, rc=$rc"
+exit $rc
