@@ -333,3 +333,69 @@ def test_helper_pod_runs_non_root_without_capabilities(api_client, kubeconfig, n
                                                       state="started"), kubeconfig=kubeconfig)
         ansible_run.run_module("restore_session", dict(session=session, state="absent", force=True),
                                kubeconfig=kubeconfig)
+
+
+def _report_texts(directory):
+    out = []
+    for path in glob.glob(os.path.join(str(directory), "*")):
+        if os.path.isfile(path):
+            with open(path, errors="replace") as handle:
+                out.append(handle.read())
+    return out
+
+
+FLOWS = [("restore_in_place.yml", {}), ("restore_replace.yml", {})]
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+@pytest.mark.parametrize("playbook,extra", FLOWS, ids=["in_place", "replace"])
+def test_playbook_flow_as_service_account(api_client, kubeconfig, namespace, app_factory, backup_factory, state_dir,
+                                          tmp_path, playbook, extra):
+    """The real flows, impersonated, bound only to the required rules; data restored; no secret in
+    the -vvv output or the reports."""
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    ph.scramble(api_client, state_dir, app)
+    with ph.ServiceAccountGrant(api_client, [namespace]) as grant, ph.SignatureWatcher(api_client) as sigs:
+        rc, results, failed, stdout, stderr = ph.run_restore(playbook, kubeconfig, dict(
+            extra, source_namespace=namespace, backup=backup, report_directory=str(tmp_path)),
+            env=grant.env(), args=("-vvv",))
+    assert rc == 0 and not failed, "failed: %s" % [(n, r.get("msg")) for n, r in failed]
+    ph.assert_data_matches(api_client, state_dir, app)
+    ph.replicas_back(api_client, app)
+    secrets_ = _kubeconfig_secrets(kubeconfig)
+    secrets_.update(sigs.secrets())
+    assert sigs.signatures, "no DownloadRequest URL was served: the signature check proved nothing"
+    ph.assert_no_secret([stdout, stderr], secrets_, "ansible-playbook -vvv output")
+    reports = _report_texts(tmp_path)
+    assert reports, "the flow wrote no report into %s" % tmp_path
+    ph.assert_no_secret(reports, secrets_, "report")
+
+
+# (playbook, role document, apiGroup, resource, verb, substring of the task that must fail)
+FLOW_DROPS = [
+    ("restore_in_place.yml", "velero-data-restore-velero", "velero.io", "podvolumerestores", "create",
+     "PodVolumeRestores"),
+    ("restore_replace.yml", "velero-data-restore-cluster", "", "persistentvolumes", "patch", ""),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+@pytest.mark.parametrize("playbook,role,group,resource,verb,task", FLOW_DROPS,
+                         ids=["in_place-podvolumerestores-create", "replace-persistentvolumes-patch"])
+def test_playbook_flow_names_the_missing_permission(api_client, kubeconfig, namespace, app_factory, backup_factory,
+                                                    tmp_path, playbook, role, group, resource, verb, task):
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    with ph.ServiceAccountGrant(api_client, [namespace], drop=(role, group, resource, verb)) as grant:
+        rc, results, failed, stdout, stderr = ph.run_restore(playbook, kubeconfig, dict(
+            source_namespace=namespace, backup=backup, report_directory=str(tmp_path)), env=grant.env())
+    want = "missing RBAC permission verb=%s resource=%s apiGroup=%s" % (verb, resource, group or '""')
+    hits = [(name, r.get("msg")) for name, r in results if want in (r.get("msg") or "")]
+    assert rc != 0 and hits, "no task reported %r; failed tasks: %s" % (want, [(n, r.get("msg")) for n, r in failed])
+    assert task in hits[0][0], hits
+    # workloads resumed by the failure handling (on_failure default: resume)
+    ph.replicas_back(api_client, app)
+    del stdout, stderr
