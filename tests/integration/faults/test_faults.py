@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Faults (issue 6 §2): SIGKILL of ansible-playbook at each step boundary and a re-run with the same
+session; node-agent failures, DataDownload rebind failure, kube-apiserver restart during a wait.
+
+Every case asserts "nothing lost": every PV that held data before the run still exists or its claim
+is bound again. Results are listed in docs/reliability.md.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ansible_run  # noqa: E402 pylint: disable=wrong-import-position
+import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
+
+pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
+
+SESSION_LABEL = "data-restore.ansible/session"
+
+
+def _start(playbook, kubeconfig, extra_vars):
+    cmd = [os.path.join(ansible_run.BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+           os.path.join(ph.PLAYBOOKS, playbook), "-e", json.dumps(extra_vars)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ph.REPO,
+                            env=ansible_run.ansible_env(kubeconfig), start_new_session=True)
+
+
+def _kill_when(proc, condition, timeout=300):
+    """SIGKILL the whole ansible-playbook process group as soon as ``condition()`` is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError("the playbook ended (rc=%s) before the boundary was seen:\n%s\n%s"
+                                 % (proc.returncode, out[-2000:], err[-2000:]))
+        try:
+            hit = condition()
+        except Exception:  # pylint: disable=broad-except
+            hit = False
+        if hit:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return True
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    raise AssertionError("boundary not reached within %ss" % timeout)
+
+
+def _session_state(kube, session):
+    cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+    if not cm:
+        return None, []
+    doc = json.loads((cm.get("data") or {}).get("session.json") or "{}")
+    return doc.get("state"), doc.get("history") or []
+
+
+def _by_session(kube, kind, namespace, session):
+    return kube.list(kind, namespace, label_selector="%s=%s" % (SESSION_LABEL, session))
+
+
+@pytest.fixture
+def restored_app(api_client, namespace, app_factory, backup_factory, state_dir, sim_config):
+    """An app with 2 volumes, its fs backup, then its data scrambled; slow node-agent (~3 s per volume)."""
+    app = app_factory(kind="Deployment", name="web", volumes=[{"name": "data"}, {"name": "logs"}])
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    before = ph.pvs_with_data(api_client, state_dir, [namespace])
+    ph.scramble(api_client, state_dir, app)
+    sim_config.set(bytesPerSecond=1500)
+    return {"app": app, "backup": backup, "pvs": before, "session": "fault-" + namespace[-8:]}
+
+
+def _vars(case, tmp_path, **extra):
+    out = {"source_namespace": case["app"]["namespace"], "backup": case["backup"], "session": case["session"],
+           "report_directory": str(tmp_path), "wait_slice": 2}
+    out.update(extra)
+    return out
+
+
+def _complete_and_check(api_client, kube, kubeconfig, state_dir, case, tmp_path, playbook="restore_in_place.yml",
+                        sim_config=None, **extra):
+    if sim_config is not None:
+        sim_config.set(bytesPerSecond=50 * 1024 * 1024)
+    rc, results, failed, stdout, stderr = ph.run_restore(playbook, kubeconfig, _vars(case, tmp_path, **extra))
+    assert rc == 0 and not failed, "re-run failed: %s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+    ph.assert_data_matches(api_client, state_dir, case["app"])
+    ph.replicas_back(api_client, case["app"])
+    pvrs = _by_session(kube, "PodVolumeRestore", ph.VELERO_NS, case["session"])
+    dds = _by_session(kube, "DataDownload", ph.VELERO_NS, case["session"])
+    per_volume = {}
+    for obj in pvrs + dds:
+        key = (obj["metadata"].get("labels") or {}).get("data-restore.ansible/volume") or obj["metadata"]["name"]
+        per_volume.setdefault(key, []).append(obj["metadata"]["name"])
+    duplicates = {k: v for k, v in per_volume.items() if len(v) > 1}
+    assert not duplicates, "duplicate PVRs/DataDownloads: %s" % duplicates
+    assert len(pvrs) + len(dds) <= len(case["app"]["pvcs"]), [o["metadata"]["name"] for o in pvrs + dds]
+    ph.assert_nothing_lost(api_client, state_dir, case["pvs"])
+    return results
+
+
+BOUNDARIES = {
+    "after-quiesce": lambda kube, case: _session_state(kube, case["session"])[0] in ("quiesced", "restoring"),
+    "after-helper-pod": lambda kube, case: any(
+        (p.get("status") or {}).get("phase") in ("Pending", "Running")
+        for p in _by_session(kube, "Pod", case["app"]["namespace"], case["session"])),
+    "after-pvr-creation": lambda kube, case: len(
+        _by_session(kube, "PodVolumeRestore", ph.VELERO_NS, case["session"])) >= len(case["app"]["pvcs"]),
+}
+
+
+@pytest.mark.parametrize("boundary", sorted(BOUNDARIES))
+def test_sigkill_at_step_boundary_then_rerun_completes(api_client, kube, kubeconfig, state_dir, restored_app,
+                                                       sim_config, tmp_path, boundary):
+    proc = _start("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
+    _kill_when(proc, lambda: BOUNDARIES[boundary](kube, restored_app))
+    ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
+
+
+def test_sigkill_mid_swap_between_pvc_delete_and_recreate(api_client, kube, kubeconfig, state_dir, restored_app,
+                                                          sim_config, tmp_path):
+    """Replace mode: kill the moment the original claim is deleted (before it is recreated)."""
+    from kubernetes import client as kc, watch
+    ns = restored_app["app"]["namespace"]
+    target = restored_app["app"]["pvcs"][0]
+    sim_config.set(bytesPerSecond=50 * 1024 * 1024)
+    seen = threading.Event()
+
+    def watch_claims():
+        core = kc.CoreV1Api(api_client)
+        for event in watch.Watch().stream(core.list_namespaced_persistent_volume_claim, ns, timeout_seconds=600):
+            obj = event["object"]
+            if obj.metadata.name == target and (event["type"] == "DELETED" or obj.metadata.deletion_timestamp):
+                seen.set()
+                return
+
+    threading.Thread(target=watch_claims, daemon=True).start()
+    proc = _start("restore_replace.yml", kubeconfig, _vars(restored_app, tmp_path))
+    _kill_when(proc, seen.is_set)
+    ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path,
+                        playbook="restore_replace.yml")
+
+
+def _pvb_snapshot_ids(kube, backup):
+    return [p["status"]["snapshotID"] for p in kube.list(
+        "PodVolumeBackup", ph.VELERO_NS, label_selector="velero.io/backup-name=%s" % backup)]
+
+
+def _assert_failed_cleanly(api_client, state_dir, case, rc, failed, expect):
+    assert rc != 0 and failed, "the play did not fail"
+    msgs = " | ".join(r.get("msg") or "" for _n, r in failed)
+    assert expect in msgs, msgs
+    assert "session=%s" % case["session"] in msgs or case["session"] in msgs, "no re-run hint: %s" % msgs
+    ph.replicas_back(api_client, case["app"])
+    ph.assert_nothing_lost(api_client, state_dir, case["pvs"])
+    return msgs
+
+
+def test_node_agent_missing_snapshot(api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    sim_config.set(failSnapshots=",".join(_pvb_snapshot_ids(kube, restored_app["backup"])), bytesPerSecond=10 ** 8)
+    rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
+    _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "simulated failure")
+    state, _history = _session_state(kube, restored_app["session"])
+    assert state == "failed", state
+
+
+def test_node_agent_crash_mid_copy(api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    sim_config.set(crashAfterBytes=1024, bytesPerSecond=4096)
+    rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
+    _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "PodVolumeRestore")
+    # after the node-agent is healthy again, a re-run with the same session finishes the job
+    sim_config.set(crashAfterBytes="")
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config,
+                        retry_failed=True)
+
+
+def test_data_download_rebind_failure(api_client, kube, kubeconfig, namespace, app_factory, backup_factory,
+                                      state_dir, sim_config, tmp_path):
+    app = app_factory(kind="Deployment", name="blk", volumes=[{"name": "data"}])
+    backup = backup_factory(method="data_mover")["metadata"]["name"]
+    pvs = ph.pvs_with_data(api_client, state_dir, [namespace])
+    original = {c: dict(f) for c, f in app["files"].items()}
+    sim_config.set(failRebind="true")
+    case = {"app": app, "backup": backup, "pvs": pvs, "session": "rebind-" + namespace[-8:]}
+    rc, _results, failed, _out, _err = ph.run_restore("restore_replace.yml", kubeconfig,
+                                                      _vars(case, tmp_path, restore_timeout=60))
+    msgs = _assert_failed_cleanly(api_client, state_dir, case, rc, failed, "DataDownload")
+    assert "rebind" in msgs.lower() or "timed out" in msgs.lower() or "did not finish" in msgs.lower(), msgs
+    # replace mode never touched the original claim: its data is still the original one
+    ph.assert_data_matches(api_client, state_dir, dict(app, files=original))
+
+
+def test_apiserver_restart_during_wait(api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    import cluster  # pylint: disable=import-error
+    proc = _start("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
+    try:
+        ph_deadline = time.monotonic() + 300
+        while not _by_session(kube, "PodVolumeRestore", ph.VELERO_NS, restored_app["session"]):
+            assert proc.poll() is None and time.monotonic() < ph_deadline, "no PVR appeared"
+            time.sleep(0.2)
+        cluster.restart_apiserver()
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode == 0:
+        ph.assert_data_matches(api_client, state_dir, restored_app["app"])
+        ph.replicas_back(api_client, restored_app["app"])
+    else:
+        # a clear failure is acceptable: the message names the problem and the workloads are resumed
+        data = json.loads(out[out.index("{"):]) if "{" in out else None
+        msgs = [r.get("msg") for _n, r in ansible_run.task_results(data) if r.get("failed")]
+        assert msgs and all("Traceback" not in (m or "") for m in msgs), (msgs, err[-1500:])
+        ph.replicas_back(api_client, restored_app["app"])
+        # and a re-run completes
+        _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
+    ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
