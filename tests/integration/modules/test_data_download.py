@@ -35,7 +35,7 @@ def test_restore_into_new_pvc(kubeconfig, kube, api_client, state_dir, namespace
     check = run_module("data_download", args, kubeconfig=kubeconfig, check=True)
     assert check["changed"] is True and kube.get_or_none("PersistentVolumeClaim", namespace, pvc + "-restored") is None
     result = run_module("data_download", args, kubeconfig=kubeconfig)
-    assert not result.get("failed"), result
+    assert not result.get("failed"), (result.get("msg"), result.get("module_stderr"), result.get("exception"))
     [vol] = result["volumes"]
     assert vol["phase"] == "Completed" and vol["pvc_phase"] == "Bound" and vol["pv"]
     claim = kube.get("PersistentVolumeClaim", namespace, pvc + "-restored")
