@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 -include tests/cluster/cluster.mk
 
-.PHONY: help setup lint sanity unit integration molecule test demo build docs-check clean
+.PHONY: help setup lint sanity unit integration molecule test demo build docs-check clean bench
 
 help:
 	@echo "make demo   - build/start the local test cluster and run a data-only restore end to end"
@@ -70,6 +70,11 @@ docs-check: setup
 test: setup lint sanity docs-check build
 	$(PYTEST) tests/unit tests/integration tests/cluster -m "not e2e" $(PYTEST_ARGS)
 	$(MAKE) molecule
+
+# Not part of `make test` (slow): BENCH_SIZES="10 50 200" by default; writes docs/performance.md.
+bench: setup cluster-up
+	mkdir -p tests/output
+	$(VENV_PY) tests/bench/bench.py
 
 demo: setup cluster-up
 	$(VENV_PY) tests/demo/demo.py

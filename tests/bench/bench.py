@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`make bench`: playbooks/restore_in_place.yml vs a do-it-yourself kubernetes.core playbook.
+
+For each N in BENCH_SIZES (default "10 50 200"): N volumes across N/5 Deployments and StatefulSets
+(5 volumes each), BENCH_VOLUME_BYTES of known data per volume, an fs backup, the node-agent
+simulator at a fixed speed (BENCH_SECONDS_PER_VOLUME of data-path time per volume) and a
+concurrency that lets every volume run at once. Then, on the same cluster: scramble → our playbook
+→ verify byte for byte; scramble → tests/bench/diy_restore.yml → verify.
+
+Figures: wall time; orchestration overhead = wall − simulated data-path time of the slowest volume;
+API requests: counted exactly on the client side (tests/bench/counter/sitecustomize.py hooks the
+kubernetes client in every ansible module process), and also Σ apiserver_request_total (GET /metrics)
+after − before minus the background rate of the shared cluster measured just before the run - the
+latter is reported but is dominated by other suites and the simulators on a shared cluster.
+backup_info over BENCH_LIST_BACKUPS Backups (default 5000) + 4 PVBs each.
+
+Prints one line per figure with its target and ratio; writes docs/performance.md and
+docs/performance.png; exits 1 when a target is missed.
+"""
+
+import concurrent.futures
+import json
+import os
+import secrets
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(REPO, "tests", "cluster"), os.path.join(REPO, "tests", "integration"),
+                os.path.join(REPO, "collections")]
+
+import ansible_run  # noqa: E402 pylint: disable=wrong-import-position,import-error
+import cluster as test_cluster  # noqa: E402 pylint: disable=wrong-import-position,import-error
+import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position,import-error
+
+SIZES = [int(x) for x in os.environ.get("BENCH_SIZES", "10 50 200").replace(",", " ").split()]
+VOLUME_BYTES = int(os.environ.get("BENCH_VOLUME_BYTES", str(256 * 1024)))
+SECONDS_PER_VOLUME = float(os.environ.get("BENCH_SECONDS_PER_VOLUME", "60"))
+LIST_BACKUPS = int(os.environ.get("BENCH_LIST_BACKUPS", "5000"))
+PVBS_PER_BACKUP = 4
+VELERO_NS = ph.VELERO_NS
+TARGETS = {
+    "overhead_pct_at_50": 20.0,      # overhead <= 20 % of data-path time at N = 50
+    "concurrency_ratio": 1.2,        # wall(data) <= 1.2 x slowest single volume
+    "requests_per_volume": 15.0,
+    "request_ratio_vs_diy": 3.0,     # >= 3x fewer requests than DIY
+    "speedup_vs_diy": 2.0,           # >= 2x faster than DIY
+    "backup_info_seconds": 3.0,
+}
+
+
+def log(msg):
+    print("[bench] %s" % msg, flush=True)
+
+
+# ----------------------------------------------------------------------------- cluster helpers
+def clients():
+    import kubernetes
+    from sim.kube import Kube  # pylint: disable=import-error
+    kubeconfig = test_cluster.ensure_cluster(quiet=True)
+    api_client = kubernetes.config.new_client_from_config(config_file=kubeconfig)
+    return kubeconfig, api_client, Kube(api_client=api_client)
+
+
+def request_total(api_client):
+    resp = api_client.call_api("/metrics", "GET", _preload_content=False, _return_http_data_only=True)
+    total = 0.0
+    for line in resp.data.decode().splitlines():
+        if line.startswith("apiserver_request_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def background_rate(api_client, seconds=5.0):
+    first = request_total(api_client)
+    time.sleep(seconds)
+    return (request_total(api_client) - first) / seconds
+
+
+def set_sim(kube, **values):
+    kube.patch("ConfigMap", VELERO_NS, "sim-config", {"data": {k: str(v) for k, v in values.items()}})
+    time.sleep(0.5)
+
+
+def make_apps(kube, api_client, state_dir, ns, n):
+    """N volumes across N/5 workloads (alternating Deployment / StatefulSet, 5 volumes each)."""
+    from sim.storage import pvc_volume_path  # pylint: disable=import-error
+    from sim.velero import write_files  # pylint: disable=import-error
+    workloads, apps = [], []
+    for index in range(max(1, n // 5)):
+        kind = "Deployment" if index % 2 == 0 else "StatefulSet"
+        name = "w%d" % index
+        labels = {"app": name}
+        vols = ["v%d" % j for j in range(5)]
+        spec = {"accessModes": ["ReadWriteOnce"], "storageClassName": "sim-immediate",
+                "resources": {"requests": {"storage": "1Gi"}}}
+        ctr = {"name": "app", "image": "busybox:1.36", "command": ["sleep", "infinity"],
+               "volumeMounts": [{"name": v, "mountPath": "/data/" + v} for v in vols]}
+        if kind == "StatefulSet":
+            body = {"metadata": {"name": name, "namespace": ns}, "spec": {
+                "replicas": 1, "serviceName": name, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [ctr],
+                                                                      "terminationGracePeriodSeconds": 0}},
+                "volumeClaimTemplates": [{"metadata": {"name": v}, "spec": spec} for v in vols]}}
+            pvcs = ["%s-%s-0" % (v, name) for v in vols]
+        else:
+            pvcs = ["%s-%s" % (name, v) for v in vols]
+            for claim in pvcs:
+                kube.create("PersistentVolumeClaim", {"metadata": {"name": claim, "namespace": ns}, "spec": spec})
+            body = {"metadata": {"name": name, "namespace": ns}, "spec": {
+                "replicas": 1, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {
+                    "containers": [ctr], "terminationGracePeriodSeconds": 0,
+                    "volumes": [{"name": v, "persistentVolumeClaim": {"claimName": c}} for v, c in zip(vols, pvcs)]}}}}
+        kube.create(kind, body)
+        workloads.append({"kind": kind, "name": name, "replicas": 1})
+        apps.append({"kind": kind, "name": name, "namespace": ns, "pvcs": pvcs, "files": {}})
+    deadline = time.monotonic() + 600
+    while True:
+        pods = [p for p in kube.list("Pod", ns) if (p.get("status") or {}).get("phase") == "Running"]
+        if len(pods) >= len(workloads):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("workloads not Running: %d/%d" % (len(pods), len(workloads)))
+        time.sleep(0.5)
+    for app in apps:
+        for claim in app["pvcs"]:
+            files = {"known.bin": secrets.token_bytes(VOLUME_BYTES), "name.txt": claim.encode()}
+            write_files(pvc_volume_path(api_client, state_dir, ns, claim), files)
+            app["files"][claim] = files
+    return workloads, apps
+
+
+def wait_ready(api_client, apps):
+    for app in apps:
+        ph.replicas_back(api_client, app, timeout=300)
+
+
+# ----------------------------------------------------------------------------- one size
+def run_size(kubeconfig, api_client, kube, state_dir, n):
+    from sim.velero import make_backup  # pylint: disable=import-error
+    ns = "bench-%d-%s" % (n, secrets.token_hex(2))
+    kube.create("Namespace", {"metadata": {"name": ns, "labels": {"data-restore.test/ephemeral": "true"}}})
+    try:
+        log("N=%d: creating %d workloads in %s" % (n, max(1, n // 5), ns))
+        workloads, apps = make_apps(kube, api_client, state_dir, ns, n)
+        volumes = sum(len(a["pvcs"]) for a in apps)
+        backup = "bench-%d-%s" % (n, secrets.token_hex(2))
+        make_backup(api_client, state_dir, backup, [ns], method="fs")
+        total_bytes = VOLUME_BYTES + 64
+        bps = max(1, int(total_bytes / SECONDS_PER_VOLUME))
+        set_sim(kube, bytesPerSecond=bps, concurrencyPerNode=max(4, volumes))
+        data_seconds = total_bytes / float(bps)
+        out = {"n": volumes, "data_seconds": data_seconds}
+        for who in ("ours", "diy"):
+            for app in apps:
+                ph.scramble(api_client, state_dir, app)
+            rate = background_rate(api_client)
+            before = request_total(api_client)
+            counter = "/tmp/bench-requests-%s-%s.log" % (ns, who)
+            env = {"BENCH_REQUEST_LOG": counter,
+                   "PYTHONPATH": os.pathsep.join([os.path.join(HERE, "counter"), os.environ.get("PYTHONPATH", "")])}
+            start = time.monotonic()
+            if who == "ours":
+                rc, _results, failed, _o, err = ph.run_restore("restore_in_place.yml", kubeconfig, {
+                    "source_namespace": ns, "backup": backup, "session": "bench-" + ns,
+                    "report_directory": "/tmp/bench-reports"}, env=env, timeout=7200)
+            else:
+                rc, data, _o, err = ansible_run.run_playbook(os.path.join(HERE, "diy_restore.yml"), {
+                    "diy_namespace": ns, "diy_backup": backup, "diy_workloads": workloads},
+                    kubeconfig=kubeconfig, env=env, timeout=7200)
+                failed = [(t, r) for t, r in ansible_run.task_results(data) if r.get("failed")]
+            wall = time.monotonic() - start
+            metric_requests = request_total(api_client) - before - rate * wall
+            with open(counter) as handle:
+                requests = float(sum(1 for _line in handle))
+            os.unlink(counter)
+            if rc != 0:
+                raise RuntimeError("%s playbook failed at N=%d: %s %s" % (
+                    who, n, [(t, r.get("msg")) for t, r in failed][:2], err[-1000:]))
+            wait_ready(api_client, apps)
+            for app in apps:
+                bad = {k: v for k, v in ph.data_matches(api_client, state_dir, app).items() if v is not True}
+                if bad:
+                    raise RuntimeError("%s restored wrong data at N=%d: %s" % (who, n, bad))
+            out[who] = {"wall": wall, "overhead": wall - data_seconds, "requests": requests,
+                        "metric_requests": metric_requests, "background_rate": rate}
+            log("N=%d %s: wall %.1fs overhead %.1fs requests %.0f (client count; apiserver_request_total delta "
+                "%.0f after subtracting a background of %.1f/s)" % (volumes, who, wall, wall - data_seconds,
+                                                                    requests, metric_requests, rate))
+        return out
+    finally:
+        set_sim(kube, bytesPerSecond=50 * 1024 * 1024, concurrencyPerNode=4)
+        kube.delete("Namespace", None, ns)
+
+
+# ----------------------------------------------------------------------------- backup_info at scale
+def bench_backup_info(kubeconfig, kube, count):
+    label = "bench-list-%s" % secrets.token_hex(2)
+    ns_name = "bench-list-src"
+
+    def create_backup(index):
+        name = "%s-%05d" % (label, index)
+        b = kube.create("Backup", {"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {
+            "name": name, "namespace": VELERO_NS, "labels": {"bench": label}},
+            "spec": {"includedNamespaces": [ns_name], "storageLocation": "default", "ttl": "720h0m0s"},
+            "status": {"phase": "Completed", "startTimestamp": "2026-11-%02dT00:00:00Z" % (1 + index % 28),
+                       "completionTimestamp": "2026-11-%02dT00:10:00Z" % (1 + index % 28)}})
+        for j in range(PVBS_PER_BACKUP):
+            kube.create("PodVolumeBackup", {"apiVersion": "velero.io/v1", "kind": "PodVolumeBackup", "metadata": {
+                "name": "%s-%d" % (name, j), "namespace": VELERO_NS,
+                "labels": {"bench": label, "velero.io/backup-name": name, "velero.io/backup-uid": b["metadata"]["uid"]},
+                "annotations": {"velero.io/pvc-name": "data-%d" % j}},
+                "spec": {"node": "sim-node-a", "pod": {"kind": "Pod", "namespace": ns_name, "name": "p", "uid": "u"},
+                         "volume": "v%d" % j, "backupStorageLocation": "default", "repoIdentifier": "",
+                         "uploaderType": "kopia", "tags": {}},
+                "status": {"phase": "Completed", "snapshotID": secrets.token_hex(8),
+                           "progress": {"totalBytes": 1, "bytesDone": 1}}})
+    log("backup_info: creating %d Backups + %d PodVolumeBackups" % (count, count * PVBS_PER_BACKUP))
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(create_backup, range(count)))
+    log("backup_info: created in %.0fs" % (time.monotonic() - t0))
+    try:
+        timings = {}
+        for what, args in (("latest", dict(latest=True, namespace=ns_name)),
+                           ("list", dict(namespace=ns_name, volumes=False))):
+            start = time.monotonic()
+            result = ansible_run.run_module("backup_info", args, kubeconfig=kubeconfig, timeout=600)
+            timings[what] = time.monotonic() - start
+            if result.get("failed"):
+                raise RuntimeError("backup_info failed: %s" % result.get("msg"))
+            log("backup_info %s: %.2fs through ansible (%d backups returned)"
+                % (what, timings[what], len(result.get("backups") or [])))
+        return timings
+    finally:
+        from kubernetes import client as kc
+        custom = kc.CustomObjectsApi(kube.api)
+        for plural in ("podvolumebackups", "backups"):
+            custom.delete_collection_namespaced_custom_object("velero.io", "v1", VELERO_NS, plural,
+                                                              label_selector="bench=%s" % label)
+
+
+# ----------------------------------------------------------------------------- report
+def write_report(rows, list_timings, lines, list_count):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ns = [r["n"] for r in rows]
+    for who, style in (("ours", "o-"), ("diy", "s--")):
+        ax1.plot(ns, [r[who]["wall"] for r in rows], style, label="%s wall" % who)
+        ax2.plot(ns, [r[who]["requests"] for r in rows], style, label="%s API requests" % who)
+    ax1.plot(ns, [r["data_seconds"] for r in rows], ":", label="data path (slowest volume)")
+    ax1.set_xlabel("volumes")
+    ax1.set_ylabel("seconds")
+    ax1.legend()
+    ax2.set_xlabel("volumes")
+    ax2.set_ylabel("requests")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(REPO, "docs", "performance.png"), dpi=90)
+    table = ["| N | data path s | ours wall s | ours overhead s | ours requests | req/volume | DIY wall s | DIY requests |"
+             " speedup | request ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append("| %d | %.0f | %.1f | %.1f | %.0f | %.1f | %.1f | %.0f | %.2fx | %.2fx |" % (
+            r["n"], r["data_seconds"], r["ours"]["wall"], r["ours"]["overhead"], r["ours"]["requests"],
+            r["ours"]["requests"] / r["n"], r["diy"]["wall"], r["diy"]["requests"],
+            r["diy"]["wall"] / r["ours"]["wall"], r["diy"]["requests"] / max(1.0, r["ours"]["requests"])))
+    text = """# Performance (`make bench`)
+
+Generated by `tests/bench/bench.py` on %s (host: %d CPUs, shared with other test suites; load average %s).
+Workload: N volumes across N/5 Deployments and StatefulSets (5 volumes each), %d bytes of random data per
+volume, fs backup, node-agent simulator at a fixed speed so that one volume takes %.0f s of data-path time,
+concurrency high enough for all volumes at once. Ours = `playbooks/restore_in_place.yml`; DIY =
+`tests/bench/diy_restore.yml` (kubernetes.core only, `until`/`retries`/`delay: 2`). Both restored the same
+data, verified byte for byte. API requests = requests sent by the playbook's module processes, counted
+exactly on the client side (`tests/bench/counter/sitecustomize.py`); the `apiserver_request_total` delta is in
+tests/output/bench.json but on this shared cluster it is dominated by background traffic (tens of requests
+per second from other suites and the simulators), so it is not used for the targets.
+
+%s
+
+backup_info over %d Backups + %d PodVolumeBackups (through ansible, including its ~1-2 s start-up): %s
+
+![plot](performance.png)
+
+## Targets
+```
+%s
+```
+""" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count() or 0,
+       " ".join("%.1f" % x for x in os.getloadavg()), VOLUME_BYTES, SECONDS_PER_VOLUME, "\n".join(table), list_count,
+       list_count * PVBS_PER_BACKUP,
+       ", ".join("%s %.2fs" % kv for kv in sorted(list_timings.items())) or "not measured", "\n".join(lines))
+    with open(os.path.join(REPO, "docs", "performance.md"), "w") as handle:
+        handle.write(text)
+
+
+def main():
+    kubeconfig, api_client, kube = clients()
+    kube.api = api_client
+    state_dir = str(test_cluster.STATE_DIR)
+    rows = []
+    for n in SIZES:
+        rows.append(run_size(kubeconfig, api_client, kube, state_dir, n))
+    list_timings = bench_backup_info(kubeconfig, kube, LIST_BACKUPS) if LIST_BACKUPS else {}
+    lines, missed = [], []
+
+    def figure(name, value, target, at_most=True, unit=""):
+        met = value <= target if at_most else value >= target
+        line = "%-44s %10.2f%s target %s %.2f%s ratio %.2f %s" % (
+            name, value, unit, "<=" if at_most else ">=", target, unit, value / target if target else 0,
+            "MET" if met else "MISSED")
+        lines.append(line)
+        print(line, flush=True)
+        if not met:
+            missed.append(name)
+    for r in rows:
+        n, ours, diy = r["n"], r["ours"], r["diy"]
+        pct = 100.0 * ours["overhead"] / r["data_seconds"]
+        if n == 50 or len(rows) == 1:
+            figure("N=%d overhead %% of data path" % n, pct, TARGETS["overhead_pct_at_50"])
+        conc = ours["wall"] / r["data_seconds"]
+        figure("N=%d wall / slowest volume" % n, conc, TARGETS["concurrency_ratio"])
+        rpv = ours["requests"] / n
+        figure("N=%d API requests per volume" % n, rpv, TARGETS["requests_per_volume"])
+        rr = diy["requests"] / max(1.0, ours["requests"])
+        figure("N=%d DIY/ours API requests" % n, rr, TARGETS["request_ratio_vs_diy"], at_most=False)
+        sp = diy["wall"] / ours["wall"]
+        figure("N=%d DIY/ours wall time" % n, sp, TARGETS["speedup_vs_diy"], at_most=False)
+    for what, seconds in sorted(list_timings.items()):
+        figure("backup_info %s over %d Backups" % (what, LIST_BACKUPS), seconds, TARGETS["backup_info_seconds"], unit="s")
+    write_report(rows, list_timings, lines, LIST_BACKUPS)
+    with open(os.path.join(REPO, "tests", "output", "bench.json"), "w") as handle:
+        json.dump({"rows": rows, "backup_info": list_timings, "lines": lines}, handle, indent=1)
+    if missed:
+        print("targets missed: %s" % ", ".join(missed), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bench only: count Kubernetes API requests made by any Python process (ansible modules included).
+
+Active only when BENCH_REQUEST_LOG is set (tests/bench/bench.py puts this directory on PYTHONPATH):
+every request the kubernetes client sends is appended as one line ``<METHOD> <url>`` to that file.
+A watch counts as one request.
+"""
+import os
+
+if os.environ.get("BENCH_REQUEST_LOG"):
+    try:
+        from kubernetes.client import rest as _rest
+    except ImportError:  # pragma: no cover
+        _rest = None
+    if _rest is not None:
+        _original = _rest.RESTClientObject.request
+
+        def _counted(self, method, url, *args, **kwargs):
+            fd = os.open(os.environ["BENCH_REQUEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, ("%s %s\n" % (method, url.split("?")[0])).encode())
+            finally:
+                os.close(fd)
+            return _original(self, method, url, *args, **kwargs)
+
+        _rest.RESTClientObject.request = _counted
