@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import os
+import time
 import traceback
 
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
@@ -70,14 +72,36 @@ def get_kube(params):
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
+    from ansible_collections.velero.data_restore.plugins.module_utils.kube import (
+        DEFAULT_RETRY_SECONDS,
+        RETRY_SECONDS_ENV,
+    )
+
     auth = dict((key, params.get(key)) for key in AUTH_ARG_SPEC)
-    try:
-        k8s_client = get_api_client(**auth)
-    except CoreException as exc:
-        raise DataRestoreError("Could not build a Kubernetes client: %s. Check kubeconfig, context, "
-                               "host and credentials (or the K8S_AUTH_* variables)." % exc)
-    except Exception as exc:  # urllib3/ssl errors while loading discovery, bad kubeconfig files
-        raise DataRestoreError("Could not connect to the Kubernetes API: %s. Check kubeconfig, "
-                               "context, host and that the cluster is reachable." % exc)
+    # Building the client reads API discovery: ride out an apiserver restart like every request does.
+    deadline = time.monotonic() + float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
+    delay = 0.5
+    while True:
+        try:
+            k8s_client = get_api_client(**auth)
+            break
+        except CoreException as exc:
+            raise DataRestoreError("Could not build a Kubernetes client: %s. Check kubeconfig, context, "
+                                   "host and credentials (or the K8S_AUTH_* variables)." % exc)
+        except Exception as exc:  # urllib3/ssl errors while loading discovery, bad kubeconfig files
+            if _unreachable(exc) and time.monotonic() + delay < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+                continue
+            raise DataRestoreError("Could not connect to the Kubernetes API: %s. Check kubeconfig, "
+                                   "context, host and that the cluster is reachable." % exc)
     host = getattr(getattr(k8s_client, "configuration", None), "host", None)
     return Kube(k8s_client.client, host=host)
+
+
+def _unreachable(exc):
+    """Connection refused/reset or 5xx from discovery: worth another try."""
+    if getattr(exc, "status", None) in (429, 500, 502, 503, 504):
+        return True
+    return type(exc).__name__ in ("MaxRetryError", "NewConnectionError", "ProtocolError",
+                                  "ConnectionRefusedError", "ConnectionResetError")

@@ -13,11 +13,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import time
 from collections import namedtuple
 
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ApiError,
     ConflictError,
+    DataRestoreError,
     ForbiddenError,
     MissingApiError,
     NotFoundError,
@@ -70,6 +73,12 @@ KINDS_BY_NAME = dict(
 
 LIST_PAGE_SIZE = 500
 
+# How long a request is retried while the API server is unreachable or answers 429/5xx, e.g.
+# during an apiserver restart or a control-plane upgrade. Override with this environment variable.
+RETRY_SECONDS_ENV = "VELERO_DATA_RESTORE_API_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 30
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
 
 def describe(kind, name=None, namespace=None):
     """'PodVolumeRestore velero/foo' — how messages name an object."""
@@ -91,29 +100,55 @@ class Kube(object):
     ``dynamic`` is a ``kubernetes.dynamic.DynamicClient``. Methods return plain dicts.
     """
 
-    def __init__(self, dynamic, host=None):
+    def __init__(self, dynamic, host=None, retry_seconds=None, clock=time.monotonic, sleep=time.sleep):
         self._dynamic = dynamic
         self.host = host
         self._resources = {}
+        if retry_seconds is None:
+            retry_seconds = float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._sleep = sleep
+
+    def _call(self, verb, kind, name, namespace, request, repeatable):
+        """Run request(); retry transient failures until retry_seconds, then raise a domain error.
+
+        Reads are repeatable. A write is retried only when the connection could not be opened
+        (the server never saw it) or the server answered 429/5xx, so it is never applied twice.
+        """
+        deadline = self._clock() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return request()
+            except DataRestoreError:
+                raise
+            except Exception as exc:  # pylint: disable=broad-except
+                err = _translate(exc, verb, kind, name, namespace, self.host)
+                transient = err.status in TRANSIENT_STATUSES or (
+                    err.status is None and (repeatable or _connection_refused(exc)))
+                if not transient or self._clock() + delay > deadline:
+                    raise err
+                self._sleep(delay)
+                delay = min(delay * 2, 4.0)
 
     # -- discovery ---------------------------------------------------------
     def resource(self, kind):
         if kind not in self._resources:
-            from kubernetes.dynamic.exceptions import ResourceNotFoundError
+            def discover():
+                from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-            try:
-                self._resources[kind] = self._dynamic.resources.get(
-                    api_version=kind.api_version, kind=kind.kind
-                )
-            except ResourceNotFoundError:
-                raise MissingApiError(
-                    "The cluster does not serve %s (%s). %s"
-                    % (kind.kind, kind.api_version, _missing_api_hint(kind)),
-                    kind=kind.kind,
-                    api_version=kind.api_version,
-                )
-            except Exception as exc:  # discovery failures: unreachable cluster, 401, ...
-                raise _translate(exc, "discover", kind, None, None, self.host)
+                try:
+                    return self._dynamic.resources.get(api_version=kind.api_version, kind=kind.kind)
+                except ResourceNotFoundError:
+                    raise MissingApiError(
+                        "The cluster does not serve %s (%s). %s"
+                        % (kind.kind, kind.api_version, _missing_api_hint(kind)),
+                        kind=kind.kind,
+                        api_version=kind.api_version,
+                    )
+
+            self._resources[kind] = self._call("discover", kind, None, None, discover, True)
         return self._resources[kind]
 
     def has_api(self, kind):
@@ -128,12 +163,10 @@ class Kube(object):
         """The object, or None when it does not exist."""
         res = self.resource(kind)
         try:
-            return res.get(name=name, namespace=namespace).to_dict()
-        except Exception as exc:
-            err = _translate(exc, "get", kind, name, namespace, self.host)
-            if isinstance(err, NotFoundError):
-                return None
-            raise err
+            return self._call("get", kind, name, namespace,
+                              lambda: res.get(name=name, namespace=namespace).to_dict(), True)
+        except NotFoundError:
+            return None
 
     def list(self, kind, namespace=None, label_selector=None, field_selector=None):
         """All objects (paginated server-side) and the list's resourceVersion."""
@@ -147,10 +180,8 @@ class Kube(object):
                 params["field_selector"] = field_selector
             if token:
                 params["_continue"] = token
-            try:
-                page = res.get(**params).to_dict()
-            except Exception as exc:
-                raise _translate(exc, "list", kind, None, namespace, self.host)
+            page = self._call("list", kind, None, namespace,
+                              lambda params=params: res.get(**params).to_dict(), True)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             version = version or meta.get("resourceVersion")
@@ -198,10 +229,8 @@ class Kube(object):
     def create(self, kind, body, namespace=None):
         res = self.resource(kind)
         name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get("generateName")
-        try:
-            return res.create(body=body, namespace=namespace).to_dict()
-        except Exception as exc:
-            raise _translate(exc, "create", kind, name, namespace, self.host)
+        return self._call("create", kind, name, namespace,
+                          lambda: res.create(body=body, namespace=namespace).to_dict(), False)
 
     def patch(self, kind, name, patch, namespace=None, patch_type="merge"):
         """Merge patch by default (safe on kinds without a status subresource)."""
@@ -211,20 +240,16 @@ class Kube(object):
             "json": "application/json-patch+json",
             "strategic": "application/strategic-merge-patch+json",
         }[patch_type]
-        try:
-            return res.patch(body=patch, name=name, namespace=namespace,
-                             content_type=content_type).to_dict()
-        except Exception as exc:
-            raise _translate(exc, "patch", kind, name, namespace, self.host)
+        return self._call("patch", kind, name, namespace,
+                          lambda: res.patch(body=patch, name=name, namespace=namespace,
+                                            content_type=content_type).to_dict(), False)
 
     def replace(self, kind, body, namespace=None):
         """PUT with the body's resourceVersion: a ConflictError means someone else changed it."""
         res = self.resource(kind)
         name = body["metadata"]["name"]
-        try:
-            return res.replace(body=body, name=name, namespace=namespace).to_dict()
-        except Exception as exc:
-            raise _translate(exc, "update", kind, name, namespace, self.host)
+        return self._call("update", kind, name, namespace,
+                          lambda: res.replace(body=body, name=name, namespace=namespace).to_dict(), False)
 
     def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None):
         """Delete; returns False when the object was already gone."""
@@ -235,13 +260,24 @@ class Kube(object):
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            res.delete(name=name, namespace=namespace, body=body or None)
+            # Deleting twice is harmless (the second answers 404), so a delete is repeatable.
+            self._call("delete", kind, name, namespace,
+                       lambda: res.delete(name=name, namespace=namespace, body=body or None), True)
             return True
-        except Exception as exc:
-            err = _translate(exc, "delete", kind, name, namespace, self.host)
-            if isinstance(err, NotFoundError):
-                return False
-            raise err
+        except NotFoundError:
+            return False
+
+
+def _connection_refused(exc):
+    """True when the request never reached the server (connect failed), so it may be sent again."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        if name in ("NewConnectionError", "ConnectionRefusedError", "ConnectTimeoutError"):
+            return True
+        exc = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 def _missing_api_hint(kind):

@@ -30,6 +30,7 @@ def test_bad_kubeconfig_is_an_actionable_error(tmp_path, monkeypatch):
 
 
 def test_env_host_and_token_are_used_like_awx(monkeypatch):
+    monkeypatch.setenv("VELERO_DATA_RESTORE_API_RETRY_SECONDS", "1")
     monkeypatch.setenv("K8S_AUTH_HOST", "https://127.0.0.1:1")
     monkeypatch.setenv("K8S_AUTH_API_KEY", "secret-token")
     monkeypatch.setenv("K8S_AUTH_VERIFY_SSL", "false")

@@ -46,3 +46,103 @@ def test_missing_velero_api_hint():
 def test_describe():
     assert k.describe(k.PVC, "data", "shop") == "PersistentVolumeClaim shop/data"
     assert k.describe(k.PV, "pv-1") == "PersistentVolume pv-1"
+
+
+class ConnRefused(Exception):
+    """Shaped like urllib3's MaxRetryError(reason=NewConnectionError)."""
+
+    def __init__(self):
+        super(ConnRefused, self).__init__("Max retries exceeded")
+        self.reason = type("NewConnectionError", (Exception,), {})("connection refused")
+
+
+class ReadReset(Exception):
+    """A connection reset after the request was sent (no status)."""
+
+
+class FakeResource(object):
+    def __init__(self, failures):
+        self.failures = list(failures)
+        self.calls = 0
+
+    def _maybe_fail(self):
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def get(self, **kwargs):
+        self._maybe_fail()
+        return type("R", (), {"to_dict": lambda self: {"metadata": {"name": kwargs.get("name")}}})()
+
+    def create(self, **kwargs):
+        self._maybe_fail()
+        return type("R", (), {"to_dict": lambda self: kwargs["body"]})()
+
+
+class FakeDynamic(object):
+    def __init__(self, resource):
+        self.resources = type("D", (), {"get": lambda _self, **kw: resource})()
+
+
+def make_kube(failures, retry_seconds=30):
+    resource = FakeResource(failures)
+    clock = {"t": 0.0}
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock["t"] += seconds
+
+    kube = k.Kube(FakeDynamic(resource), host="https://api.test:6443", retry_seconds=retry_seconds,
+                  clock=lambda: clock["t"], sleep=sleep)
+    return kube, resource, slept
+
+
+def test_reads_survive_an_apiserver_restart():
+    kube, resource, slept = make_kube([ConnRefused(), ReadReset(), FakeApiException(503, "not ready")])
+    assert kube.get(k.PVC, "data", "shop") == {"metadata": {"name": "data"}}
+    assert resource.calls == 4 and slept == [0.5, 1.0, 2.0]
+
+
+def test_writes_retry_only_when_the_server_never_saw_them():
+    kube, resource, _slept = make_kube([ConnRefused()])
+    assert kube.create(k.CONFIG_MAP, {"metadata": {"name": "x"}}, "velero")["metadata"]["name"] == "x"
+    kube, resource, _slept = make_kube([ReadReset()])
+    with pytest.raises(ApiError) as err:
+        kube.create(k.CONFIG_MAP, {"metadata": {"name": "x"}}, "velero")
+    assert resource.calls == 1 and "Cannot reach the Kubernetes API at https://api.test:6443" in err.value.msg
+
+
+def test_retries_stop_at_the_deadline():
+    kube, resource, slept = make_kube([ConnRefused()] * 50, retry_seconds=5)
+    with pytest.raises(ApiError):
+        kube.get(k.PVC, "data", "shop")
+    assert sum(slept) <= 5 and resource.calls == len(slept) + 1
+
+
+def test_client_errors_are_not_retried():
+    kube, resource, _slept = make_kube([FakeApiException(403, "forbidden")])
+    with pytest.raises(ForbiddenError):
+        kube.get(k.PVC, "data", "shop")
+    assert resource.calls == 1
+
+
+def test_not_found_is_none_without_retry():
+    kube, resource, _slept = make_kube([FakeApiException(404, "gone")])
+    assert kube.get(k.PVC, "data", "shop") is None and resource.calls == 1
+
+
+def test_missing_kind_is_reported_at_once():
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    from ansible_collections.velero.data_restore.plugins.module_utils.errors import MissingApiError
+
+    def missing(**_kwargs):
+        raise ResourceNotFoundError("no velero.io")
+
+    dynamic = type("D", (), {})()
+    dynamic.resources = type("R", (), {"get": lambda _self, **kw: missing(**kw)})()
+    kube = k.Kube(dynamic, retry_seconds=30, sleep=lambda s: pytest.fail("must not retry"))
+    with pytest.raises(MissingApiError) as err:
+        kube.list(k.BACKUP, "velero")
+    assert "Velero's CRDs are not installed" in err.value.msg
