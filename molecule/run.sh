@@ -7,6 +7,7 @@ jobs=${MOLECULE_JOBS:-3}
 out=tests/output/molecule
 mkdir -p "$out"
 started=$(date +%s)
+results=$(mktemp)
 ls molecule/*/molecule.yml | xargs -n1 dirname | xargs -n1 basename | \
   xargs -P "$jobs" -I{} bash -c '
     start=$(date +%s)
@@ -14,7 +15,11 @@ ls molecule/*/molecule.yml | xargs -n1 dirname | xargs -n1 basename | \
       echo "PASS {} ($(( $(date +%s) - start ))s)"
     else
       echo "FAIL {} ($(( $(date +%s) - start ))s), log: '"$out"'/{}.log"; tail -40 "'"$out"'/{}.log"; exit 1
-    fi'
-rc=$?
-echo "molecule: all scenarios in $(( $(date +%s) - started ))s, rc=$rc"
+    fi' | tee "$results"
+rc=${PIPESTATUS[2]}
+passed=$(grep -c "^PASS " "$results")
+failed=$(grep -c "^FAIL " "$results")
+rm -f "$results"
+echo "molecule: all scenarios in $(( $(date +%s) - started ))s"
+echo "molecule: $passed passed, $failed failed"
 exit $rc
