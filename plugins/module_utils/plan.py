@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The validated restore plan: backup volumes x target claims (DESIGN.md §4.1, §5.1).
 
-Every preflight rule of the collection lives here, once. ``build`` only reads the cluster
+Every preflight rule of the collection lives here, once, except the rules of stopping workloads, which
+workloads.py owns (``workloads.stop_refusals``) and this module calls. ``build`` only reads the cluster
 (the one exception: reading a backup's volume info creates and deletes a transient
 DownloadRequest, and only when the caller did not pass the volume records). All problems
 found are reported together in one PreflightError, each naming the cause and the fix.
@@ -21,6 +22,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import backups
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
+from ansible_collections.velero.data_restore.plugins.module_utils import workloads
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ForbiddenError,
     MissingApiError,
@@ -28,6 +30,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
 )
 
 MODES = ("in_place", "replace")
+QUIESCE = ("scale", "none")
 MI = 1024 * 1024
 RESTORE_VIA_PVR = "pod_volume_restore"
 RESTORE_VIA_DD = "data_download"
@@ -260,10 +263,16 @@ def _human(size):
 def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
           namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
           allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
-          fetch=None):
-    """Validate everything and return the plan dict; PreflightError on any problem, no mutation."""
+          fetch=None, quiesce="scale"):
+    """Validate everything and return the plan dict; PreflightError on any problem, no mutation.
+
+    ``quiesce="scale"``: the workloads mounting the target claims will be stopped by workload_scale (in
+    place for the restore, replace for the swap), so its refusals (workloads.stop_refusals) are checked here.
+    """
     validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
                      volume_selector, storage_class_map, allow_partially_failed, session)
+    if quiesce not in QUIESCE:
+        raise PreflightError("Preflight failed (options): quiesce=%r is not one of %s." % (quiesce, ", ".join(QUIESCE)))
     try:
         v.require_velero(kube)
     except MissingApiError as exc:
@@ -403,6 +412,13 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         unused = sorted(set(storage_class_map) - used)
         if unused:
             warnings.append("storage_class_map entries for %s match no planned claim." % ", ".join(unused))
+    if quiesce == "scale" and plan_volumes:
+        try:
+            for problem in workloads.stop_refusals(kube, target_ns, [vol["target_pvc"] for vol in plan_volumes]):
+                problems.add(problem)
+        except ForbiddenError:
+            warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); whether their "
+                            "workloads can be stopped was not checked." % target_ns)
     check_other_sessions(kube, velero_ns, session, [vol["key"] for vol in plan_volumes], problems)
     problems.raise_if_any("backup %s, mode %s, %s -> %s" % (backup_name, mode, source_namespace, target_ns))
 

@@ -321,13 +321,22 @@ def statefulsets_for_claims(kube, namespace, pvcs):
     return found
 
 
-def discover(kube, namespace, pvcs):
-    """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings)."""
+def discover(kube, namespace, pvcs, strict=True):
+    """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings).
+
+    ``strict=False`` (preflight) skips pods whose workload cannot be stopped instead of refusing them:
+    workload_scale refuses those when it runs; preflight only applies the rules of ``check_stoppable``.
+    """
     resolver = OwnerResolver(kube)
     pods = kube.list(k.POD, namespace=namespace)[0]
     found, warnings = {}, []
     for pod in pods_using(pods, pvcs):
-        objs, warning = workloads_of_pod(resolver, pod)
+        try:
+            objs, warning = workloads_of_pod(resolver, pod)
+        except PreflightError:
+            if strict:
+                raise
+            continue
         for obj in objs:
             found.setdefault(obj["metadata"]["uid"], obj)
         if warning and warning not in warnings:
@@ -369,6 +378,21 @@ def check_stoppable(obj):
                 % (obj["metadata"]["namespace"], obj["metadata"]["name"], obj["metadata"]["name"],
                    obj["metadata"]["namespace"]),
                 workload=ref_of(obj))
+
+
+def stop_refusals(kube, namespace, pvcs):
+    """Preflight: why the workloads mounting ``pvcs`` could not be stopped (messages of ``check_stoppable``).
+
+    Read only. restore_plan calls it so that a refusal comes before the session exists; workload_scale
+    applies the same ``check_stoppable`` to its targets before its first change.
+    """
+    problems = []
+    for obj in discover(kube, namespace, pvcs, strict=False)[0]:
+        try:
+            check_stoppable(obj)
+        except PreflightError as exc:
+            problems.append(exc.msg)
+    return problems
 
 
 # ----------------------------------------------------------------------------- annotation

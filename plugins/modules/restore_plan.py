@@ -25,6 +25,10 @@ description:
     storage class, size max(original request, snapshot size rounded up to Mi), and the access modes and
     volume mode of the original claim. A claim of that name that does not belong to the session is refused.
   - No other unfinished restore session may hold one of the claims.
+  - With O(quiesce=scale) (default), the workloads whose pods mount the target claims (and StatefulSets whose
+    claim templates made them) must be stoppable by M(velero.data_restore.workload_scale) - in place for the
+    restore, replace for the swap. A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete)
+    is refused here, before a session exists, since scaling it to 0 would delete its claims.
   - All problems found are reported together, each with its fix. Nothing in the cluster is changed (reading
     the volume info of a backup passed by name creates and deletes a transient DownloadRequest).
 author:
@@ -91,6 +95,14 @@ options:
         Backups in progress or V(Failed) are never accepted.
     type: bool
     default: false
+  quiesce:
+    description:
+      - How the workloads that mount the target claims will be stopped. V(scale) (the playbooks' default)
+        checks that M(velero.data_restore.workload_scale) can stop them; V(none) (you stop them yourself)
+        skips that check.
+    type: str
+    choices: [scale, none]
+    default: scale
   session:
     description:
       - Name of the restore session the plan is for. Claims held by other unfinished sessions are refused,
@@ -184,7 +196,7 @@ def run(module, kube):
         target_namespace=p["target_namespace"], namespace_mapping=p["namespace_mapping"],
         volumes=p["volumes"], volume_selector=p["volume_selector"], storage_class_map=p["storage_class_map"],
         allow_partially_failed=p["allow_partially_failed"], session=p["session"],
-        volume_info_timeout=p["volume_info_timeout"])
+        volume_info_timeout=p["volume_info_timeout"], quiesce=p["quiesce"])
     for warning in result["warnings"]:
         module.warn(warning)
     return dict(changed=False, plan=result)
@@ -204,6 +216,7 @@ def main():
             allow_partially_failed=dict(type="bool", default=False),
             session=dict(type="str"),
             volume_info_timeout=dict(type="int", default=30),
+            quiesce=dict(type="str", default="scale", choices=list(plans.QUIESCE)),
         ),
         run,
         mutually_exclusive=[("target_namespace", "namespace_mapping"), ("volumes", "volume_selector")],

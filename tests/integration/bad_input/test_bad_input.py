@@ -236,9 +236,6 @@ def test_playbook_unknown_backup_fails_in_preflight(api_client, kubeconfig, name
     assert not mutations, mutations
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP: restore_plan does not check persistentVolumeClaimRetentionPolicy.whenScaled; workload_scale refuses "
-    "it in the quiesce role, after preflight created the session ConfigMap (workloads/claims stay untouched)"))
 def test_statefulset_when_scaled_delete_is_refused_before_any_change(api_client, kube, kubeconfig, namespace,
                                                                      app_factory, backup_factory, tmp_path):
     app = app_factory(kind="StatefulSet", name="db")

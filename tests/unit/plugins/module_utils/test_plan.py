@@ -393,3 +393,51 @@ def test_quantities():
     assert plan.quantity_bytes("100m") == 1
     assert plan.quantity_bytes("junk") is None and plan.quantity_bytes(None) is None
     assert plan.mi_ceil(MI) == 1 and plan.mi_ceil(MI + 1) == 2
+
+
+# -- workloads that cannot be stopped (rule owned by workloads.check_stoppable) -------------------
+def _statefulset_app(fake, when_scaled):
+    """StatefulSet "app" whose volumeClaimTemplate "data" made data-app-0/1, pods running."""
+    sts = fake.add(k.STATEFUL_SET, {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "app", "namespace": "shop"},
+        "spec": {"replicas": 2, "serviceName": "app", "template": {"spec": {}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}],
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": when_scaled}},
+        "status": {"replicas": 2, "readyReplicas": 2}})
+    for i in range(2):
+        fake.add(k.POD, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "app-%d" % i, "namespace": "shop", "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "app", "uid": sts["metadata"]["uid"],
+                "controller": True}]},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-app-%d" % i}}]},
+            "status": {"phase": "Running"}})
+    return sts
+
+
+@pytest.mark.parametrize("mode", ["in_place", "replace"])
+def test_statefulset_when_scaled_delete_refused_in_preflight(fake, store, mode):
+    _statefulset_app(fake, "Delete")
+    msg = fail(fake, store, mode=mode, volumes=["data-app-0", "data-app-1"])
+    assert "StatefulSet shop/app has persistentVolumeClaimRetentionPolicy.whenScaled=Delete" in msg
+    assert "Set whenScaled to Retain first" in msg
+    assert not [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")
+                and r[1] != "DownloadRequest"]
+
+
+def test_statefulset_when_scaled_retain_or_not_scaled_passes(fake, store):
+    _statefulset_app(fake, "Retain")
+    assert len(build(fake, store, volumes=["data-app-0"])["volumes"]) == 1
+    fake.mutate(k.STATEFUL_SET, "app", "shop",
+                lambda o: o["spec"]["persistentVolumeClaimRetentionPolicy"].update(whenScaled="Delete"))
+    # the user stops the workloads another way: nothing is scaled, nothing to refuse
+    assert len(build(fake, store, volumes=["data-app-0"], quiesce="none")["volumes"]) == 1
+
+
+def test_unstoppable_pod_is_left_to_workload_scale(fake, store):
+    # a bare pod (no controller) mounting the claim is refused by workload_scale when it runs, not by the plan
+    fake.add(k.POD, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug", "namespace": "shop"},
+                     "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                              "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data-app-0"}}]},
+                     "status": {"phase": "Running"}})
+    assert len(build(fake, store, volumes=["data-app-0"])["volumes"]) == 1
