@@ -71,6 +71,19 @@ def pods_using(pods, pvcs):
     return [p for p in pods if not is_terminal(p) and wanted & set(claim_names(p))]
 
 
+def pod_session(pod):
+    """The restore session a pod belongs to (helper/placeholder pods of this collection), else None."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if labels.get(names.LABEL_MANAGED_BY) != names.MANAGED_BY:
+        return None
+    return labels.get(names.LABEL_SESSION) or None
+
+
+def is_own_pod(pod, session):
+    """A pod of this collection for ``session`` (its helper or placeholder): never a workload to stop."""
+    return bool(session) and pod_session(pod) == session
+
+
 def pod_label(pod):
     meta = pod["metadata"]
     return "%s/%s (uid %s)" % (meta.get("namespace"), meta["name"], meta.get("uid"))
@@ -321,9 +334,25 @@ def statefulsets_for_claims(kube, namespace, pvcs):
     return found
 
 
-def discover(kube, namespace, pvcs, strict=True):
+def check_other_session_pod(pod, session, pvcs):
+    """A helper/placeholder pod of ANOTHER restore session mounting the PVCs: two sessions on one claim."""
+    other = pod_session(pod)
+    if other is None or other == session:
+        return
+    claims = sorted(set(claim_names(pod)) & set(pvcs))
+    raise PreflightError(
+        "Pod %s mounts PVC(s) %s and belongs to restore session %r (label %s=%s), not to session %r: two sessions "
+        "must not restore the same claim. Finish or roll back session %r (or delete it with "
+        "velero.data_restore.restore_session state=absent, which removes its pods), then re-run."
+        % (pod_label(pod), ", ".join(claims), other, names.LABEL_SESSION, other, session, other),
+        pod=pod["metadata"]["name"], other_session=other)
+
+
+def discover(kube, namespace, pvcs, strict=True, session=None):
     """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings).
 
+    The helper/placeholder pods of ``session`` (this collection's managed-by + session labels) are not
+    workloads and are skipped; those of another session are refused (a conflict).
     ``strict=False`` (preflight) skips pods whose workload cannot be stopped instead of refusing them:
     workload_scale refuses those when it runs; preflight only applies the rules of ``check_stoppable``.
     """
@@ -331,7 +360,10 @@ def discover(kube, namespace, pvcs, strict=True):
     pods = kube.list(k.POD, namespace=namespace)[0]
     found, warnings = {}, []
     for pod in pods_using(pods, pvcs):
+        if is_own_pod(pod, session):
+            continue
         try:
+            check_other_session_pod(pod, session, pvcs)
             objs, warning = workloads_of_pod(resolver, pod)
         except PreflightError:
             if strict:
@@ -549,7 +581,7 @@ class Scaler(object):
         if pvcs:
             if not namespace:
                 raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
-            discovered, warnings = discover(self.kube, namespace, pvcs)
+            discovered, warnings = discover(self.kube, namespace, pvcs, session=self.session_name)
             found.extend(discovered)
             found.extend(self._recorded(namespace, pvcs, active_only=True))
             for warning in warnings:
@@ -779,7 +811,7 @@ class Scaler(object):
         resolver = OwnerResolver(self.kube)
 
         def predicate(pods):
-            pending = [pod_label(p) for p in _matching_pods(pods, wanted, uids, resolver)]
+            pending = [pod_label(p) for p in _matching_pods(pods, wanted, uids, resolver, self.session_name)]
             waited.update(pending)
             return WaitState(not pending, pending, progress="%d pod(s) in %s still running" % (len(pending), ns))
 
@@ -795,7 +827,8 @@ class Scaler(object):
         for ns in sorted(namespaces):
             pods = self.kube.list(k.POD, namespace=ns)[0]
             wanted = set(pvcs or []) if ns == namespace else set()
-            found.extend(pod_label(p) for p in _matching_pods(pods, wanted, uids, OwnerResolver(self.kube)))
+            found.extend(pod_label(p) for p in _matching_pods(pods, wanted, uids, OwnerResolver(self.kube),
+                                                              self.session_name))
         return found
 
     def wait_ready(self, targets, timeout=600, on_progress=None):
@@ -816,8 +849,9 @@ class Scaler(object):
                      what="%ss in %s to be ready" % (kind_name, ns))
 
 
-def _matching_pods(pods, wanted, uids, resolver):
-    return [p for p in pods if not is_terminal(p)
+def _matching_pods(pods, wanted, uids, resolver, session=None):
+    """Pods stopping waits for: mounting the PVCs or owned by the workloads, not this session's own pods."""
+    return [p for p in pods if not is_terminal(p) and not is_own_pod(p, session)
             and ((wanted and wanted & set(claim_names(p))) or (uids & resolver.uids(p)))]
 
 

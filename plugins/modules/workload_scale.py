@@ -18,6 +18,10 @@ description:
     top controller (Pod, ReplicaSet, Deployment; Pod, StatefulSet; Pod, Job, CronJob; Pod, DaemonSet;
     Pod, ReplicationController, DeploymentConfig when the OpenShift API is served). StatefulSets are also
     found by their volumeClaimTemplates naming (C(<template>-<statefulset>-<ordinal>)), even when scaled to 0.
+  - Pods of this collection for the same O(session) (its helper and placeholder pods, labelled
+    C(app.kubernetes.io/managed-by=velero.data_restore) and C(data-restore.ansible/session=<session>)) are not
+    workloads - they are neither stopped nor waited for, so a re-run after an interruption works. Such pods of
+    another session mean two sessions restore the same claim - refused, naming the other session.
   - Deployments, StatefulSets, ReplicaSets, ReplicationControllers and DeploymentConfigs are scaled to 0
     replicas, Jobs get parallelism 0, CronJobs are suspended (and a Job they already started is stopped too),
     DaemonSets get an unmatchable node selector C(data-restore.ansible/quiesced=true).

@@ -221,6 +221,46 @@ def test_stop_again_is_unchanged(fk):
     assert fk.count("patch") == before
 
 
+def helper_pod(fk, session, name="helper", claim="data", role="helper"):
+    """A helper/placeholder pod of this collection (no controller), as helper_pod.py/data_download.py make it."""
+    body = pod(name, [claim])
+    body["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "velero.data_restore",
+                                  "data-restore.ansible/session": session, "data-restore.ansible/role": role}
+    return fk.add(k.POD, body)
+
+
+def test_rerun_after_quiesce_ignores_the_sessions_own_helper_pods(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    # the run was killed after quiesce, once the helper pod mounted the PVC; the re-run stops again
+    helper_pod(fk, SESSION)
+    helper_pod(fk, SESSION, name="consumer", role="consumer")
+    before = fk.count("patch")
+    result = w.scale(fk, params(pvcs=["data"], wait_timeout=2))
+    assert not result["changed"] and [i["action"] for i in result["workloads"]] == ["already_stopped"]
+    assert result["pods_waited"] == [] and fk.count("patch") == before
+    assert fk.find(k.POD, "helper", NS) is not None  # not waited for, not touched
+
+
+def test_first_stop_with_own_helper_pod_present_stops_only_the_workload(fk):
+    deployment(fk)
+    helper_pod(fk, SESSION)
+    result = w.scale(fk, params(pvcs=["data"], wait_timeout=5))
+    assert [i["action"] for i in result["workloads"]] == ["stopped"]
+    assert not [p for p in result["pods_waited"] if "helper" in p]
+
+
+def test_helper_pod_of_another_session_is_a_conflict_naming_it(fk):
+    deployment(fk)
+    helper_pod(fk, "other-restore")
+    before = len(fk.events)
+    with pytest.raises(PreflightError) as err:
+        w.scale(fk, params(pvcs=["data"]))
+    assert "restore session 'other-restore'" in err.value.msg and "shop/helper" in err.value.msg
+    assert err.value.details["other_session"] == "other-restore"
+    assert len(fk.events) == before  # refused before any change
+
+
 def test_start_restores_removes_annotation_marks_reverted(fk):
     deployment(fk)
     w.scale(fk, params(pvcs=["data"]))
