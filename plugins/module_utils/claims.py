@@ -8,6 +8,10 @@ deleted, the restored PV's claimRef is pointed at the original name and the orig
 with ``volumeName`` = restored PV; the PV controller binds the pre-bound pair. The old PV stays
 Released/Retain for rollback. ``template`` patches pod templates to the new claim name instead.
 
+``ensure_new_claim`` creates the new claim of a replace-mode plan record (``new_pvc``) that a
+PodVolumeRestore restores into; ``new_claim_body`` is the one builder of that claim, shared with
+data_download (which adds the ``velero.io/dynamic-pv-restore`` selector its DataDownload needs).
+
 Every step reads the current state first and the session holds what was there before, so a run
 killed anywhere (e.g. after the original PVC was deleted, before it was recreated) completes when it
 is run again. A PV is never deleted, and its Delete reclaim policy is only restored while it is Bound.
@@ -21,7 +25,10 @@ import copy
 import time
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pod_label, pods_using
@@ -30,6 +37,9 @@ ACTION_RETAIN = "retain_pv"
 ACTION_REBIND = "rebind"
 ACTION_TEMPLATE = "template"
 MODES = ("rebind", "template")
+STATES = ("swapped", "reverted", "prepared")
+CLAIM_ROLE = "claim"
+RESTORE_VIA_DD = "data_download"
 RETAIN = "Retain"
 # Binding annotations the PV controller writes; a recreated claim must not carry them.
 BINDING_ANNOTATION_PREFIX = "pv.kubernetes.io/"
@@ -79,6 +89,106 @@ def recreate_body(snapshot, volume_name, storage_class=None):
         spec["storageClassName"] = storage_class
     spec["volumeName"] = volume_name
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
+
+
+# ----------------------------------------------------------------------------- the new claim (replace mode)
+def new_claim_body(rec, session, selector=None):
+    """The new PVC of plan record ``rec`` (``new_pvc``: name, storage_class, size, access_modes, volume_mode).
+
+    Session labels (role ``claim``) and the volume-key annotation. ``selector``: the
+    ``velero.io/dynamic-pv-restore`` value a DataDownload target needs, set at creation (immutable).
+    """
+    new_pvc = rec.get("new_pvc") or {}
+    key = rec.get("key") or new_pvc.get("name")
+    if not new_pvc.get("name"):
+        raise PreflightError("Volume %s has no new_pvc: only a replace-mode plan (velero.data_restore.restore_plan "
+                             "mode=replace) has a new claim to create." % key, volume=key)
+    if not rec.get("target_namespace"):
+        raise PreflightError("Volume %s: the plan record lacks target_namespace; build it with "
+                             "velero.data_restore.restore_plan." % key, volume=key)
+    if not new_pvc.get("size"):
+        raise PreflightError("Volume %s: new_pvc.size is missing." % key, volume=key)
+    spec = {
+        "accessModes": list(new_pvc.get("access_modes") or ["ReadWriteOnce"]),
+        "resources": {"requests": {"storage": str(new_pvc["size"])}},
+        "volumeMode": new_pvc.get("volume_mode") or rec.get("volume_mode") or "Filesystem",
+    }
+    if selector:
+        spec["selector"] = {"matchLabels": {va.LABEL_DYNAMIC_PV_RESTORE: selector}}
+    if new_pvc.get("storage_class"):
+        spec["storageClassName"] = new_pvc["storage_class"]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": new_pvc["name"],
+            "namespace": rec["target_namespace"],
+            "labels": names.session_labels(session, CLAIM_ROLE),
+            "annotations": {pvrs.ANNOTATION_VOLUME_KEY: pvrs.volume_key(rec)},
+        },
+        "spec": spec,
+    }
+
+
+def is_session_claim(pvc, session):
+    labels = (pvc.get("metadata") or {}).get("labels") or {}
+    return labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY and labels.get(names.LABEL_SESSION) == session
+
+
+def ensure_new_claim(kube, velero_namespace, session, rec, check_mode=False):
+    """Create the new PVC of plan record ``rec`` unless this session's is there already (idempotent).
+
+    Recorded in the session (volume ``new_pvc``) before it is created. A PVC of that name that is not
+    this session's is refused. Returns {key, namespace, pvc, new_pvc, state, changed, body}; state is
+    ``created``, ``exists`` or ``would_create`` (check mode).
+    """
+    body = new_claim_body(rec, session)
+    meta = body["metadata"]
+    namespace, name, key = meta["namespace"], meta["name"], pvrs.volume_key(rec)
+    out = {"key": key, "namespace": namespace, "pvc": rec.get("target_pvc"), "new_pvc": name, "changed": False}
+    existing = kube.get(k.PVC, name, namespace)
+    if existing is not None:
+        if not is_session_claim(existing, session):
+            labels = (existing.get("metadata") or {}).get("labels") or {}
+            raise PreflightError(
+                "PVC %s/%s (the new claim for %s) already exists and is not one of restore session %r (labels %s). "
+                "Delete or rename it if it is not needed, or restore with another session name (the new claim's "
+                "name derives from it)." % (namespace, name, key, session,
+                                            ", ".join("%s=%s" % kv for kv in sorted(labels.items())) or "none"),
+                pvc="%s/%s" % (namespace, name))
+        out["state"] = "exists"
+        return out
+    out.update(state="would_create" if check_mode else "created", changed=True, body=body)
+    if check_mode:
+        return out
+    sessions.set_volume(kube, velero_namespace, session, key, {"new_pvc": name,
+                                                               "restore_via": rec.get("restore_via")})
+    kube.create(k.PVC, body, namespace)
+    return out
+
+
+def prepare_claims(kube, params, check_mode=False):
+    """claim_patch state=prepared: the new PVCs of replace-mode plan records (DataDownload ones excepted)."""
+    session = params["session"]
+    records = params.get("volumes") or []
+    if not records:
+        raise PreflightError("volumes is empty: give the plan volume records of a replace-mode plan.")
+    if sessions.load(kube, params["velero_namespace"], session) is None and not check_mode:
+        sessions.require(kube, params["velero_namespace"], session)
+    results, after = [], {}
+    for rec in records:
+        if rec.get("restore_via") == RESTORE_VIA_DD:
+            results.append({"key": pvrs.volume_key(rec), "namespace": rec.get("target_namespace"),
+                            "pvc": rec.get("target_pvc"), "new_pvc": (rec.get("new_pvc") or {}).get("name"),
+                            "state": "skipped", "changed": False})
+            continue  # velero.data_restore.data_download creates its claim (with the selector)
+        result = ensure_new_claim(kube, params["velero_namespace"], session, rec, check_mode=check_mode)
+        body = result.pop("body", None)
+        if body is not None:
+            after[result["key"]] = body
+        results.append(result)
+    return dict(changed=any(r["changed"] for r in results), volumes=results, warnings=[],
+                diff=dict(before={}, after=after))
 
 
 def _phase(obj):
@@ -520,6 +630,8 @@ def template_users(kube, namespace, claim):
 
 # ----------------------------------------------------------------------------- entry point
 def patch_claims(kube, params, check_mode=False, on_progress=None):
+    if params.get("state") == "prepared":
+        return prepare_claims(kube, params, check_mode=check_mode)
     volumes = normalize_volumes(params.get("volumes"))
     if not volumes:
         raise PreflightError("volumes is empty: give plan volume records or {namespace, pvc, new_pvc} items.")

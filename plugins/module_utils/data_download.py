@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.velero.data_restore.plugins.module_utils import claims
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
@@ -34,7 +35,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 
 ROLE = "dd"
-CLAIM_ROLE = "claim"
+CLAIM_ROLE = claims.CLAIM_ROLE
 CONSUMER_ROLE = "consumer"
 ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 NODE_OS = ("", "linux", "windows")
@@ -104,32 +105,6 @@ def check_record(rec):
             "Volume %s has operationTimeout %r; it must be a non-zero Go duration such as 10m0s, since the node-agent "
             "uses it to wait for the restore PVC to bind (velero-contract.md §1.6, §7.7)." % (key, timeout), volume=key)
     return key
-
-
-def claim_body(rec, session, selector):
-    """The new target PVC, unbound, with the selector set at creation."""
-    new_pvc = rec["new_pvc"]
-    spec = {
-        "accessModes": list(new_pvc.get("access_modes") or ["ReadWriteOnce"]),
-        "resources": {"requests": {"storage": str(new_pvc.get("size") or "")}},
-        "volumeMode": new_pvc.get("volume_mode") or rec.get("volume_mode") or "Filesystem",
-        "selector": {"matchLabels": {va.LABEL_DYNAMIC_PV_RESTORE: selector}},
-    }
-    if not new_pvc.get("size"):
-        raise PreflightError("Volume %s: new_pvc.size is missing." % (rec.get("key") or new_pvc["name"]))
-    if new_pvc.get("storage_class"):
-        spec["storageClassName"] = new_pvc["storage_class"]
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {
-            "name": new_pvc["name"],
-            "namespace": rec["target_namespace"],
-            "labels": names.session_labels(session, CLAIM_ROLE),
-            "annotations": {pvrs.ANNOTATION_VOLUME_KEY: pvrs.volume_key(rec)},
-        },
-        "spec": spec,
-    }
 
 
 def build_dd(rec, sess, velero_namespace, snapshot_size_field=False, data_mover_config=None):
@@ -285,7 +260,7 @@ def run(kube, params, check_mode=False):
                 _delete_dd_and_wait(kube, velero_ns, session_name, name, dd, params["wait_timeout"])
             dd = None
         if claim is None:
-            body = claim_body(rec, session_name, selector)
+            body = claims.new_claim_body(rec, session_name, selector=selector)
             changed = True
             diffs.append(body)
             actions.append((key, "create claim"))

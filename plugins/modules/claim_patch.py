@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: claim_patch
-short_description: Swap restored volumes under workloads, or swap them back
+short_description: Create the new claims of a replace restore, swap them under workloads, or swap them back
 version_added: 0.1.0
 description:
   - The swap step of a replace-mode restore. Each volume has the original PVC (still mounted by the stopped
@@ -27,6 +27,13 @@ description:
   - O(state=reverted) undoes the swap from the session records, rebinding the original PVC to the retained old
     PV (and the restored PVC to the restored PV), or patching the templates back, and restores the reclaim
     policies.
+  - O(state=prepared) creates the new claim of each replace-mode plan record (C(new_pvc) - name, storage class,
+    size, access modes, volume mode), labelled with the session, recorded in the session before it is
+    created, for a PodVolumeRestore to restore into. An existing claim of the session is left as it is; a claim
+    of that name that is not the session's is refused. Records with C(restore_via=data_download) are skipped
+    (state V(skipped)) - M(velero.data_restore.data_download) creates those claims with the selector it needs.
+    O(mode), O(wait) and O(wait_timeout) do not apply (a claim of a WaitForFirstConsumer class binds only once
+    the helper pod mounts it).
   - Every step checks the current state first, so re-running after an interruption (even between deleting
     and recreating a claim) completes the swap from the session records. A PV is never deleted.
 author:
@@ -39,10 +46,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reports the planned swap per volume (state V(would_swap) or V(would_revert)) without changes.
+    description: Reports the planned change per volume (state V(would_create), V(would_swap) or V(would_revert)) without changes.
   diff_mode:
     support: full
-    description: Shows the volume each claim is bound to (rebind) or the template volumes (template), before and after.
+    description: >-
+      Shows the volume each claim is bound to (rebind) or the template volumes (template), before and after;
+      the claims to create (prepared).
 options:
   volumes:
     description:
@@ -59,9 +68,11 @@ options:
     choices: [rebind, template]
     default: rebind
   state:
-    description: V(swapped) swaps the restored volumes in; V(reverted) swaps the originals back.
+    description:
+      - V(prepared) creates the new claims (before the restore); V(swapped) swaps the restored volumes in;
+        V(reverted) swaps the originals back.
     type: str
-    choices: [swapped, reverted]
+    choices: [prepared, swapped, reverted]
     default: swapped
 notes:
   - Rebind refuses while a non-terminal pod uses either PVC and names the pods; stop them first with
@@ -77,6 +88,12 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Create the new claims a PodVolumeRestore restores into (replace mode)
+  velero.data_restore.claim_patch:
+    session: shop-rollback
+    volumes: "{{ plan.volumes }}"
+    state: prepared
+
 - name: Swap the restored volumes in (workloads stopped before)
   velero.data_restore.claim_patch:
     session: shop-rollback
@@ -133,7 +150,9 @@ volumes:
       type: str
       sample: rebind
     state:
-      description: V(swapped), V(reverted), V(would_swap), V(would_revert) (check mode) or V(not_swapped).
+      description:
+        - V(swapped), V(reverted), V(would_swap), V(would_revert) (check mode) or V(not_swapped);
+          with O(state=prepared) V(created), V(exists), V(would_create) (check mode) or V(skipped) (a DataDownload volume).
       type: str
       sample: swapped
     changed:
@@ -170,7 +189,7 @@ def main():
     spec = dict(
         volumes=dict(type="list", elements="dict", required=True),
         mode=dict(type="str", default="rebind", choices=list(claims.MODES)),
-        state=dict(type="str", default="swapped", choices=["swapped", "reverted"]),
+        state=dict(type="str", default="swapped", choices=list(claims.STATES)),
     )
     spec.update(SESSION_ARG_SPEC)
     spec.update(WAIT_ARG_SPEC)

@@ -357,3 +357,88 @@ def test_check_mode_plans_without_an_existing_session(fk):
     assert result["volumes"][0]["state"] == "would_swap" and mutations(fk) == before
     with pytest.raises(PreflightError, match="not found"):
         c.patch_claims(fk, params(session="not-yet"))
+
+
+# ----------------------------------------------------------------------------- state=prepared: the new claim
+def replace_record(pvc="data", new="data-restored-ab12cd", restore_via="pod_volume_restore", sc="sim-fast"):
+    return {"key": "%s/%s" % (NS, pvc), "source_namespace": NS, "source_pvc": pvc, "method": "fs",
+            "snapshot_id": "a1b2c3", "snapshot_size": 5 * 1024 * 1024, "volume_mode": "Filesystem",
+            "storage_class": "sim-immediate", "target_namespace": NS, "target_pvc": pvc, "restore_via": restore_via,
+            "new_pvc": {"name": new, "storage_class": sc, "size": "2Gi", "access_modes": ["ReadWriteMany"],
+                        "volume_mode": "Filesystem"}}
+
+
+def prepare_params(volumes, **kw):
+    p = dict(velero_namespace=VNS, session=SESSION, volumes=volumes, state="prepared", mode="rebind",
+             wait=True, wait_timeout=30)
+    p.update(kw)
+    return p
+
+
+@pytest.fixture
+def sk():
+    fake = FakeKube()
+    s.ensure(fake, VNS, SESSION, mode="replace")
+    return fake
+
+
+def test_prepared_creates_the_new_claim_from_the_plan_record_and_records_it_first(sk):
+    before = len(sk.requests)
+    result = c.patch_claims(sk, prepare_params([replace_record()]))
+    assert result["changed"] and [v["state"] for v in result["volumes"]] == ["created"]
+    claim = sk.find(k.PVC, "data-restored-ab12cd", NS)
+    assert claim["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "velero.data_restore",
+                                           "data-restore.ansible/session": SESSION, "data-restore.ansible/role": "claim"}
+    assert claim["metadata"]["annotations"] == {"data-restore.ansible/volume-key": "shop/data"}
+    assert claim["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "2Gi"}},
+                             "volumeMode": "Filesystem", "storageClassName": "sim-fast"}
+    requests = sk.requests[before:]
+    assert requests.index(("update", "ConfigMap")) < requests.index(("create", "PersistentVolumeClaim"))
+    vol = s.require(sk, VNS, SESSION).doc["volumes"]["shop/data"]
+    assert vol["new_pvc"] == "data-restored-ab12cd"
+    assert result["diff"]["after"]["shop/data"]["metadata"]["name"] == "data-restored-ab12cd"
+
+
+def test_prepared_is_idempotent_and_check_mode_changes_nothing(sk):
+    before = len(sk.events)
+    result = c.patch_claims(sk, prepare_params([replace_record()]), check_mode=True)
+    assert result["changed"] and result["volumes"][0]["state"] == "would_create"
+    assert len(sk.events) == before
+    c.patch_claims(sk, prepare_params([replace_record()]))
+    creates = sk.count("create")
+    again = c.patch_claims(sk, prepare_params([replace_record()]))
+    assert not again["changed"] and again["volumes"][0]["state"] == "exists" and sk.count("create") == creates
+    assert c.patch_claims(sk, prepare_params([replace_record()]), check_mode=True)["changed"] is False
+
+
+def test_prepared_refuses_a_claim_of_that_name_that_is_not_ours(sk):
+    sk.add(k.PVC, {"metadata": {"name": "data-restored-ab12cd", "namespace": NS, "labels": {"app": "shop"}},
+                   "spec": {}, "status": {"phase": "Bound"}})
+    before = len(sk.events)
+    with pytest.raises(PreflightError) as err:
+        c.patch_claims(sk, prepare_params([replace_record()]))
+    assert "PVC shop/data-restored-ab12cd (the new claim for shop/data) already exists" in err.value.msg
+    assert "app=shop" in err.value.msg and len(sk.events) == before
+    # nor one of another session
+    sk.mutate(k.PVC, "data-restored-ab12cd", NS, lambda o: o["metadata"].update(labels={
+        "app.kubernetes.io/managed-by": "velero.data_restore", "data-restore.ansible/session": "other"}))
+    with pytest.raises(PreflightError):
+        c.patch_claims(sk, prepare_params([replace_record()]))
+
+
+def test_prepared_leaves_datadownload_claims_and_refuses_in_place_records(sk):
+    result = c.patch_claims(sk, prepare_params([replace_record(restore_via="data_download")]))
+    assert not result["changed"] and result["volumes"][0]["state"] == "skipped" and sk.all(k.PVC) == []
+    rec = replace_record()
+    rec["new_pvc"] = None
+    with pytest.raises(PreflightError) as err:
+        c.patch_claims(sk, prepare_params([rec]))
+    assert "has no new_pvc" in err.value.msg
+
+
+def test_one_claim_builder_for_both_paths():
+    rec = replace_record(restore_via="data_download")
+    plain = c.new_claim_body(rec, SESSION)
+    with_selector = c.new_claim_body(rec, SESSION, selector="shop.data.x1")
+    assert with_selector["spec"].pop("selector") == {"matchLabels": {"velero.io/dynamic-pv-restore": "shop.data.x1"}}
+    assert with_selector == plain
