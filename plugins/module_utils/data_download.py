@@ -384,10 +384,16 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
             # No label selector: an adopted claim (made by the caller) does not carry our labels.
             wait_for(kube, k.PVC, predicate, namespace=ns, timeout=remaining, what="restored PVCs to be Bound")
         except WaitTimeout as exc:
-            raise WaitTimeout(
-                "DataDownloads completed but PVC(s) %s are not Bound to the restored PV yet after %ss. Check the PV's "
-                "claimRef and the node-agent logs (kubectl -n %s logs ds/node-agent)."
-                % (", ".join(exc.pending), params["wait_timeout"], velero_ns), pending=exc.pending, volumes=volumes)
+            hint = ("DataDownloads completed but PVC(s) %s are not Bound to the restored PV yet after %ss. Check the "
+                    "PV's claimRef and the node-agent logs (kubectl -n %s logs ds/node-agent)."
+                    % (", ".join(exc.pending), params["wait_timeout"], velero_ns))
+            if params.get("fail_on_timeout", True):
+                raise WaitTimeout(hint, pending=exc.pending, volumes=volumes)
+            # Like a DataDownload still running: the caller waits another slice.
+            result.update(done=False, volumes=volumes, pending=list(exc.pending), hints=[hint],
+                          progress="%s; PVC(s) not Bound yet: %s" % (pvrs.progress_line(volumes),
+                                                                    ", ".join(exc.pending)))
+            return result
     removed = _delete_placeholders(kube, session_name, volumes)
     result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed)
     return result

@@ -86,7 +86,9 @@ options:
     type: bool
     default: false
   fail_on_timeout:
-    description: With V(false), a timed-out wait returns RV(done=false) and the progress instead of failing.
+    description:
+      - With V(false), a timed-out wait returns RV(done=false) and the progress instead of failing - also when
+        the DataDownloads completed but a target PVC is not Bound to its restored PV yet (wait another slice).
     type: bool
     default: true
 """
@@ -167,7 +169,7 @@ volumes:
       description: Seconds from start to completion.
       type: int
 hints:
-  description: Why pending DataDownloads are stuck, on a timeout with O(fail_on_timeout=false).
+  description: Why pending DataDownloads (or PVCs not Bound yet) are stuck, on a timeout with O(fail_on_timeout=false).
   returned: on timeout
   type: list
   elements: str

@@ -125,6 +125,43 @@ def test_timeout_without_failing_returns_hints():
     assert result["done"] is False and result["pending"]
 
 
+def _completed_but_not_bound():
+    """DataDownload Completed, the node-agent set the PVC's volumeName, the PV controller has not bound it yet."""
+    fake = setup()
+    fake.controllers.pop()  # no node-agent: the test sets the state
+    rec = f.dm_record("data")
+    dd.run(fake, params(volumes=[rec], wait=False))
+    name = dd.dd_name("s1", f.NS, "data-restored")
+    fake.mutate(k.DATA_DOWNLOAD, name, f.VNS, lambda o: o.setdefault("status", {}).update(
+        phase="Completed", progress={"totalBytes": 2048, "bytesDone": 2048}, completionTimestamp="2026-01-01T00:00:40Z"))
+
+    def rebound(o):
+        o["spec"]["volumeName"] = "pvc-restored-1"
+        o["status"] = {"phase": "Pending"}
+    fake.mutate(k.PVC, "data-restored", f.NS, rebound)
+    return fake, rec
+
+
+def test_completed_but_pvc_not_bound_yet_is_progress_without_fail_on_timeout():
+    fake, rec = _completed_but_not_bound()
+    result = dd.run(fake, params(volumes=[rec], wait_timeout=1, fail_on_timeout=False))
+    assert result["done"] is False
+    assert result["pending"] == ["shop/data-restored (Pending)"]
+    assert "1/1 volumes completed" in result["progress"] and "not Bound" in result["progress"]
+    assert result["volumes"][0]["pvc_phase"] == "Pending"
+    # next slice: bound now, done
+    fake.mutate(k.PVC, "data-restored", f.NS, lambda o: o["status"].update(phase="Bound"))
+    again = dd.run(fake, params(volumes=[rec], wait_timeout=5, fail_on_timeout=False))
+    assert again["done"] is True and again["volumes"][0]["pv"] == "pvc-restored-1"
+
+
+def test_completed_but_pvc_not_bound_fails_with_fail_on_timeout():
+    fake, rec = _completed_but_not_bound()
+    with pytest.raises(WaitTimeout) as err:
+        dd.run(fake, params(volumes=[rec], wait_timeout=1))
+    assert "not Bound to the restored PV yet" in err.value.msg
+
+
 def test_idempotent_rerun():
     fake = setup()
     first = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")]))
