@@ -81,7 +81,7 @@ notes:
     and any selector, and takes the storage class of the PV it is bound to (it differs from the original only
     when the restore mapped storage classes).
   - When a reverted PV would get reclaim policy C(Delete) back while it is not Bound, it keeps C(Retain) and a
-    warning says so, since C(Delete) would make Kubernetes delete it.
+    warning says so, since C(Delete) would make Kubernetes delete it. What was left alone is reported as warnings.
 seealso:
   - module: velero.data_restore.workload_scale
   - module: velero.data_restore.restore_session
@@ -163,11 +163,6 @@ volumes:
       type: list
       elements: str
       returned: mode=template
-warnings:
-  description: What was left alone and why (e.g. a PV kept C(Retain)).
-  returned: always
-  type: list
-  elements: str
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import claims
@@ -180,6 +175,8 @@ from ansible_collections.velero.data_restore.plugins.module_utils.module import 
 
 def run(module, kube):
     result = claims.patch_claims(kube, module.params, check_mode=module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     if not module._diff:
         result.pop("diff", None)
     return result

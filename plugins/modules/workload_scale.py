@@ -28,7 +28,7 @@ description:
   - Before changing a workload its original value is written into the session (undo record C(scale)) and
     into the annotation C(data-restore.ansible/original) of the object.
   - Starting restores the original only where the current value is still the stopped one; a value someone
-    else changed meanwhile is left alone and reported in RV(warnings).
+    else changed meanwhile is left alone and reported as a warning.
   - A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete) is refused before any change,
     since scaling it to 0 would delete its PVCs.
 author:
@@ -181,11 +181,6 @@ pods_waited:
   returned: always
   type: list
   elements: str
-warnings:
-  description: Things the task left alone or could not fully handle, with the reason.
-  returned: always
-  type: list
-  elements: str
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads
@@ -194,6 +189,8 @@ from ansible_collections.velero.data_restore.plugins.module_utils.module import 
 
 def run(module, kube):
     result = workloads.scale(kube, module.params, check_mode=module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     if not module._diff:
         result.pop("diff", None)
     return result
