@@ -390,9 +390,8 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
             if params.get("fail_on_timeout", True):
                 raise WaitTimeout(hint, pending=exc.pending, volumes=volumes)
             # Like a DataDownload still running: the caller waits another slice.
-            result.update(done=False, volumes=volumes, pending=list(exc.pending), hints=[hint],
-                          progress="%s; PVC(s) not Bound yet: %s" % (pvrs.progress_line(volumes),
-                                                                    ", ".join(exc.pending)))
+            progress = "%s; PVC(s) not Bound yet: %s" % (pvrs.progress_line(volumes), ", ".join(exc.pending))
+            result.update(done=False, volumes=volumes, pending=list(exc.pending), hints=[hint], progress=progress)
             return result
     removed = _delete_placeholders(kube, session_name, volumes)
     result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed)
