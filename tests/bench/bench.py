@@ -313,6 +313,16 @@ backup_info over %d Backups + %d PodVolumeBackups (through ansible, including it
 ```
 %s
 ```
+
+## Notes
+* The test cluster is shared: other suites change the simulator's `sim-config` (speed, concurrency) while the
+  bench runs. Rows marked "(sim-config disturbed)" ran partly at another speed - compare their wall times
+  with care (the slowest-PVR column shows what the node-agent really took).
+* Orchestration overhead of our playbook is roughly constant (≈ 25 module tasks, each an ansible task
+  start-up plus a few API calls: ~1-2 s per task on this 2-CPU host), so its share of the total shrinks as
+  the data-path time grows; the overhead target assumes restores that take minutes.
+* The DIY playbook restores all volumes concurrently too (one helper pod, one label-selector wait), so it
+  is not slower by construction; the speed-up target would only be met against a per-volume sequential DIY.
 """ % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count() or 0,
        " ".join("%.1f" % x for x in os.getloadavg()), VOLUME_BYTES, SECONDS_PER_VOLUME, "\n".join(table), list_count,
        list_count * PVBS_PER_BACKUP,
@@ -322,6 +332,11 @@ backup_info over %d Backups + %d PodVolumeBackups (through ansible, including it
 
 
 def main():
+    if os.environ.get("BENCH_RENDER_ONLY"):  # re-write docs/performance.md from tests/output/bench.json
+        with open(os.path.join(REPO, "tests", "output", "bench.json")) as handle:
+            saved = json.load(handle)
+        write_report(saved["rows"], saved["backup_info"], saved["lines"], saved.get("list_count", LIST_BACKUPS))
+        return 0
     kubeconfig, api_client, kube = clients()
     kube.api = api_client
     state_dir = str(test_cluster.STATE_DIR)
@@ -357,7 +372,8 @@ def main():
         figure("backup_info %s over %d Backups" % (what, LIST_BACKUPS), seconds, TARGETS["backup_info_seconds"], unit="s")
     write_report(rows, list_timings, lines, LIST_BACKUPS)
     with open(os.path.join(REPO, "tests", "output", "bench.json"), "w") as handle:
-        json.dump({"rows": rows, "backup_info": list_timings, "lines": lines}, handle, indent=1)
+        json.dump({"rows": rows, "backup_info": list_timings, "lines": lines, "list_count": LIST_BACKUPS}, handle,
+                  indent=1)
     if missed:
         print("targets missed: %s" % ", ".join(missed), flush=True)
         return 1
