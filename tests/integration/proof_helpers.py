@@ -27,8 +27,15 @@ NOISY = {"events", "leases", "endpoints", "endpointslices"}
 
 # ----------------------------------------------------------------------------- RBAC
 def rbac_documents():
+    """The RBAC objects of docs/rbac.yml (one `kind: List` document)."""
+    docs = []
     with open(RBAC_FILE) as handle:
-        return [d for d in yaml.safe_load_all(handle) if d]
+        for doc in yaml.safe_load_all(handle):
+            if doc and doc.get("kind") == "List":
+                docs.extend(doc.get("items") or [])
+            elif doc:
+                docs.append(doc)
+    return docs
 
 
 def required_documents():
