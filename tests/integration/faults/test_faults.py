@@ -201,10 +201,6 @@ def test_data_download_rebind_failure(api_client, kube, kubeconfig, namespace, a
     ph.assert_data_matches(api_client, state_dir, dict(app, files=original))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "GAP: no retry of connection-refused during waits: when kube-apiserver restarts mid-wait the play fails at "
-    "once and its rescue (on_failure resume) fails too while the apiserver is still down, so the workloads stay "
-    "stopped until a re-run (which then completes). Passes when the restart happens between two API calls."))
 def test_apiserver_restart_during_wait(api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
     import cluster  # pylint: disable=import-error
     proc = _start("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
