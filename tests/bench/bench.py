@@ -288,7 +288,8 @@ def write_report(rows, list_timings, lines, list_count):
     for r in rows:
         table.append("| %d | %.0f / %.0f / %.0f%s | %.1f | %.1f | %.0f | %.1f | %.1f | %.0f | %.2fx | %.2fx |" % (
             r["n"], r["data_seconds"], r["ours"]["slowest_pvr"], r["diy"]["slowest_pvr"],
-            " (sim-config disturbed)" if r["ours"]["disturbed"] or r["diy"]["disturbed"] else "", r["ours"]["wall"], r["ours"]["overhead"], r["ours"]["requests"],
+            " (sim-config disturbed)" if r["ours"]["disturbed"] or r["diy"]["disturbed"] else "",
+            r["ours"]["wall"], r["ours"]["overhead"], r["ours"]["requests"],
             r["ours"]["requests"] / r["n"], r["diy"]["wall"], r["diy"]["requests"],
             r["diy"]["wall"] / r["ours"]["wall"], r["diy"]["requests"] / max(1.0, r["ours"]["requests"])))
     text = """# Performance (`make bench`)
