@@ -122,8 +122,7 @@ def build_dd(rec, sess, velero_namespace, snapshot_size_field=False, data_mover_
     if snapshot_size_field and rec.get("snapshot_size"):
         spec["snapshotSize"] = int(rec["snapshot_size"])
     if data_mover_config:
-        spec["dataMoverConfig"] = dict((key, str(value).lower() if isinstance(value, bool) else str(value))
-                                       for key, value in data_mover_config.items())
+        spec["dataMoverConfig"] = va.data_path_settings(data_mover_config)
     return {
         "apiVersion": k.DATA_DOWNLOAD.api_version,
         "kind": k.DATA_DOWNLOAD.kind,

@@ -98,8 +98,7 @@ def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None, 
     if snapshot_size_field and rec.get("snapshot_size"):
         spec["snapshotSize"] = int(rec["snapshot_size"])
     if uploader_settings:
-        spec["uploaderSettings"] = dict((key, str(value).lower() if isinstance(value, bool) else str(value))
-                                        for key, value in uploader_settings.items())
+        spec["uploaderSettings"] = va.data_path_settings(uploader_settings)
     return {
         "apiVersion": k.POD_VOLUME_RESTORE.api_version,
         "kind": k.POD_VOLUME_RESTORE.kind,

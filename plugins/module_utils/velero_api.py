@@ -102,6 +102,13 @@ def get_valid_name(label):
     return label[:DNS1035_LABEL_MAX_LENGTH - _VALID_NAME_HASH_CHARS] + digest[:_VALID_NAME_HASH_CHARS]
 
 
+def data_path_settings(settings):
+    """PVR uploaderSettings / DD dataMoverConfig: a map of strings, booleans as "true"/"false"
+    (pkg/uploader/util/uploader_config.go StoreRestoreConfig, contract §1.4)."""
+    return dict((key, str(value).lower() if isinstance(value, bool) else str(value))
+                for key, value in (settings or {}).items())
+
+
 def backup_selector(backup_name):
     """Label selector of the PodVolumeBackups/DataUploads of a backup (contract §7.17: by name)."""
     return "%s=%s" % (LABEL_BACKUP_NAME, get_valid_name(backup_name))
