@@ -40,7 +40,7 @@ BANNER = """
 """
 
 REAL_CLUSTER = """
-To run the same against a real cluster with Velero (>= 1.15, node-agent installed):
+To run the same against a real cluster with Velero (>= 1.16 with the kopia uploader, node-agent installed):
 
   export K8S_AUTH_KUBECONFIG=~/.kube/config           # or kubeconfig=... / kube_context=... extra vars
   ansible-galaxy collection install kubernetes.core
