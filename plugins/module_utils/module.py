@@ -27,6 +27,17 @@ SESSION_ARG_SPEC = dict(
     session=dict(type="str", required=True),
 )
 
+# Options of the modules that create Velero data-path objects (PodVolumeRestore, DataDownload).
+DATA_PATH_ARG_SPEC = dict(
+    session=dict(type="str", required=True),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    volumes=dict(type="list", elements="dict"),
+    retry_failed=dict(type="bool", default=False),
+    fail_fast=dict(type="bool", default=False),
+    fail_on_timeout=dict(type="bool", default=True),
+    **WAIT_ARG_SPEC
+)
+
 
 def build_argument_spec(*specs):
     spec = auth_arg_spec()

@@ -176,7 +176,7 @@ hints:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import data_download
-from ansible_collections.velero.data_restore.plugins.module_utils.module import WAIT_ARG_SPEC, run_module
+from ansible_collections.velero.data_restore.plugins.module_utils.module import DATA_PATH_ARG_SPEC, run_module
 
 
 def run(module, kube):
@@ -185,20 +185,14 @@ def run(module, kube):
 
 def main():
     spec = dict(
-        session=dict(type="str", required=True),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        volumes=dict(type="list", elements="dict"),
         namespace=dict(type="str"),
         placeholder=dict(type="str", default="auto", choices=["auto", "always", "never"]),
         image=dict(type="str"),
         node_selector=dict(type="dict"),
         tolerations=dict(type="list", elements="dict"),
         data_mover_config=dict(type="dict"),
-        retry_failed=dict(type="bool", default=False),
-        fail_fast=dict(type="bool", default=False),
-        fail_on_timeout=dict(type="bool", default=True),
+        **DATA_PATH_ARG_SPEC
     )
-    spec.update(WAIT_ARG_SPEC)
     run_module(spec, run, required_if=[("state", "present", ["volumes"])])
 
 

@@ -169,7 +169,7 @@ deleted:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore
-from ansible_collections.velero.data_restore.plugins.module_utils.module import WAIT_ARG_SPEC, run_module
+from ansible_collections.velero.data_restore.plugins.module_utils.module import DATA_PATH_ARG_SPEC, run_module
 
 
 def run(module, kube):
@@ -178,16 +178,10 @@ def run(module, kube):
 
 def main():
     spec = dict(
-        session=dict(type="str", required=True),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        volumes=dict(type="list", elements="dict"),
         pods=dict(type="list", elements="dict"),
         uploader_settings=dict(type="dict"),
-        retry_failed=dict(type="bool", default=False),
-        fail_fast=dict(type="bool", default=False),
-        fail_on_timeout=dict(type="bool", default=True),
+        **DATA_PATH_ARG_SPEC
     )
-    spec.update(WAIT_ARG_SPEC)
     run_module(spec, run, required_if=[("state", "present", ["volumes"])])
 
 
