@@ -355,22 +355,35 @@ backup_info over %d Backups + %d PodVolumeBackups (through ansible, including it
         handle.write(text)
 
 
-def main():
-    if os.environ.get("BENCH_RENDER_ONLY"):  # re-write docs/performance.md from tests/output/bench.json
-        with open(os.path.join(REPO, "tests", "output", "bench.json")) as handle:
-            saved = json.load(handle)
-        write_report(saved["rows"], saved["backup_info"], saved["lines"], saved.get("list_count", LIST_BACKUPS))
-        return 0
-    kubeconfig, api_client, kube = clients()
-    kube.api = api_client
-    state_dir = str(test_cluster.STATE_DIR)
-    rows = []
-    for n in SIZES:
-        rows.append(run_size(kubeconfig, api_client, kube, state_dir, n))
-    list_timings = bench_backup_info(kubeconfig, kube, LIST_BACKUPS) if LIST_BACKUPS else {}
-    if sorted(WHO) != ["diy", "ours"]:  # a partial run (profiling): figures only, docs untouched
-        print(json.dumps({"rows": rows, "backup_info": list_timings}, indent=1), flush=True)
-        return 0
+RESULTS = os.path.join(REPO, "tests", "output", "bench-results.json")
+
+
+def load_results(path=RESULTS):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {"sizes": {}, "backup_info": {}}
+
+
+def merge_results(store, rows, list_timings):
+    """Keep the newest measurement of each (N, who); a run may measure only some of them (BENCH_WHO)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = " ".join("%.1f" % x for x in os.getloadavg())
+    for row in rows:
+        size = store["sizes"].setdefault(str(row["n"]), {"n": row["n"]})
+        for who in DIY_PLAYBOOKS.keys() | {"ours"}:
+            if who in row:
+                size[who] = dict(row[who], measured_at=stamp, load_average=load, data_seconds=row["data_seconds"])
+        size["data_seconds"] = row["data_seconds"]
+    if list_timings:
+        store["backup_info"] = dict(list_timings, measured_at=stamp, count=LIST_BACKUPS)
+    return store
+
+
+def evaluate(store):
+    """Figures with targets for every size measured for both ours and the DIY baseline."""
+    rows = [r for _k, r in sorted(store["sizes"].items(), key=lambda kv: int(kv[0])) if "ours" in r and "diy" in r]
     lines, missed = [], []
 
     def figure(name, value, target, at_most=True, unit=""):
@@ -379,28 +392,52 @@ def main():
             name, value, unit, "<=" if at_most else ">=", target, unit, value / target if target else 0,
             "MET" if met else "MISSED")
         lines.append(line)
-        print(line, flush=True)
         if not met:
             missed.append(name)
     for r in rows:
         n, ours, diy = r["n"], r["ours"], r["diy"]
-        pct = 100.0 * ours["overhead"] / ours["slowest_pvr"]
         if n == 50 or len(rows) == 1:
-            figure("N=%d overhead %% of data path" % n, pct, TARGETS["overhead_pct_at_50"])
-        conc = ours["wall"] / ours["slowest_pvr"]
-        figure("N=%d wall / slowest volume" % n, conc, TARGETS["concurrency_ratio"])
-        rpv = ours["requests"] / n
-        figure("N=%d API requests per volume" % n, rpv, TARGETS["requests_per_volume"])
-        rr = diy["requests"] / max(1.0, ours["requests"])
-        figure("N=%d DIY/ours API requests" % n, rr, TARGETS["request_ratio_vs_diy"], at_most=False)
-        sp = diy["wall"] / ours["wall"]
-        figure("N=%d DIY/ours wall time" % n, sp, TARGETS["speedup_vs_diy"], at_most=False)
-    for what, seconds in sorted(list_timings.items()):
-        figure("backup_info %s over %d Backups" % (what, LIST_BACKUPS), seconds, TARGETS["backup_info_seconds"], unit="s")
-    write_report(rows, list_timings, lines, LIST_BACKUPS)
-    with open(os.path.join(REPO, "tests", "output", "bench.json"), "w") as handle:
-        json.dump({"rows": rows, "backup_info": list_timings, "lines": lines, "list_count": LIST_BACKUPS}, handle,
-                  indent=1)
+            figure("N=%d overhead %% of data path" % n, 100.0 * ours["overhead"] / ours["slowest_pvr"],
+                   TARGETS["overhead_pct_at_50"])
+        figure("N=%d wall / slowest volume" % n, ours["wall"] / ours["slowest_pvr"], TARGETS["concurrency_ratio"])
+        figure("N=%d API requests per volume" % n, ours["requests"] / n, TARGETS["requests_per_volume"])
+        figure("N=%d DIY/ours API requests" % n, diy["requests"] / max(1.0, ours["requests"]),
+               TARGETS["request_ratio_vs_diy"], at_most=False)
+        figure("N=%d DIY/ours wall time" % n, diy["wall"] / ours["wall"], TARGETS["speedup_vs_diy"], at_most=False)
+    info = store.get("backup_info") or {}
+    for what in ("latest", "list"):
+        if what in info:
+            figure("backup_info %s over %d Backups" % (what, info.get("count", LIST_BACKUPS)), info[what],
+                   TARGETS["backup_info_seconds"], unit="s")
+    return rows, lines, missed
+
+
+def main():
+    merge_from = os.environ.get("BENCH_MERGE_FROM")  # results of another checkout's run (same cluster settings)
+    store = load_results()
+    if merge_from:
+        other = load_results(merge_from)
+        for key, size in other["sizes"].items():
+            store["sizes"].setdefault(key, {}).update(size)
+        if other.get("backup_info"):
+            store["backup_info"] = other["backup_info"]
+    if not os.environ.get("BENCH_RENDER_ONLY") and not merge_from:
+        kubeconfig, api_client, kube = clients()
+        kube.api = api_client
+        state_dir = str(test_cluster.STATE_DIR)
+        rows = [run_size(kubeconfig, api_client, kube, state_dir, n) for n in SIZES]
+        list_timings = bench_backup_info(kubeconfig, kube, LIST_BACKUPS) if LIST_BACKUPS else {}
+        merge_results(store, rows, list_timings)
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as handle:
+        json.dump(store, handle, indent=1, sort_keys=True)
+    rows, lines, missed = evaluate(store)
+    for line in lines:
+        print(line, flush=True)
+    if not rows:
+        print("no size has been measured for both ours and diy yet (BENCH_WHO); docs/performance.md left as it is")
+        return 0
+    write_report(rows, store.get("backup_info") or {}, lines, (store.get("backup_info") or {}).get("count", LIST_BACKUPS))
     if missed:
         print("targets missed: %s" % ", ".join(missed), flush=True)
         return 1
