@@ -1,0 +1,80 @@
+"""The restore_report module end to end through AnsibleModule (argument spec, check mode, diff, failure), with
+FakeKube behind module.run_module instead of a cluster."""
+
+import json
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import module as module_utils
+from ansible_collections.velero.data_restore.plugins.module_utils import session as s
+from ansible_collections.velero.data_restore.plugins.modules import restore_report
+from fake_kube import FakeKube
+from report_fixtures import in_place, replace
+
+
+def seed(case):
+    kube = FakeKube()
+    kube.add(k.CONFIG_MAP, s.config_map_body(case["session"], "velero", case["doc"]))
+    for obj in case["pvrs"]:
+        kube.add(k.POD_VOLUME_RESTORE, obj)
+    for obj in case["dds"]:
+        kube.add(k.DATA_DOWNLOAD, obj)
+    return kube
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """run(kube, args, check=False, diff=False) -> the module's result dict."""
+
+    def runner(kube, args, check=False, diff=False):
+        args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
+        if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19 decodes the arguments with a profile
+            monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+        monkeypatch.setattr(module_utils, "get_kube", lambda params: kube)
+        with pytest.raises(SystemExit):
+            restore_report.main()
+        return json.loads(capsys.readouterr().out)
+
+    return runner
+
+
+def test_writes_both_files_then_is_idempotent(run, tmp_path):
+    kube = seed(replace())
+    args = {"session": "shop-rollback", "directory": str(tmp_path)}
+    first = run(kube, args)
+    assert first["changed"] and not first.get("failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data-restore-shop-rollback.json", "data-restore-shop-rollback.md"]
+    with open(first["files"]["json"]) as handle:
+        assert json.load(handle) == first["report"]
+    assert first["summary"][-1] == "Reports: %s %s" % (first["files"]["markdown"], first["files"]["json"])
+    assert "diff" not in first  # only with --diff
+    requests = len(kube.requests)
+    assert sorted(kube.requests) == [("get", "ConfigMap"), ("list", "DataDownload"), ("list", "PodVolumeRestore")]
+
+    second = run(kube, args)
+    assert not second["changed"] and second["report"] == first["report"]
+    assert len(kube.requests) == 2 * requests
+
+
+def test_check_mode_and_diff(run, tmp_path):
+    kube = seed(in_place())
+    args = {"session": "shop-nightly", "directory": str(tmp_path / "reports"), "warnings": ["from this run"]}
+    result = run(kube, args, check=True, diff=True)
+    assert result["changed"] and not (tmp_path / "reports").exists()
+    assert [d["after_header"] for d in result["diff"]] == sorted(result["files"].values())
+    assert "- from this run\n" in result["diff"][1]["after"]
+    run(kube, args)
+    again = run(kube, args, check=True, diff=True)
+    assert not again["changed"] and again["diff"] == []
+
+
+def test_missing_session_fails_naming_it(run, tmp_path):
+    result = run(FakeKube(), {"session": "gone", "directory": str(tmp_path), "velero_namespace": "openshift-adp"})
+    assert result["failed"]
+    assert "'gone'" in result["msg"] and "openshift-adp/data-restore-gone" in result["msg"]
+    assert "velero_namespace" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
