@@ -36,6 +36,20 @@ options:
     required: true
 """
 
+    SESSION_STATE = r"""
+options:
+  session_state:
+    description:
+      - Move the session to this state once the task's own work succeeded (for a waiting task - when it is
+        done, not when it timed out), as M(velero.data_restore.restore_session) O(session_state) would.
+      - Saves the separate C(restore_session) task (one module start and one session read) at each step of
+        the roles.
+      - Needs O(session).
+    type: str
+    choices: [planned, quiescing, quiesced, restoring, restored, swapping, swapped, resuming, completed, failed,
+              rolling_back, rolled_back]
+"""
+
     WAIT = r"""
 options:
   wait:

@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    ConflictError,
     DataRestoreError,
     PreflightError,
     WaitTimeout,
@@ -431,8 +432,7 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False):
     """
     claims = {}
     missing = []
-    for pvc in pvcs:
-        obj = kube.get(k.PVC, pvc, namespace)
+    for pvc, obj in k.get_many(kube, k.PVC, pvcs, namespace).items():
         if obj is None:
             missing.append(pvc)
         else:
@@ -452,10 +452,11 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False):
     if pin_to_consumer_node:
         pods = kube.list(k.POD, namespace=namespace)[0]
     groups = {}
+    volumes = k.get_many(kube, k.PV, [(c.get("spec") or {}).get("volumeName") for c in claims.values()])
     for pvc in sorted(claims):
         claim = claims[pvc]
         volume_name = (claim.get("spec") or {}).get("volumeName")
-        pv = kube.get(k.PV, volume_name) if volume_name else None
+        pv = volumes.get(volume_name) if volume_name else None
         constraint, hosts = pv_node_constraint(pv), pv_hostnames(pv)
         pinned, tolerations = None, []
         if pin_to_consumer_node:
@@ -595,15 +596,14 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
             "constraints (their PVs' node affinity). Restore them in separate runs or drop node_name."
             % (node_name, ", ".join(sorted(pvcs)), len(groups)))
     existing = dict((p["metadata"]["name"], p) for p in find_pods(kube, session_name, namespace))
-    entries, changed, diffs = [], False, []
+    entries, changed, diffs, to_create = [], False, [], []
     for group in groups:
         group_affinity = pin_affinity(affinity, group["pin_node"]) if group["pin_node"] else affinity
         group_tolerations = list(tolerations or []) + [t for t in group["tolerations"] if t not in (tolerations or [])]
         body = build_pod(session_name, session_uid, namespace, group["id"], group["pvcs"], settings,
                          node_selector=node_selector, affinity=group_affinity, tolerations=group_tolerations,
                          node_name=node_name, labels=labels)
-        name = body["metadata"]["name"]
-        current = existing.get(name) or kube.get(k.POD, name, namespace)
+        current = existing.get(body["metadata"]["name"])
         if current is not None:
             check_reusable(current, body)
             entries.append(describe_pod(current))
@@ -615,8 +615,27 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
             entry["uid"] = None
             entries.append(entry)
             continue
-        entries.append(describe_pod(kube.create(k.POD, body, namespace)))
+        entries.append(None)
+        to_create.append((len(entries) - 1, body))
+    if to_create:
+        try:
+            made = kube.create_many(k.POD, [body for _index, body in to_create], namespace)
+        except ConflictError:  # a pod of that name without this session's label: say which, or reuse ours
+            made = [_create_or_reuse(kube, body, namespace) for _index, body in to_create]
+        for (index, _body), pod in zip(to_create, made):
+            entries[index] = describe_pod(pod)
     return entries, changed, diffs
+
+
+def _create_or_reuse(kube, body, namespace):
+    try:
+        return kube.create(k.POD, body, namespace)
+    except ConflictError:
+        current = kube.get(k.POD, body["metadata"]["name"], namespace)
+        if current is None:
+            raise
+        check_reusable(current, body)
+        return current
 
 
 def check_reusable(current, body):

@@ -16,7 +16,8 @@ from ansible_collections.velero.data_restore.plugins.module_utils.client import 
     get_kube,
     missing_dependency_message,
 )
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
 
 WAIT_ARG_SPEC = dict(
     wait=dict(type="bool", default=True),
@@ -27,11 +28,18 @@ SESSION_ARG_SPEC = dict(
     session=dict(type="str", required=True),
 )
 
+# Moves the session to a state after the module's own work succeeded, in the same process (saves a
+# restore_session task: one module start and one session read per step).
+SESSION_STATE_ARG_SPEC = dict(
+    session_state=dict(type="str", choices=list(sessions.STATES)),
+)
+
 # Options of the modules that create Velero data-path objects (PodVolumeRestore, DataDownload).
 DATA_PATH_ARG_SPEC = dict(
     session=dict(type="str", required=True),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     volumes=dict(type="list", elements="dict"),
+    session_state=SESSION_STATE_ARG_SPEC["session_state"],
     retry_failed=dict(type="bool", default=False),
     fail_fast=dict(type="bool", default=False),
     fail_on_timeout=dict(type="bool", default=True),
@@ -60,8 +68,26 @@ def run_module(argument_spec, runner, **module_kwargs):
         module.fail_json(msg=missing, exception=KUBERNETES_IMPORT_ERROR)
     try:
         kube = get_kube(module.params)
+        kube.session_cache = {}  # one read of the session per module run (session.load)
         result = runner(module, kube)
+        if module.params.get("session_state"):
+            result = _move_session(module, kube, result)
     except DataRestoreError as exc:
         details = dict((key, value) for key, value in exc.details.items() if key not in ("msg", "changed"))
         module.fail_json(msg=exc.msg, **details)
     module.exit_json(**result)
+
+
+def _move_session(module, kube, result):
+    """Apply ``session_state`` after the runner succeeded (not when its result says it failed or timed out)."""
+    if result.get("failed") or result.get("done") is False:
+        return result
+    name = module.params.get("session")
+    if not name:
+        raise PreflightError("session_state=%s needs session (the restore session to move)." % module.params["session_state"])
+    moved, changed = sessions.set_state(kube, module.params["velero_namespace"], name, module.params["session_state"],
+                                        check_mode=module.check_mode)
+    result = dict(result)
+    result["changed"] = bool(result.get("changed")) or changed
+    result["session_state"] = moved.state if not module.check_mode else module.params["session_state"]
+    return result

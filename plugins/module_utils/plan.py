@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
@@ -580,3 +581,27 @@ def _new_pvc(kube, pvc, rec, key, session, session_hash, class_map, storage_clas
         "access_modes": list((pvc.get("spec") or {}).get("accessModes") or ["ReadWriteOnce"]),
         "volume_mode": _volume_mode(pvc),
     }
+
+
+def plan_session(kube, velero_ns, session, check_mode=False, **build_args):
+    """Continue a started session, or build the plan and record it in a new (or still planned) session.
+
+    Returns (plan, Session or None, continued, changed). A session past ``planned`` keeps its recorded plan
+    and backup: a re-run after an interruption goes on with what was decided then, even when ``latest`` would
+    now pick a newer backup; the plan is not re-validated because the workloads may be stopped by then.
+    """
+    if not session:
+        raise PreflightError("create_session needs session (the name a re-run continues with).")
+    existing = sessions.load(kube, velero_ns, session)
+    if existing is not None and existing.doc.get("plan") and existing.state != "planned":
+        plan = existing.doc["plan"]
+        if build_args.get("mode") and plan.get("mode") not in (None, build_args["mode"]):
+            raise PreflightError(
+                "Session %r was started as a %s restore; this run asks for %s. Re-run with the same playbook "
+                "to continue it, or pick another session name." % (session, plan.get("mode"), build_args["mode"]))
+        return plan, existing, True, False
+    plan = build(kube, velero_ns, session=session, **build_args)
+    backup = dict((key, value) for key, value in plan["backup"].items() if key != "volumes")
+    recorded, changed = sessions.ensure(kube, velero_ns, session, mode=plan["mode"], backup=backup, plan=plan,
+                                        check_mode=check_mode)
+    return plan, recorded, False, changed

@@ -164,7 +164,7 @@ def failure_message(kind_name, failed):
 
 
 def wait_final(kube, velero_namespace, session, expected, timeout, kind=k.POD_VOLUME_RESTORE, role=ROLE,
-               fail_fast=False, on_progress=None):
+               fail_fast=False, on_progress=None, initial=None):
     """One LIST + WATCH on the session's CRs until every name in ``expected`` ({name: key}) is final.
 
     Returns the final objects by name. Raises WaitTimeout (pending names + keys) or, with
@@ -189,7 +189,7 @@ def wait_final(kube, velero_namespace, session, expected, timeout, kind=k.POD_VO
 
     objects = wait_for(kube, kind, predicate, namespace=velero_namespace,
                        label_selector=names.session_selector(session, role), timeout=timeout,
-                       on_progress=on_progress, what="%ss of session %s" % (kind.kind, session))
+                       on_progress=on_progress, what="%ss of session %s" % (kind.kind, session), initial=initial)
     return dict((o["metadata"]["name"], o) for o in objects)
 
 
@@ -205,19 +205,11 @@ def run(kube, params, check_mode=False):
     if not records:
         raise PreflightError("No volume records with restore_via pod_volume_restore in volumes.")
     check_uploader_settings(params.get("uploader_settings"))
-    sess = sessions.load(kube, velero_ns, session_name)
-    if sess is None:
-        if not check_mode:
-            sessions.require(kube, velero_ns, session_name)
+    # One LIST of the session's PVRs decides what to create; the wait starts from it (no second LIST).
+    items, list_version = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
+                                    label_selector=names.session_selector(session_name, ROLE))
+    existing = dict((o["metadata"]["name"], o) for o in items)
     pods = params.get("pods")
-    if not pods and sess is not None:
-        pods = [helper_pod.describe_pod(p) for p in helper_pod.find_pods(kube, session_name)]
-    size_field = va.field_supported(kube, k.POD_VOLUME_RESTORE, "spec.snapshotSize") is True
-    existing = {}
-    if sess is not None:
-        items = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                          label_selector=names.session_selector(session_name, ROLE))[0]
-        existing = dict((o["metadata"]["name"], o) for o in items)
     plan, expected = [], {}
     for rec in records:
         key = check_record(rec)
@@ -230,8 +222,6 @@ def run(kube, params, check_mode=False):
             if phase in FAILED_PHASES and params.get("retry_failed"):
                 plan.append(("recreate", rec, key, name, current))
                 continue
-            if phase not in va.DATA_PATH_FINAL_PHASES:
-                _check_same_pod(current, pods, ns, pvc)
             plan.append(("reuse", rec, key, name, current))
             continue
         if current is not None:  # being deleted: wait for it to go, then create anew
@@ -239,6 +229,19 @@ def run(kube, params, check_mode=False):
             continue
         plan.append(("create", rec, key, name, None))
     bodies = {}
+    sess = None
+    running = [(rec, cur) for a, rec, _key, _name, cur in plan if a == "reuse" and va.phase_of(cur) not in va.DATA_PATH_FINAL_PHASES]
+    to_create = any(a != "reuse" for a, _rec, _key, _name, _cur in plan)
+    if to_create:  # the session is only needed to create
+        sess = sessions.load(kube, velero_ns, session_name)
+        if sess is None and not check_mode:
+            sessions.require(kube, velero_ns, session_name)
+    if not pods and (running or (to_create and sess is not None)):
+        pods = [helper_pod.describe_pod(p) for p in helper_pod.find_pods(kube, session_name)]
+    for rec, current in running:
+        ns, pvc = helper_pod.receiving_claim(rec)
+        _check_same_pod(current, pods or [], ns, pvc)
+    size_field = bool(sess) and va.field_supported(kube, k.POD_VOLUME_RESTORE, "spec.snapshotSize") is True
     for action, rec, key, name, current in plan:
         if action == "reuse":
             continue
@@ -269,15 +272,12 @@ def run(kube, params, check_mode=False):
     recreate = [(n, c) for a, _rec, _key, n, c in plan if a == "recreate"]
     for name, current in recreate:
         _delete_and_wait(kube, velero_ns, session_name, name, current, params["wait_timeout"])
-    for action, rec, key, name, current in plan:
-        if action == "reuse":
-            continue
-        kube.create(k.POD_VOLUME_RESTORE, bodies[name], velero_ns)
+    created = kube.create_many(k.POD_VOLUME_RESTORE, [bodies[n] for a, _rec, _key, n, _cur in plan if a != "reuse"],
+                               velero_ns)
     result = dict(changed=changed, diff=diff)
     if not params["wait"]:
-        items = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                          label_selector=names.session_selector(session_name, ROLE))[0]
-        by_name = dict((o["metadata"]["name"], o) for o in items)
+        by_name = dict(existing)
+        by_name.update((o["metadata"]["name"], o) for o in created)
         volumes = [summarize(by_name.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
         result.update(done=all(v["phase"] in va.DATA_PATH_FINAL_PHASES for v in volumes), volumes=volumes,
                       progress=progress_line(volumes))
@@ -285,7 +285,8 @@ def run(kube, params, check_mode=False):
         return result
     try:
         final = wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"],
-                           fail_fast=params.get("fail_fast"))
+                           fail_fast=params.get("fail_fast"),
+                           initial=None if recreate else (items, list_version))
     except WaitTimeout as exc:
         objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
         volumes = [summarize(objects.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]

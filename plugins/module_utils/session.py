@@ -26,6 +26,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ConflictError,
     DataRestoreError,
+    NotFoundError,
     PreflightError,
 )
 
@@ -186,9 +187,32 @@ def check_name(session):
         raise PreflightError("Invalid session name: %s." % problem)
 
 
+def _cache(kube):
+    """Per-process copy of the session ConfigMaps (set by module.run_module on its Kube): a module reads its
+    session once and then writes with that resourceVersion; a conflicting writer makes the write fail with 409,
+    which drops the copy and re-reads (update)."""
+    return getattr(kube, "session_cache", None)
+
+
+def _remember(kube, cm):
+    cache = _cache(kube)
+    if cache is not None and cm is not None:
+        cache[(cm["metadata"]["namespace"], cm["metadata"]["name"])] = copy.deepcopy(cm)
+
+
+def _forget(kube, velero_namespace, session):
+    cache = _cache(kube)
+    if cache is not None:
+        cache.pop((velero_namespace, names.session_object_name(session)), None)
+
+
 def load(kube, velero_namespace, session):
     """The session, or None when it does not exist."""
     check_name(session)
+    cache = _cache(kube)
+    key = (velero_namespace, names.session_object_name(session))
+    if cache is not None and key in cache:
+        return Session(copy.deepcopy(cache[key]))
     cm = kube.get(k.CONFIG_MAP, names.session_object_name(session), velero_namespace)
     if cm is None:
         return None
@@ -197,6 +221,7 @@ def load(kube, velero_namespace, session):
             "ConfigMap %s/%s exists but is not a velero.data_restore session (label %s=%s missing). "
             "Choose another session name."
             % (velero_namespace, cm["metadata"]["name"], names.LABEL_MANAGED_BY, names.MANAGED_BY))
+    _remember(kube, cm)
     return Session(cm)
 
 
@@ -251,7 +276,9 @@ def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, c
     try:
         cm = kube.create(k.CONFIG_MAP, config_map_body(session, velero_namespace, doc), velero_namespace)
     except ConflictError:  # created concurrently: use that one
+        _forget(kube, velero_namespace, session)
         return ensure(kube, velero_namespace, session, mode, backup, plan, check_mode)
+    _remember(kube, cm)
     return Session(cm), True
 
 
@@ -272,9 +299,12 @@ def update(kube, velero_namespace, session, mutate, event=None):
         body = copy.deepcopy(current.config_map)
         body["data"] = {DATA_KEY: json.dumps(doc, sort_keys=True, indent=1)}
         try:
-            return Session(kube.replace(k.CONFIG_MAP, body, velero_namespace))
-        except ConflictError:
+            written = kube.replace(k.CONFIG_MAP, body, velero_namespace)
+        except (ConflictError, NotFoundError):  # changed or deleted meanwhile: read again
+            _forget(kube, velero_namespace, session)
             continue
+        _remember(kube, written)
+        return Session(written)
     raise DataRestoreError("Session %r kept changing while being updated (%d conflicts); is another "
                            "run using it? Retry when it is done." % (session, CONFLICT_RETRIES))
 
@@ -303,6 +333,47 @@ def record_undo(kube, velero_namespace, session, action, target, original, check
 
     updated = update(kube, velero_namespace, session, apply, event="recorded %s" % rid)
     return updated.undo_record(rid)
+
+
+def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=False, check_mode=False):
+    """record_undo for several ``(action, target, original)`` in ONE journal write, before the caller mutates
+    any of them. An existing record is kept (first record wins); with ``renew_reverted`` a record whose change
+    was already reverted starts a new cycle (status recorded, the new original). Returns {id: record}."""
+    wanted = [(undo_id(action, target), action, target, original) for action, target, original in entries]
+    current = require(kube, velero_namespace, session)
+    if check_mode:
+        return dict((rid, current.undo_record(rid) or _undo_entry(rid, action, target, original))
+                    for rid, action, target, original in wanted)
+
+    def apply(doc):
+        by_id = dict((r["id"], r) for r in doc["undo"])
+        for rid, action, target, original in wanted:
+            record = by_id.get(rid)
+            if record is None:
+                record = _undo_entry(rid, action, target, original)
+                doc["undo"].append(record)
+                by_id[rid] = record
+            elif renew_reverted and record["status"] == "reverted":
+                record.update(status="recorded", original=copy.deepcopy(original), recordedAt=now())
+
+    updated = update(kube, velero_namespace, session, apply,
+                     event="recorded %s" % ", ".join(rid for rid, _a, _t, _o in wanted))
+    return dict((rid, updated.undo_record(rid)) for rid, _a, _t, _o in wanted)
+
+
+def set_undo_status_many(kube, velero_namespace, session, changes, check_mode=False):
+    """set_undo_status for several records in one write: ``changes`` is {id: (status, {extra fields})}."""
+    if check_mode or not changes:
+        return None
+
+    def apply(doc):
+        for record in doc["undo"]:
+            if record["id"] in changes:
+                status, extra = changes[record["id"]]
+                record["status"] = status
+                record.update(extra)
+
+    return update(kube, velero_namespace, session, apply)
 
 
 def _undo_entry(rid, action, target, original):
@@ -386,4 +457,5 @@ def delete(kube, velero_namespace, session, force=False, check_mode=False):
                 session, len(pending), ", ".join(r["id"] for r in pending[:5])))
     if check_mode:
         return True
+    _forget(kube, velero_namespace, session)
     return kube.delete(k.CONFIG_MAP, current.object_name, velero_namespace, uid=current.uid)

@@ -41,17 +41,23 @@ def _uid(obj):
 
 
 def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_selector=None,
-             timeout=300, on_progress=None, what=None, clock=time.monotonic, sleep=time.sleep):
+             timeout=300, on_progress=None, what=None, clock=time.monotonic, sleep=time.sleep, initial=None):
     """Wait until ``predicate(objects)`` returns a WaitState with done=True.
 
     ``objects`` is the current list of matching objects. ``on_progress(state)`` is called
     whenever the state's progress changes. Returns the final objects. Raises WaitTimeout with
     the pending items when the deadline passes. Errors the predicate raises propagate
     (that is how a Failed phase ends a wait early).
+
+    ``initial=(items, resourceVersion)``: a LIST the caller just made with the same selectors - the wait starts
+    from it instead of listing again (the watch then also delivers what the caller created after that LIST).
     """
     deadline = clock() + max(0, timeout)
     what = what or kind.kind
-    cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
+    if initial is not None:
+        cache, version = dict((_uid(o), o) for o in initial[0]), initial[1]
+    else:
+        cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
     state = predicate(list(cache.values()))
     last_progress = _report(on_progress, state, None)
     reconnects = 0

@@ -240,6 +240,11 @@ def ref_of(obj):
             "uid": meta.get("uid")}
 
 
+def ref_of_result(out):
+    """The object reference inside a per-workload result."""
+    return dict((key, out.get(key)) for key in ("kind", "namespace", "name", "uid"))
+
+
 def ref_label(ref):
     return "%s %s/%s" % (ref["kind"], ref.get("namespace"), ref["name"])
 
@@ -555,6 +560,7 @@ class Scaler(object):
         self.warnings = []
         self._warn = warn
         self.session = None
+        self._reverted = {}
         if session_name:
             # In check mode a session that a previous task would have created may be missing.
             self.session = sessions.load(kube, velero_namespace, session_name)
@@ -603,8 +609,25 @@ class Scaler(object):
         if pause_gitops:
             for plan in gitops_pauses(self.kube, targets):
                 gitops.append(self._pause_gitops(plan))
-        for obj in targets:
-            results.append(self._stop_one(obj, pvcs))
+        planned = [self._plan_stop(obj) for obj in targets]
+        results = [out for out, _patch in planned]
+        to_stop = [(out, patch) for out, patch in planned if patch is not None]
+        if self.check_mode or not to_stop:
+            return results, gitops
+        # Record before mutate: every original in the journal first (one write), then the objects (annotation
+        # + stop in one patch each), then one write marking them applied.
+        sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name,
+                                  [(ACTION_SCALE, ref_of_result(out), out["original"]) for out, _patch in to_stop],
+                                  renew_reverted=True)
+        applied = {}
+        for out, stop_patch in to_stop:
+            patch = copy.deepcopy(stop_patch)
+            patch.setdefault("metadata", {})["annotations"] = {
+                ANNOTATION_ORIGINAL: annotation_value(out["original"], pvcs, self.session_name)}
+            updated = self.kube.patch(KINDS[out["kind"]].kind, out["name"], patch, out["namespace"])
+            out["current"] = KINDS[out["kind"]].current(updated)
+            applied[sessions.undo_id(ACTION_SCALE, ref_of_result(out))] = ("applied", {"pvcs": sorted(pvcs or [])})
+        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, applied)
         return results, gitops
 
     def _pause_gitops(self, plan):
@@ -626,47 +649,31 @@ class Scaler(object):
                                  workloads=[plan["workload"]])
         return out
 
-    def _stop_one(self, obj, pvcs):
+    def _plan_stop(self, obj):
+        """(result, stop patch or None when there is nothing to change)."""
         wk = KINDS[obj["kind"]]
         ref = ref_of(obj)
-        rid = sessions.undo_id(ACTION_SCALE, ref)
-        record = self._record(rid)
+        record = self._record(sessions.undo_id(ACTION_SCALE, ref))
         current = wk.current(obj)
         out = dict(ref, current=current, before=current, original=None, action="stopped")
         if record is not None and record["status"] != "reverted":
             out["original"] = record["original"]
             if wk.is_stopped(obj):
                 out["action"] = "already_stopped"
-                return out
+                return out, None
         elif wk.is_stopped(obj):
             note = read_annotation(obj)
             if note is None:
                 out.update(original=current, action="already_stopped")
                 self.warn("%s was already stopped before this run (no recorded original); start leaves it "
                           "stopped." % ref_label(ref))
-                return out
+                return out, None
             out["original"] = note["original"]
         else:
             out["original"] = current
         stop_patch = wk.stop(obj)
         out["after"] = wk.current(_apply(obj, stop_patch))
-        if self.check_mode:
-            return out
-        # Record before mutate: the journal first, then the object (annotation + stop in one patch).
-        record = sessions.record_undo(self.kube, self.velero_namespace, self.session_name, ACTION_SCALE, ref,
-                                      out["original"])
-        if record.get("status") == "reverted":  # stopped again after a complete start: a new cycle
-            record["original"] = out["original"]
-            sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "recorded",
-                                     original=out["original"])
-        patch = copy.deepcopy(stop_patch)
-        patch.setdefault("metadata", {})["annotations"] = {
-            ANNOTATION_ORIGINAL: annotation_value(out["original"], pvcs, self.session_name)}
-        updated = self.kube.patch(wk.kind, ref["name"], patch, ref["namespace"])
-        sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
-                                 pvcs=sorted(pvcs or []))
-        out["current"] = wk.current(updated)
-        return out
+        return out, stop_patch
 
     def _recorded(self, namespace, pvcs, active_only=False):
         """Workloads this session stopped for ``pvcs`` (their pods are gone, so discovery cannot see them)."""
@@ -698,6 +705,10 @@ class Scaler(object):
             wanted = set(pvcs)
             for obj in self._recorded(namespace, pvcs):
                 found.setdefault(obj["metadata"]["uid"], obj)
+            if self.session is not None and self.session.doc.get("undo"):
+                # The journal is complete (record before mutate): a workload this session stopped is in it.
+                # Scanning the namespace is for starts without a session journal (annotations only).
+                return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]))
             for wk in KINDS.values():
                 if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
                     continue
@@ -712,8 +723,11 @@ class Scaler(object):
 
     def start(self, workloads=None, namespace=None, pvcs=None):
         results = []
+        self._reverted = {}  # journal marks of the started workloads, written once after their patches
         for obj in self.targets_for_start(workloads, namespace, pvcs):
             results.append(self._start_one(obj))
+        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, self._reverted,
+                                      check_mode=self.check_mode)
         gitops = self._resume_gitops(results)
         return results, gitops
 
@@ -757,8 +771,7 @@ class Scaler(object):
             updated = self.kube.patch(wk.kind, ref["name"], patch, ref["namespace"])
             out["current"] = wk.current(updated)
         if record is not None and record["status"] != "reverted":
-            sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "reverted",
-                                     outcome=out["action"])
+            self._reverted[rid] = ("reverted", {"outcome": out["action"]})
         return out
 
     def _resume_gitops(self, started):
@@ -899,7 +912,7 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
     changed_actions = ("stopped", "started")
     changed = any(r["action"] in changed_actions for r in results) or any(
         g["result"] in ("paused", "resumed") for g in gitops)
-    pods_waited = []
+    pods_waited, pods_ready = [], []
     if params.get("wait", True) and not check_mode:
         if state == "stopped":
             pods_waited = sorted(set(pods_before) | set(scaler.wait_stopped(
@@ -907,6 +920,8 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         else:
             scaler.wait_ready([r for r in results if r["action"] in ("started", "already_started")],
                               params.get("wait_timeout", 600), on_progress)
+            if pvcs and namespace:
+                pods_ready = running_pods_of_claims(kube, namespace, pvcs, scaler.session_name)
     before, after = {}, {}
     for r in results:
         key = "%s/%s/%s" % (r["kind"], r["namespace"], r["name"])
@@ -914,5 +929,26 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
             before[key], after[key] = r["before"], r["after"]
     workloads = [dict((key, r.get(key)) for key in ("kind", "namespace", "name", "uid", "original", "current",
                                                     "action")) for r in results]
-    return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited,
+    return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited, pods=pods_ready,
                 warnings=scaler.warnings, diff=dict(before=before, after=after))
+
+
+def running_pods_of_claims(kube, namespace, pvcs, session=None):
+    """The Running pods that mount the claims (not this collection's own pods), trimmed to what post-restore
+    hooks need: name, namespace, uid, annotations, container names, claim volumes and phase."""
+    wanted = set(pvcs)
+    out = []
+    for pod in kube.list(k.POD, namespace=namespace)[0]:
+        if (pod.get("status") or {}).get("phase") != "Running" or is_own_pod(pod, session):
+            continue
+        if not wanted & set(claim_names(pod)):
+            continue
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        out.append({
+            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                         "annotations": dict(meta.get("annotations") or {})},
+            "spec": {"containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+                     "volumes": [vol for vol in spec.get("volumes") or [] if "persistentVolumeClaim" in vol]},
+            "status": {"phase": "Running"},
+        })
+    return sorted(out, key=lambda p: p["metadata"]["name"])

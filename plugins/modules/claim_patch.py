@@ -41,6 +41,7 @@ author:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
+  - velero.data_restore.common.session_state
   - velero.data_restore.common.session
   - velero.data_restore.common.wait
 attributes:
@@ -168,6 +169,7 @@ volumes:
 from ansible_collections.velero.data_restore.plugins.module_utils import claims
 from ansible_collections.velero.data_restore.plugins.module_utils.module import (
     SESSION_ARG_SPEC,
+    SESSION_STATE_ARG_SPEC,
     WAIT_ARG_SPEC,
     run_module,
 )
@@ -189,6 +191,7 @@ def main():
         state=dict(type="str", default="swapped", choices=list(claims.STATES)),
     )
     spec.update(SESSION_ARG_SPEC)
+    spec.update(SESSION_STATE_ARG_SPEC)
     spec.update(WAIT_ARG_SPEC)
     run_module(spec, run)
 

@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
+  - velero.data_restore.common.session_state
   - velero.data_restore.common.session
   - velero.data_restore.common.wait
 attributes:

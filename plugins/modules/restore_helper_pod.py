@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
+  - velero.data_restore.common.session_state
   - velero.data_restore.common.session
   - velero.data_restore.common.wait
 attributes:
@@ -174,7 +175,7 @@ notes:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
-from ansible_collections.velero.data_restore.plugins.module_utils.module import WAIT_ARG_SPEC, run_module
+from ansible_collections.velero.data_restore.plugins.module_utils.module import SESSION_STATE_ARG_SPEC, WAIT_ARG_SPEC, run_module
 
 
 def run(module, kube):
@@ -198,6 +199,7 @@ def main():
         check_node_agent=dict(type="bool", default=True),
     )
     spec.update(WAIT_ARG_SPEC)
+    spec.update(SESSION_STATE_ARG_SPEC)
     run_module(spec, run, required_by=dict(pvcs=["namespace"]))
 
 

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: restore_plan
-short_description: Validate a data-only restore and return its plan, changing nothing
+short_description: Validate a data-only restore and return its plan (and record it in the session)
 version_added: 0.1.0
 description:
   - Matches the volumes of a Velero backup with the claims that receive their data and runs every preflight
@@ -30,7 +30,11 @@ description:
     restore, replace for the swap. A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete)
     is refused here, before a session exists, since scaling it to 0 would delete its claims.
   - All problems found are reported together, each with its fix. Nothing in the cluster is changed (reading
-    the volume info of a backup passed by name creates and deletes a transient DownloadRequest).
+    the volume info of a backup passed by name creates and deletes a transient DownloadRequest), except the
+    session with O(create_session).
+  - With O(create_session), a session that has gone past V(planned) is continued - its recorded plan is
+    returned as it is (C(continued=true)), without reading the backup again - and otherwise the plan is
+    written into a new (or still planned) session. This is the preflight role's one call.
 author:
   - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
@@ -39,10 +43,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Runs the same way in check mode; it never changes anything.
+    description: Runs the same way in check mode; with O(create_session) the session is not written.
   diff_mode:
     support: none
-    description: Nothing is changed, so there is no diff.
+    description: Only the session journal may be written, so there is no diff.
 options:
   backup:
     description:
@@ -108,6 +112,12 @@ options:
       - Name of the restore session the plan is for. Claims held by other unfinished sessions are refused,
         and the names of new claims (O(mode=replace)) derive from it (else from the backup name).
     type: str
+  create_session:
+    description:
+      - Record the plan in the restore session O(session) (created when missing), or continue that session
+        when it has already started - see the description.
+    type: bool
+    default: false
   volume_info_timeout:
     description:
       - Seconds to wait for Velero to process the DownloadRequest of the backup's volume info document,
@@ -132,6 +142,15 @@ EXAMPLES = r"""
     session: shop-restore
   register: planned
 
+- name: Plan and create the session in one step (a re-run continues the session)
+  velero.data_restore.restore_plan:
+    backup: nightly-20261124220000
+    mode: in_place
+    source_namespace: shop
+    session: shop-restore
+    create_session: true
+  register: planned
+
 - name: Plan a restore into new claims of another storage class, in a test namespace
   velero.data_restore.restore_plan:
     backup: nightly-20261124220000
@@ -144,6 +163,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+continued:
+  description: With O(create_session) - the session had already started and its recorded plan is returned.
+  returned: success
+  type: bool
+session:
+  description:
+    - With O(create_session) - the session (name, object_name, namespace, uid, state, document), as
+      M(velero.data_restore.restore_session) returns it; null in check mode when it does not exist yet.
+  returned: success
+  type: dict
 plan:
   description: The validated plan.
   returned: success
@@ -191,15 +220,23 @@ from ansible_collections.velero.data_restore.plugins.module_utils.module import 
 
 def run(module, kube):
     p = module.params
-    result = plans.build(
-        kube, p["velero_namespace"], p["backup"], p["mode"], source_namespace=p["source_namespace"],
+    build_args = dict(
+        backup=p["backup"], mode=p["mode"], source_namespace=p["source_namespace"],
         target_namespace=p["target_namespace"], namespace_mapping=p["namespace_mapping"],
         volumes=p["volumes"], volume_selector=p["volume_selector"], storage_class_map=p["storage_class_map"],
-        allow_partially_failed=p["allow_partially_failed"], session=p["session"],
-        volume_info_timeout=p["volume_info_timeout"], quiesce=p["quiesce"])
-    for warning in result["warnings"]:
-        module.warn(warning)
-    return dict(changed=False, plan=result)
+        allow_partially_failed=p["allow_partially_failed"], volume_info_timeout=p["volume_info_timeout"],
+        quiesce=p["quiesce"])
+    if not p["create_session"]:
+        result = plans.build(kube, p["velero_namespace"], session=p["session"], **build_args)
+        for warning in result["warnings"]:
+            module.warn(warning)
+        return dict(changed=False, plan=result, continued=False, session=None)
+    result, recorded, continued, changed = plans.plan_session(kube, p["velero_namespace"], p["session"],
+                                                             check_mode=module.check_mode, **build_args)
+    if not continued:
+        for warning in result["warnings"]:
+            module.warn(warning)
+    return dict(changed=changed, plan=result, continued=continued, session=recorded.result() if recorded else None)
 
 
 def main():
@@ -215,6 +252,7 @@ def main():
             storage_class_map=dict(type="dict"),
             allow_partially_failed=dict(type="bool", default=False),
             session=dict(type="str"),
+            create_session=dict(type="bool", default=False),
             volume_info_timeout=dict(type="int", default=30),
             quiesce=dict(type="str", default="scale", choices=list(plans.QUIESCE)),
         ),

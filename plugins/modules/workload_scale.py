@@ -36,6 +36,7 @@ author:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - velero.data_restore.common
+  - velero.data_restore.common.session_state
   - velero.data_restore.common.wait
 attributes:
   check_mode:
@@ -176,6 +177,14 @@ gitops:
   returned: always
   type: list
   elements: dict
+pods:
+  description:
+    - With O(state=started) and O(wait) - the Running pods that mount O(pvcs) once the workloads are ready
+      (metadata name, namespace, uid and annotations; container names; claim volumes; phase), e.g. for Velero's
+      C(post.hook.restore.velero.io/*) annotations. Empty otherwise.
+  returned: always
+  type: list
+  elements: dict
 pods_waited:
   description: Pods (namespace/name and uid) the task waited for to go away.
   returned: always
@@ -184,7 +193,7 @@ pods_waited:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads
-from ansible_collections.velero.data_restore.plugins.module_utils.module import WAIT_ARG_SPEC, run_module
+from ansible_collections.velero.data_restore.plugins.module_utils.module import SESSION_STATE_ARG_SPEC, WAIT_ARG_SPEC, run_module
 
 
 def run(module, kube):
@@ -210,7 +219,8 @@ def main():
         pause_gitops=dict(type="bool", default=False),
     )
     spec.update(WAIT_ARG_SPEC)
-    run_module(spec, run, required_one_of=[("workloads", "pvcs")], required_by=dict(pvcs=["namespace"]))
+    spec.update(SESSION_STATE_ARG_SPEC)
+    run_module(spec, run, required_one_of=[("workloads", "pvcs")], required_by=dict(pvcs=["namespace"], session_state=["session"]))
 
 
 if __name__ == "__main__":

@@ -186,6 +186,10 @@ class FakeKube(object):
                     continue
                 yield etype, copy.deepcopy(obj)
 
+    def create_many(self, kind, bodies, namespace=None):
+        from ansible_collections.velero.data_restore.plugins.module_utils import kube as real_kube
+        return real_kube.create_many(self, kind, bodies, namespace)
+
     def create(self, kind, body, namespace=None):
         self._check("create", kind)
         obj = copy.deepcopy(body)
