@@ -92,6 +92,11 @@ def namespace(kube):
     """A fresh namespace, deleted after the test unless KEEP_NAMESPACES=1."""
     name = "t-" + secrets.token_hex(4)
     kube.create("Namespace", {"metadata": {"name": name, "labels": {"data-restore.test/ephemeral": "true"}}})
+    # The controller-manager adds the namespace's "default" ServiceAccount shortly after: wait for it, so that
+    # tests comparing the objects of the namespace before/after a run do not see it appear.
+    deadline = time.monotonic() + 30
+    while kube.get_or_none("ServiceAccount", name, "default") is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     yield name
     if os.environ.get("KEEP_NAMESPACES") != "1":
         kube.delete("Namespace", None, name)

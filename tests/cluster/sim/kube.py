@@ -32,6 +32,7 @@ RESOURCES = {
     "Node": ("/api/v1", "nodes", False),
     "Namespace": ("/api/v1", "namespaces", False),
     "ConfigMap": ("/api/v1", "configmaps", True),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
     "Event": ("/api/v1", "events", True),
     "StorageClass": ("/apis/storage.k8s.io/v1", "storageclasses", False),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
