@@ -231,8 +231,8 @@ def run(module, kube):
         for warning in result["warnings"]:
             module.warn(warning)
         return dict(changed=False, plan=result, continued=False, session=None)
-    result, recorded, continued, changed = plans.plan_session(kube, p["velero_namespace"], p["session"],
-                                                             check_mode=module.check_mode, **build_args)
+    result, recorded, continued, changed = plans.plan_session(
+        kube, p["velero_namespace"], p["session"], check_mode=module.check_mode, **build_args)
     if not continued:
         for warning in result["warnings"]:
             module.warn(warning)

@@ -326,8 +326,8 @@ def write_report(rows, list_timings, lines, list_count):
     for r in rows:
         for who in ("ours", "diy", "diy_expert"):
             if who in r:
-                when.append("| %d | %s | %s | %s |" % (r["n"], who, r[who].get("measured_at", "?"),
-                                                      r[who].get("load_average", "?")))
+                when.append("| %d | %s | %s | %s |" % (
+                    r["n"], who, r[who].get("measured_at", "?"), r[who].get("load_average", "?")))
     info = ", ".join("%s %.2f s" % (what, list_timings[what]) for what in ("latest", "list") if what in list_timings)
     text = """# Performance (`make bench`)
 

@@ -77,8 +77,8 @@ def test_record_undo_many_is_one_write_and_first_record_wins():
     s.record_undo(fake, VNS, "nightly", "scale", TARGET, {"replicas": 3})
     other = dict(TARGET, name="db", uid="u2")
     writes = fake.count("update")
-    records = s.record_undo_many(fake, VNS, "nightly", [("scale", TARGET, {"replicas": 0}),
-                                                         ("scale", other, {"replicas": 2})])
+    records = s.record_undo_many(fake, VNS, "nightly", [
+        ("scale", TARGET, {"replicas": 0}), ("scale", other, {"replicas": 2})])
     assert fake.count("update") == writes + 1
     assert records[s.undo_id("scale", TARGET)]["original"] == {"replicas": 3}
     assert records[s.undo_id("scale", other)]["original"] == {"replicas": 2}
