@@ -212,9 +212,11 @@ def load(kube, velero_namespace, session):
     cache = _cache(kube)
     key = (velero_namespace, names.session_object_name(session))
     if cache is not None and key in cache:
-        return Session(copy.deepcopy(cache[key]))
+        return Session(copy.deepcopy(cache[key])) if cache[key] is not None else None
     cm = kube.get(k.CONFIG_MAP, names.session_object_name(session), velero_namespace)
     if cm is None:
+        if cache is not None:
+            cache[key] = None  # absent for this run, until it creates it
         return None
     if (cm["metadata"].get("labels") or {}).get(names.LABEL_MANAGED_BY) != names.MANAGED_BY:
         raise PreflightError(
