@@ -110,25 +110,33 @@ BUILTIN_GROUPS = ("", "apps", "batch", "storage.k8s.io", "apiextensions.k8s.io",
 CREATE_WORKERS = 8
 
 
-def create_many(kube, kind, bodies, namespace=None, workers=1):
-    """``kube.create`` for each body, ``workers`` at a time; see Kube.create_many."""
-    bodies = list(bodies)
-    if workers <= 1 or len(bodies) <= 2:
-        return [kube.create(kind, body, namespace) for body in bodies]
+def run_parallel(calls, workers=CREATE_WORKERS):
+    """Run the callables ``workers`` at a time; returns their results in order. When some raise, the first
+    error is raised after every call has finished (so the caller's journal can be kept true)."""
+    calls = list(calls)
+    if workers <= 1 or len(calls) <= 2:
+        return [call() for call in calls]
     from concurrent.futures import ThreadPoolExecutor
 
-    kube.resource(kind)  # discover once, before the threads
-    with ThreadPoolExecutor(max_workers=min(workers, len(bodies))) as pool:
-        futures = [pool.submit(kube.create, kind, body, namespace) for body in bodies]
-    created, first_error = [], None
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+    results, first_error = [], None
     for future in futures:
         try:
-            created.append(future.result())
+            results.append(future.result())
         except DataRestoreError as exc:
             first_error = first_error or exc
     if first_error is not None:
         raise first_error
-    return created
+    return results
+
+
+def create_many(kube, kind, bodies, namespace=None, workers=1):
+    """``kube.create`` for each body, ``workers`` at a time; see Kube.create_many."""
+    bodies = list(bodies)
+    if workers > 1 and len(bodies) > 2:
+        kube.resource(kind)  # discover once, before the threads
+    return run_parallel([lambda body=body: kube.create(kind, body, namespace) for body in bodies], workers)
 
 
 # Up to this many objects are read with one GET each; more with one LIST of the namespace (or cluster).
@@ -146,6 +154,10 @@ def get_many(kube, kind, names, namespace=None):
 
 
 class Kube(object):
+    # Writes of independent objects may run in parallel threads (run_parallel); the fake client of the unit
+    # tests leaves this at 1.
+    parallel_workers = CREATE_WORKERS
+
     """Facade over kubernetes' DynamicClient.
 
     ``dynamic`` is a ``kubernetes.dynamic.DynamicClient``. Methods return plain dicts.
@@ -206,6 +218,9 @@ class Kube(object):
                 try:
                     if not self._group_served(kind):
                         raise ResourceNotFoundError("group %s not served" % kind.api_version)
+                    if not api_group(kind):  # core: say so, else the discoverer fetches every group's v1
+                        return self._dynamic.resources.get(api_version=kind.api_version, kind=kind.kind,
+                                                           prefix="api", group="")
                     return self._dynamic.resources.get(api_version=kind.api_version, kind=kind.kind)
                 except ResourceNotFoundError:
                     raise MissingApiError(

@@ -260,10 +260,35 @@ def controller_ref(obj):
 class OwnerResolver(object):
     """Walks ownerReferences (controller=true) up to the top controller, by UID."""
 
+    # Owner kinds a pod's controller may have, and theirs: listed at once when many pods are resolved.
+    PARENT_KINDS = {"ReplicaSet": ("Deployment",), "ReplicationController": ("DeploymentConfig",), "Job": ("CronJob",)}
+
     def __init__(self, kube):
         self.kube = kube
         self._cache = {}
+        self._listed = set()
         self._dc = None
+
+    def prefetch(self, pods):
+        """One LIST per owner kind of these pods (and of their owners) instead of a GET per owner, when there
+        are more pods than kube.GET_MANY_LIMIT (a namespace with 40 workloads: 6 LISTs instead of 100 GETs)."""
+        if len(pods) <= k.GET_MANY_LIMIT:
+            return
+        kinds = set()
+        for pod in pods:
+            ref = controller_ref(pod) or {}
+            if ref.get("kind") in KINDS:
+                kinds.add(ref["kind"])
+                kinds.update(self.PARENT_KINDS.get(ref["kind"], ()))
+        for name in sorted(kinds):
+            kind = KINDS[name].kind
+            if kind is k.DEPLOYMENT_CONFIG and not self._has_dc():
+                continue
+            for namespace in sorted(set(p["metadata"].get("namespace") for p in pods)):
+                for obj in self.kube.list(kind, namespace=namespace)[0]:
+                    obj.setdefault("kind", kind.kind)
+                    self._cache[(kind.kind, namespace, obj["metadata"]["name"])] = obj
+                self._listed.add((kind.kind, namespace))
 
     def _has_dc(self):
         if self._dc is None:
@@ -273,6 +298,8 @@ class OwnerResolver(object):
     def _get(self, kind, name, namespace):
         key = (kind.kind, namespace, name)
         if key not in self._cache:
+            if (kind.kind, namespace) in self._listed:
+                return None
             self._cache[key] = self.kube.get(kind, name, namespace)
         return self._cache[key]
 
@@ -364,7 +391,9 @@ def discover(kube, namespace, pvcs, strict=True, session=None):
     resolver = OwnerResolver(kube)
     pods = kube.list(k.POD, namespace=namespace)[0]
     found, warnings = {}, []
-    for pod in pods_using(pods, pvcs):
+    using = pods_using(pods, pvcs)
+    resolver.prefetch([p for p in using if not is_own_pod(p, session)])
+    for pod in using:
         if is_own_pod(pod, session):
             continue
         try:
@@ -561,6 +590,7 @@ class Scaler(object):
         self._warn = warn
         self.session = None
         self._reverted = {}
+        self._patches = []
         if session_name:
             # In check mode a session that a previous task would have created may be missing.
             self.session = sessions.load(kube, velero_namespace, session_name)
@@ -619,15 +649,19 @@ class Scaler(object):
         sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name,
                                   [(ACTION_SCALE, ref_of_result(out), out["original"]) for out, _patch in to_stop],
                                   renew_reverted=True)
-        applied = {}
-        for out, stop_patch in to_stop:
+
+        def stop_one(out, stop_patch):
             patch = copy.deepcopy(stop_patch)
             patch.setdefault("metadata", {})["annotations"] = {
                 ANNOTATION_ORIGINAL: annotation_value(out["original"], pvcs, self.session_name)}
-            updated = self.kube.patch(KINDS[out["kind"]].kind, out["name"], patch, out["namespace"])
-            out["current"] = KINDS[out["kind"]].current(updated)
-            applied[sessions.undo_id(ACTION_SCALE, ref_of_result(out))] = ("applied", {"pvcs": sorted(pvcs or [])})
-        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, applied)
+            out["current"] = KINDS[out["kind"]].current(
+                self.kube.patch(KINDS[out["kind"]].kind, out["name"], patch, out["namespace"]))
+            return sessions.undo_id(ACTION_SCALE, ref_of_result(out))
+
+        done = k.run_parallel([lambda item=item: stop_one(*item) for item in to_stop],
+                              getattr(self.kube, "parallel_workers", 1))
+        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name,
+                                      dict((rid, ("applied", {"pvcs": sorted(pvcs or [])})) for rid in done))
         return results, gitops
 
     def _pause_gitops(self, plan):
@@ -677,19 +711,25 @@ class Scaler(object):
 
     def _recorded(self, namespace, pvcs, active_only=False):
         """Workloads this session stopped for ``pvcs`` (their pods are gone, so discovery cannot see them)."""
-        out = []
         if self.session is None:
-            return out
+            return []
+        targets = []
         for record in self.session.doc.get("undo") or []:
             target = record["target"]
             if (record["action"] != ACTION_SCALE or target.get("namespace") != namespace
                     or not set(pvcs) & set(record.get("pvcs") or [])
                     or (active_only and record["status"] == "reverted")):
                 continue
-            obj = self.kube.get(KINDS[target["kind"]].kind, target["name"], namespace)
-            if obj is not None and obj["metadata"].get("uid") == target.get("uid"):
-                obj.setdefault("kind", target["kind"])
-                out.append(obj)
+            targets.append(target)
+        out = []
+        for kind_name in sorted(set(t["kind"] for t in targets)):
+            wanted = [t for t in targets if t["kind"] == kind_name]
+            found = k.get_many(self.kube, KINDS[kind_name].kind, [t["name"] for t in wanted], namespace)
+            for target in wanted:
+                obj = found.get(target["name"])
+                if obj is not None and obj["metadata"].get("uid") == target.get("uid"):
+                    obj.setdefault("kind", kind_name)
+                    out.append(obj)
         return out
 
     # -- start -----------------------------------------------------------------
@@ -724,8 +764,10 @@ class Scaler(object):
     def start(self, workloads=None, namespace=None, pvcs=None):
         results = []
         self._reverted = {}  # journal marks of the started workloads, written once after their patches
+        self._patches = []  # the patches, applied in parallel
         for obj in self.targets_for_start(workloads, namespace, pvcs):
             results.append(self._start_one(obj))
+        self._apply_start_patches()
         sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, self._reverted,
                                       check_mode=self.check_mode)
         gitops = self._resume_gitops(results)
@@ -768,11 +810,18 @@ class Scaler(object):
         if self.check_mode:
             return out
         if patch:
-            updated = self.kube.patch(wk.kind, ref["name"], patch, ref["namespace"])
-            out["current"] = wk.current(updated)
+            self._patches.append((out, wk, patch))
         if record is not None and record["status"] != "reverted":
             self._reverted[rid] = ("reverted", {"outcome": out["action"]})
         return out
+
+    def _apply_start_patches(self):
+        def apply(out, wk, patch):
+            out["current"] = wk.current(self.kube.patch(wk.kind, out["name"], patch, out["namespace"]))
+
+        k.run_parallel([lambda item=item: apply(*item) for item in self._patches],
+                       getattr(self.kube, "parallel_workers", 1))
+        self._patches = []
 
     def _resume_gitops(self, started):
         if self.session is None:

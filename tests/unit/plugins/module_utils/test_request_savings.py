@@ -256,3 +256,24 @@ def test_running_pods_of_claims_are_trimmed_for_hooks():
     assert pod["metadata"]["name"] == "web-0" and pod["spec"]["containers"] == [{"name": "app"}]
     assert pod["spec"]["volumes"] == [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
     assert pod["metadata"]["annotations"]["post.hook.restore.velero.io/command"] == "[\"true\"]"
+
+
+def test_owners_of_many_pods_are_listed_once_per_kind_not_read_one_by_one():
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG,))
+    claims = []
+    for i in range(6):
+        name, claim = "web%d" % i, "data%d" % i
+        claims.append(claim)
+        dep = fake.add(k.DEPLOYMENT, {"metadata": {"name": name, "namespace": NS}, "spec": {"replicas": 1}})
+        rs = fake.add(k.REPLICA_SET, {"metadata": {"name": name + "-5d9f", "namespace": NS, "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": dep["metadata"]["uid"],
+            "controller": True}]}, "spec": {"replicas": 1}})
+        fake.add(k.POD, {"metadata": {"name": name + "-5d9f-0", "namespace": NS, "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"], "uid": rs["metadata"]["uid"],
+            "controller": True}]}, "spec": {"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]},
+            "status": {"phase": "Running"}})
+    found, warnings = w.discover(fake, NS, claims)
+    assert sorted(o["metadata"]["name"] for o in found) == ["web%d" % i for i in range(6)] and warnings == []
+    assert fake.count("get") == 0
+    assert sorted(kind for verb, kind in fake.requests if verb == "list") == [
+        "Deployment", "Pod", "ReplicaSet", "StatefulSet"]
