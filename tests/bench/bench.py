@@ -152,6 +152,45 @@ def pvr_times(kube, selector):
     return longest, (max(ends) - min(starts)) if starts else 0.0
 
 
+def fresh_discovery_cache():
+    """Every measured run starts like a job in a fresh AWX execution environment: without kubernetes.core's API
+    discovery cache (a file per API server in the temp directory), so each side pays its own discovery."""
+    import glob
+    import tempfile
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "k8srcp-*.json")):
+        os.unlink(path)
+
+
+def task_seconds(data, name):
+    """Duration of the named task as the json callback measured it (module run + ansible's result handling)."""
+    from datetime import datetime
+    for play in (data or {}).get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"] == name:
+                span = task["task"]["duration"]
+                begin = datetime.fromisoformat(span["start"].replace("Z", "+00:00"))
+                return (datetime.fromisoformat(span["end"].replace("Z", "+00:00")) - begin).total_seconds()
+    raise RuntimeError("task %r not in the playbook output" % name)
+
+
+def write_task_profile(data, label, started):
+    """tests/output/bench-tasks-<who>-<N>.txt: one line per task with its duration (from the json callback)."""
+    from datetime import datetime
+    lines = []
+    for play in (data or {}).get("plays", []):
+        for task in play.get("tasks", []):
+            span = task["task"].get("duration") or {}
+            try:
+                begin = datetime.fromisoformat(span["start"].replace("Z", "+00:00"))
+                end = datetime.fromisoformat(span["end"].replace("Z", "+00:00"))
+            except (KeyError, ValueError):
+                continue
+            lines.append("%7.2f %s" % ((end - begin).total_seconds(), task["task"]["name"]))
+    os.makedirs(os.path.join(REPO, "tests", "output"), exist_ok=True)
+    with open(os.path.join(REPO, "tests", "output", "bench-tasks-%s.txt" % label), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
 def wait_ready(api_client, apps):
     for app in apps:
         ph.replicas_back(api_client, app, timeout=300)
@@ -299,6 +338,7 @@ def write_report(rows, list_timings, lines, list_count):
     ax1.set_xlabel("volumes")
     ax1.set_ylabel("seconds")
     ax1.set_xscale("log")
+    ax1.set_yscale("log")
     ax1.legend(fontsize=8)
     ax2.set_xlabel("volumes")
     ax2.set_ylabel("API requests")
@@ -315,7 +355,8 @@ def write_report(rows, list_timings, lines, list_count):
         disturbed = any(r[w].get("disturbed") for w in ("ours", "diy", "diy_expert") if w in r)
         table.append("| %d | %.0f%s | %.1f | %.0f%s | %.1f | %.0f (%.1f) | %.1f / %.0f | %s | %.2fx | %.2fx |" % (
             r["n"], r["data_seconds"], " (sim-config disturbed)" if disturbed else "", ours["wall"],
-            ours["slowest_pvr"], " (%.0f)" % ours["data_span"] if ours.get("data_span") else "", ours["overhead"], ours["requests"], ours["requests"] / r["n"], diy["wall"],
+            ours["slowest_pvr"], " (%.0f)" % ours["data_span"] if ours.get("data_span") else "", ours["overhead"],
+            ours["requests"], ours["requests"] / r["n"], diy["wall"],
             diy["requests"], "%.1f / %.0f" % (expert["wall"], expert["requests"]) if expert else "not run",
             diy["wall"] / ours["wall"], diy["requests"] / max(1.0, ours["requests"])))
     when = ["| N | who | measured | load average (1/5/15 min) at the end |", "|---|---|---|---|"]
@@ -406,8 +447,8 @@ def misses_explained(rows, lines):
                 "make (preflight reads of the backup, its volume info, the storage location, claims, workloads and other "
                 "sessions; a journal write before every change; a session read per module run) plus ~1 POST per volume. "
                 "The DIY runbook's requests grow with the time it polls (%.0f requests here, 40 polls per workload with "
-                "delay 2), so the ratio passes 3x from a few workloads on (see the larger N)." % (prefix, ours["requests"],
-                                                                                              diy["requests"]))
+                "delay 2), so the ratio passes 3x from a few workloads on (see the larger N)."
+                % (prefix, ours["requests"], diy["requests"]))
     if not notes:
         return ""
     return "\n## Targets missed, and why\n" + "\n".join(notes) + "\n"
