@@ -594,12 +594,10 @@ def plan_session(kube, velero_ns, session, check_mode=False, **build_args):
         raise PreflightError("create_session needs session (the name a re-run continues with).")
     existing = sessions.load(kube, velero_ns, session)
     if existing is not None and existing.doc.get("plan") and existing.state != "planned":
-        plan = existing.doc["plan"]
-        if build_args.get("mode") and plan.get("mode") not in (None, build_args["mode"]):
-            raise PreflightError(
-                "Session %r was started as a %s restore; this run asks for %s. Re-run with the same playbook "
-                "to continue it, or pick another session name." % (session, plan.get("mode"), build_args["mode"]))
-        return plan, existing, True, False
+        # ensure() refuses another mode; the backup is not compared (latest=true may now name a newer one).
+        existing, changed = sessions.ensure(kube, velero_ns, session, mode=build_args.get("mode"),
+                                            check_mode=check_mode)
+        return existing.doc["plan"], existing, True, changed
     plan = build(kube, velero_ns, session=session, **build_args)
     backup = dict((key, value) for key, value in plan["backup"].items() if key != "volumes")
     recorded, changed = sessions.ensure(kube, velero_ns, session, mode=plan["mode"], backup=backup, plan=plan,

@@ -322,19 +322,8 @@ def record_undo(kube, velero_namespace, session, action, target, original, check
     Idempotent: an existing record for the same action and target is kept as it is (its
     original is the true one). Returns the record.
     """
-    rid = undo_id(action, target)
-    current = require(kube, velero_namespace, session)
-    existing = current.undo_record(rid)
-    if existing is not None or check_mode:
-        return existing or _undo_entry(rid, action, target, original)
-    entry = _undo_entry(rid, action, target, original)
-
-    def apply(doc):
-        if not any(r["id"] == rid for r in doc["undo"]):
-            doc["undo"].append(entry)
-
-    updated = update(kube, velero_namespace, session, apply, event="recorded %s" % rid)
-    return updated.undo_record(rid)
+    records = record_undo_many(kube, velero_namespace, session, [(action, target, original)], check_mode=check_mode)
+    return records[undo_id(action, target)]
 
 
 def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=False, check_mode=False):
@@ -384,16 +373,7 @@ def _undo_entry(rid, action, target, original):
 
 
 def set_undo_status(kube, velero_namespace, session, record_id, status, check_mode=False, **extra):
-    if check_mode:
-        return None
-
-    def apply(doc):
-        for record in doc["undo"]:
-            if record["id"] == record_id:
-                record["status"] = status
-                record.update(extra)
-
-    return update(kube, velero_namespace, session, apply)
+    return set_undo_status_many(kube, velero_namespace, session, {record_id: (status, extra)}, check_mode=check_mode)
 
 
 def set_state(kube, velero_namespace, session, state, error=None, check_mode=False):

@@ -745,21 +745,25 @@ class Scaler(object):
             wanted = set(pvcs)
             for obj in self._recorded(namespace, pvcs):
                 found.setdefault(obj["metadata"]["uid"], obj)
-            if self.session is not None and self.session.doc.get("undo"):
-                # The journal is complete (record before mutate): a workload this session stopped is in it.
-                # Scanning the namespace is for starts without a session journal (annotations only).
-                return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]))
-            for wk in KINDS.values():
-                if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
-                    continue
-                items = self.kube.list(wk.kind, namespace=namespace)[0]
-                for obj in items:
-                    note = read_annotation(obj)
-                    if note and wanted & set(note.get("pvcs") or []):
-                        found.setdefault(obj["metadata"]["uid"], obj)
-            for sts in statefulsets_for_claims(self.kube, namespace, pvcs):
-                found.setdefault(sts["metadata"]["uid"], sts)
+            # The journal is complete (record before mutate): a workload this session stopped is in it. Scanning
+            # the namespace is for starts without a session journal (annotations only).
+            if self.session is None or not self.session.doc.get("undo"):
+                for obj in self._annotated(namespace, wanted):
+                    found.setdefault(obj["metadata"]["uid"], obj)
         return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]))
+
+    def _annotated(self, namespace, wanted):
+        """Workloads whose data-restore annotation names one of the claims, and StatefulSets whose claim
+        templates made them."""
+        out = []
+        for wk in KINDS.values():
+            if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
+                continue
+            for obj in self.kube.list(wk.kind, namespace=namespace)[0]:
+                note = read_annotation(obj)
+                if note and wanted & set(note.get("pvcs") or []):
+                    out.append(obj)
+        return out + statefulsets_for_claims(self.kube, namespace, sorted(wanted))
 
     def start(self, workloads=None, namespace=None, pvcs=None):
         results = []

@@ -1,27 +1,17 @@
 """claim_patch against the test cluster: the REAL PV controller binds the pre-bound pair and
 pvc-protection holds deletions while pods use the claims; the data directory follows the PV."""
 
-import json
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_run import run_module  # noqa: E402
+from data_path_helpers import journal  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def drop_session(kube, namespace):
-    yield
-    if os.environ.get("KEEP_NAMESPACES") != "1" and kube.get_or_none("ConfigMap", "velero", "data-restore-" + namespace):
-        kube.delete("ConfigMap", "velero", "data-restore-" + namespace)
-
-
-def journal(kube, name):
-    return json.loads(kube.get("ConfigMap", "velero", "data-restore-" + name)["data"]["session.json"])
 
 
 def read(path, rel):

@@ -12,13 +12,6 @@ from data_path_helpers import run_module  # noqa: E402
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def cleanup(kube, namespace):
-    yield
-    if os.environ.get("KEEP_NAMESPACES") != "1":
-        h.drop_session(kube, namespace)
-
-
 @pytest.mark.parametrize("mode, storage_class", [
     ("Filesystem", "sim-immediate"), ("Block", "sim-immediate"), ("Filesystem", "sim-wffc"), ("Block", "sim-wffc")])
 def test_restore_into_new_pvc(kubeconfig, kube, api_client, state_dir, namespace, app_factory, backup_factory,

@@ -13,13 +13,6 @@ from data_path_helpers import run_module  # noqa: E402
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def cleanup(kube, namespace):
-    yield
-    if os.environ.get("KEEP_NAMESPACES") != "1":
-        h.drop_session(kube, namespace)
-
-
 def helper(kubeconfig, namespace, pvcs):
     result = run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": pvcs,
                                                "wait_timeout": 60}, kubeconfig=kubeconfig)

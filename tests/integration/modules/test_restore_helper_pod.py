@@ -12,13 +12,6 @@ from data_path_helpers import run_module  # noqa: E402
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def cleanup(kube, namespace):
-    yield
-    if os.environ.get("KEEP_NAMESPACES") != "1":
-        h.drop_session(kube, namespace)
-
-
 def test_helper_pod_check_mode_idempotency_and_absent(kubeconfig, kube, namespace, app_factory, wait_for):
     app = app_factory(volumes=[{"name": "data"}, {"name": "logs"}])
     h.scale(kube, namespace, "app", 0, wait_for)

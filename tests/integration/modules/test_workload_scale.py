@@ -8,7 +8,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_run import run_module  # noqa: E402
+from data_path_helpers import journal  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -18,18 +20,6 @@ ANNOTATION = "data-restore.ansible/original"
 def live_pods(kube, namespace, app):
     return [p for p in kube.list("Pod", namespace, label_selector="app=%s" % app)
             if p["status"].get("phase") not in ("Succeeded", "Failed")]
-
-
-@pytest.fixture(autouse=True)
-def drop_session(kube, namespace):
-    yield
-    if os.environ.get("KEEP_NAMESPACES") != "1" and kube.get_or_none("ConfigMap", "velero", "data-restore-" + namespace):
-        kube.delete("ConfigMap", "velero", "data-restore-" + namespace)
-
-
-def journal(kube, name):
-    cm = kube.get("ConfigMap", "velero", "data-restore-" + name)
-    return json.loads(cm["data"]["session.json"])
 
 
 def make_session(kubeconfig, name):
@@ -50,8 +40,9 @@ def test_deployment_and_statefulset_stop_and_start(kubeconfig, kube, namespace, 
     assert kube.get("StatefulSet", namespace, "db")["spec"]["replicas"] == 3
     assert len(live_pods(kube, namespace, "db")) == 3
 
-    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig, diff=True)
+    stopped = run_module("workload_scale", dict(args, session_state="quiesced"), kubeconfig=kubeconfig, diff=True)
     assert stopped["changed"] and not stopped.get("failed"), stopped
+    assert stopped["session_state"] == "quiesced" and journal(kube, namespace)["state"] == "quiesced"
     by_kind = dict((w["kind"], w) for w in stopped["workloads"])
     assert by_kind["Deployment"]["original"] == {"replicas": 1}
     assert by_kind["StatefulSet"]["original"] == {"replicas": 3}
@@ -75,6 +66,9 @@ def test_deployment_and_statefulset_stop_and_start(kubeconfig, kube, namespace, 
     assert (kube.get("StatefulSet", namespace, "db")["status"].get("readyReplicas") or 0) == 3
     assert ANNOTATION not in (kube.get("Deployment", namespace, "web")["metadata"].get("annotations") or {})
     assert len(live_pods(kube, namespace, "db")) == 3
+    # the Running pods that mount the claims, for Velero's post-restore hook annotations
+    assert sorted(p["metadata"]["name"] for p in started["pods"]) == sorted(
+        p["metadata"]["name"] for p in live_pods(kube, namespace, "db") + live_pods(kube, namespace, "web"))
 
     scale = [r for r in journal(kube, namespace)["undo"] if r["action"] == "scale"]
     assert len(scale) == 2 and all(r["status"] == "reverted" for r in scale)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
@@ -146,3 +148,59 @@ def test_missing_kind_is_reported_at_once():
     with pytest.raises(MissingApiError) as err:
         kube.list(k.BACKUP, "velero")
     assert "Velero's CRDs are not installed" in err.value.msg
+
+
+class RecordingDynamic(object):
+    """A dynamic client that records discovery lookups and serves one LIST as raw JSON."""
+
+    def __init__(self, served_groups=("apps.openshift.io/v1",)):
+        self.lookups = []
+        self.group_checks = []
+        dynamic = self
+
+        class Resources(object):
+            def get(self, **kwargs):
+                dynamic.lookups.append(kwargs)
+                return RawResource()
+
+        class ApiClient(object):
+            def call_api(self, path, method, **_kwargs):
+                dynamic.group_checks.append(path)
+                if path.split("/apis/", 1)[1] not in served_groups:
+                    raise FakeApiException(404, "not found")
+
+        self.resources = Resources()
+        self.client = ApiClient()
+
+
+class RawResource(object):
+    def get(self, serialize=True, **kwargs):
+        assert serialize is False, "lists are decoded from the raw JSON"
+        body = {"metadata": {"resourceVersion": "7"}, "items": [{"metadata": {"name": "a"}}]}
+        return type("Resp", (), {"data": json.dumps(body).encode()})()
+
+
+def test_core_kinds_are_looked_up_in_the_core_group_only():
+    dynamic = RecordingDynamic()
+    kube = k.Kube(dynamic, retry_seconds=0)
+    kube.resource(k.CONFIG_MAP)
+    kube.resource(k.DEPLOYMENT)
+    assert dynamic.lookups == [dict(api_version="v1", kind="ConfigMap", prefix="api", group=""),
+                               dict(api_version="apps/v1", kind="Deployment")]
+    assert dynamic.group_checks == []  # built-in groups are not pre-checked
+
+
+def test_an_optional_group_is_checked_with_one_get_before_discovery():
+    dynamic = RecordingDynamic(served_groups=())
+    kube = k.Kube(dynamic, retry_seconds=0)
+    assert not kube.has_api(k.ARGO_APPLICATION)
+    assert dynamic.group_checks == ["/apis/argoproj.io/v1alpha1"] and dynamic.lookups == []
+    served = RecordingDynamic(served_groups=("apps.openshift.io/v1",))
+    assert k.Kube(served, retry_seconds=0).has_api(k.DEPLOYMENT_CONFIG)
+    assert served.lookups == [dict(api_version="apps.openshift.io/v1", kind="DeploymentConfig")]
+
+
+def test_lists_are_decoded_from_raw_json_with_kind_and_version():
+    kube = k.Kube(RecordingDynamic(), retry_seconds=0)
+    items, version = kube.list(k.CONFIG_MAP, "velero")
+    assert version == "7" and items == [{"metadata": {"name": "a"}, "kind": "ConfigMap", "apiVersion": "v1"}]

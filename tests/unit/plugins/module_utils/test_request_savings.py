@@ -187,7 +187,7 @@ def test_plan_session_refuses_another_mode_for_a_started_session(planned):
     plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="in_place", source_namespace="shop",
                       fetch=store.fetch, volume_info_timeout=5, quiesce="none")
     s.set_state(fake, VNS, "nightly-shop", "restoring")
-    with pytest.raises(PreflightError, match="started as a in_place restore"):
+    with pytest.raises(PreflightError, match="already exists with mode in_place"):
         plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace", source_namespace="shop")
 
 

@@ -276,6 +276,18 @@ def test_start_restores_removes_annotation_marks_reverted(fk):
     assert not again["changed"] and again["workloads"][0]["action"] == "already_started"
 
 
+def test_start_returns_the_running_pods_of_the_claims_for_post_restore_hooks(fk):
+    deployment(fk, replicas=1)
+    w.scale(fk, params(pvcs=["data"]))
+    rs = fk.find(k.REPLICA_SET, "web-5d9f", NS)
+    fk.add(k.POD, pod("web-5d9f-new", ["data"], rs))  # what the ReplicaSet controller starts
+    helper_pod(fk, SESSION, name="restore-helper")  # this session's own pod is not a workload pod
+    result = w.scale(fk, params(state="started", pvcs=["data"]))
+    assert [p["metadata"]["name"] for p in result["pods"]] == ["web-5d9f-new"]
+    assert result["pods"][0]["spec"]["containers"] == [{"name": "app"}]
+    assert w.scale(fk, params(state="started", pvcs=["data"], wait=False))["pods"] == []
+
+
 def test_start_leaves_a_value_someone_else_changed(fk):
     deployment(fk)
     w.scale(fk, params(pvcs=["data"], wait=False))
