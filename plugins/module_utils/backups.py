@@ -426,16 +426,14 @@ def _sort_key(record):
 
 
 def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None):
-    """(records, source, warnings) for one Backup object."""
+    """(records, source, warnings) for one Backup object.
+
+    The volume info document lists every volume; the PodVolumeBackup and DataUpload objects are read only
+    when it is missing (the fallback) or, for DataUploads, when it has data-mover volumes (their nodeOS and
+    storage class): an fs backup costs no LIST of either.
+    """
     name = backup["metadata"]["name"]
     warnings = []
-    pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
-    dus = []
-    if kube.has_api(k.DATA_UPLOAD):
-        dus = _list_for_backup(kube, k.DATA_UPLOAD, velero_ns, name)
-    dus_by_pvc = dict(((d["spec"].get("sourceNamespace"), d["spec"].get("sourcePVC")), d)
-                      for d in dus if d.get("spec"))
-
     entries = None
     try:
         entries = read_volume_info(kube, velero_ns, name, timeout=timeout, fetch=fetch)
@@ -446,9 +444,13 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
 
     if entries is not None:
         records = [from_volume_info(e, backup) for e in entries if isinstance(e, dict)]
-        for record in records:  # the DataUpload (original cluster) knows nodeOS and the class
+        movers = [r for r in records if r["method"] == METHOD_DATA_MOVER]
+        dus = _data_uploads(kube, velero_ns, name) if movers else []
+        dus_by_pvc = dict(((d["spec"].get("sourceNamespace"), d["spec"].get("sourcePVC")), d)
+                          for d in dus if d.get("spec"))
+        for record in movers:  # the DataUpload (original cluster) knows nodeOS and the class
             du = dus_by_pvc.get((record["source_namespace"], record["source_pvc"]))
-            if du is not None and record["method"] == METHOD_DATA_MOVER:
+            if du is not None:
                 extra = from_data_upload(du, backup)
                 record["node_os"] = extra["node_os"]
                 record["storage_class"] = record["storage_class"] or extra["storage_class"]
@@ -456,6 +458,8 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
                     record["data_mover"] = extra["data_mover"]
         source = SOURCE_VOLUME_INFO
     else:
+        pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
+        dus = _data_uploads(kube, velero_ns, name)
         records = [from_pod_volume_backup(p, backup) for p in pvbs]
         records += [from_data_upload(d, backup) for d in dus]
         source = SOURCE_CUSTOM_RESOURCES
@@ -467,6 +471,13 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
         assess(record)
     records.sort(key=_sort_key)
     return records, source, warnings
+
+
+def _data_uploads(kube, velero_ns, backup_name):
+    """The backup's DataUploads; none when the cluster does not serve them (Velero without the data mover)."""
+    if not kube.has_api(k.DATA_UPLOAD):
+        return []
+    return _list_for_backup(kube, k.DATA_UPLOAD, velero_ns, backup_name)
 
 
 # -- volume info through a DownloadRequest (contract §1.8) -------------------------------------
@@ -559,9 +570,11 @@ def read_volume_info(kube, velero_ns, backup_name, timeout=VOLUME_INFO_TIMEOUT, 
             return WaitState(False, pending=["DownloadRequest %s/%s" % (velero_ns, req_name)])
 
         try:
+            # The watch starts from the created object: no LIST (Velero answers within a second or so).
             objects = wait_for(kube, k.DOWNLOAD_REQUEST, processed, namespace=velero_ns,
                                field_selector="metadata.name=%s" % req_name, timeout=timeout,
-                               what="DownloadRequest %s/%s" % (velero_ns, req_name))
+                               what="DownloadRequest %s/%s" % (velero_ns, req_name),
+                               initial=([request], (request.get("metadata") or {}).get("resourceVersion")))
         except WaitTimeout:
             raise DataRestoreError(
                 "volume info not read: Velero did not process DownloadRequest %s/%s within %ss (is the "

@@ -369,7 +369,7 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
         return _timed_out(volumes, exc.pending, velero_ns, params, result)
     volumes = [dict(pvrs.summarize(final[n], expected[n]), **volumes_info[n]) for n in sorted(expected)]
     failed = [v for v in volumes if v["phase"] in pvrs.FAILED_PHASES]
-    _record_final(kube, velero_ns, session_name, volumes)
+    pvrs.record_final(kube, velero_ns, session_name, volumes)
     if failed:
         raise DataRestoreError(
             "%s. The node-agent's message says why; its logs (kubectl -n %s logs ds/node-agent) have details. Re-run "
@@ -422,16 +422,6 @@ def _timed_out(volumes, pending, velero_ns, params, result):
             pending=pending, volumes=volumes)
     result.update(done=False, volumes=volumes, pending=pending, hints=hints, progress=pvrs.progress_line(volumes))
     return result
-
-
-def _record_final(kube, velero_ns, session_name, volumes):
-    def apply(doc):
-        for v in volumes:
-            if v["key"]:
-                doc["volumes"].setdefault(v["key"], {}).update(
-                    {"phase": v["phase"], "bytes_done": v["bytes_done"], "total_bytes": v["total_bytes"],
-                     "message": v["message"], "completed": v["completed"]})
-    sessions.update(kube, velero_ns, session_name, apply)
 
 
 def _delete_placeholders(kube, session_name, volumes):

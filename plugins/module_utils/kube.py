@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import os
 import time
 from collections import namedtuple
@@ -282,7 +283,8 @@ class Kube(object):
         Raises WatchExpired when resource_version is too old.
         """
         res = self.resource(kind)
-        params = dict(namespace=namespace, timeout=max(1, int(timeout_seconds)))
+        # Rounded up: a watch cut short by a fraction of a second would cost one more watch request.
+        params = dict(namespace=namespace, timeout=max(1, int(math.ceil(timeout_seconds))))
         if label_selector:
             params["label_selector"] = label_selector
         if field_selector:

@@ -346,16 +346,18 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         target_ns = namespace_mapping[source_namespace]
     else:
         target_ns = target_namespace or source_namespace
-    try:
-        if kube.get(k.NAMESPACE, target_ns) is None:
-            raise PreflightError(
-                "Target namespace %s does not exist. Create it and deploy the application's claims there "
-                "first, or fix target_namespace/namespace_mapping." % target_ns, namespace=target_ns)
-    except ForbiddenError:
-        warnings.append("cannot read Namespace %s (no permission); its existence was not checked." % target_ns)
+    target_pvcs = dict((p["metadata"]["name"], p) for p in kube.list(k.PVC, namespace=target_ns)[0])
+    # A namespace with claims exists; only an empty answer needs the Namespace read (missing vs. empty).
+    if not target_pvcs:
+        try:
+            if kube.get(k.NAMESPACE, target_ns) is None:
+                raise PreflightError(
+                    "Target namespace %s does not exist. Create it and deploy the application's claims there "
+                    "first, or fix target_namespace/namespace_mapping." % target_ns, namespace=target_ns)
+        except ForbiddenError:
+            warnings.append("cannot read Namespace %s (no permission); its existence was not checked." % target_ns)
 
     problems = Problems()
-    target_pvcs = dict((p["metadata"]["name"], p) for p in kube.list(k.PVC, namespace=target_ns)[0])
 
     # Volume selection.
     by_pvc = {}

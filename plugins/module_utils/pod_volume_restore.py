@@ -301,7 +301,9 @@ def run(kube, params, check_mode=False):
         result.update(done=False, volumes=volumes, pending=exc.pending, progress=progress_line(volumes))
         return result
     volumes = [summarize(final[n], expected[n]) for n in sorted(expected)]
-    _record_final(kube, velero_ns, session_name, volumes)
+    # session_state goes into the same journal write, unless a volume failed (then the task fails, state stays).
+    failed = any(v["phase"] in FAILED_PHASES for v in volumes)
+    record_final(kube, velero_ns, session_name, volumes, state=None if failed else params.get("session_state"))
     result.update(done=True, volumes=volumes, progress=progress_line(volumes))
     _fail_on_failed(result, volumes, params)
     return result
@@ -315,14 +317,14 @@ def _fail_on_failed(result, volumes, params):
                 "PodVolumeRestore", failed), volumes=volumes, changed=result["changed"])
 
 
-def _record_final(kube, velero_ns, session_name, volumes):
+def record_final(kube, velero_ns, session_name, volumes, state=None):
     def apply(doc):
         for v in volumes:
             if v["key"]:
                 doc["volumes"].setdefault(v["key"], {}).update(
                     {"phase": v["phase"], "bytes_done": v["bytes_done"], "total_bytes": v["total_bytes"],
                      "message": v["message"], "completed": v["completed"]})
-    sessions.update(kube, velero_ns, session_name, apply)
+    sessions.update(kube, velero_ns, session_name, apply, state=state)
 
 
 def _check_same_pod(current, pods, namespace, pvc):

@@ -353,17 +353,23 @@ def write_files(contents, check_mode=False):
     return changed, diffs
 
 
-def run_report(kube, velero_namespace, session, directory, warnings=None, write=True, check_mode=False):
+def run_report(kube, velero_namespace, session, directory, warnings=None, write=True, check_mode=False,
+               session_state=None):
     """Read the session and its Velero objects, build the report and write both files.
 
-    Returns the module result: changed, report, files, summary and the diffs of the files.
+    ``session_state``: move the session to it first (the report then shows it). Returns the module result:
+    changed, report, files, summary and the diffs of the files.
     """
+    moved = False
+    if session_state:
+        _sess, moved = sessions.set_state(kube, velero_namespace, session, session_state, check_mode=check_mode)
     doc, pvrs, dds = collect(kube, velero_namespace, session)
     report = build_report(doc, pvrs, dds, warnings)
     files = dict((fmt, os.path.join(directory, base)) for fmt, base in file_names(session).items())
-    changed, diffs = False, []
+    changed, diffs = moved, []
     if write:
-        changed, diffs = write_files({files["json"]: render_json(report), files["markdown"]: render_markdown(report)},
+        written, diffs = write_files({files["json"]: render_json(report), files["markdown"]: render_markdown(report)},
                                      check_mode=check_mode)
+        changed = changed or written
     return {"changed": changed, "report": report, "files": files, "summary": render_summary(report, files),
             "diff": diffs}

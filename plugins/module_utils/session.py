@@ -284,15 +284,21 @@ def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, c
     return Session(cm), True
 
 
-def update(kube, velero_namespace, session, mutate, event=None):
+def update(kube, velero_namespace, session, mutate, event=None, state=None):
     """Read-modify-write the document with optimistic concurrency; returns the new Session.
 
-    ``mutate(doc)`` changes the dict in place. Retries on conflict with a fresh read.
+    ``mutate(doc)`` changes the dict in place. Retries on conflict with a fresh read. ``state``: move the
+    session to this state (no error) in the same write - a module's last journal write and its
+    ``session_state`` are then one request, and module.run_module finds nothing left to write.
     """
+    if state and not event:
+        event = "state %s" % state
     for _attempt in range(CONFLICT_RETRIES):
         current = require(kube, velero_namespace, session)
         doc = copy.deepcopy(current.doc)
         mutate(doc)
+        if state:
+            _apply_state(doc, state)
         if doc == current.doc:
             return current
         doc["updated"] = now()
@@ -329,8 +335,15 @@ def record_undo(kube, velero_namespace, session, action, target, original, check
 def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=False, check_mode=False):
     """record_undo for several ``(action, target, original)`` in ONE journal write, before the caller mutates
     any of them. An existing record is kept (first record wins); with ``renew_reverted`` a record whose change
-    was already reverted starts a new cycle (status recorded, the new original). Returns {id: record}."""
-    wanted = [(undo_id(action, target), action, target, original) for action, target, original in entries]
+    was already reverted starts a new cycle (status recorded, the new original). Returns {id: record}.
+
+    An entry may carry a 4th element, extra fields of a new (or renewed) record, e.g. the claims a workload
+    was stopped for: written with the record, so an interruption right after it loses nothing."""
+    wanted, extras = [], {}
+    for entry in entries:
+        action, target, original = entry[:3]
+        wanted.append((undo_id(action, target), action, target, original))
+        extras[undo_id(action, target)] = dict(entry[3]) if len(entry) > 3 else {}
     current = require(kube, velero_namespace, session)
     if check_mode:
         return dict((rid, current.undo_record(rid) or _undo_entry(rid, action, target, original))
@@ -342,18 +355,22 @@ def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=Fa
             record = by_id.get(rid)
             if record is None:
                 record = _undo_entry(rid, action, target, original)
+                record.update(copy.deepcopy(extras[rid]))
                 doc["undo"].append(record)
                 by_id[rid] = record
             elif renew_reverted and record["status"] == "reverted":
                 record.update(status="recorded", original=copy.deepcopy(original), recordedAt=now())
+                record.update(copy.deepcopy(extras[rid]))
 
     updated = update(kube, velero_namespace, session, apply,
                      event="recorded %s" % ", ".join(rid for rid, _a, _t, _o in wanted))
     return dict((rid, updated.undo_record(rid)) for rid, _a, _t, _o in wanted)
 
 
-def set_undo_status_many(kube, velero_namespace, session, changes, check_mode=False):
-    """set_undo_status for several records in one write: ``changes`` is {id: (status, {extra fields})}."""
+def set_undo_status_many(kube, velero_namespace, session, changes, check_mode=False, state=None):
+    """set_undo_status for several records in one write: ``changes`` is {id: (status, {extra fields})}.
+
+    ``state``: also move the session to this state in the same write (see update)."""
     if check_mode or not changes:
         return None
 
@@ -364,7 +381,7 @@ def set_undo_status_many(kube, velero_namespace, session, changes, check_mode=Fa
                 record["status"] = status
                 record.update(extra)
 
-    return update(kube, velero_namespace, session, apply)
+    return update(kube, velero_namespace, session, apply, state=state)
 
 
 def _undo_entry(rid, action, target, original):
@@ -386,10 +403,16 @@ def set_state(kube, velero_namespace, session, state, error=None, check_mode=Fal
         return current, True
 
     def apply(doc):
-        doc["state"] = state
-        doc["error"] = error
+        _apply_state(doc, state, error)
 
     return update(kube, velero_namespace, session, apply, event="state %s" % state), True
+
+
+def _apply_state(doc, state, error=None):
+    if state not in STATES:
+        raise PreflightError("Unknown session state %r; use one of %s." % (state, ", ".join(STATES)))
+    doc["state"] = state
+    doc["error"] = error
 
 
 def set_volume(kube, velero_namespace, session, volume_key, fields, check_mode=False):

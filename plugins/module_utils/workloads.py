@@ -27,7 +27,7 @@ import time
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 
 ANNOTATION_ORIGINAL = names.ANNOTATION_ORIGINAL
@@ -380,16 +380,18 @@ def check_other_session_pod(pod, session, pvcs):
         pod=pod["metadata"]["name"], other_session=other)
 
 
-def discover(kube, namespace, pvcs, strict=True, session=None):
+def discover(kube, namespace, pvcs, strict=True, session=None, pods=None):
     """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings).
 
     The helper/placeholder pods of ``session`` (this collection's managed-by + session labels) are not
     workloads and are skipped; those of another session are refused (a conflict).
     ``strict=False`` (preflight) skips pods whose workload cannot be stopped instead of refusing them:
     workload_scale refuses those when it runs; preflight only applies the rules of ``check_stoppable``.
+    ``pods``: the namespace's pods when the caller just listed them.
     """
     resolver = OwnerResolver(kube)
-    pods = kube.list(k.POD, namespace=namespace)[0]
+    if pods is None:
+        pods = kube.list(k.POD, namespace=namespace)[0]
     found, warnings = {}, []
     using = pods_using(pods, pvcs)
     resolver.prefetch([p for p in using if not is_own_pod(p, session)])
@@ -591,6 +593,8 @@ class Scaler(object):
         self.session = None
         self._reverted = {}
         self._patches = []
+        self._pods = {}  # namespace -> its pods as listed to find the targets (before any change)
+        self._applied = {}  # journal marks of the stopped workloads, written once after the wait (mark_applied)
         if session_name:
             # In check mode a session that a previous task would have created may be missing.
             self.session = sessions.load(kube, velero_namespace, session_name)
@@ -617,7 +621,9 @@ class Scaler(object):
         if pvcs:
             if not namespace:
                 raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
-            discovered, warnings = discover(self.kube, namespace, pvcs, session=self.session_name)
+            self._pods[namespace] = self.kube.list(k.POD, namespace=namespace)[0]
+            discovered, warnings = discover(self.kube, namespace, pvcs, session=self.session_name,
+                                            pods=self._pods[namespace])
             found.extend(discovered)
             found.extend(self._recorded(namespace, pvcs, active_only=True))
             for warning in warnings:
@@ -644,10 +650,11 @@ class Scaler(object):
         to_stop = [(out, patch) for out, patch in planned if patch is not None]
         if self.check_mode or not to_stop:
             return results, gitops
-        # Record before mutate: every original in the journal first (one write), then the objects (annotation
-        # + stop in one patch each), then one write marking them applied.
+        # Record before mutate: every original in the journal first (one write, with the claims it is stopped
+        # for), then the objects (annotation + stop in one patch each); mark_applied marks them applied later.
         sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name,
-                                  [(ACTION_SCALE, ref_of_result(out), out["original"]) for out, _patch in to_stop],
+                                  [(ACTION_SCALE, ref_of_result(out), out["original"], {"pvcs": sorted(pvcs or [])})
+                                   for out, _patch in to_stop],
                                   renew_reverted=True)
 
         def stop_one(out, stop_patch):
@@ -660,9 +667,15 @@ class Scaler(object):
 
         done = k.run_parallel([lambda item=item: stop_one(*item) for item in to_stop],
                               getattr(self.kube, "parallel_workers", 1))
-        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name,
-                                      dict((rid, ("applied", {"pvcs": sorted(pvcs or [])})) for rid in done))
+        self._applied = dict((rid, ("applied", {})) for rid in done)
         return results, gitops
+
+    def mark_applied(self, state=None):
+        """One journal write: the stopped workloads' records applied and, when given, the session state. A
+        record stays "recorded" (still counted as in effect, with its claims) until this runs."""
+        changes, self._applied = self._applied, {}
+        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, changes,
+                                      check_mode=self.check_mode, state=state)
 
     def _pause_gitops(self, plan):
         action, kind, obj = plan["action"], plan["kind"], plan["obj"]
@@ -884,14 +897,15 @@ class Scaler(object):
         return predicate
 
     def pods_now(self, targets, namespace=None, pvcs=None):
-        """Pods that mount the PVCs or belong to the workloads right now (what stopping waits for)."""
+        """Pods that mount the PVCs or belong to the workloads before the stop (what stopping waits for); the
+        pods listed to find the targets are reused."""
         namespaces = set(t["namespace"] for t in targets)
         if pvcs and namespace:
             namespaces.add(namespace)
         uids = set(t["uid"] for t in targets)
         found = []
         for ns in sorted(namespaces):
-            pods = self.kube.list(k.POD, namespace=ns)[0]
+            pods = self._pods[ns] if ns in self._pods else self.kube.list(k.POD, namespace=ns)[0]
             wanted = set(pvcs or []) if ns == namespace else set()
             found.extend(pod_label(p) for p in _matching_pods(pods, wanted, uids, OwnerResolver(self.kube),
                                                               self.session_name))
@@ -966,10 +980,18 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
     changed = any(r["action"] in changed_actions for r in results) or any(
         g["result"] in ("paused", "resumed") for g in gitops)
     pods_waited, pods_ready = [], []
+    if state == "stopped" and not (params.get("wait", True) and not check_mode):
+        scaler.mark_applied(params.get("session_state"))
     if params.get("wait", True) and not check_mode:
         if state == "stopped":
-            pods_waited = sorted(set(pods_before) | set(scaler.wait_stopped(
-                results, namespace, pvcs, params.get("wait_timeout", 600), on_progress)))
+            try:
+                waited = scaler.wait_stopped(results, namespace, pvcs, params.get("wait_timeout", 600), on_progress)
+            except DataRestoreError:
+                scaler.mark_applied()  # the patches are in effect; the session state stays as it was
+                raise
+            pods_waited = sorted(set(pods_before) | set(waited))
+            # The applied marks and session_state (run_module then has nothing left to write) in one request.
+            scaler.mark_applied(params.get("session_state"))
         else:
             scaler.wait_ready([r for r in results if r["action"] in ("started", "already_started")],
                               params.get("wait_timeout", 600), on_progress)

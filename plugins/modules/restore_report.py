@@ -49,6 +49,14 @@ options:
     description: Write the files. With V(false) only RV(report) and RV(summary) are returned.
     type: bool
     default: true
+  session_state:
+    description:
+      - Move the session to this state (clearing its error) B(before) the report is built, so the report shows it.
+      - The restore playbooks mark a finished restore V(completed) here, which saves a separate
+        M(velero.data_restore.restore_session) task (one module start and one session read).
+    type: str
+    choices: [planned, quiescing, quiesced, restoring, restored, swapping, swapped, resuming, completed, failed,
+              rolling_back, rolled_back]
 """
 
 EXAMPLES = r"""
@@ -61,6 +69,12 @@ EXAMPLES = r"""
 - name: Print the summary table
   ansible.builtin.debug:
     msg: "{{ report.summary }}"
+
+- name: Mark the restore completed and report it
+  velero.data_restore.restore_report:
+    session: shop-rollback
+    directory: "{{ playbook_dir }}"
+    session_state: completed
 
 - name: Only build the report (no files)
   velero.data_restore.restore_report:
@@ -107,7 +121,11 @@ summary:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import report as reports
-from ansible_collections.velero.data_restore.plugins.module_utils.module import SESSION_ARG_SPEC, run_module
+from ansible_collections.velero.data_restore.plugins.module_utils.module import (
+    SESSION_ARG_SPEC,
+    SESSION_STATE_ARG_SPEC,
+    run_module,
+)
 
 # (name, spec) pairs: a `warnings` keyword or dict-literal key would read like the deprecated top-level result key.
 OPTIONS = (
@@ -120,14 +138,15 @@ OPTIONS = (
 def run(module, kube):
     p = module.params
     result = reports.run_report(kube, p["velero_namespace"], p["session"], p["directory"],
-                                p["warnings"], write=p["write"], check_mode=module.check_mode)
+                                p["warnings"], write=p["write"], check_mode=module.check_mode,
+                                session_state=p["session_state"])
     if not module._diff:
         result.pop("diff")
     return result
 
 
 def main():
-    run_module(dict(OPTIONS, **SESSION_ARG_SPEC), run)
+    run_module(dict(OPTIONS, **dict(SESSION_ARG_SPEC, **SESSION_STATE_ARG_SPEC)), run)
 
 
 if __name__ == "__main__":

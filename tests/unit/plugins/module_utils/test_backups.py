@@ -187,6 +187,26 @@ def test_download_request_shape(fake, store):
     assert ("watch", "DownloadRequest") in fake.requests
 
 
+def test_fs_backup_with_volume_info_reads_no_pvb_or_data_upload_list(fake, store):
+    """The volume info lists every volume: PVBs are only the fallback, DataUploads only enrich data-mover ones."""
+    fake.add(k.BACKUP, f.backup("fs1"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("fs1", "app-0", "data", pvc="data-app-0"))
+    store.put("fs1", [f.vi_pvb("data-app-0", "app-0", "data")])
+    vol = find(fake, store, name="fs1")["backups"][0]["volumes"][0]
+    assert vol["method"] == "fs" and vol["snapshot_id"] == "a1b2c3d4e5f6"
+    assert ("list", "PodVolumeBackup") not in fake.requests and ("list", "DataUpload") not in fake.requests
+    # the DownloadRequest wait watches from the created object, without a LIST
+    assert ("list", "DownloadRequest") not in fake.requests and ("watch", "DownloadRequest") in fake.requests
+
+
+def test_data_mover_volumes_in_volume_info_read_the_data_uploads(fake, store):
+    fake.add(k.BACKUP, f.backup("dm"))
+    fake.add(k.DATA_UPLOAD, f.du("dm", "db-data", node_os="windows", storage_class="fast"))
+    store.put("dm", [f.vi_data_mover("db-data")])
+    find(fake, store, name="dm")
+    assert ("list", "DataUpload") in fake.requests and ("list", "PodVolumeBackup") not in fake.requests
+
+
 def test_uncompressed_and_data_upload_enrichment(fake, store):
     fake.add(k.BACKUP, f.backup("dm"))
     fake.add(k.DATA_UPLOAD, f.du("dm", "db-data", node_os="windows", storage_class="fast"))

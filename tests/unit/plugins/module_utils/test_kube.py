@@ -204,3 +204,19 @@ def test_lists_are_decoded_from_raw_json_with_kind_and_version():
     kube = k.Kube(RecordingDynamic(), retry_seconds=0)
     items, version = kube.list(k.CONFIG_MAP, "velero")
     assert version == "7" and items == [{"metadata": {"name": "a"}, "kind": "ConfigMap", "apiVersion": "v1"}]
+
+
+def test_watch_timeout_is_rounded_up_so_a_slice_needs_one_watch():
+    """A 14.3 s remainder asked as a 14 s watch would end 0.3 s early and cost a second watch request."""
+    asked = []
+    dynamic = RecordingDynamic()
+
+    def watch(_resource, **params):
+        asked.append(params["timeout"])
+        return iter(())
+
+    dynamic.watch = watch
+    kube = k.Kube(dynamic, retry_seconds=0)
+    assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=14.3)) == []
+    assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=0.2)) == []
+    assert asked == [15, 1]

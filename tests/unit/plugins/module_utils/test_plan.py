@@ -322,6 +322,15 @@ def test_namespace_options(fake, store, kwargs, expect):
     assert expect in fail(fake, store, **kwargs)
 
 
+def test_namespace_with_claims_is_not_read_but_an_empty_one_is_checked(fake, store):
+    build(fake, store, volumes=["data-app-0"])
+    assert ("get", "Namespace") not in fake.requests  # its claims prove it exists
+    fake.add(k.NAMESPACE, f.namespace("empty"))
+    assert "target claim empty/data-app-0 does not exist" in fail(fake, store, volumes=["data-app-0"],
+                                                                   target_namespace="empty")
+    assert ("get", "Namespace") in fake.requests
+
+
 def test_mapping_extra_entries_warn(fake, store):
     p = build(fake, store, volumes=["data-app-0"], source_namespace="shop",
               namespace_mapping={"shop": "shop", "db": "db2"})

@@ -95,6 +95,28 @@ def test_restore_completes_with_progress_and_records_session():
     assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/data"]["phase"] == "Completed"
 
 
+def test_session_state_goes_into_the_write_that_records_the_final_phases():
+    fake, records, pods = setup(total=4096)
+    fake.session_cache = {}  # as in a module run
+    before = fake.count("update")
+    result = pvr.run(fake, params(volumes=records, pods=pods, session_state="restored"))
+    assert result["done"] is True
+    # one journal write before the PVRs are created, one with the final phases and the state
+    assert fake.count("update") - before == 2
+    doc = sessions.require(fake, f.VNS, "s1").doc
+    assert doc["state"] == "restored" and doc["volumes"]["shop/data"]["phase"] == "Completed"
+    assert doc["history"][-1]["event"] == "state restored"
+
+
+def test_session_state_is_not_set_when_a_volume_failed():
+    fake, records, pods = setup(fail={"snap-data"})
+    state = sessions.require(fake, f.VNS, "s1").state
+    with pytest.raises(DataRestoreError):
+        pvr.run(fake, params(volumes=records, pods=pods, session_state="restored"))
+    doc = sessions.require(fake, f.VNS, "s1").doc
+    assert doc["state"] == state and doc["volumes"]["shop/data"]["phase"] == "Failed"
+
+
 def test_helper_pods_are_found_by_label_when_not_given():
     fake, records = setup()[:2]
     assert pvr.run(fake, params(volumes=records))["done"] is True

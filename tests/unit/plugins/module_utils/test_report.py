@@ -248,3 +248,22 @@ def test_an_unwritable_directory_fails_with_the_path(tmp_path):
     with pytest.raises(r.DataRestoreError) as info:
         r.run_report(seed(planned()), NS, "fresh", str(blocker / "sub"))
     assert str(blocker / "sub") in info.value.msg
+
+
+def test_session_state_is_set_before_the_report_is_built(tmp_path):
+    kube = seed(in_place())
+    kube.session_cache = {}  # as in a module run
+    result = r.run_report(kube, NS, "shop-nightly", str(tmp_path), session_state="completed")
+    assert result["changed"] and result["report"]["state"] == "completed" and result["report"]["error"] is None
+    assert s.require(kube, NS, "shop-nightly").state == "completed"
+    assert len([q for q in kube.requests if q == ("get", "ConfigMap")]) == 1  # one session read for both
+    again = r.run_report(kube, NS, "shop-nightly", str(tmp_path), session_state="completed")
+    assert not again["changed"]
+
+
+def test_session_state_in_check_mode_writes_nothing(tmp_path):
+    kube = seed(in_place())
+    before = s.require(kube, NS, "shop-nightly").state
+    result = r.run_report(kube, NS, "shop-nightly", str(tmp_path), session_state="completed", check_mode=True)
+    assert result["changed"] and s.require(kube, NS, "shop-nightly").state == before
+    assert os.listdir(str(tmp_path)) == []

@@ -130,16 +130,49 @@ def test_stopping_two_workloads_records_both_before_the_first_patch():
                         changed = True
         return changed
     fake.controllers.append(pods_go)
+    journal_at_first_patch = []
+    original_patch = fake.patch
+
+    def patch(kind, name, body, namespace=None, patch_type="merge"):
+        if not journal_at_first_patch:
+            journal_at_first_patch.append(s.require(fake, VNS, "nightly").doc)
+        return original_patch(kind, name, body, namespace, patch_type)
+
+    fake.patch = patch
     start = len(fake.requests)
     result = w.scale(fake, dict(state="stopped", velero_namespace=VNS, session="nightly", namespace=NS,
-                                pvcs=["data", "cache"], workloads=None, pause_gitops=False, wait=True, wait_timeout=10))
+                                pvcs=["data", "cache"], workloads=None, pause_gitops=False, wait=True, wait_timeout=10,
+                                session_state="quiesced"))
     assert sorted(i["action"] for i in result["workloads"]) == ["stopped", "stopped"]
     requests = fake.requests[start:]
     updates = [i for i, r in enumerate(requests) if r == ("update", "ConfigMap")]
     patches = [i for i, r in enumerate(requests) if r == ("patch", "Deployment")]
+    # one write records both (with their claims) before the first patch; one marks them applied + the state
     assert len(updates) == 2 and updates[0] < patches[0] and patches[-1] < updates[1]
+    assert len([r for r in requests if r == ("list", "Pod")]) == 2  # targets (reused for pods_waited) + the wait
+    recorded = journal_at_first_patch[0]["undo"]
+    assert sorted((r["target"]["name"], r["status"], r["pvcs"]) for r in recorded) == [
+        ("api", "recorded", ["cache", "data"]), ("web", "recorded", ["cache", "data"])]
     doc = s.require(fake, VNS, "nightly").doc
     assert sorted((r["target"]["name"], r["status"]) for r in doc["undo"]) == [("api", "applied"), ("web", "applied")]
+    assert doc["state"] == "quiesced"
+
+
+def test_a_stop_whose_wait_times_out_marks_the_records_applied_but_not_the_state():
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG,))
+    s.ensure(fake, VNS, "nightly", mode="in_place")
+    fake.add(k.DEPLOYMENT, {"metadata": {"name": "web", "namespace": NS}, "spec": {"replicas": 2},
+                            "status": {"readyReplicas": 2, "observedGeneration": 1}})
+    fake.add(k.POD, {"metadata": {"name": "web-0", "namespace": NS, "ownerReferences": [{
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "controller": True,
+        "uid": fake.find(k.DEPLOYMENT, "web", NS)["metadata"]["uid"]}]},
+        "spec": {"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]},
+        "status": {"phase": "Running"}})  # no controller deletes it: the wait times out
+    with pytest.raises(w.DataRestoreError, match="Timed out"):
+        w.scale(fake, dict(state="stopped", velero_namespace=VNS, session="nightly", namespace=NS, pvcs=["data"],
+                           workloads=None, pause_gitops=False, wait=True, wait_timeout=0, session_state="quiesced"))
+    doc = s.require(fake, VNS, "nightly").doc
+    assert [(r["status"], r["pvcs"]) for r in doc["undo"]] == [("applied", ["data"])] and doc["state"] == "planned"
 
 
 # ----------------------------------------------------------------------------- plan + session in one call
