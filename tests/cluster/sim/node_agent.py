@@ -136,12 +136,20 @@ class NodeAgent:
     def _fresh(self, kind, name):
         return self.kube.get_or_none(kind, self.ns, name)
 
+    def _cached(self, kind, name):
+        informer = {"PodVolumeRestore": self.pvrs, "DataDownload": self.dds}.get(kind)
+        return informer.get(self.ns, name) if informer is not None else None
+
     def _transition(self, kind, name, expect: tuple[str, ...] | None, status: dict | None = None,
                     labels: dict | None = None, spec: dict | None = None) -> dict | None:
-        """Get fresh, check phase ∈ expect, merge-patch with a resourceVersion precondition;
-        retries on conflict (Velero: UpdatePVRWithRetry / UpdateDataDownloadWithRetry)."""
-        for _attempt in range(10):
-            obj = self._fresh(kind, name)
+        """Read, check phase ∈ expect, merge-patch with a resourceVersion precondition; retries on conflict
+        (Velero: UpdatePVRWithRetry / UpdateDataDownloadWithRetry). The first read is the informer's copy, as
+        Velero's controller-runtime client reads its cache; a live GET when that copy is missing or in another
+        phase (never skip a transition on a stale copy) and after a conflict."""
+        for attempt in range(10):
+            obj = self._cached(kind, name) if attempt == 0 else None
+            if obj is None or (expect is not None and C.phase_of(obj) not in expect):
+                obj = self._fresh(kind, name)
             if obj is None:
                 return None
             if expect is not None and C.phase_of(obj) not in expect:
