@@ -107,7 +107,7 @@ def check_record(rec):
     return key
 
 
-def build_dd(rec, sess, velero_namespace, snapshot_size_field=False, data_mover_config=None):
+def build_dd(rec, sess, velero_namespace, data_mover_config=None):
     """The DataDownload body (never a status). targetVolume.pv is "" (required key, contract §7.7)."""
     ns, pvc = rec["target_namespace"], rec["new_pvc"]["name"]
     spec = {
@@ -119,7 +119,7 @@ def build_dd(rec, sess, velero_namespace, snapshot_size_field=False, data_mover_
         "operationTimeout": rec.get("operation_timeout") or va.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
         "nodeOS": rec.get("node_os") or "",
     }
-    if snapshot_size_field and rec.get("snapshot_size"):
+    if rec.get("snapshot_size"):  # pruned by a CRD older than v1.18: harmless (cache volume sizing only)
         spec["snapshotSize"] = int(rec["snapshot_size"])
     if data_mover_config:
         spec["dataMoverConfig"] = va.data_path_settings(data_mover_config)
@@ -231,7 +231,6 @@ def run(kube, params, check_mode=False):
     sess = sessions.load(kube, velero_ns, session_name)
     if sess is None and not check_mode:
         sessions.require(kube, velero_ns, session_name)
-    size_field = va.field_supported(kube, k.DATA_DOWNLOAD, "spec.snapshotSize") is True
     existing = {}
     if sess is not None:
         items = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
@@ -278,7 +277,7 @@ def run(kube, params, check_mode=False):
                 changed = True
                 actions.append((key, "create datadownload"))
                 continue
-            body = build_dd(rec, sess, velero_ns, size_field, params.get("data_mover_config"))
+            body = build_dd(rec, sess, velero_ns, params.get("data_mover_config"))
             changed = True
             diffs.append(body)
             actions.append((key, "create datadownload"))

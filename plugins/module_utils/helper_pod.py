@@ -721,7 +721,7 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
 
 def delete_all(kube, session, namespace=None, timeout=120, wait=True, check_mode=False):
     """Delete the session's helper pods and wait until they are gone. Returns deleted names."""
-    pods = find_pods(kube, session, namespace)
+    pods, version = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session, ROLE))
     deleted = ["%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods]
     if check_mode or not pods:
         return deleted
@@ -729,9 +729,11 @@ def delete_all(kube, session, namespace=None, timeout=120, wait=True, check_mode
         kube.delete(k.POD, pod["metadata"]["name"], pod["metadata"]["namespace"])
     if wait:
         for ns in sorted(set(p["metadata"]["namespace"] for p in pods)):
+            # One namespace: the watch starts from the LIST above and sees the deletions (no second LIST).
+            initial = (pods, version) if namespace else None
             wait_for(kube, k.POD, lambda objs: WaitState(not objs, pending=[o["metadata"]["name"] for o in objs]),
                      namespace=ns, label_selector=names.session_selector(session, ROLE), timeout=timeout,
-                     what="helper pods of session %s to be deleted" % session)
+                     what="helper pods of session %s to be deleted" % session, initial=initial)
     return deleted
 
 

@@ -7,7 +7,8 @@ Every field and label is one the node-agent reads (velero-contract.md §1.4, §2
 Velero namespace (§7.1), ``uploaderType: kopia`` (§7.2), ``velero.io/pod-uid`` (§7.4),
 ownerReferences[0] = the session, which names the done file (§7.5), ``repoIdentifier: ""``
 (§7.7), no ``status`` on create and merge-patched ``spec.cancel`` (§7.13), names ≤ 63 (§7.14),
-original ``sourceNamespace`` and local BSL (§7.15), ``snapshotSize`` only where the CRD has it (§7.18).
+original ``sourceNamespace`` and local BSL (§7.15), ``snapshotSize`` always: a CRD older than v1.18 prunes it
+(§7.18), which is harmless - it only sizes the optional cache volume - so no CRD read is spent on it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -81,7 +82,7 @@ def match_helper_pod(pods, namespace, pvc):
         "and volumes) and pass its pods result." % (namespace, pvc), pvc="%s/%s" % (namespace, pvc))
 
 
-def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None, snapshot_size_field=False):
+def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None):
     """The PodVolumeRestore body (never a status)."""
     ns, pvc = helper_pod.receiving_claim(rec)
     labels = names.session_labels(sess.name, ROLE)
@@ -95,7 +96,7 @@ def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None, 
         "snapshotID": rec["snapshot_id"],
         "sourceNamespace": rec["source_namespace"],
     }
-    if snapshot_size_field and rec.get("snapshot_size"):
+    if rec.get("snapshot_size"):
         spec["snapshotSize"] = int(rec["snapshot_size"])
     if uploader_settings:
         spec["uploaderSettings"] = va.data_path_settings(uploader_settings)
@@ -241,7 +242,6 @@ def run(kube, params, check_mode=False):
     for rec, current in running:
         ns, pvc = helper_pod.receiving_claim(rec)
         _check_same_pod(current, pods or [], ns, pvc)
-    size_field = bool(sess) and va.field_supported(kube, k.POD_VOLUME_RESTORE, "spec.snapshotSize") is True
     for action, rec, key, name, current in plan:
         if action == "reuse":
             continue
@@ -252,7 +252,7 @@ def run(kube, params, check_mode=False):
         pod, volume = match_helper_pod(pods, ns, pvc)
         if not pod.get("uid"):
             raise PreflightError("Helper pod %s/%s has no UID yet (check mode?); create it first." % (ns, pod["name"]))
-        bodies[name] = build_pvr(rec, pod, volume, sess, velero_ns, params.get("uploader_settings"), size_field)
+        bodies[name] = build_pvr(rec, pod, volume, sess, velero_ns, params.get("uploader_settings"))
     changed = any(a != "reuse" for a, _rec, _key, _name, _cur in plan)
     diff = dict(before={}, after={"podvolumerestores": [b for b in bodies.values() if b]})
     if check_mode:

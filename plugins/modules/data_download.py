@@ -17,7 +17,9 @@ description:
     selectors are immutable), or adopts an existing unbound one that carries such a selector.
   - Creates the Velero DataDownload in the Velero namespace, owned by the restore session, with
     C(targetVolume.pv=""), a non-zero C(operationTimeout), C(datamover) C("") or C(velero) and C(nodeOS) C("")
-    / C(linux) / C(windows). C(snapshotSize) is sent only when the installed CRD has the field.
+    / C(linux) / C(windows).
+    C(snapshotSize) is sent too; a CRD older than Velero v1.18 prunes it, which is harmless
+    (it only sizes the optional cache volume).
   - For WaitForFirstConsumer storage classes it creates a placeholder pod consuming the PVC, so the scheduler
     sets C(volume.kubernetes.io/selected-node); the placeholder is deleted after completion.
   - Waits until every DataDownload is Completed and its PVC is Bound to the restored PV. Velero leaves a

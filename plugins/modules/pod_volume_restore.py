@@ -18,7 +18,8 @@ description:
   - Each PodVolumeRestore carries what the node-agent needs, labelled C(velero.io/pod-uid) with the helper pod's
     UID, owned by the restore session (whose UID names the done file), with C(uploaderType=kopia),
     C(repoIdentifier=""), the ORIGINAL namespace as C(sourceNamespace) and the local backup storage location.
-    C(snapshotSize) is sent only when the installed CRD has the field.
+    C(snapshotSize) is sent too; a CRD older than Velero v1.18 prunes it, which is harmless
+    (it only sizes the optional cache volume).
   - The volumes are recorded in the session before anything is created. Existing PodVolumeRestores of the
     session are reused; a Failed or Canceled one is reported and created again only with O(retry_failed=true).
   - Waits with one watch for all volumes and reports per-volume progress and the node-agent's message.

@@ -4,10 +4,11 @@
 """Bench only: count Kubernetes API requests made by any Python process (ansible modules included).
 
 Active only when BENCH_REQUEST_LOG is set (tests/bench/bench.py puts this directory on PYTHONPATH):
-every request the kubernetes client sends is appended as one line ``<METHOD> <url>`` to that file.
+every request the kubernetes client sends is appended as one line ``<unix time> <METHOD> <url>`` to that file.
 A watch counts as one request.
 """
 import os
+import time
 
 if os.environ.get("BENCH_REQUEST_LOG"):
     try:
@@ -20,7 +21,7 @@ if os.environ.get("BENCH_REQUEST_LOG"):
         def _counted(self, method, url, *args, **kwargs):
             fd = os.open(os.environ["BENCH_REQUEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, ("%s %s\n" % (method, url.split("?")[0])).encode())
+                os.write(fd, ("%.3f %s %s\n" % (time.time(), method, url.split("?")[0])).encode())
             finally:
                 os.close(fd)
             return _original(self, method, url, *args, **kwargs)

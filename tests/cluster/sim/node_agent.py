@@ -22,7 +22,10 @@ from .storage import volume_path
 
 log = logging.getLogger("sim.node_agent")
 
-PROGRESS_INTERVAL = 0.5
+# Progress written to the CR at most this often per data path: Velero's restoreProgressCheckInterval
+# (pkg/uploader/provider/provider.go, 10 * time.Second; the kopia progress throttle). The start and the final
+# bytes are always written.
+PROGRESS_INTERVAL = 10.0
 
 
 class Cancelled(Exception):

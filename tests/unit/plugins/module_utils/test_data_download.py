@@ -73,11 +73,13 @@ def test_claim_and_datadownload_bodies():
     fake.controllers.append(agent)
 
 
-def test_snapshot_size_omitted_for_old_crd():
+def test_snapshot_size_is_sent_without_reading_the_crd():
+    """A CRD older than v1.18 prunes snapshotSize (it only sizes the cache volume): no CRD read is spent on it."""
     fake = setup(with_size=False)
     fake.controllers.pop()
     dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
-    assert "snapshotSize" not in fake.find(k.DATA_DOWNLOAD, dd.dd_name("s1", f.NS, "data-restored"), f.VNS)["spec"]
+    spec = fake.find(k.DATA_DOWNLOAD, dd.dd_name("s1", f.NS, "data-restored"), f.VNS)["spec"]
+    assert spec["snapshotSize"] == 4096 and ("get", "CustomResourceDefinition") not in fake.requests
 
 
 @pytest.mark.parametrize("mode", ["Filesystem", "Block"])

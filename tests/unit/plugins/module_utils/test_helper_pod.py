@@ -280,3 +280,11 @@ def test_absent_deletes_and_waits(fake):
     assert fake.find(k.POD, "restore-s1-shared", f.NS) is None
     again = hp.run(fake, params(state="absent"))
     assert again["changed"] is False
+
+
+def test_absent_in_one_namespace_watches_from_its_list(fake):
+    hp.run(fake, params(pvcs=["data"]))
+    start = len(fake.requests)
+    result = hp.run(fake, params(state="absent"))
+    assert result["deleted"] == ["shop/restore-s1-shared"] and fake.find(k.POD, "restore-s1-shared", f.NS) is None
+    assert [r for r in fake.requests[start:] if r[1] == "Pod"] == [("list", "Pod"), ("delete", "Pod"), ("watch", "Pod")]

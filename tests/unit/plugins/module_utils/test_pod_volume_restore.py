@@ -77,11 +77,13 @@ def test_pvr_body_has_everything_the_node_agent_needs():
     assert doc["volumes"]["shop/data"]["pod_volume_restore"] == name
 
 
-def test_snapshot_size_only_when_crd_has_it():
+def test_snapshot_size_is_sent_without_reading_the_crd():
+    """A CRD older than v1.18 prunes snapshotSize (it only sizes the cache volume): no CRD read is spent on it."""
     fake, records, pods = setup(with_size=False)
     fake.controllers.pop()
     pvr.run(fake, params(volumes=records, pods=pods, wait=False))
-    assert "snapshotSize" not in fake.find(k.POD_VOLUME_RESTORE, pvr.pvr_name("s1", f.NS, "data"), f.VNS)["spec"]
+    assert fake.find(k.POD_VOLUME_RESTORE, pvr.pvr_name("s1", f.NS, "data"), f.VNS)["spec"]["snapshotSize"] == 4096
+    assert ("get", "CustomResourceDefinition") not in fake.requests
 
 
 def test_restore_completes_with_progress_and_records_session():
