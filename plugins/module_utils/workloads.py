@@ -24,6 +24,7 @@ import json
 import re
 import time
 
+from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
@@ -967,6 +968,7 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
     if not params.get("workloads") and not pvcs:
         raise PreflightError("Name the workloads (workloads) or the PVCs whose workloads to %s (namespace + pvcs)."
                              % ("stop" if state == "stopped" else "start"))
+    helpers_deleted = []
     if state == "stopped":
         if not scaler.session_name:
             raise PreflightError("state=stopped needs session: the original values are journaled there "
@@ -975,10 +977,12 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         pods_before = scaler.pods_now([ref_of(t) for t in targets], namespace, pvcs)
         results, gitops = scaler.stop(targets, namespace, pvcs, params.get("pause_gitops"))
     else:
+        if params.get("delete_helper_pods"):
+            helpers_deleted = release_claims(kube, params, check_mode)
         results, gitops = scaler.start(params.get("workloads"), namespace, pvcs)
     changed_actions = ("stopped", "started")
     changed = any(r["action"] in changed_actions for r in results) or any(
-        g["result"] in ("paused", "resumed") for g in gitops)
+        g["result"] in ("paused", "resumed") for g in gitops) or bool(helpers_deleted)
     pods_waited, pods_ready = [], []
     if state == "stopped" and not (params.get("wait", True) and not check_mode):
         scaler.mark_applied(params.get("session_state"))
@@ -1005,7 +1009,16 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
     workloads = [dict((key, r.get(key)) for key in ("kind", "namespace", "name", "uid", "original", "current",
                                                     "action")) for r in results]
     return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited, pods=pods_ready,
-                warnings=scaler.warnings, diff=dict(before=before, after=after))
+                helper_pods_deleted=helpers_deleted, warnings=scaler.warnings, diff=dict(before=before, after=after))
+
+
+def release_claims(kube, params, check_mode=False):
+    """delete_helper_pods: the session's helper pods in the namespace deleted (and gone) before the start, so a
+    ReadWriteOnce claim is free for the workload's pod. Returns their namespace/name."""
+    if not params.get("session") or not params.get("namespace"):
+        raise PreflightError("delete_helper_pods needs session and namespace (whose helper pods to delete).")
+    return helper_pod.delete_all(kube, params["session"], params["namespace"], timeout=params.get("wait_timeout", 600),
+                                 wait=params.get("wait", True), check_mode=check_mode)
 
 
 def running_pods_of_claims(kube, namespace, pvcs, session=None):

@@ -99,6 +99,14 @@ options:
       - O(state=started) undoes the pauses recorded for the started workloads.
     type: bool
     default: false
+  delete_helper_pods:
+    description:
+      - With O(state=started) - first delete the helper pods of O(session) in O(namespace) (those of
+        M(velero.data_restore.restore_helper_pod)) and wait until they are gone, so a ReadWriteOnce claim is free
+        for the workload's pod. The same as a C(restore_helper_pod state=absent) task before this one, in one module
+        run. Needs O(session) and O(namespace).
+    type: bool
+    default: false
 notes:
   - A HorizontalPodAutoscaler does not scale a workload up from 0 replicas, so HPAs are left alone.
   - A pod mounting a PVC without a controller cannot be stopped without deleting it; the module fails and
@@ -125,6 +133,14 @@ EXAMPLES = r"""
     namespace: shop
     pvcs: [data-db-0, uploads]
     state: started
+
+- name: Delete the restore's helper pods and start the workloads in one task
+  velero.data_restore.workload_scale:
+    session: shop-rollback
+    namespace: shop
+    pvcs: [data-db-0, uploads]
+    state: started
+    delete_helper_pods: true
 
 - name: Stop named workloads without waiting
   velero.data_restore.workload_scale:
@@ -190,6 +206,11 @@ pods_waited:
   returned: always
   type: list
   elements: str
+helper_pods_deleted:
+  description: With O(delete_helper_pods) - the session's helper pods (namespace/name) deleted before the start.
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads
@@ -217,6 +238,7 @@ def main():
         namespace=dict(type="str"),
         pvcs=dict(type="list", elements="str"),
         pause_gitops=dict(type="bool", default=False),
+        delete_helper_pods=dict(type="bool", default=False),
     )
     spec.update(WAIT_ARG_SPEC)
     spec.update(SESSION_STATE_ARG_SPEC)

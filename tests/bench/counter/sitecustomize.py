@@ -4,8 +4,8 @@
 """Bench only: count Kubernetes API requests made by any Python process (ansible modules included).
 
 Active only when BENCH_REQUEST_LOG is set (tests/bench/bench.py puts this directory on PYTHONPATH):
-every request the kubernetes client sends is appended as one line ``<unix time> <METHOD> <url>`` to that file.
-A watch counts as one request.
+every request the kubernetes client sends is appended as one line ``<unix time> <METHOD> <url>`` to that file
+(a watch is logged with METHOD ``WATCH``; it counts as one request).
 """
 import os
 import time
@@ -21,7 +21,11 @@ if os.environ.get("BENCH_REQUEST_LOG"):
         def _counted(self, method, url, *args, **kwargs):
             fd = os.open(os.environ["BENCH_REQUEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, ("%.3f %s %s\n" % (time.time(), method, url.split("?")[0])).encode())
+                path, _sep, query = url.partition("?")
+                params = kwargs.get("query_params") or (args[0] if args else None) or []
+                watch = "watch=" in query or any(key == "watch" for key, _value in params)
+                verb = "WATCH" if method == "GET" and watch else method
+                os.write(fd, ("%.3f %s %s\n" % (time.time(), verb, path)).encode())
             finally:
                 os.close(fd)
             return _original(self, method, url, *args, **kwargs)

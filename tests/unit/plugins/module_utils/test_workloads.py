@@ -288,6 +288,29 @@ def test_start_returns_the_running_pods_of_the_claims_for_post_restore_hooks(fk)
     assert w.scale(fk, params(state="started", pvcs=["data"], wait=False))["pods"] == []
 
 
+def test_start_deletes_the_sessions_helper_pods_first_when_asked(fk):
+    deployment(fk, replicas=1)
+    w.scale(fk, params(pvcs=["data"]))
+    helper_pod(fk, SESSION, name="restore-helper")
+    helper_pod(fk, "other-restore", name="other-helper")  # another session's: left alone
+    patched_with_helper = []
+    original = fk.patch
+
+    def patch(kind, name, body, namespace=None, patch_type="merge"):
+        patched_with_helper.append(fk.find(k.POD, "restore-helper", NS) is not None)
+        return original(kind, name, body, namespace, patch_type)
+
+    fk.patch = patch
+    result = w.scale(fk, params(state="started", pvcs=["data"], delete_helper_pods=True))
+    assert result["helper_pods_deleted"] == ["%s/restore-helper" % NS] and result["changed"]
+    assert patched_with_helper == [False]  # gone before the workload's patch
+    assert fk.find(k.POD, "other-helper", NS) is not None
+    assert w.scale(fk, params(state="started", pvcs=["data"], delete_helper_pods=True))["helper_pods_deleted"] == []
+    with pytest.raises(PreflightError, match="delete_helper_pods needs session and namespace"):
+        w.scale(fk, params(state="started", workloads=[{"kind": "Deployment", "name": "web"}], namespace=None,
+                           delete_helper_pods=True))
+
+
 def test_start_leaves_a_value_someone_else_changed(fk):
     deployment(fk)
     w.scale(fk, params(pvcs=["data"], wait=False))
