@@ -166,10 +166,10 @@ def request_breakdown(path):
             parts = line.split()
             verb, url = parts[-2], parts[-1]
             url_path = "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
+            session_create = verb == "POST" and url_path.endswith("/namespaces/%s/configmaps" % VELERO_NS)
             if DISCOVERY.match(url_path):
                 counts["discovery"] += 1
-            elif "/configmaps/data-restore-" in url_path or (verb == "POST" and url_path.endswith("/configmaps")
-                                                               and "/namespaces/%s/" % VELERO_NS in url_path):
+            elif "/configmaps/data-restore-" in url_path or session_create:
                 counts["session journal"] += 1
             elif verb == "WATCH":
                 counts["watches"] += 1

@@ -326,8 +326,8 @@ def test_namespace_with_claims_is_not_read_but_an_empty_one_is_checked(fake, sto
     build(fake, store, volumes=["data-app-0"])
     assert ("get", "Namespace") not in fake.requests  # its claims prove it exists
     fake.add(k.NAMESPACE, f.namespace("empty"))
-    assert "target claim empty/data-app-0 does not exist" in fail(fake, store, volumes=["data-app-0"],
-                                                                   target_namespace="empty")
+    msg = fail(fake, store, volumes=["data-app-0"], target_namespace="empty")
+    assert "target claim empty/data-app-0 does not exist" in msg
     assert ("get", "Namespace") in fake.requests
 
 
