@@ -106,7 +106,8 @@ def includes_namespace(backup, namespace):
 
 
 def summary(backup):
-    """The backup record modules return (without volumes)."""
+    """The backup record modules return (without volumes: find adds volumes, volume_source and warnings only when
+    it reads them - a list of 5,000 backups without them is a sixth smaller for ansible to handle)."""
     meta = backup.get("metadata") or {}
     spec = backup.get("spec") or {}
     status = backup.get("status") or {}
@@ -132,9 +133,6 @@ def summary(backup):
         "errors": status.get("errors") or 0,
         "warnings_count": status.get("warnings") or 0,
         "failure_reason": status.get("failureReason"),
-        "volumes": None,
-        "volume_source": None,
-        "warnings": [],
     }
 
 

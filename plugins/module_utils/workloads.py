@@ -668,7 +668,7 @@ class Scaler(object):
 
         done = k.run_parallel([lambda item=item: stop_one(*item) for item in to_stop],
                               getattr(self.kube, "parallel_workers", 1))
-        self._applied = dict((rid, ("applied", {})) for rid in done)
+        self._applied = dict((rid, ("applied", {"pvcs": sorted(pvcs or [])})) for rid in done)
         return results, gitops
 
     def mark_applied(self, state=None):

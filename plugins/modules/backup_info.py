@@ -171,13 +171,18 @@ backups:
       type: str
     volume_source:
       description: Where the volume records came from, V(volume_info) or V(custom_resources).
+      returned: when O(volumes) is true
       type: str
     warnings:
       description: Why volume records may be incomplete.
+      returned: when O(volumes) is true
       type: list
       elements: str
     volumes:
-      description: Volume records (null when O(volumes) is false).
+      description:
+        - Volume records.
+        - Absent when O(volumes) is false (a list of thousands of backups is then a sixth smaller).
+      returned: when O(volumes) is true
       type: list
       elements: dict
       contains:
