@@ -452,10 +452,11 @@ Runs measured before the log kept these categories have no row.
 %s
 
 ## Notes
-* Wall time of ours = data path of the slowest volume + a roughly fixed orchestration cost: 7 module runs
-  outside the data path (plan + session, stop, helper pods, PodVolumeRestores with the first wait slice, helper
-  deletion, start, report + completed), each an ansible task start-up (~0.5 s of it is importing the kubernetes
-  client) plus a few API calls, and the cluster's own time to stop and start the pods. Its share shrinks as
+* Wall time of ours = data path of the slowest volume + a roughly fixed orchestration cost: ansible-playbook's
+  start-up, 6 module runs outside the data path (plan + session, stop, helper pods, PodVolumeRestores with the
+  first wait slice, helper deletion + start, report + completed), each an ansible task start-up (~0.5 s of it is
+  importing the kubernetes client) plus a few API calls, and the cluster's own time to stop and start the pods
+  (the controller-manager's client rate limits, the scheduler, the simulated kubelet). Its share shrinks as
   volumes get bigger. All volumes of a run restore concurrently: the PodVolumeRestores are created in one task
   (8 POSTs at a time), and a single watch per wait slice follows all of them.
 * The DIY runbook restores one workload at a time, so its wall time grows with the number of workloads. The
@@ -482,9 +483,12 @@ def misses_explained(rows, lines):
         prefix = "N=%d " % r["n"]
         if any(l.startswith(prefix + "wall / slowest volume") and l.endswith("MISSED") for l in lines) and ours.get("data_span"):
             notes.append(
-                "* %swall / slowest volume: the node-agent simulator starts the PodVolumeRestores one after the other, so "
-                "the last of the %d volumes finished %.0f s after the first one started while the slowest single volume "
-                "took %.0f s. Against that busy period the wall time is %.2fx, and the orchestration around it %.1f s."
+                "* %swall / slowest volume: every PodVolumeRestore is created within about a second, but the node-agent "
+                "simulator accepts, prepares and starts them with 4 workers (three phase updates each), so the last of "
+                "the %d volumes finished %.0f s after the first one started while the slowest single volume took %.0f s. "
+                "Against that busy period the wall time is %.2fx; the orchestration around it is %.1f s: ansible-playbook's "
+                "start-up, plan, stopping and starting the workloads (most of it the cluster's controllers deleting and "
+                "creating their pods), helper pods and the report."
                 % (prefix, r["n"], ours["data_span"], ours["slowest_pvr"], ours["wall"] / ours["data_span"],
                    ours["wall"] - ours["data_span"]))
         if any(l.startswith(prefix + "DIY/ours API requests") and l.endswith("MISSED") for l in lines):
