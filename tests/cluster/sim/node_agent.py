@@ -291,9 +291,15 @@ class NodeAgent:
                 return
             dp = DataPath(kind, name, node)
             self.paths[name] = dp
-        if not self._transition(kind, name, (C.PREPARED,), status={"phase": C.IN_PROGRESS, "startTimestamp": now_iso()}):
-            with self.paths_lock:
-                self.paths.pop(name, None)
+        started = None
+        try:  # an API error (e.g. 503 while the apiserver restarts) requeues the key: the next try starts anew
+            started = self._transition(kind, name, (C.PREPARED,),
+                                       status={"phase": C.IN_PROGRESS, "startTimestamp": now_iso()})
+        finally:
+            if not started:
+                with self.paths_lock:
+                    self.paths.pop(name, None)
+        if not started:
             return
         dp.thread = threading.Thread(target=self._path_main, args=(dp, target), daemon=True, name=f"dp-{name}")
         dp.thread.start()
