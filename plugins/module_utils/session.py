@@ -291,8 +291,10 @@ def update(kube, velero_namespace, session, mutate, event=None, state=None):
     session to this state (no error) in the same write - a module's last journal write and its
     ``session_state`` are then one request, and module.run_module finds nothing left to write.
     """
-    if state and not event:
-        event = "state %s" % state
+    if state:
+        check_state(state)
+        if not event:
+            event = "state %s" % state
     for _attempt in range(CONFLICT_RETRIES):
         current = require(kube, velero_namespace, session)
         doc = copy.deepcopy(current.doc)
@@ -394,8 +396,7 @@ def set_undo_status(kube, velero_namespace, session, record_id, status, check_mo
 
 
 def set_state(kube, velero_namespace, session, state, error=None, check_mode=False):
-    if state not in STATES:
-        raise PreflightError("Unknown session state %r; use one of %s." % (state, ", ".join(STATES)))
+    check_state(state)
     current = require(kube, velero_namespace, session)
     if current.state == state and current.doc.get("error") == error:
         return current, False
@@ -408,10 +409,15 @@ def set_state(kube, velero_namespace, session, state, error=None, check_mode=Fal
     return update(kube, velero_namespace, session, apply, event="state %s" % state), True
 
 
-def _apply_state(doc, state, error=None):
+def check_state(state):
+    """Fails before any read or write on a state name the journal does not know."""
     if state not in STATES:
         raise PreflightError("Unknown session state %r; use one of %s." % (state, ", ".join(STATES)))
+
+
+def _apply_state(doc, state, error=None):
     doc["state"] = state
+
     doc["error"] = error
 
 

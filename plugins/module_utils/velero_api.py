@@ -202,37 +202,3 @@ def field_supported(kube, kind, path):
     if schema is None:
         return None
     return schema_has_field(schema, path)
-
-
-def enum_values(kube, kind, path):
-    """The enum of field ``path`` in the installed CRD, or None (no enum, or unknown)."""
-    schema = crd_schema(kube, kind)
-    node = schema
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = (node.get("properties") or {}).get(part)
-    return list(node["enum"]) if isinstance(node, dict) and "enum" in node else None
-
-
-# Fields the data path cares about, by feature name (contract §1.4, §1.6, §7.18).
-FEATURES = {
-    "pvr_snapshot_size": (k.POD_VOLUME_RESTORE, "spec.snapshotSize"),
-    "pvr_cancel": (k.POD_VOLUME_RESTORE, "spec.cancel"),
-    "pvr_status_node": (k.POD_VOLUME_RESTORE, "status.node"),
-    "dd_snapshot_size": (k.DATA_DOWNLOAD, "spec.snapshotSize"),
-    "dd_node_os": (k.DATA_DOWNLOAD, "spec.nodeOS"),
-    "dd_cancel": (k.DATA_DOWNLOAD, "spec.cancel"),
-}
-
-
-def features(kube, names=None):
-    """{feature: True|False|None} for the installed Velero CRDs (None: CRD unreadable/absent)."""
-    result = {}
-    for name in names or sorted(FEATURES):
-        kind, path = FEATURES[name]
-        try:
-            result[name] = field_supported(kube, kind, path)
-        except MissingApiError:
-            result[name] = None
-    return result

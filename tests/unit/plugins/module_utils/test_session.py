@@ -165,3 +165,15 @@ def test_corrupt_document_is_reported(kube):
     with pytest.raises(DataRestoreError) as err:
         s.load(kube, NS, "x")
     assert "not JSON" in err.value.msg
+
+
+def test_unknown_state_fails_before_any_request(kube):
+    s.ensure(kube, NS, "nightly")
+    before = kube.count()
+    with pytest.raises(PreflightError) as err:
+        s.set_state(kube, NS, "nightly", "done")
+    assert "Unknown session state 'done'" in err.value.msg
+    with pytest.raises(PreflightError):
+        s.update(kube, NS, "nightly", lambda doc: None, state="done")
+    assert kube.count() == before
+    assert s.require(kube, NS, "nightly").state == "planned"

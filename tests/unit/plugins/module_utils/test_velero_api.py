@@ -58,8 +58,6 @@ def test_field_support_from_installed_v118_crds():
     assert v.field_supported(fake, k.POD_VOLUME_RESTORE, "spec.cancel") is True
     assert v.field_supported(fake, k.POD_VOLUME_RESTORE, "spec.restoreType") is False
     assert v.field_supported(fake, k.DATA_DOWNLOAD, "spec.targetVolume.pv") is True
-    assert v.enum_values(fake, k.POD_VOLUME_RESTORE, "spec.uploaderType") == ["kopia", "restic", ""]
-    assert v.features(fake)["dd_snapshot_size"] is True
 
 
 def test_field_support_old_crd_lacks_snapshot_size_and_cancel():
@@ -85,7 +83,6 @@ def test_missing_crd_is_missing_api():
     with pytest.raises(MissingApiError) as err:
         v.field_supported(FakeKube(), k.DATA_DOWNLOAD, "spec.snapshotSize")
     assert "datadownloads.velero.io" in err.value.msg
-    assert v.features(FakeKube(), ["dd_snapshot_size"]) == {"dd_snapshot_size": None}
 
 
 def test_preserve_unknown_fields_counts_as_supported():
