@@ -54,7 +54,7 @@ def test_progress_is_written_at_start_then_at_most_every_ten_seconds(monkeypatch
     dp = na.DataPath("PodVolumeRestore", "pvr-1", "node-1")
     on_bytes, _st, _report = agent._throttle(dp, "PodVolumeRestore", "pvr-1", total=100)
     assert writes == [(1000.0, 0)]  # the start
-    for _ in range(10):  # 10 chunks, 3 s apart
+    for _chunk in range(10):  # 10 chunks, 3 s apart
         clock.now += 3.0
         on_bytes(10)
     times = [t for t, _done in writes]
