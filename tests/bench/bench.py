@@ -484,7 +484,10 @@ def misses_explained(rows, lines):
         if any(l.startswith(prefix + "wall / slowest volume") and l.endswith("MISSED") for l in lines) and ours.get("data_span"):
             notes.append(
                 "* %swall / slowest volume: every PodVolumeRestore is created within about a second, but the node-agent "
-                "simulator accepts, prepares and starts them with 4 workers (three phase updates each), so the last of "
+                "simulator accepts, prepares and starts them with 4 workers (a finalizer and three phase updates each; Velero's "
+                "PodVolumeRestore controller reconciles one at a time per node - its SetupWithManager keeps "
+                "controller-runtime's default MaxConcurrentReconciles - and also exposes a hosting pod per PVR, which "
+                "the simulator skips), so the last of "
                 "the %d volumes finished %.0f s after the first one started while the slowest single volume took %.0f s. "
                 "Against that busy period the wall time is %.2fx; the orchestration around it is %.1f s: ansible-playbook's "
                 "start-up, plan, stopping and starting the workloads (most of it the cluster's controllers deleting and "
