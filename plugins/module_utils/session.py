@@ -417,7 +417,6 @@ def check_state(state):
 
 def _apply_state(doc, state, error=None):
     doc["state"] = state
-
     doc["error"] = error
 
 

@@ -139,9 +139,10 @@ class NodeAgent:
     def _fresh(self, kind, name):
         return self.kube.get_or_none(kind, self.ns, name)
 
-    def _cached(self, kind, name):
-        informer = {"PodVolumeRestore": self.pvrs, "DataDownload": self.dds}.get(kind)
-        return informer.get(self.ns, name) if informer is not None else None
+    def _cached(self, kind, name, namespace=None):
+        """The informer's copy (Velero's controllers read through controller-runtime's cache), or None."""
+        informer = {"PodVolumeRestore": self.pvrs, "DataDownload": self.dds, "Pod": self.pods}.get(kind)
+        return informer.get(namespace or self.ns, name) if informer is not None else None
 
     def _transition(self, kind, name, expect: tuple[str, ...] | None, status: dict | None = None,
                     labels: dict | None = None, spec: dict | None = None) -> dict | None:
@@ -391,9 +392,10 @@ class NodeAgent:
         if err:
             raise _Failure(err)
         pod_ref = spec.get("pod") or {}
-        # Velero reads the pod through its controller-runtime cache; a live read only when the cache lacks it.
-        pod = self.pods.get(pod_ref.get("namespace"), pod_ref.get("name")) \
+        # A live read only when the cache lacks the pod.
+        pod = self._cached("Pod", pod_ref.get("name"), pod_ref.get("namespace")) \
             or self.kube.get_or_none("Pod", pod_ref.get("namespace"), pod_ref.get("name"))
+
         if pod is None:
             raise _Failure(f"error to get pod {pod_ref.get('namespace')}/{pod_ref.get('name')}: not found")
         vol = next((v for v in pod["spec"].get("volumes") or [] if v["name"] == spec.get("volume")), None)
@@ -542,7 +544,6 @@ class NodeAgent:
     def _run_dd(self, dp: DataPath, dd: dict):
         name = dp.name
         sdir, man = self._lookup_snapshot(dd)
-
         rpvc = self.kube.get("PersistentVolumeClaim", self.ns, name)
         pv_name = rpvc["spec"].get("volumeName")
         mode = rpvc["spec"].get("volumeMode") or "Filesystem"
