@@ -128,12 +128,19 @@ def _clean(obj: dict) -> dict:
 def make_backup(api_client, state_dir: str, name: str, namespaces, *, method: str = "fs", pvcs=None,
                 phase: str = "Completed", schedule: str | None = None, labels: dict | None = None,
                 storage_location: str = "default", uploader_type: str = "kopia",
-                csi_snapshot_timeout: str = "10m0s", volume_info: bool = True, created_at=None) -> dict:
+                csi_snapshot_timeout: str = "10m0s", volume_info: bool = True, created_at=None,
+                fs_pvcs=None) -> dict:
     """Simulate a Velero backup of ``namespaces`` (see module doc).  ``method``: "fs"
     (PodVolumeBackups; only PVCs mounted by a Running pod, Filesystem only) or "data_mover"
     (DataUploads for every chosen PVC, Block included).  ``pvcs``: names or "ns/name" (default:
-    all PVCs of the namespaces).  Returns the created Backup (dict)."""
+    all PVCs of the namespaces).  ``fs_pvcs`` (data_mover only): PVCs backed up by the file-system
+    backup all the same - Velero's opt-in approach, the pod annotation backup.velero.io/backup-volumes
+    with defaultVolumesToFsBackup false (pkg/util/podvolume/pod_volume.go GetVolumesByPod), the
+    other volumes snapshotted and moved; one backup then holds PodVolumeBackups and DataUploads.
+    Returns the created Backup (dict)."""
     assert method in ("fs", "data_mover"), method
+    assert not fs_pvcs or method == "data_mover", "fs_pvcs mixes fs into a data_mover backup"
+    fs_only = set(fs_pvcs or ())
     kube = Kube(api_client=api_client)
     if isinstance(namespaces, str):
         namespaces = [namespaces]
@@ -182,7 +189,7 @@ def make_backup(api_client, state_dir: str, name: str, namespaces, *, method: st
             base_info = {"pvcName": pname, "pvcNamespace": ns, "pvName": pv_name, "snapshotDataMoved": False,
                          "preserveLocalSnapshot": False, "skipped": False, "startTimestamp": _ts(t0 + 1),
                          "pvInfo": pv_info}
-            if method == "fs":
+            if method == "fs" or pname in fs_only or f"{ns}/{pname}" in fs_only:
                 mount = None
                 for p in pods:
                     for v in p["spec"].get("volumes") or []:
