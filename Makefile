@@ -67,9 +67,16 @@ docs-check: setup
 	@for m in $$(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$$//'); do \
 	  $(VENV_BIN)/ansible-doc velero.data_restore.$$m >/dev/null || exit 1; done; echo "ansible-doc renders every module"
 
+# The suites log every API request of this collection's modules (tests/request_log); tools/rbac_usage.py then
+# checks them against docs/rbac.yml (strict - every required permission used - on a full run only).
+REQUEST_LOG_DIR := $(abspath tests/output/requests)
+REQUEST_LOG_ENV := DATA_RESTORE_REQUEST_LOG_DIR=$(REQUEST_LOG_DIR) PYTHONPATH=$(abspath tests/request_log)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 test: setup lint sanity docs-check build
-	$(PYTEST) tests/unit tests/integration tests/cluster -m "not e2e" $(PYTEST_ARGS)
-	$(MAKE) molecule
+	rm -rf $(REQUEST_LOG_DIR) && mkdir -p $(REQUEST_LOG_DIR)
+	$(REQUEST_LOG_ENV) $(PYTEST) tests/unit tests/integration tests/cluster -m "not e2e" $(PYTEST_ARGS)
+	$(REQUEST_LOG_ENV) $(MAKE) molecule
+	$(VENV_PY) tools/rbac_usage.py $(REQUEST_LOG_DIR) --out tests/output/rbac-usage.md $(if $(PYTEST_ARGS),,--strict)
 
 # Not part of `make test` (slow): BENCH_SIZES="10 50 200" by default; writes docs/performance.md.
 bench: setup cluster-up

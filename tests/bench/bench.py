@@ -11,7 +11,7 @@ concurrency that lets every volume run at once. Then, on the same cluster: scram
 
 Figures: wall time; orchestration overhead = wall − data-path time of the slowest volume (measured from
 the PVRs' start/completion timestamps; the nominal value from the configured speed is printed too);
-API requests: counted exactly on the client side (tests/bench/counter/sitecustomize.py hooks the
+API requests: counted exactly on the client side (tests/request_log/sitecustomize.py hooks the
 kubernetes client in every ansible module process), and also Σ apiserver_request_total (GET /metrics)
 after − before minus the background rate of the shared cluster measured just before the run - the
 latter is reported but is dominated by other suites and the simulators on a shared cluster.
@@ -158,7 +158,7 @@ CATEGORIES = ("discovery", "session journal", "reads", "watches", "creates", "wr
 
 
 def request_breakdown(path):
-    """The request log (tests/bench/counter) by category: API discovery, the session journal (our ConfigMap),
+    """The request log (tests/request_log) by category: API discovery, the session journal (our ConfigMap),
     other reads (GET/LIST), watches, creates (POST) and other writes (PATCH/PUT/DELETE)."""
     counts = dict((c, 0) for c in CATEGORIES)
     with open(path) as handle:
@@ -249,7 +249,7 @@ def run_size(kubeconfig, api_client, kube, state_dir, n):
             before = request_total(api_client)
             counter = "/tmp/bench-requests-%s-%s.log" % (ns, who)
             env = {"BENCH_REQUEST_LOG": counter,
-                   "PYTHONPATH": os.pathsep.join([os.path.join(HERE, "counter"), os.environ.get("PYTHONPATH", "")])}
+                   "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "tests", "request_log"), os.environ.get("PYTHONPATH", "")])}
             fresh_discovery_cache()
             start = time.monotonic()
             run_id = "%s-%s" % ({"diy": "typ", "diy_expert": "exp"}.get(who, who), backup)
@@ -424,7 +424,7 @@ is compared byte for byte with what was backed up, and every workload must be ba
 * DIY expert - `tests/bench/diy_expert_restore.yml`, reported for information: kubernetes.core alone but written
   knowing the whole flow - every workload stopped at once, one helper pod, one label-selector wait.
 
-**API requests** are counted exactly on the client side (`tests/bench/counter/sitecustomize.py` hooks the
+**API requests** are counted exactly on the client side (`tests/request_log/sitecustomize.py` hooks the
 kubernetes client in every module process, a watch counts as one request). The apiserver's own
 `apiserver_request_total` delta is stored in bench-results.json as well, but the test cluster's simulators (and
 other suites) add traffic of their own, so it is not used for the targets.

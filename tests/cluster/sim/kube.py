@@ -39,6 +39,10 @@ RESOURCES = {
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
     "DaemonSet": ("/apis/apps/v1", "daemonsets", True),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
+    "ReplicationController": ("/api/v1", "replicationcontrollers", True),
+    "Job": ("/apis/batch/v1", "jobs", True),
+    "CronJob": ("/apis/batch/v1", "cronjobs", True),
     "Backup": ("/apis/velero.io/v1", "backups", True),
     "PodVolumeBackup": ("/apis/velero.io/v1", "podvolumebackups", True),
     "PodVolumeRestore": ("/apis/velero.io/v1", "podvolumerestores", True),
@@ -53,6 +57,7 @@ API_VERSION = {
     "/apis/storage.k8s.io/v1": "storage.k8s.io/v1",
     "/apis/coordination.k8s.io/v1": "coordination.k8s.io/v1",
     "/apis/apps/v1": "apps/v1",
+    "/apis/batch/v1": "batch/v1",
     "/apis/velero.io/v1": "velero.io/v1",
     "/apis/velero.io/v2alpha1": "velero.io/v2alpha1",
 }

@@ -315,10 +315,12 @@ class Kubelet:
 
 
 def _long_running(c) -> bool:
-    """Velero micro-service containers (data mover / pod-volume restore) run until their pod is
-    deleted by the node-agent."""
+    """Containers of a run-to-completion pod (restartPolicy Never/OnFailure) that do not exit by
+    themselves: Velero's micro-service containers (data mover / pod-volume restore, until the
+    node-agent deletes their pod) and ``sleep infinity`` (a Job's worker in the tests). Other
+    commands complete at once - no image runs here."""
     cmd = c.get("command") or []
-    return bool(cmd) and cmd[0] == "/velero"
+    return bool(cmd) and (cmd[0] == "/velero" or list(cmd[-2:]) == ["sleep", "infinity"])
 
 
 def _running(c, now):

@@ -128,3 +128,28 @@ def test_without_pod_uid_label_the_timeout_names_the_volume(kubeconfig, kube, ap
     assert not done.get("failed"), done
     assert read_tree(os.path.join(state_dir, "volumes", pv_name))["hello.txt"] == app["files"][app["pvcs"][0]]["hello.txt"]
     run_module("restore_helper_pod", {"session": namespace, "state": "absent", "namespace": namespace}, kubeconfig=kubeconfig)
+
+
+def test_cancel_a_running_restore(kubeconfig, kube, namespace, app_factory, backup_factory, sim_config, wait_for):
+    """state=absent on a PodVolumeRestore still copying: merge-patch spec.cancel=true (Velero >= v1.17),
+    the node-agent ends it Canceled and lets it go; the CR is deleted."""
+    app = app_factory(volumes=[{"name": "data"}])
+    [pvc] = app["pvcs"]
+    backup = backup_factory(method="fs")
+    h.scale(kube, namespace, "app", 0, wait_for)
+    h.session(kubeconfig, namespace)
+    records = h.fs_records(kube, backup, namespace)
+    pods = helper(kubeconfig, namespace, [pvc])
+    sim_config.set(bytesPerSecond=100)  # ~40 s for the volume's 4 KiB: still running when canceled
+    started = run_module("pod_volume_restore", {"session": namespace, "volumes": records, "pods": pods, "wait": True,
+                                                "wait_timeout": 3, "fail_on_timeout": False}, kubeconfig=kubeconfig)
+    assert not started.get("failed") and started["done"] is False, started
+    [name] = [v["name"] for v in started["volumes"]]
+    selector = "data-restore.ansible/session=%s" % namespace
+    wait_for(lambda: [o for o in kube.list("PodVolumeRestore", "velero", label_selector=selector)
+                      if (o.get("status") or {}).get("phase") == "InProgress"], 30, message="PVR InProgress")
+    canceled = run_module("pod_volume_restore", {"session": namespace, "state": "absent", "wait_timeout": 60},
+                          kubeconfig=kubeconfig)
+    assert not canceled.get("failed") and canceled["changed"], canceled
+    assert canceled["canceled"] == [name] and canceled["deleted"] == [name]
+    assert not kube.list("PodVolumeRestore", "velero", label_selector=selector)

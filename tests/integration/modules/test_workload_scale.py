@@ -107,3 +107,73 @@ def test_gitops_pause_is_skipped_without_the_apis(kubeconfig, kube, namespace, a
     stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
     assert stopped["changed"] and stopped["gitops"] == [], stopped
     assert run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)["changed"]
+
+
+def _claim(kube, namespace, name):
+    kube.create("PersistentVolumeClaim", {"metadata": {"name": name, "namespace": namespace}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "storageClassName": "sim-immediate",
+        "resources": {"requests": {"storage": "1Gi"}}}})
+
+
+def _pod_template(app, claim, **spec):
+    return {"metadata": {"labels": {"app": app}},
+            "spec": dict({"containers": [{"name": "app", "image": "busybox:1.36", "command": ["sleep", "infinity"],
+                                          "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                          "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+                          "terminationGracePeriodSeconds": 0}, **spec)}
+
+
+def test_every_other_workload_kind_stops_and_starts(kubeconfig, kube, namespace, wait_for):
+    """DaemonSet, a bare ReplicaSet, ReplicationController, Job and a CronJob's Job, stopped and started by
+    the REAL controllers of kube-controller-manager (daemonset, replicaset, replicationcontroller, job, cronjob)."""
+    node = sorted(n["metadata"]["name"] for n in kube.list("Node"))[0]
+    for claim in ("ds-data", "rs-data", "rc-data", "job-data", "cron-data"):
+        _claim(kube, namespace, claim)
+    kube.create("DaemonSet", {"metadata": {"name": "ds", "namespace": namespace}, "spec": {
+        "selector": {"matchLabels": {"app": "ds"}},
+        "template": _pod_template("ds", "ds-data", nodeSelector={"kubernetes.io/hostname": node})}})
+    kube.create("ReplicaSet", {"metadata": {"name": "rs", "namespace": namespace}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "rs"}}, "template": _pod_template("rs", "rs-data")}})
+    kube.create("ReplicationController", {"metadata": {"name": "rc", "namespace": namespace}, "spec": {
+        "replicas": 1, "selector": {"app": "rc"}, "template": _pod_template("rc", "rc-data")}})
+    kube.create("Job", {"metadata": {"name": "job", "namespace": namespace}, "spec": {
+        "parallelism": 1, "completions": 1, "template": _pod_template("job", "job-data", restartPolicy="Never")}})
+    cron = kube.create("CronJob", {"metadata": {"name": "cron", "namespace": namespace}, "spec": {
+        "schedule": "0 0 1 1 *", "jobTemplate": {"spec": {
+            "template": _pod_template("cron", "cron-data", restartPolicy="Never")}}}})
+    # a Job the CronJob started (as `kubectl create job --from=cronjob/cron` does: controller reference)
+    kube.create("Job", {"metadata": {"name": "cron-manual", "namespace": namespace, "ownerReferences": [{
+        "apiVersion": "batch/v1", "kind": "CronJob", "name": "cron", "uid": cron["metadata"]["uid"],
+        "controller": True, "blockOwnerDeletion": True}]}, "spec": {
+        "parallelism": 1, "completions": 1, "template": _pod_template("cron", "cron-data", restartPolicy="Never")}})
+    apps = ("ds", "rs", "rc", "job", "cron")
+    wait_for(lambda: all(any(p["status"].get("phase") == "Running" for p in live_pods(kube, namespace, a))
+                         for a in apps), timeout=120, message="one Running pod per workload")
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": ["ds-data", "rs-data", "rc-data", "job-data", "cron-data"],
+            "wait_timeout": 120}
+
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert stopped["changed"] and not stopped.get("failed"), stopped
+    by_name = dict((w["name"], w) for w in stopped["workloads"])
+    assert sorted((w["kind"], w["name"]) for w in stopped["workloads"]) == [
+        ("CronJob", "cron"), ("DaemonSet", "ds"), ("Job", "cron-manual"), ("Job", "job"),
+        ("ReplicaSet", "rs"), ("ReplicationController", "rc")], stopped["workloads"]
+    assert by_name["cron"]["original"] == {"suspend": False} and by_name["job"]["original"] == {"parallelism": 1}
+    assert by_name["ds"]["original"] == {"nodeSelector": {"kubernetes.io/hostname": node}}
+    left = [p["metadata"]["name"] for a in apps for p in live_pods(kube, namespace, a)]
+    assert left == [], left
+    assert kube.get("CronJob", namespace, "cron")["spec"]["suspend"] is True
+    assert kube.get("Job", namespace, "job")["spec"]["parallelism"] == 0
+    assert kube.get("ReplicationController", namespace, "rc")["spec"]["replicas"] == 0
+    assert kube.get("ReplicaSet", namespace, "rs")["spec"]["replicas"] == 0
+    assert run_module("workload_scale", args, kubeconfig=kubeconfig)["changed"] is False
+
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert started["changed"] and not started.get("failed"), started
+    assert kube.get("CronJob", namespace, "cron")["spec"].get("suspend") is False
+    assert kube.get("Job", namespace, "cron-manual")["spec"]["parallelism"] == 1
+    assert kube.get("DaemonSet", namespace, "ds")["spec"]["template"]["spec"]["nodeSelector"] == {
+        "kubernetes.io/hostname": node}
+    wait_for(lambda: all(live_pods(kube, namespace, a) for a in apps), timeout=120, message="pods back")
+    assert sorted(r["status"] for r in journal(kube, namespace)["undo"] if r["action"] == "scale") == ["reverted"] * 6

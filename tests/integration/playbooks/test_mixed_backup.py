@@ -29,7 +29,7 @@ def _journal(kube, session):
 
 
 def test_replace_with_pod_volume_restore_and_data_download(api_client, kube, kubeconfig, namespace, app_factory,
-                                                          backup_factory, state_dir, sim_config, tmp_path):
+                                                           backup_factory, state_dir, sim_config, tmp_path):
     app = app_factory(kind="Deployment", name="mix", volumes=[{"name": "data"}, {"name": "cache"}])
     fs_claim, moved_claim = "mix-data", "mix-cache"
     assert sorted(app["pvcs"]) == sorted([fs_claim, moved_claim]), app["pvcs"]
