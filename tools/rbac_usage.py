@@ -58,25 +58,34 @@ def permission(method, url):
     return group, resource, verb
 
 
-def rbac_rules(path=None):
-    """{(group, resource, verb): 'required'|'optional'} and {(group, resource, verb): reason} of unexercised notes."""
-    with open(path or RBAC_FILE) as handle:
-        text = handle.read()
+def rbac_documents(text=None):
+    """The RBAC objects of docs/rbac.yml (one ``kind: List`` document), or of ``text``."""
+    if text is None:
+        with open(RBAC_FILE) as handle:
+            text = handle.read()
     docs = []
     for doc in yaml.safe_load_all(text):
         if doc and doc.get("kind") == "List":
             docs.extend(doc.get("items") or [])
         elif doc:
             docs.append(doc)
-    granted = {}
-    for doc in docs:
-        level = doc["metadata"]["labels"]["data-restore.ansible/rbac"]
-        for rule in doc["rules"]:
-            for group in rule["apiGroups"]:
-                for res in rule["resources"]:
-                    for verb in rule["verbs"]:
-                        if granted.get((group, res, verb)) != "required":
-                            granted[(group, res, verb)] = level
+    return docs
+
+
+def permissions(docs):
+    """{(group, resource, verb)} the rules of ``docs`` grant."""
+    return set((group, res, verb) for doc in docs for rule in doc["rules"] for group in rule["apiGroups"]
+               for res in rule["resources"] for verb in rule["verbs"])
+
+
+def rbac_rules(path=None):
+    """{(group, resource, verb): 'required'|'optional'} and {(group, resource, verb): reason} of unexercised notes."""
+    with open(path or RBAC_FILE) as handle:
+        text = handle.read()
+    docs = rbac_documents(text)
+    granted = dict((perm, "optional") for perm in permissions(docs))
+    granted.update((perm, "required") for perm in permissions(
+        [d for d in docs if d["metadata"]["labels"]["data-restore.ansible/rbac"] == "required"]))
     notes = {}
     lines = text.splitlines()
     for index, line in enumerate(lines):

@@ -13,12 +13,17 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 import time
 
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RBAC_FILE = os.path.join(REPO, "docs", "rbac.yml")
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+import rbac_usage  # noqa: E402 pylint: disable=wrong-import-position,import-error
+
 VELERO_NS = os.environ.get("VELERO_NAMESPACE", "velero")
 
 # Kinds whose objects other actors write all the time (not mutations of the collection).
@@ -27,15 +32,8 @@ NOISY = {"events", "leases", "endpoints", "endpointslices"}
 
 # ----------------------------------------------------------------------------- RBAC
 def rbac_documents():
-    """The RBAC objects of docs/rbac.yml (one `kind: List` document)."""
-    docs = []
-    with open(RBAC_FILE) as handle:
-        for doc in yaml.safe_load_all(handle):
-            if doc and doc.get("kind") == "List":
-                docs.extend(doc.get("items") or [])
-            elif doc:
-                docs.append(doc)
-    return docs
+    """The RBAC objects of docs/rbac.yml (read by tools/rbac_usage.py)."""
+    return rbac_usage.rbac_documents()
 
 
 def required_documents():

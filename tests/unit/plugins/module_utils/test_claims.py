@@ -251,6 +251,35 @@ def test_killed_after_original_deleted_before_recreated_resumes(fk):
     assert_swapped(fk)
 
 
+class RacedKube(FakeKube):
+    """Another run of the session (the module of a killed ansible-playbook goes on) recreates the claim
+    between this run's GET and its POST."""
+
+    def create(self, kind, body, namespace=None):
+        if kind is k.PVC and body["metadata"]["name"] == "data" and self.find(k.PVC, "data", NS) is None:
+            super(RacedKube, self).create(kind, body, namespace)  # the other run's identical create
+        return super(RacedKube, self).create(kind, body, namespace)
+
+
+def test_claim_recreated_meanwhile_by_another_run_is_taken_over():
+    fk = make_kube(RacedKube)
+    result = c.patch_claims(fk, params())
+    assert result["volumes"][0]["state"] == "swapped"
+    assert_swapped(fk)
+
+
+def test_claim_recreated_meanwhile_for_another_volume_is_refused():
+    class OtherVolume(FakeKube):
+        def create(self, kind, body, namespace=None):
+            if kind is k.PVC and body["metadata"]["name"] == "data" and self.find(k.PVC, "data", NS) is None:
+                super(OtherVolume, self).create(kind, dict(body, spec=dict(body["spec"], volumeName="pv-x")), namespace)
+            return super(OtherVolume, self).create(kind, body, namespace)
+
+    fk = make_kube(OtherVolume)
+    with pytest.raises(c.DataRestoreError, match="exists but names volume pv-x instead of pv-new"):
+        c.patch_claims(fk, params())
+
+
 def _total_mutations(state_after_swap=False):
     fk = make_kube(KillableKube)
     if state_after_swap:
