@@ -163,7 +163,7 @@ def ensure_new_claim(kube, velero_namespace, session, rec, check_mode=False):
         return out
     sessions.set_volume(kube, velero_namespace, session, key, {"new_pvc": name,
                                                                "restore_via": rec.get("restore_via")})
-    kube.create(k.PVC, body, namespace)
+    k.create_or_take(kube, k.PVC, body, namespace, label=names.LABEL_SESSION)
     return out
 
 

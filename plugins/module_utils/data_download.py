@@ -265,7 +265,7 @@ def run(kube, params, check_mode=False):
             if not check_mode:
                 _record(kube, velero_ns, session_name, key, {"restore_via": "data_download", "new_pvc": pvc,
                                                              "selector": selector, "data_download": name})
-                claim = kube.create(k.PVC, body, ns)
+                claim = k.create_or_take(kube, k.PVC, body, ns, label=names.LABEL_SESSION)
         else:
             check_existing_claim(claim, dd)
             selector = claim_selector(claim) or selector
@@ -283,7 +283,7 @@ def run(kube, params, check_mode=False):
             actions.append((key, "create datadownload"))
             if not check_mode:
                 _record(kube, velero_ns, session_name, key, {"data_download": name, "phase": va.PHASE_NEW})
-                dd = kube.create(k.DATA_DOWNLOAD, body, velero_ns)
+                dd = k.create_or_take(kube, k.DATA_DOWNLOAD, body, velero_ns, label=names.LABEL_SESSION)
         if va.phase_of(dd or {}) in va.DATA_PATH_FINAL_PHASES:
             continue
         if claim is not None and not (claim.get("spec") or {}).get("volumeName") and \
@@ -298,7 +298,7 @@ def run(kube, params, check_mode=False):
                 diffs.append(body)
                 actions.append((key, "create placeholder pod"))
                 if not check_mode:
-                    kube.create(k.POD, body, ns)
+                    k.create_or_take(kube, k.POD, body, ns, label=names.LABEL_SESSION)
     failed_early = [key for key, action in actions if action == "failed"]
     result = dict(changed=changed, diff=dict(before={}, after={"objects": diffs}),
                   actions=[{"key": key, "action": action} for key, action in actions])

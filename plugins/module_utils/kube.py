@@ -132,12 +132,30 @@ def run_parallel(calls, workers=CREATE_WORKERS):
     return results
 
 
-def create_many(kube, kind, bodies, namespace=None, workers=1):
+def create_many(kube, kind, bodies, namespace=None, workers=1, label=None):
     """``kube.create`` for each body, ``workers`` at a time; see Kube.create_many."""
     bodies = list(bodies)
     if workers > 1 and len(bodies) > 2:
         kube.resource(kind)  # discover once, before the threads
-    return run_parallel([lambda body=body: kube.create(kind, body, namespace) for body in bodies], workers)
+    return run_parallel([lambda body=body: create_or_take(kube, kind, body, namespace, label) for body in bodies],
+                        workers)
+
+
+def create_or_take(kube, kind, body, namespace=None, label=None):
+    """``kube.create``; with ``label``, an object of that name created meanwhile with the same value of that
+    label (this session's) is taken instead of failing: a killed ansible-playbook leaves its running module
+    alive (ansible's worker has a session of its own), so a re-run may create the same object at the same time."""
+    try:
+        return kube.create(kind, body, namespace)
+    except ConflictError:
+        if not label:
+            raise
+        meta = body["metadata"]
+        current = kube.get(kind, meta["name"], namespace or meta.get("namespace"))
+        want = (meta.get("labels") or {}).get(label)
+        if current is None or not want or (current["metadata"].get("labels") or {}).get(label) != want:
+            raise
+        return current
 
 
 # Up to this many objects are read with one GET each; more with one LIST of the namespace (or cluster).
@@ -316,11 +334,12 @@ class Kube(object):
         return self._call("create", kind, name, namespace,
                           lambda: res.create(body=body, namespace=namespace).to_dict(), False)
 
-    def create_many(self, kind, bodies, namespace=None):
+    def create_many(self, kind, bodies, namespace=None, label=None):
         """Create several objects, up to CREATE_WORKERS at a time (one POST each; a restore of 200 volumes
         would otherwise wait for 200 round trips in a row). Returns them in order; when some fail, the first
-        error is raised after every request has finished, so the caller's journal stays true."""
-        return create_many(self, kind, bodies, namespace, workers=CREATE_WORKERS)
+        error is raised after every request has finished, so the caller's journal stays true. ``label``: see
+        create_or_take."""
+        return create_many(self, kind, bodies, namespace, workers=CREATE_WORKERS, label=label)
 
     def patch(self, kind, name, patch, namespace=None, patch_type="merge"):
         """Merge patch by default (safe on kinds without a status subresource)."""

@@ -273,7 +273,7 @@ def run(kube, params, check_mode=False):
     for name, current in recreate:
         _delete_and_wait(kube, velero_ns, session_name, name, current, params["wait_timeout"])
     created = kube.create_many(k.POD_VOLUME_RESTORE, [bodies[n] for a, _rec, _key, n, _cur in plan if a != "reuse"],
-                               velero_ns)
+                               velero_ns, label=names.LABEL_SESSION)
     result = dict(changed=changed, diff=diff)
     if not params["wait"]:
         by_name = dict(existing)

@@ -32,6 +32,8 @@ REPO = ph.REPO
 MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
 VERB = {"get": "get", "list": "list", "watch": "watch", "create": "create", "patch": "patch",
         "replace": "update", "delete": "delete"}
+# kube.py helpers taking (kube, kind, ...): the verbs they use.
+HELPERS = {"create_or_take": ("create", "get"), "get_many": ("get", "list")}
 OPTIONAL_KINDS = {"ARGO_APPLICATION", "FLUX_KUSTOMIZATION", "FLUX_HELM_RELEASE", "KEDA_SCALED_OBJECT",
                   "DEPLOYMENT_CONFIG"}
 
@@ -59,6 +61,12 @@ def _calls_in_module_utils():
             if isinstance(func, ast.Name) and func.id == "wait_for" and len(node.args) >= 2:
                 kind = node.args[1]
                 verbs = ("list", "watch")
+            elif isinstance(func, ast.Attribute) and func.attr in HELPERS and len(node.args) >= 2:
+                kind = node.args[1]  # k.create_or_take(kube, k.KIND, ...), k.get_many(kube, k.KIND, ...)
+                verbs = HELPERS[func.attr]
+            elif isinstance(func, ast.Attribute) and func.attr == "create_many" and _is_kube(func.value):
+                kind = node.args[0]  # with label=..., an object created meanwhile is read (create_or_take)
+                verbs = ("create", "get") if any(kw.arg == "label" for kw in node.keywords) else ("create",)
             elif isinstance(func, ast.Attribute) and func.attr in VERB and _is_kube(func.value):
                 kind = node.args[0]
                 verbs = (VERB[func.attr],)

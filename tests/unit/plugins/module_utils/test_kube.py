@@ -9,6 +9,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
     ForbiddenError,
     NotFoundError,
 )
+from fake_kube import FakeKube
 
 
 class FakeApiException(Exception):
@@ -220,3 +221,39 @@ def test_watch_timeout_is_rounded_up_so_a_slice_needs_one_watch():
     assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=14.3)) == []
     assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=0.2)) == []
     assert asked == [15, 1]
+
+
+# ----------------------------------------------------------------------------- create_or_take
+def _pvr(name, session):
+    return {"metadata": {"name": name, "namespace": "velero", "labels": {"data-restore.ansible/session": session}},
+            "spec": {}}
+
+
+def _fake_with(existing):
+    fake = FakeKube()
+    for obj in existing:
+        fake.add(k.POD_VOLUME_RESTORE, obj)
+    return fake
+
+
+def test_create_or_take_takes_what_another_run_of_the_session_created():
+    fake = _fake_with([_pvr("pvr-a", "s1")])
+    taken = k.create_or_take(fake, k.POD_VOLUME_RESTORE, _pvr("pvr-a", "s1"), "velero",
+                             label="data-restore.ansible/session")
+    assert taken["metadata"]["name"] == "pvr-a" and fake.count("get") == 1
+
+
+@pytest.mark.parametrize("existing_session,label", [("other", "data-restore.ansible/session"),
+                                                    ("s1", None)], ids=["other-session", "no-label"])
+def test_create_or_take_refuses_someone_elses_object(existing_session, label):
+    fake = _fake_with([_pvr("pvr-a", existing_session)])
+    with pytest.raises(ConflictError):
+        k.create_or_take(fake, k.POD_VOLUME_RESTORE, _pvr("pvr-a", "s1"), "velero", label=label)
+
+
+def test_create_many_with_label_takes_over_only_the_conflicting_ones():
+    fake = _fake_with([_pvr("pvr-b", "s1")])
+    made = fake.create_many(k.POD_VOLUME_RESTORE, [_pvr(n, "s1") for n in ("pvr-a", "pvr-b", "pvr-c")], "velero",
+                            label="data-restore.ansible/session")
+    assert [o["metadata"]["name"] for o in made] == ["pvr-a", "pvr-b", "pvr-c"]
+    assert fake.count("create") == 3 and fake.count("get") == 1
