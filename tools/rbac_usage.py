@@ -11,7 +11,8 @@ Input: the request logs of tests/request_log/sitecustomize.py (DATA_RESTORE_REQU
   would make that step fail with a 403.
 * Required permissions no module used are listed (over-grant candidates); with --strict they are an
   error too, unless docs/rbac.yml says why the suites cannot reach them (``# unexercised:`` comment
-  on the rule: the list of permissions of that rule the tests do not drive, with the reason).
+  on the rule: the list of permissions of that rule the tests do not drive, with the reason). A noted
+  permission that was used after all is only reported: for some, timing decides.
 
 Writes a Markdown summary (--out) with every permission, the modules that used it and how often.
 """
@@ -176,10 +177,9 @@ def main(argv=None):
         print("rbac_usage: ERROR the modules used %s, which docs/rbac.yml does not grant (%s)"
               % (_fmt(perm), ", ".join(sorted(used[perm]))))
         failed = True
-    for perm in noted_but_used:
-        print("rbac_usage: ERROR %s is noted as unexercised in docs/rbac.yml but %s used it: drop the note"
+    for perm in noted_but_used:  # timing decides for some (a readiness wait watches only when not ready yet)
+        print("rbac_usage: note: %s, noted as unexercised in docs/rbac.yml, was used this time by %s"
               % (_fmt(perm), ", ".join(sorted(used[perm]))))
-        failed = True
     for perm in unused:
         print("rbac_usage: %s required permission %s was not used by any module"
               % ("ERROR" if args.strict else "note:", _fmt(perm)))
