@@ -29,7 +29,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import ConflictError, DataRestoreError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pod_label, pods_using
 
@@ -318,24 +318,24 @@ class ClaimPatcher(object):
     def _create_bound(self, snapshot, pv_name, storage_class=None):
         namespace, name = snapshot["namespace"], snapshot["name"]
         current = self.kube.get(k.PVC, name, namespace)
-        created = False
+        existed = [current] if current is not None else []
+
+        def take(found, _body):
+            # Recreated meanwhile by another run of this session (the claim carries the user's labels, not
+            # ours): taken here, its volume is checked below.
+            existed.append(found)
+            return True
+
         if current is None:
             self._point_pv(pv_name, namespace, name)
-            try:
-                current = self.kube.create(k.PVC, recreate_body(snapshot, pv_name, storage_class), namespace)
-                created = True
-            except ConflictError:
-                # Created meanwhile by another run of this session: a killed ansible-playbook leaves its
-                # running module alive (ansible's worker has a session of its own). Same volume: take it.
-                current = self.kube.get(k.PVC, name, namespace)
-                if current is None:
-                    raise
+            current = k.create_or_take(self.kube, k.PVC, recreate_body(snapshot, pv_name, storage_class), namespace,
+                                       same=take)
         if _volume_name(current) != pv_name:
             raise DataRestoreError(
                 "PVC %s/%s exists but names volume %s instead of %s; someone recreated it meanwhile. Delete it "
                 "(it is not in use) and re-run to continue the swap." % (namespace, name, _volume_name(current),
                                                                          pv_name))
-        if not created:
+        if existed:
             self._point_pv(pv_name, namespace, name, current["metadata"]["uid"])
         if not self.wait:
             return

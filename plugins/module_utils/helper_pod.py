@@ -33,7 +33,6 @@ from decimal import Decimal, InvalidOperation
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
-    ConflictError,
     DataRestoreError,
     PreflightError,
     WaitTimeout,
@@ -618,24 +617,16 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
         entries.append(None)
         to_create.append((len(entries) - 1, body))
     if to_create:
-        try:
-            made = kube.create_many(k.POD, [body for _index, body in to_create], namespace)
-        except ConflictError:  # a pod of that name without this session's label: say which, or reuse ours
-            made = [_create_or_reuse(kube, body, namespace) for _index, body in to_create]
+        # A pod of that name made meanwhile (another run of the session): reused when it is ours, else say whose.
+        made = kube.create_many(k.POD, [body for _index, body in to_create], namespace, same=_reusable)
         for (index, _body), pod in zip(to_create, made):
             entries[index] = describe_pod(pod)
     return entries, changed, diffs
 
 
-def _create_or_reuse(kube, body, namespace):
-    try:
-        return kube.create(k.POD, body, namespace)
-    except ConflictError:
-        current = kube.get(k.POD, body["metadata"]["name"], namespace)
-        if current is None:
-            raise
-        check_reusable(current, body)
-        return current
+def _reusable(current, body):
+    check_reusable(current, body)
+    return True
 
 
 def check_reusable(current, body):

@@ -132,28 +132,37 @@ def run_parallel(calls, workers=CREATE_WORKERS):
     return results
 
 
-def create_many(kube, kind, bodies, namespace=None, workers=1, label=None):
+def create_many(kube, kind, bodies, namespace=None, workers=1, label=None, same=None):
     """``kube.create`` for each body, ``workers`` at a time; see Kube.create_many."""
     bodies = list(bodies)
     if workers > 1 and len(bodies) > 2:
         kube.resource(kind)  # discover once, before the threads
-    return run_parallel([lambda body=body: create_or_take(kube, kind, body, namespace, label) for body in bodies],
-                        workers)
+    return run_parallel([lambda body=body: create_or_take(kube, kind, body, namespace, label, same)
+                         for body in bodies], workers)
 
 
-def create_or_take(kube, kind, body, namespace=None, label=None):
-    """``kube.create``; with ``label``, an object of that name created meanwhile with the same value of that
-    label (this session's) is taken instead of failing: a killed ansible-playbook leaves its running module
-    alive (ansible's worker has a session of its own), so a re-run may create the same object at the same time."""
+def create_or_take(kube, kind, body, namespace=None, label=None, same=None):
+    """``kube.create``, but when an object of that name exists already, take it if it is the one this call
+    would create: ``same(existing, body)`` says so (or raises its own error); ``label`` is the usual test, the
+    same value of that label (this session's) as ``body``. Without either, the ConflictError stands.
+
+    Why: a killed ansible-playbook leaves its running module alive (ansible's worker has a session of its
+    own), so a re-run may create the same object at the same time; a re-run also meets what a killed run made."""
     try:
         return kube.create(kind, body, namespace)
     except ConflictError:
-        if not label:
+        if same is None and not label:
             raise
         meta = body["metadata"]
         current = kube.get(kind, meta["name"], namespace or meta.get("namespace"))
-        want = (meta.get("labels") or {}).get(label)
-        if current is None or not want or (current["metadata"].get("labels") or {}).get(label) != want:
+        if current is None:
+            raise
+        if same is None:
+            want = (meta.get("labels") or {}).get(label)
+            taken = bool(want) and (current["metadata"].get("labels") or {}).get(label) == want
+        else:
+            taken = same(current, body)
+        if not taken:
             raise
         return current
 
@@ -334,12 +343,12 @@ class Kube(object):
         return self._call("create", kind, name, namespace,
                           lambda: res.create(body=body, namespace=namespace).to_dict(), False)
 
-    def create_many(self, kind, bodies, namespace=None, label=None):
+    def create_many(self, kind, bodies, namespace=None, label=None, same=None):
         """Create several objects, up to CREATE_WORKERS at a time (one POST each; a restore of 200 volumes
         would otherwise wait for 200 round trips in a row). Returns them in order; when some fail, the first
-        error is raised after every request has finished, so the caller's journal stays true. ``label``: see
-        create_or_take."""
-        return create_many(self, kind, bodies, namespace, workers=CREATE_WORKERS, label=label)
+        error is raised after every request has finished, so the caller's journal stays true. ``label``,
+        ``same``: see create_or_take."""
+        return create_many(self, kind, bodies, namespace, workers=CREATE_WORKERS, label=label, same=same)
 
     def patch(self, kind, name, patch, namespace=None, patch_type="merge"):
         """Merge patch by default (safe on kinds without a status subresource)."""

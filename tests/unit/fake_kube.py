@@ -186,9 +186,9 @@ class FakeKube(object):
                     continue
                 yield etype, copy.deepcopy(obj)
 
-    def create_many(self, kind, bodies, namespace=None, label=None):
+    def create_many(self, kind, bodies, namespace=None, label=None, same=None):
         from ansible_collections.velero.data_restore.plugins.module_utils import kube as real_kube
-        return real_kube.create_many(self, kind, bodies, namespace, label=label)
+        return real_kube.create_many(self, kind, bodies, namespace, label=label, same=same)
 
     def create(self, kind, body, namespace=None):
         self._check("create", kind)

@@ -1,5 +1,7 @@
 """helper_pod.py: the restore-wait init container exactly as Velero builds it, grouping, waits."""
 
+import copy
+
 import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod as hp
@@ -288,3 +290,31 @@ def test_absent_in_one_namespace_watches_from_its_list(fake):
     result = hp.run(fake, params(state="absent"))
     assert result["deleted"] == ["shop/restore-s1-shared"] and fake.find(k.POD, "restore-s1-shared", f.NS) is None
     assert [r for r in fake.requests[start:] if r[1] == "Pod"] == [("list", "Pod"), ("delete", "Pod"), ("watch", "Pod")]
+
+
+def _raced(fake, relabel=None):
+    """The next POST of a pod finds one of that name made a moment earlier (another run of the session)."""
+    create = fake.create
+
+    def create_after_the_other_run(kind, body, namespace=None):
+        if kind is k.POD and fake.find(k.POD, body["metadata"]["name"], namespace) is None:
+            other = copy.deepcopy(body)
+            if relabel:
+                other["metadata"]["labels"][relabel[0]] = relabel[1]
+            create(kind, other, namespace)
+        return create(kind, body, namespace)
+
+    fake.create = create_after_the_other_run
+
+
+def test_helper_pod_made_meanwhile_by_another_run_of_the_session_is_reused(fake):
+    _raced(fake)
+    result = hp.run(fake, params(pvcs=["data"]))
+    [entry] = result["pods"]
+    assert fake.find(k.POD, entry["name"], f.NS)["metadata"]["uid"] == entry["uid"]
+
+
+def test_pod_of_that_name_made_meanwhile_by_someone_else_is_refused(fake):
+    _raced(fake, relabel=("data-restore.ansible/session", "other"))
+    with pytest.raises(PreflightError, match="does not belong to session s1"):
+        hp.run(fake, params(pvcs=["data"]))
