@@ -32,6 +32,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.waiting import
 ROLE = "pvr"
 ANNOTATION_VOLUME_KEY = names.PREFIX + "volume-key"
 FAILED_PHASES = (va.PHASE_FAILED, va.PHASE_CANCELED)
+NOT_STARTED_PHASES = ("", va.PHASE_NEW, va.PHASE_ACCEPTED, va.PHASE_PREPARED)
 UPLOADER_SETTING_KEYS = ("WriteSparseFiles", "ParallelFilesDownload")
 
 
@@ -200,7 +201,7 @@ def run(kube, params, check_mode=False):
     sessions.check_name(session_name)
     if params["state"] == "absent":
         return cancel(kube, velero_ns, session_name, params.get("volumes"), wait=params["wait"],
-                      timeout=params["wait_timeout"], check_mode=check_mode)
+                      timeout=params["wait_timeout"], check_mode=check_mode, keep_final=params.get("keep_final"))
     records = [r for r in params.get("volumes") or []
                if (r.get("restore_via") or "pod_volume_restore") == "pod_volume_restore"]
     if not records:
@@ -231,17 +232,21 @@ def run(kube, params, check_mode=False):
         plan.append(("create", rec, key, name, None))
     bodies = {}
     sess = None
-    running = [(rec, cur) for a, rec, _key, _name, cur in plan if a == "reuse" and va.phase_of(cur) not in va.DATA_PATH_FINAL_PHASES]
-    to_create = any(a != "reuse" for a, _rec, _key, _name, _cur in plan)
-    if to_create:  # the session is only needed to create
+    running = [i for i, (a, _rec, _key, _name, cur) in enumerate(plan)
+               if a == "reuse" and va.phase_of(cur) not in va.DATA_PATH_FINAL_PHASES]
+    if not pods and (running or any(a != "reuse" for a, _rec, _key, _name, _cur in plan)):
+        pods = [helper_pod.describe_pod(p) for p in helper_pod.find_pods(kube, session_name)]
+    for i in running:
+        _action, rec, key, name, current = plan[i]
+        ns, pvc = helper_pod.receiving_claim(rec)
+        if _orphaned_before_start(current, pods or [], ns, pvc):
+            plan[i] = ("recreate", rec, key, name, current)
+        else:
+            _check_same_pod(current, pods or [], ns, pvc)
+    if any(a != "reuse" for a, _rec, _key, _name, _cur in plan):  # the session is only needed to create
         sess = sessions.load(kube, velero_ns, session_name)
         if sess is None and not check_mode:
             sessions.require(kube, velero_ns, session_name)
-    if not pods and (running or (to_create and sess is not None)):
-        pods = [helper_pod.describe_pod(p) for p in helper_pod.find_pods(kube, session_name)]
-    for rec, current in running:
-        ns, pvc = helper_pod.receiving_claim(rec)
-        _check_same_pod(current, pods or [], ns, pvc)
     for action, rec, key, name, current in plan:
         if action == "reuse":
             continue
@@ -327,23 +332,33 @@ def record_final(kube, velero_ns, session_name, volumes, state=None):
     sessions.update(kube, velero_ns, session_name, apply, state=state)
 
 
+def _orphaned_before_start(current, pods, namespace, pvc):
+    """A PVR whose data path has not started (New, Accepted, Prepared) and that names another helper pod UID than
+    the current one (or none) is safe to recreate: nothing was written yet. Left alone it never finishes: a New one
+    is never re-triggered by the new pod's events (findPVRForTargetPod maps pods to PVRs by velero.io/pod-uid,
+    contract §2) and a prepared one exposes the old pod's volume directory. It happens when a run stopped after
+    its helper pods were deleted (a node drain, a cleanup by hand, a rescue cut short)."""
+    phase = va.phase_of(current)
+    if phase not in NOT_STARTED_PHASES or current["spec"].get("cancel"):
+        return False
+    label_uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
+    # until accepted, the label is what counts; once accepted, the pod it was accepted for
+    uid = label_uid if phase in ("", va.PHASE_NEW) else (current["spec"].get("pod") or {}).get("uid") or label_uid
+    return any(pod.get("uid") and pod["uid"] != uid for pod in pods
+               if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}))
+
+
 def _check_same_pod(current, pods, namespace, pvc):
-    """A running PVR whose helper pod was replaced can never complete: say so."""
-    uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
+    """A PVR the node-agent accepted for a helper pod that was replaced since can never complete: say so."""
+    uid = (current["spec"].get("pod") or {}).get("uid") or (current["metadata"].get("labels") or {}).get(
+        va.LABEL_POD_UID)
     for pod in pods or []:
-        if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}):
-            if pod.get("uid") and uid is None:
-                raise DataRestoreError(
-                    "PodVolumeRestore %s (phase %s) lacks the label velero.io/pod-uid; the node-agent re-examines a "
-                    "PodVolumeRestore created before restore-wait ran only through that label (velero-contract.md §2, "
-                    "§7.4), so it can never complete. Cancel it with state=absent and re-run, or label it "
-                    "velero.io/pod-uid=%s." % (current["metadata"]["name"], va.phase_of(current) or "New", pod["uid"]))
-            if pod.get("uid") and pod["uid"] != uid:
-                raise DataRestoreError(
-                    "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; "
-                    "it can never complete. Cancel it with state=absent (or retry_failed after it failed) and re-run."
-                    % (current["metadata"]["name"], va.phase_of(current) or "New", uid, namespace, pod["name"],
-                       pod["uid"]))
+        if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}) and uid \
+                and pod.get("uid") and pod["uid"] != uid:
+            raise DataRestoreError(
+                "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; "
+                "it can never complete. Cancel it with state=absent (or retry_failed after it failed) and re-run."
+                % (current["metadata"]["name"], va.phase_of(current), uid, namespace, pod["name"], pod["uid"]))
 
 
 def _delete_and_wait(kube, velero_ns, session_name, name, current, timeout):
@@ -356,15 +371,18 @@ def _delete_and_wait(kube, velero_ns, session_name, name, current, timeout):
 
 
 def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, check_mode=False,
-           kind=k.POD_VOLUME_RESTORE, role=ROLE):
+           kind=k.POD_VOLUME_RESTORE, role=ROLE, keep_final=False):
     """Cancel (merge-patch spec.cancel=true, contract §7.13) and delete the session's CRs.
 
-    ``records`` limits it to those volumes (by stable name); all of the session's otherwise.
+    ``records`` limits it to those volumes (by stable name); all of the session's otherwise. ``keep_final`` leaves
+    the ones in a final phase alone.
     """
     items = kube.list(kind, namespace=velero_ns, label_selector=names.session_selector(session_name, role))[0]
     if records:
         wanted = set(pvr_name(session_name, *helper_pod.receiving_claim(r)) for r in records)
         items = [o for o in items if o["metadata"]["name"] in wanted]
+    if keep_final:
+        items = [o for o in items if va.phase_of(o) not in va.DATA_PATH_FINAL_PHASES]
     canceled, deleted = [], []
     cancel_field = va.field_supported(kube, kind, "spec.cancel") is not False
     for obj in items:

@@ -74,6 +74,15 @@ options:
     description: Fail as soon as one volume fails instead of waiting for every volume to finish.
     type: bool
     default: false
+  keep_final:
+    description:
+      - With O(state=absent), cancel and delete only the PodVolumeRestores that are not final yet (New, Accepted,
+        Prepared, InProgress, Canceling) and keep the Completed, Failed and Canceled ones, so a re-run reuses the
+        completed volumes and O(retry_failed) still decides about the failed ones.
+      - The restore playbooks do this when a run fails, before they delete the helper pods, because a PodVolumeRestore
+        whose helper pod is gone can never finish.
+    type: bool
+    default: false
   fail_on_timeout:
     description:
       - With V(false), a wait that times out returns RV(done=false) with the progress instead of failing, so a
@@ -105,6 +114,12 @@ EXAMPLES = r"""
   velero.data_restore.pod_volume_restore:
     session: shop-restore
     state: absent
+
+- name: Stop only the PodVolumeRestores still running, keep the finished ones for the re-run
+  velero.data_restore.pod_volume_restore:
+    session: shop-restore
+    state: absent
+    keep_final: true
 """
 
 RETURN = r"""
@@ -182,6 +197,7 @@ def main():
     spec = dict(
         pods=dict(type="list", elements="dict"),
         uploader_settings=dict(type="dict"),
+        keep_final=dict(type="bool", default=False),
         **DATA_PATH_ARG_SPEC
     )
     run_module(spec, run, required_if=[("state", "present", ["volumes"])])

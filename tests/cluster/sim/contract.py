@@ -91,8 +91,9 @@ def cancel_transition(obj: dict) -> str | None:
 
 
 def concurrency_exceeded(active_on_node: int, limit: int) -> bool:
-    """Velero: ConcurrentLimitExceed (pkg/datapath/manager.go via vgdpCounter /
-    loadConcurrency) — too many data paths on this node → requeue after 5 s."""
+    """Velero: ConcurrentLimitExceed (pkg/datapath/manager.go, limit from loadConcurrency) — too many data paths
+    on this node. Checked when the data path of a Prepared CR is created (pod_volume_restore_controller.go and
+    data_download_controller.go, Prepared branch): the CR stays Prepared and is requeued after 5 s."""
     return limit > 0 and active_on_node >= limit
 
 

@@ -184,10 +184,6 @@ class NodeAgent:
             log.info("%s %s Failed: %s", kind, name, message)
         return r
 
-    def _active_on(self, node) -> int:
-        with self.paths_lock:
-            return sum(1 for p in self.paths.values() if p.node == node)
-
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, key):
         kind, _sep, name = key.partition(":")
@@ -253,8 +249,6 @@ class NodeAgent:
                 return None  # no node-agent sees this pod: nothing (no requeue)
             if not C.restore_wait_running(pod):
                 return None  # re-triggered only by pod events via velero.io/pod-uid
-            if C.concurrency_exceeded(self._active_on(node), self.config.concurrency_per_node):
-                return C.CONCURRENCY_REQUEUE_SECONDS
             patch = C.accept_patch(pvr, node, now_iso(), "node")
             labels = {C.LABEL_EXPOSE_ON_GOING: "true"}
             if self._transition("PodVolumeRestore", name, (C.NEW,), status=patch["status"], labels=labels):
@@ -275,8 +269,7 @@ class NodeAgent:
                              labels={C.LABEL_EXPOSE_ON_GOING: None})
             return None
         if phase == C.PREPARED:
-            self._start_path("PodVolumeRestore", name, node, self._run_pvr)
-            return None
+            return self._start_path("PodVolumeRestore", name, node, self._run_pvr)
         if phase == C.IN_PROGRESS:
             with self.paths_lock:
                 running = name in self.paths
@@ -287,9 +280,14 @@ class NodeAgent:
         return None
 
     def _start_path(self, kind, name, node, target):
+        """Start the data path of a Prepared CR; returns the requeue delay when the node is at its limit (Velero:
+        CreateMicroServiceBRWatcher → ConcurrentLimitExceed, requeue 5 s, the CR stays Prepared)."""
         with self.paths_lock:
             if name in self.paths:
-                return
+                return None
+            if C.concurrency_exceeded(sum(1 for p in self.paths.values() if p.node == node),
+                                      self.config.concurrency_per_node):
+                return C.CONCURRENCY_REQUEUE_SECONDS
             dp = DataPath(kind, name, node)
             self.paths[name] = dp
         started = None
@@ -301,12 +299,13 @@ class NodeAgent:
                 with self.paths_lock:
                     self.paths.pop(name, None)
         if not started:
-            return
+            return None
         # The data path starts from the object its InProgress update returned (Velero hands the updated CR to
         # the data path; no second read).
         dp.thread = threading.Thread(target=self._path_main, args=(dp, target, started), daemon=True,
                                      name=f"dp-{name}")
         dp.thread.start()
+        return None
 
     def _path_main(self, dp: DataPath, target, obj):
         kind, name = dp.kind, dp.name
@@ -458,8 +457,8 @@ class NodeAgent:
         if node not in self.running_na:
             return None
         if phase == C.PREPARED:
-            self._start_path("DataDownload", name, node, self._run_dd)
-        elif phase == C.IN_PROGRESS:
+            return self._start_path("DataDownload", name, node, self._run_dd)
+        if phase == C.IN_PROGRESS:
             with self.paths_lock:
                 running = name in self.paths
             if not running and name not in self.stuck:

@@ -185,6 +185,29 @@ def test_node_agent_crash_mid_copy(api_client, kube, kubeconfig, state_dir, rest
                         retry_failed=True)
 
 
+def _phases(kube, session):
+    return sorted((o.get("status") or {}).get("phase") or "New"
+                  for o in _by_session(kube, "PodVolumeRestore", ph.VELERO_NS, session))
+
+
+def _slow_and_queued(sim_config):
+    """One data path per node and ~15 s per volume: of the 2 volumes (one helper pod, one node) one restore runs
+    and the other waits Prepared, requeued (Velero's ConcurrentLimitExceed)."""
+    sim_config.set(concurrencyPerNode=1, bytesPerSecond=300)
+
+
+def test_timeout_while_a_restore_is_queued_stops_the_data_path_and_a_rerun_completes(
+        api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    _slow_and_queued(sim_config)
+    rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig,
+                                                      _vars(restored_app, tmp_path, restore_timeout=4))
+    msgs = _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "did not finish within 4s")
+    # the rescue canceled and deleted both unfinished PVRs before deleting the helper pod and starting the workloads
+    assert _phases(kube, restored_app["session"]) == [], (_phases(kube, restored_app["session"]), msgs)
+    assert "stopping the unfinished" not in msgs and "were canceled; the re-run creates them again" in msgs, msgs
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
+
+
 def test_data_download_rebind_failure(api_client, kube, kubeconfig, namespace, app_factory, backup_factory,
                                       state_dir, sim_config, tmp_path):
     app = app_factory(kind="Deployment", name="blk", volumes=[{"name": "data"}])

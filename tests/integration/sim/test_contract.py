@@ -397,7 +397,9 @@ def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, si
     kube.create("PodVolumeRestore", pvr_body(first, pod, "data", fs_setup["sid"], namespace, owner=anchor))
     wait_phase(kube, "PodVolumeRestore", first, "InProgress")
     kube.create("PodVolumeRestore", pvr_body(second, pod2, "data", fs_setup["sid"], namespace, owner=anchor))
-    stays(kube, "PodVolumeRestore", second, lambda o: C.phase_of(o) == "New" or phase(kube, "PodVolumeRestore", first) != "InProgress", 2)
+    # Velero checks the limit when it creates the data path: the second is accepted and prepared, then waits
+    wait_phase(kube, "PodVolumeRestore", second, "Prepared", 10)
+    stays(kube, "PodVolumeRestore", second, lambda o: C.phase_of(o) == "Prepared" or phase(kube, "PodVolumeRestore", first) != "InProgress", 2)
     wait_phase(kube, "PodVolumeRestore", first, "Completed", 30)
     wait_phase(kube, "PodVolumeRestore", second, "Completed", 30)
     cleanup(kube, "PodVolumeRestore", first, second)

@@ -205,12 +205,42 @@ def test_data_mover_filesystem_snapshot_is_restored_by_pvr():
     assert obj["spec"]["uploaderType"] == "kopia"
 
 
-def test_replaced_helper_pod_is_detected():
+def _target_old_pod(obj, phase=None):
+    obj["metadata"]["labels"]["velero.io/pod-uid"] = "old-uid"
+    obj["spec"]["pod"]["uid"] = "old-uid"
+    if phase:
+        obj.setdefault("status", {}).update(phase=phase, node="node-1")
+
+
+@pytest.mark.parametrize("phase", [None, "Accepted", "Prepared"])
+def test_unstarted_pvr_for_a_replaced_helper_pod_is_recreated_for_the_current_pod(phase):
+    # its helper pod went before the data path started: nothing was written
+    fake, records, pods = setup()
+    agent = fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: _target_old_pod(o, phase))
+    fake.controllers.append(agent)
+    check = pvr.run(fake, params(volumes=records, pods=pods), check_mode=True)
+    assert check["changed"] is True and [v["action"] for v in check["volumes"]] == ["recreate"]
+    assert fake.find(k.POD_VOLUME_RESTORE, name, f.VNS)["spec"]["pod"]["uid"] == "old-uid"
+    result = pvr.run(fake, params(volumes=records, pods=pods))
+    assert result["changed"] is True and result["volumes"][0]["phase"] == "Completed"
+    obj = fake.find(k.POD_VOLUME_RESTORE, name, f.VNS)
+    assert obj["spec"]["pod"]["uid"] == pods[0]["uid"] == obj["metadata"]["labels"]["velero.io/pod-uid"]
+
+
+@pytest.mark.parametrize("phase", ["InProgress", "Canceling"])
+def test_running_pvr_for_a_replaced_helper_pod_is_refused(phase):
     fake, records, pods = setup()
     fake.controllers.pop()
     pvr.run(fake, params(volumes=records, pods=pods, wait=False))
-    with pytest.raises(DataRestoreError, match="targets helper pod UID .* can never complete"):
-        pvr.run(fake, params(volumes=records, pods=[dict(pods[0], uid="new-uid")], wait=False))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: _target_old_pod(o, phase))
+    with pytest.raises(DataRestoreError, match="%s \\(phase %s\\) targets helper pod UID old-uid.* can never complete"
+                       % (name, phase)):
+        pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    assert fake.find(k.POD_VOLUME_RESTORE, name, f.VNS)["spec"]["pod"]["uid"] == "old-uid"
 
 
 def test_absent_cancels_then_deletes():
@@ -250,11 +280,29 @@ def test_missing_session():
         pvr.run(fake, params(volumes=[f.fs_record("data")]))
 
 
-def test_stripped_pod_uid_label_is_detected():
+def test_new_pvr_without_pod_uid_label_is_recreated_with_it():
+    # pod events re-trigger only PVRs labelled velero.io/pod-uid (contract §2): without it a New PVR stays New
     fake, records, pods = setup()
-    fake.controllers.pop()
+    agent = fake.controllers.pop()
     pvr.run(fake, params(volumes=records, pods=pods, wait=False))
     name = pvr.pvr_name("s1", f.NS, "data")
     fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: o["metadata"]["labels"].pop("velero.io/pod-uid"))
-    with pytest.raises(DataRestoreError, match="lacks the label velero.io/pod-uid"):
-        pvr.run(fake, params(volumes=records, pods=pods))
+    fake.controllers.append(agent)
+    result = pvr.run(fake, params(volumes=records, pods=pods))
+    assert result["volumes"][0]["phase"] == "Completed"
+    assert fake.find(k.POD_VOLUME_RESTORE, name, f.VNS)["metadata"]["labels"]["velero.io/pod-uid"] == pods[0]["uid"]
+
+
+def test_absent_with_keep_final_stops_only_unfinished_ones():
+    fake, records, pods = setup(pvcs=("data", "logs"))
+    fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    done, queued = pvr.pvr_name("s1", f.NS, "data"), pvr.pvr_name("s1", f.NS, "logs")
+    fake.mutate(k.POD_VOLUME_RESTORE, done, f.VNS, lambda o: o.setdefault("status", {}).update(phase="Completed"))
+    check = pvr.run(fake, params(state="absent", keep_final=True), check_mode=True)
+    assert check["deleted"] == [queued] and fake.find(k.POD_VOLUME_RESTORE, queued, f.VNS) is not None
+    result = pvr.run(fake, params(state="absent", keep_final=True))
+    assert result["changed"] is True and result["canceled"] == [queued] and result["deleted"] == [queued]
+    assert fake.find(k.POD_VOLUME_RESTORE, queued, f.VNS) is None
+    assert fake.find(k.POD_VOLUME_RESTORE, done, f.VNS) is not None
+    assert pvr.run(fake, params(state="absent", keep_final=True))["changed"] is False
