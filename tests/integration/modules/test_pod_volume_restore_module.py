@@ -75,12 +75,13 @@ def test_data_mover_filesystem_snapshot_through_pvr(kubeconfig, kube, api_client
     assert read_tree(path)["dir/data.bin"] == app["files"][pvc]["dir/data.bin"]
 
 
-def test_without_pod_uid_label_the_timeout_names_the_volume(kubeconfig, kube, api_client, state_dir, namespace,
+def test_without_pod_uid_label_the_pvr_stays_new_and_a_rerun_recreates_it(kubeconfig, kube, api_client, state_dir, namespace,
                                                             app_factory, backup_factory, wait_for):
     """Contract §7.4: a PVR created before restore-wait runs is only re-triggered through velero.io/pod-uid.
 
-    The helper pod's PVC is bound only after the PVR exists; with the label stripped the PVR stays New forever and the
-    module's timeout names the volume. Putting the label back (what the module sends) lets it complete.
+    The helper pod's PVC is bound only after the PVR exists: the module's timeout names the pending volume. With the
+    label stripped the PVR stays New although restore-wait runs; a re-run of the module recreates it with the label
+    (it had not started), and that lets it complete.
     """
     from sim.storage import PROVISIONER
     from sim.velero import read_tree
@@ -116,16 +117,16 @@ def test_without_pod_uid_label_the_timeout_names_the_volume(kubeconfig, kube, ap
     running = run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": ["late"],
                                                 "wait_timeout": 60}, kubeconfig=kubeconfig)
     assert running["pods"][0]["restore_wait"] == "running", running
-    stuck = run_module("pod_volume_restore", dict(args, wait=True, wait_timeout=15), kubeconfig=kubeconfig)
-    assert stuck["failed"] and "%s (phase New) lacks the label velero.io/pod-uid" % name in stuck["msg"]
-    # and the node-agent really never picks it up although restore-wait runs
+    # the node-agent never picks it up although restore-wait runs: pod events reach only PVRs labelled with the UID
     time.sleep(10)
-    assert (kube.get("PodVolumeRestore", "velero", name).get("status") or {}).get("phase", "New") == "New"
-    # the label the module sends is what makes it work
-    kube.patch("PodVolumeRestore", "velero", name,
-               {"metadata": {"labels": {"velero.io/pod-uid": running["pods"][0]["uid"]}}})
+    stuck = kube.get("PodVolumeRestore", "velero", name)
+    assert (stuck.get("status") or {}).get("phase", "New") == "New"
+    # a PVR that has not started is recreated with the label, and that is what makes it work
     done = run_module("pod_volume_restore", dict(args, wait=True, wait_timeout=60), kubeconfig=kubeconfig)
-    assert not done.get("failed"), done
+    assert not done.get("failed") and done["changed"], done
+    again = kube.get("PodVolumeRestore", "velero", name)
+    assert again["metadata"]["uid"] != stuck["metadata"]["uid"]
+    assert again["metadata"]["labels"]["velero.io/pod-uid"] == running["pods"][0]["uid"]
     assert read_tree(os.path.join(state_dir, "volumes", pv_name))["hello.txt"] == app["files"][app["pvcs"][0]]["hello.txt"]
     run_module("restore_helper_pod", {"session": namespace, "state": "absent", "namespace": namespace}, kubeconfig=kubeconfig)
 
