@@ -75,8 +75,8 @@ def test_data_mover_filesystem_snapshot_through_pvr(kubeconfig, kube, api_client
     assert read_tree(path)["dir/data.bin"] == app["files"][pvc]["dir/data.bin"]
 
 
-def test_without_pod_uid_label_the_pvr_stays_new_and_a_rerun_recreates_it(kubeconfig, kube, api_client, state_dir, namespace,
-                                                            app_factory, backup_factory, wait_for):
+def test_without_pod_uid_label_the_pvr_stays_new_and_a_rerun_recreates_it(
+        kubeconfig, kube, api_client, state_dir, namespace, app_factory, backup_factory, wait_for):
     """Contract §7.4: a PVR created before restore-wait runs is only re-triggered through velero.io/pod-uid.
 
     The helper pod's PVC is bound only after the PVR exists: the module's timeout names the pending volume. With the
