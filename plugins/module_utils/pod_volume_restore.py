@@ -33,6 +33,9 @@ ROLE = "pvr"
 ANNOTATION_VOLUME_KEY = names.PREFIX + "volume-key"
 FAILED_PHASES = (va.PHASE_FAILED, va.PHASE_CANCELED)
 NOT_STARTED_PHASES = ("", va.PHASE_NEW, va.PHASE_ACCEPTED, va.PHASE_PREPARED)
+# Deleting a PVR that is not final cancels it first; Velero forces a cancel its exposer did not finish after
+# cancelDelayOthers (5 min, data_upload_controller.go). A recreate waits that long even in a short wait slice.
+CANCEL_TIMEOUT = 330
 UPLOADER_SETTING_KEYS = ("WriteSparseFiles", "ParallelFilesDownload")
 
 
@@ -276,7 +279,7 @@ def run(kube, params, check_mode=False):
         sessions.update(kube, velero_ns, session_name, record, event="creating PodVolumeRestores")
     recreate = [(n, c) for a, _rec, _key, n, c in plan if a == "recreate"]
     for name, current in recreate:
-        _delete_and_wait(kube, velero_ns, session_name, name, current, params["wait_timeout"])
+        _delete_and_wait(kube, velero_ns, session_name, name, current, max(params["wait_timeout"], CANCEL_TIMEOUT))
     created = kube.create_many(k.POD_VOLUME_RESTORE, [bodies[n] for a, _rec, _key, n, _cur in plan if a != "reuse"],
                                velero_ns, label=names.LABEL_SESSION)
     result = dict(changed=changed, diff=diff)
