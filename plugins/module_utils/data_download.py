@@ -255,7 +255,8 @@ def run(kube, params, check_mode=False):
                                      "the PVC (data_download state=absent does when it is ours) and re-run."
                                      % (name, ns, pvc, claim["spec"]["volumeName"]))
             if not check_mode:
-                _delete_dd_and_wait(kube, velero_ns, session_name, name, dd, params["wait_timeout"])
+                pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
+                                    kind=k.DATA_DOWNLOAD, role=ROLE)
             dd = None
         if claim is None:
             body = claims.new_claim_body(rec, session_name, selector=selector)
@@ -318,15 +319,6 @@ def run(kube, params, check_mode=False):
         result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes))
         return result
     return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
-
-
-def _delete_dd_and_wait(kube, velero_ns, session_name, name, dd, timeout):
-    if not dd["metadata"].get("deletionTimestamp"):
-        kube.delete(k.DATA_DOWNLOAD, name, velero_ns)
-    wait_for(kube, k.DATA_DOWNLOAD,
-             lambda objs: WaitState(not [o for o in objs if o["metadata"]["name"] == name], pending=[name]),
-             namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE), timeout=timeout,
-             what="DataDownload %s/%s to be deleted" % (velero_ns, name))
 
 
 def _record(kube, velero_ns, session_name, key, fields):

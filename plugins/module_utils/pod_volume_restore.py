@@ -76,11 +76,19 @@ def check_record(rec):
     return key
 
 
-def match_helper_pod(pods, namespace, pvc):
-    """(pod entry, pod volume name) of the helper pod that mounts namespace/pvc."""
+def find_helper_pod(pods, namespace, pvc):
+    """The helper pod entry that mounts namespace/pvc, or None."""
     for pod in pods or []:
         if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}):
-            return pod, pod["volumes"][pvc]
+            return pod
+    return None
+
+
+def match_helper_pod(pods, namespace, pvc):
+    """(pod entry, pod volume name) of the helper pod that mounts namespace/pvc."""
+    pod = find_helper_pod(pods, namespace, pvc)
+    if pod is not None:
+        return pod, pod["volumes"][pvc]
     raise PreflightError(
         "No helper pod mounts PVC %s/%s; create it with velero.data_restore.restore_helper_pod (same session "
         "and volumes) and pass its pods result." % (namespace, pvc), pvc="%s/%s" % (namespace, pvc))
@@ -241,11 +249,9 @@ def run(kube, params, check_mode=False):
         pods = [helper_pod.describe_pod(p) for p in helper_pod.find_pods(kube, session_name)]
     for i in running:
         _action, rec, key, name, current = plan[i]
-        ns, pvc = helper_pod.receiving_claim(rec)
-        if _orphaned_before_start(current, pods or [], ns, pvc):
-            plan[i] = ("recreate", rec, key, name, current)
-        else:
-            _check_same_pod(current, pods or [], ns, pvc)
+        replaced = _replaced_helper_pod(current, pods, *helper_pod.receiving_claim(rec))
+        if replaced is not None:
+            plan[i] = (_recreate_or_refuse(current, replaced), rec, key, name, current)
     if any(a != "reuse" for a, _rec, _key, _name, _cur in plan):  # the session is only needed to create
         sess = sessions.load(kube, velero_ns, session_name)
         if sess is None and not check_mode:
@@ -277,9 +283,9 @@ def run(kube, params, check_mode=False):
                         {"restore_via": "pod_volume_restore", "pod_volume_restore": name,
                          "phase": va.PHASE_NEW, "helper_pod": bodies[name]["spec"]["pod"]["name"]})
         sessions.update(kube, velero_ns, session_name, record, event="creating PodVolumeRestores")
-    recreate = [(n, c) for a, _rec, _key, n, c in plan if a == "recreate"]
-    for name, current in recreate:
-        _delete_and_wait(kube, velero_ns, session_name, name, current, max(params["wait_timeout"], CANCEL_TIMEOUT))
+    recreate = [c for a, _rec, _key, _n, c in plan if a == "recreate"]
+    if recreate:
+        cancel_objects(kube, velero_ns, session_name, recreate, timeout=max(params["wait_timeout"], CANCEL_TIMEOUT))
     created = kube.create_many(k.POD_VOLUME_RESTORE, [bodies[n] for a, _rec, _key, n, _cur in plan if a != "reuse"],
                                velero_ns, label=names.LABEL_SESSION)
     result = dict(changed=changed, diff=diff)
@@ -335,42 +341,36 @@ def record_final(kube, velero_ns, session_name, volumes, state=None):
     sessions.update(kube, velero_ns, session_name, apply, state=state)
 
 
-def _orphaned_before_start(current, pods, namespace, pvc):
-    """A PVR whose data path has not started (New, Accepted, Prepared) and that names another helper pod UID than
-    the current one (or none) is safe to recreate: nothing was written yet. Left alone it never finishes: a New one
-    is never re-triggered by the new pod's events (findPVRForTargetPod maps pods to PVRs by velero.io/pod-uid,
-    contract §2) and a prepared one exposes the old pod's volume directory. It happens when a run stopped after
-    its helper pods were deleted (a node drain, a cleanup by hand, a rescue cut short)."""
-    phase = va.phase_of(current)
-    if phase not in NOT_STARTED_PHASES or current["spec"].get("cancel"):
-        return False
-    label_uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
-    # until accepted, the label is what counts; once accepted, the pod it was accepted for
-    uid = label_uid if phase in ("", va.PHASE_NEW) else (current["spec"].get("pod") or {}).get("uid") or label_uid
-    return any(pod.get("uid") and pod["uid"] != uid for pod in pods
-               if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}))
+def _replaced_helper_pod(current, pods, namespace, pvc):
+    """The current helper pod of namespace/pvc when ``current`` (a PVR not final) targets another pod UID, else None.
+
+    Until a node-agent accepts it, the velero.io/pod-uid label is what counts: pod events re-trigger a New PVR only
+    through it (findPVRForTargetPod, contract §2), so a missing label counts as another UID. Once accepted, the pod
+    it was accepted for (spec.pod.uid) counts."""
+    labels_uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
+    if va.phase_of(current) in ("", va.PHASE_NEW):
+        uid = labels_uid
+    else:
+        uid = (current["spec"].get("pod") or {}).get("uid") or labels_uid
+        if not uid:
+            return None
+    pod = find_helper_pod(pods, namespace, pvc)
+    return pod if pod is not None and pod.get("uid") and pod["uid"] != uid else None
 
 
-def _check_same_pod(current, pods, namespace, pvc):
-    """A PVR the node-agent accepted for a helper pod that was replaced since can never complete: say so."""
-    uid = (current["spec"].get("pod") or {}).get("uid") or (current["metadata"].get("labels") or {}).get(
-        va.LABEL_POD_UID)
-    for pod in pods or []:
-        if pod.get("namespace") == namespace and pvc in (pod.get("volumes") or {}) and uid \
-                and pod.get("uid") and pod["uid"] != uid:
-            raise DataRestoreError(
-                "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; "
-                "it can never complete. Cancel it with state=absent (or retry_failed after it failed) and re-run."
-                % (current["metadata"]["name"], va.phase_of(current), uid, namespace, pod["name"], pod["uid"]))
-
-
-def _delete_and_wait(kube, velero_ns, session_name, name, current, timeout):
-    if not current["metadata"].get("deletionTimestamp"):
-        kube.delete(k.POD_VOLUME_RESTORE, name, velero_ns)
-    wait_for(kube, k.POD_VOLUME_RESTORE,
-             lambda objs: WaitState(not [o for o in objs if o["metadata"]["name"] == name], pending=[name]),
-             namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE), timeout=timeout,
-             what="PodVolumeRestore %s/%s to be deleted" % (velero_ns, name))
+def _recreate_or_refuse(current, pod):
+    """A PVR whose data path has not started (New, Accepted, Prepared) and whose helper pod was replaced is safe to
+    recreate, nothing was written yet (left alone it never finishes: see _replaced_helper_pod; a prepared one
+    exposes the old pod's volume directory). It happens when a run stopped after its helper pods were deleted (a
+    node drain, a cleanup by hand, a rescue cut short). A running one is the user's call."""
+    if va.phase_of(current) in NOT_STARTED_PHASES and not current["spec"].get("cancel"):
+        return "recreate"
+    raise DataRestoreError(
+        "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; it can never "
+        "complete. Cancel it with state=absent (or retry_failed after it failed) and re-run."
+        % (current["metadata"]["name"], va.phase_of(current), (current["spec"].get("pod") or {}).get("uid")
+           or (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID), pod["namespace"], pod["name"],
+           pod["uid"]))
 
 
 def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, check_mode=False,
@@ -386,16 +386,29 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
         items = [o for o in items if o["metadata"]["name"] in wanted]
     if keep_final:
         items = [o for o in items if va.phase_of(o) not in va.DATA_PATH_FINAL_PHASES]
+    canceled, deleted = cancel_objects(kube, velero_ns, session_name, items, wait=wait, timeout=timeout,
+                                       check_mode=check_mode, kind=kind, role=role)
+    return dict(changed=bool(items), canceled=canceled, deleted=deleted, volumes=[],
+                diff=dict(before={kind.plural: sorted(deleted)}, after={kind.plural: []}))
+
+
+def cancel_objects(kube, velero_ns, session_name, items, wait=True, timeout=300, check_mode=False,
+                   kind=k.POD_VOLUME_RESTORE, role=ROLE):
+    """Cancel the ones not final, delete all of ``items`` (CRs of the session), and wait until they are gone.
+    Returns (canceled names, deleted names)."""
     canceled, deleted = [], []
-    cancel_field = va.field_supported(kube, kind, "spec.cancel") is not False
+    cancel_field = None  # read from the CRD only when something needs a cancel
     for obj in items:
         name = obj["metadata"]["name"]
         deleted.append(name)
         if check_mode:
             continue
-        if cancel_field and va.phase_of(obj) not in va.DATA_PATH_FINAL_PHASES and not (obj.get("spec") or {}).get("cancel"):
-            kube.patch(kind, name, {"spec": {"cancel": True}}, velero_ns)
-            canceled.append(name)
+        if va.phase_of(obj) not in va.DATA_PATH_FINAL_PHASES and not (obj.get("spec") or {}).get("cancel"):
+            if cancel_field is None:
+                cancel_field = va.field_supported(kube, kind, "spec.cancel") is not False
+            if cancel_field:
+                kube.patch(kind, name, {"spec": {"cancel": True}}, velero_ns)
+                canceled.append(name)
         if not obj["metadata"].get("deletionTimestamp"):
             kube.delete(kind, name, velero_ns)
     if wait and items and not check_mode:
@@ -408,5 +421,4 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
         wait_for(kube, kind, all_gone, namespace=velero_ns, label_selector=names.session_selector(session_name, role),
                  timeout=timeout, what="%ss of session %s to be canceled and deleted (the node-agent removes its "
                                        "finalizer once they are final)" % (kind.kind, session_name))
-    return dict(changed=bool(items), canceled=canceled, deleted=deleted, volumes=[],
-                diff=dict(before={kind.plural: sorted(deleted)}, after={kind.plural: []}))
+    return canceled, deleted

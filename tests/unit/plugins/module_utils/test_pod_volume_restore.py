@@ -306,3 +306,23 @@ def test_absent_with_keep_final_stops_only_unfinished_ones():
     assert fake.find(k.POD_VOLUME_RESTORE, queued, f.VNS) is None
     assert fake.find(k.POD_VOLUME_RESTORE, done, f.VNS) is not None
     assert pvr.run(fake, params(state="absent", keep_final=True))["changed"] is False
+
+
+def test_recreate_waits_for_the_cancel_longer_than_a_short_wait_slice(monkeypatch):
+    # Velero may take until its forced cancel (5 min) to let an Accepted PVR go; a 2 s slice must not cut that short
+    fake, records, pods = setup()
+    agent = fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: _target_old_pod(o, "Accepted"))
+    fake.controllers.append(agent)
+    timeouts, real_wait = [], pvr.wait_for
+
+    def spy(kube, kind, predicate, **kw):
+        timeouts.append((kw.get("what") or "", kw["timeout"]))
+        return real_wait(kube, kind, predicate, **kw)
+    monkeypatch.setattr(pvr, "wait_for", spy)
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=2))
+    assert result["volumes"][0]["phase"] == "Completed"
+    deletion = [t for what, t in timeouts if "canceled and deleted" in what]
+    assert deletion == [pvr.CANCEL_TIMEOUT], timeouts
