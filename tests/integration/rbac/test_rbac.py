@@ -65,8 +65,8 @@ def _calls_in_module_utils():
                 kind = node.args[1]  # k.create_or_take(kube, k.KIND, ...), k.get_many(kube, k.KIND, ...)
                 verbs = HELPERS[func.attr]
             elif isinstance(func, ast.Attribute) and func.attr == "create_many" and _is_kube(func.value):
-                kind = node.args[0]  # with label=..., an object created meanwhile is read (create_or_take)
-                verbs = ("create", "get") if any(kw.arg == "label" for kw in node.keywords) else ("create",)
+                kind = node.args[0]  # with label= or same=, an object created meanwhile is read (create_or_take)
+                verbs = ("create", "get") if any(kw.arg in ("label", "same") for kw in node.keywords) else ("create",)
             elif isinstance(func, ast.Attribute) and func.attr in VERB and _is_kube(func.value):
                 kind = node.args[0]
                 verbs = (VERB[func.attr],)
