@@ -185,6 +185,56 @@ def test_node_agent_crash_mid_copy(api_client, kube, kubeconfig, state_dir, rest
                         retry_failed=True)
 
 
+def _count_pvr_creations(api_client, session, stop):
+    """{PVR name: [snapshotID, times created]} for the session's PVRs, from a watch that runs until ``stop`` is set."""
+    from kubernetes import client as kc, watch
+    created = {}
+
+    def follow():
+        custom = kc.CustomObjectsApi(api_client)
+        stream = watch.Watch()
+        for event in stream.stream(custom.list_namespaced_custom_object, "velero.io", "v1", ph.VELERO_NS,
+                                   "podvolumerestores", label_selector="%s=%s" % (SESSION_LABEL, session),
+                                   timeout_seconds=5):
+            if event["type"] == "ADDED":
+                obj = event["object"]
+                entry = created.setdefault(obj["metadata"]["name"], [obj["spec"].get("snapshotID"), set()])
+                entry[1].add(obj["metadata"]["uid"])
+
+    def loop():
+        while not stop.is_set():
+            follow()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return created, thread
+
+
+def test_retry_failed_retries_only_what_failed_before_the_run(api_client, kube, kubeconfig, state_dir, restored_app,
+                                                              sim_config, tmp_path):
+    """retry_failed=true recreates PVRs that had failed before this run; one that fails during this run's wait is
+    reported, not recreated by the next wait slice (which would retry a broken snapshot for as long as the timeout)."""
+    broken = [p["status"]["snapshotID"] for p in kube.list(
+        "PodVolumeBackup", ph.VELERO_NS, label_selector="velero.io/backup-name=%s" % restored_app["backup"])][0]
+    # one volume fails at once, the other runs ~15 s: several 2 s / 4 s / 8 s slices start after the failure
+    sim_config.set(failSnapshots=broken, bytesPerSecond=300)
+    stop = threading.Event()
+    created, thread = _count_pvr_creations(api_client, restored_app["session"], stop)
+    try:
+        rc, _results, failed, _out, _err = ph.run_restore(
+            "restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path, retry_failed=True))
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    msgs = _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "simulated failure")
+    assert "re-run with retry_failed=true" in msgs, msgs
+    failing = [name for name, (snapshot, _uids) in created.items() if snapshot == broken]
+    assert len(failing) == 1 and len(created) == len(restored_app["app"]["pvcs"]), created
+    assert len(created[failing[0]][1]) == 1, "the PVR that failed during the run was created again: %s" % created
+    assert sorted(_phases(kube, restored_app["session"])) == ["Completed", "Failed"], _phases(
+        kube, restored_app["session"])
+
+
 def _phases(kube, session):
     return sorted((o.get("status") or {}).get("phase") or "New"
                   for o in _by_session(kube, "PodVolumeRestore", ph.VELERO_NS, session))
@@ -205,6 +255,31 @@ def test_timeout_while_a_restore_is_queued_stops_the_data_path_and_a_rerun_compl
     # the rescue canceled and deleted both unfinished PVRs before deleting the helper pod and starting the workloads
     assert _phases(kube, restored_app["session"]) == [], (_phases(kube, restored_app["session"]), msgs)
     assert "stopping the unfinished" not in msgs and "were canceled; the re-run creates them again" in msgs, msgs
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
+
+
+def test_rescue_that_cannot_stop_the_pvrs_says_so_resumes_and_the_named_fix_works(
+        api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    """The rescue's own fallback: run as a ServiceAccount that may not delete PodVolumeRestores, the play times out
+    while a restore is queued; stopping the unfinished PVRs fails too. The message says so (and which permission is
+    missing), the workloads are still started, and the fix it names (pod_volume_restore state=absent) then a re-run
+    completes."""
+    _slow_and_queued(sim_config)
+    no_pvr_delete = ("velero-data-restore-velero", "velero.io", "podvolumerestores", "delete")
+    with ph.ServiceAccountGrant(api_client, [restored_app["app"]["namespace"]], drop=no_pvr_delete) as grant:
+        rc, _results, failed, _out, _err = ph.run_restore(
+            "restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path, restore_timeout=4), env=grant.env())
+    msgs = _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "did not finish within 4s")
+    assert "stopping the unfinished PodVolumeRestores failed as well" in msgs, msgs
+    assert "missing RBAC permission verb=delete resource=podvolumerestores" in msgs, msgs
+    assert "were canceled; the re-run creates them again" not in msgs, msgs
+    assert "The workloads were started again." in msgs, msgs
+    assert _session_state(kube, restored_app["session"])[0] == "failed"
+    assert _phases(kube, restored_app["session"]), "the PVRs should still be there: their delete was forbidden"
+    stopped = ansible_run.run_module("pod_volume_restore", {"session": restored_app["session"], "state": "absent"},
+                                     kubeconfig=kubeconfig)
+    assert not stopped.get("failed") and stopped.get("changed"), stopped
+    assert _phases(kube, restored_app["session"]) == []
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
 
 
