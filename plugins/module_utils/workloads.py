@@ -498,8 +498,25 @@ def _argo_apps(kube, obj):
     if not wanted:
         return []
     apps = kube.list(k.ARGO_APPLICATION)[0]
-    return [a for a in apps if (a["metadata"].get("namespace"), a["metadata"]["name"]) in wanted
-            or (None, a["metadata"]["name"]) in wanted]
+    named = [a for a in apps if (a["metadata"].get("namespace"), a["metadata"]["name"]) in wanted
+             or (None, a["metadata"]["name"]) in wanted]
+    return _argo_managing(named, obj)
+
+
+def _argo_managing(apps, obj):
+    """Of the Applications a bare name matches (one per Argo CD instance may carry it), the ones that manage ``obj``:
+    those listing it in status.resources, else those deploying to its namespace; all of them when neither tells
+    (pausing one too many is undone at start, missing the right one lets it scale the workload back up)."""
+    if len(apps) < 2:
+        return apps
+    meta = obj["metadata"]
+    mine = (obj.get("kind"), meta.get("namespace"), meta["name"])
+    listed = [a for a in apps if any((r.get("kind"), r.get("namespace"), r.get("name")) == mine
+                                     for r in (a.get("status") or {}).get("resources") or [])]
+    if listed:
+        return listed
+    same_namespace = [a for a in apps if (_spec(a).get("destination") or {}).get("namespace") == meta.get("namespace")]
+    return same_namespace or apps
 
 
 def _flux_objects(kube, obj):

@@ -93,8 +93,9 @@ options:
       - Also pause what would scale the workloads back, where those APIs are served (silently skipped otherwise),
         recording each pause in the session. Argo CD Applications owning a workload (label
         C(app.kubernetes.io/instance) or annotation C(argocd.argoproj.io/tracking-id)) get the annotation
-        C(argocd.argoproj.io/skip-reconcile=true); Flux Kustomizations and HelmReleases named by the
-        C(kustomize.toolkit.fluxcd.io/*) and C(helm.toolkit.fluxcd.io/*) labels get C(spec.suspend=true);
+        C(argocd.argoproj.io/skip-reconcile=true) (when several Argo CD instances have an Application of that name,
+        the ones listing the workload in C(status.resources), else the ones deploying to its namespace); Flux
+        Kustomizations and HelmReleases named by the C(kustomize.toolkit.fluxcd.io/*) and C(helm.toolkit.fluxcd.io/*) labels get C(spec.suspend=true);
         KEDA ScaledObjects targeting a workload get C(autoscaling.keda.sh/paused-replicas=0).
       - O(state=started) undoes the pauses recorded for the started workloads.
     type: bool

@@ -450,6 +450,40 @@ def test_argo_tracking_id_annotation_finds_app_in_any_namespace():
     assert [(g["namespace"], g["name"]) for g in argo] == [("team-a", "shop")]
 
 
+def _argo_paused(result):
+    return sorted((g["namespace"], g["name"]) for g in result["gitops"] if g["kind"] == "Application")
+
+
+def test_argo_same_name_in_two_instances_pauses_the_one_listing_the_workload():
+    fake = gitops_kube()
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "argocd-team-b"},
+                                  "spec": {"destination": {"namespace": NS}},
+                                  "status": {"resources": [{"kind": "Deployment", "namespace": NS, "name": "web"}]}})
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert _argo_paused(result) == [("argocd-team-b", "shop")]
+    assert "annotations" not in fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]
+
+
+def test_argo_same_name_without_status_pauses_the_one_deploying_to_the_namespace():
+    fake = gitops_kube()
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "argocd-team-b"},
+                                  "spec": {"destination": {"namespace": NS}}})
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    assert _argo_paused(w.scale(fake, params(pvcs=["data"], pause_gitops=True))) == [("argocd-team-b", "shop")]
+
+
+def test_argo_same_name_and_nothing_to_tell_them_apart_pauses_both():
+    fake = gitops_kube()
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "argocd-team-b"}, "spec": {}})
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert _argo_paused(result) == [("argocd", "shop"), ("argocd-team-b", "shop")]
+    w.scale(fake, params(state="started", pvcs=["data"]))
+    for ns in ("argocd", "argocd-team-b"):
+        assert w.ARGO_SKIP not in fake.find(k.ARGO_APPLICATION, "shop", ns)["metadata"].get("annotations", {})
+
+
 def test_gitops_skipped_silently_when_apis_missing(fk):
     deployment(fk, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps"})
     result = w.scale(fk, params(pvcs=["data"], pause_gitops=True))

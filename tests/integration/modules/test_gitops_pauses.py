@@ -1,0 +1,223 @@
+"""workload_scale pause_gitops against a real API server that serves the Argo CD, Flux and KEDA APIs.
+
+No Argo CD, Flux or KEDA controller runs here: the test installs stand-in CRDs with their real group, version,
+kind and plural (schemas left open), so what is proven is what the collection does to those objects - find the
+ones that manage a workload, pause them before it stops the workload, put back exactly what was there when it
+starts it again - through the real API server's discovery, merge patches and RBAC (the optional rules of
+docs/rbac.yml, as an impersonated ServiceAccount). That the tools honour the marks is their documented contract:
+Argo CD's argocd.argoproj.io/skip-reconcile annotation, Flux's spec.suspend, KEDA's
+autoscaling.keda.sh/paused-replicas annotation.
+"""
+
+import glob
+import os
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
+from ansible_run import run_module  # noqa: E402 pylint: disable=wrong-import-position
+from test_workload_scale import make_session  # noqa: E402 pylint: disable=wrong-import-position
+
+pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
+
+# (group, version, kind, plural)
+GITOPS_APIS = [
+    ("argoproj.io", "v1alpha1", "Application", "applications"),
+    ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations"),
+    ("helm.toolkit.fluxcd.io", "v2", "HelmRelease", "helmreleases"),
+    ("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects"),
+]
+ARGO_SKIP = "argocd.argoproj.io/skip-reconcile"
+KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+
+def _crd(group, version, kind, plural):
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "%s.%s" % (plural, group), "labels": {"data-restore.test/stand-in": "true"}},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": kind + "List"},
+                     "versions": [{"name": version, "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                         "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def _served(api_client, group, version):
+    try:
+        api_client.call_api("/apis/%s/%s" % (group, version), "GET", auth_settings=["BearerToken"],
+                            _preload_content=False)
+        return True
+    except Exception as exc:  # pylint: disable=broad-except
+        if getattr(exc, "status", None) == 404:
+            return False
+        raise
+
+
+def _wait(condition, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.2)
+
+
+def _forget_discovery():
+    # kubernetes.core's discovery cache (one file per API server and user in the temp directory)
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "k8srcp-*.json")):
+        os.unlink(path)
+
+
+@pytest.fixture(scope="module")
+def gitops_apis(api_client):
+    """The four GitOps / autoscaler APIs served for the tests of this module only; removed afterwards, so that the
+    other suites see a cluster without them again."""
+    from kubernetes import client as kc
+    ext = kc.ApiextensionsV1Api(api_client)
+    for group, version, _kind, _plural in GITOPS_APIS:
+        if _served(api_client, group, version):  # never replace (nor, afterwards, delete) a real installation
+            pytest.skip("this cluster serves %s/%s already" % (group, version))
+    for group, version, kind, plural in GITOPS_APIS:
+        ext.create_custom_resource_definition(_crd(group, version, kind, plural))
+    for group, version, _kind, _plural in GITOPS_APIS:
+        _wait(lambda g=group, v=version: _served(api_client, g, v), "%s/%s to be served" % (group, version))
+    _forget_discovery()
+    yield kc.CustomObjectsApi(api_client)
+    for group, _version, _kind, plural in GITOPS_APIS:
+        ext.delete_custom_resource_definition("%s.%s" % (plural, group))
+    for group, version, _kind, _plural in GITOPS_APIS:
+        _wait(lambda g=group, v=version: not _served(api_client, g, v), "%s/%s to be gone" % (group, version))
+    _forget_discovery()
+
+
+def _create(custom, api, namespace, name, body):
+    group, version, kind, plural = api
+    body = dict(body, apiVersion="%s/%s" % (group, version), kind=kind)
+    body.setdefault("metadata", {}).update(name=name, namespace=namespace)
+    return custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+
+
+def _get(custom, api, namespace, name):
+    group, version, _kind, plural = api
+    return custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+
+
+def _managed_app(kube, custom, namespace, app_factory, argo_paused_before=False):
+    """A Deployment that Argo CD (instance label), Flux (Kustomization labels) and KEDA (ScaledObject) all manage,
+    and a StatefulSet of a Flux HelmRelease."""
+    web = app_factory(kind="Deployment", name="web", replicas=1)
+    db = app_factory(kind="StatefulSet", name="db", replicas=1)
+    kube.patch("Deployment", namespace, "web", {"metadata": {"labels": {
+        "app.kubernetes.io/instance": "shop", "kustomize.toolkit.fluxcd.io/name": "apps",
+        "kustomize.toolkit.fluxcd.io/namespace": namespace}}})
+    kube.patch("StatefulSet", namespace, "db", {"metadata": {"labels": {
+        "helm.toolkit.fluxcd.io/name": "db", "helm.toolkit.fluxcd.io/namespace": namespace}}})
+    argo, ks, hr, keda = GITOPS_APIS
+    _create(custom, argo, namespace, "shop", {
+        "metadata": {"annotations": {ARGO_SKIP: "true"} if argo_paused_before else {}},
+        "spec": {"destination": {"namespace": namespace}, "syncPolicy": {"automated": {"selfHeal": True}}}})
+    _create(custom, ks, namespace, "apps", {"spec": {"interval": "1m", "path": "./apps", "prune": True}})
+    _create(custom, hr, namespace, "db", {"spec": {"interval": "5m", "chart": {"spec": {"chart": "postgres"}}}})
+    _create(custom, keda, namespace, "web-scaler", {"spec": {"scaleTargetRef": {"name": "web"}, "minReplicaCount": 1}})
+    # a ScaledObject of another Deployment is left alone
+    _create(custom, keda, namespace, "other-scaler", {"spec": {"scaleTargetRef": {"name": "other"}}})
+    return web["pvcs"] + db["pvcs"]
+
+
+def _marks(custom, namespace):
+    argo, ks, hr, keda = GITOPS_APIS
+    return {
+        "argo": (_get(custom, argo, namespace, "shop")["metadata"].get("annotations") or {}).get(ARGO_SKIP),
+        "kustomization": (_get(custom, ks, namespace, "apps").get("spec") or {}).get("suspend"),
+        "helmrelease": (_get(custom, hr, namespace, "db").get("spec") or {}).get("suspend"),
+        "keda": (_get(custom, keda, namespace, "web-scaler")["metadata"].get("annotations") or {}).get(KEDA_PAUSED),
+        "other keda": (_get(custom, keda, namespace, "other-scaler")["metadata"].get("annotations") or {}).get(
+            KEDA_PAUSED),
+    }
+
+
+PAUSED = {"argo": "true", "kustomization": True, "helmrelease": True, "keda": "0", "other keda": None}
+
+
+def _by_kind(gitops):
+    return sorted((g["kind"], g["name"], g["result"]) for g in gitops)
+
+
+def test_stop_pauses_every_manager_and_start_puts_back_what_was_there(kube, kubeconfig, namespace, app_factory,
+                                                                      gitops_apis):
+    pvcs = _managed_app(kube, gitops_apis, namespace, app_factory)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": pvcs, "pause_gitops": True}
+
+    preview = run_module("workload_scale", args, kubeconfig=kubeconfig, check=True)
+    assert not preview.get("failed") and len(preview["gitops"]) == 4, preview
+    assert _marks(gitops_apis, namespace)["argo"] is None, "check mode changed the Application"
+
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert not stopped.get("failed"), stopped
+    assert _by_kind(stopped["gitops"]) == [
+        ("Application", "shop", "paused"), ("HelmRelease", "db", "paused"), ("Kustomization", "apps", "paused"),
+        ("ScaledObject", "web-scaler", "paused")], stopped["gitops"]
+    assert _marks(gitops_apis, namespace) == PAUSED
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 0
+
+    again = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert not again.get("failed") and not again["changed"], again
+    assert set(g["result"] for g in again["gitops"]) == {"already_paused"}, again["gitops"]
+
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert not started.get("failed") and started["changed"], started
+    assert set(g["result"] for g in started["gitops"]) == {"resumed"}, started["gitops"]
+    assert _marks(gitops_apis, namespace) == {"argo": None, "kustomization": False, "helmrelease": False,
+                                              "keda": None, "other keda": None}
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+
+
+def test_a_pause_the_user_had_set_stays(kube, kubeconfig, namespace, app_factory, gitops_apis):
+    pvcs = _managed_app(kube, gitops_apis, namespace, app_factory, argo_paused_before=True)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": pvcs, "pause_gitops": True}
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert ("Application", "shop", "already_paused") in _by_kind(stopped["gitops"]), stopped["gitops"]
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert not started.get("failed"), started
+    assert _marks(gitops_apis, namespace)["argo"] == "true", "the user's own skip-reconcile was removed"
+    assert _marks(gitops_apis, namespace)["keda"] is None
+
+
+def test_as_a_service_account_with_the_optional_rules(api_client, kube, kubeconfig, namespace, app_factory,
+                                                      gitops_apis):
+    """docs/rbac.yml's required + optional rules are enough for the pauses (real RBAC, impersonated)."""
+    pvcs = _managed_app(kube, gitops_apis, namespace, app_factory)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": pvcs, "pause_gitops": True}
+    with ph.ServiceAccountGrant(api_client, [namespace], optional=True) as grant:
+        stopped = run_module("workload_scale", args, kubeconfig=kubeconfig, env=grant.env())
+        assert not stopped.get("failed") and len(stopped["gitops"]) == 4, stopped
+        assert _marks(gitops_apis, namespace) == PAUSED
+        started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig, env=grant.env())
+        assert not started.get("failed"), started
+    assert _marks(gitops_apis, namespace)["keda"] is None
+
+
+@pytest.mark.parametrize("group,resource,verb", [
+    ("argoproj.io", "applications", "patch"),
+    ("argoproj.io", "applications", "list"),
+    ("keda.sh", "scaledobjects", "patch"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "get"),
+])
+def test_without_an_optional_rule_the_stop_names_it_and_changes_nothing(api_client, kube, kubeconfig, namespace,
+                                                                        app_factory, gitops_apis, group, resource,
+                                                                        verb):
+    pvcs = _managed_app(kube, gitops_apis, namespace, app_factory)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": pvcs, "pause_gitops": True}
+    drop = ("velero-data-restore-gitops", group, resource, verb)
+    with ph.ServiceAccountGrant(api_client, [namespace], optional=True, drop=drop) as grant:
+        stopped = run_module("workload_scale", args, kubeconfig=kubeconfig, env=grant.env())
+    want = "missing RBAC permission verb=%s resource=%s apiGroup=%s" % (verb, resource, group)
+    assert stopped.get("failed") and want in stopped["msg"], stopped
+    # the workloads were not stopped while a manager could not be paused (it would scale them back up)
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+    assert kube.get("StatefulSet", namespace, "db")["spec"]["replicas"] == 1
