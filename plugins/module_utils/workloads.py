@@ -863,11 +863,17 @@ class Scaler(object):
             return []
         resumable = ("started", "left_changed", "already_started")
         labels = set(ref_label(r) for r in started if r["action"] in resumable)
+        undo = self.session.doc.get("undo") or []
+        # A pause serves the workloads this session keeps stopped. One whose workloads were never stopped (the stop
+        # failed or was killed between the pauses and the scale) protects nothing: any start of the session lifts it.
+        still_stopped = set(ref_label(r["target"]) for r in undo
+                            if r["action"] == ACTION_SCALE and r["status"] != "reverted") - labels
         out = []
-        for record in self.session.doc.get("undo") or []:
+        for record in undo:
             if record["action"] not in GITOPS_ACTIONS or record["status"] == "reverted":
                 continue
-            if not labels & set(record.get("workloads") or []):
+            workloads = set(record.get("workloads") or [])
+            if not labels & workloads and workloads & still_stopped:
                 continue
             target = record["target"]
             kind = k.KINDS_BY_NAME[target["kind"]]
@@ -875,6 +881,8 @@ class Scaler(object):
             obj = self.kube.get(kind, target["name"], target["namespace"]) if self.kube.has_api(kind) else None
             if obj is None:
                 item["result"] = "gone"
+            elif not gitops_is_paused(record["action"], obj) and record["status"] == "recorded":
+                item["result"] = "not_paused"  # journaled, but the pause itself never happened (refused or killed)
             elif not gitops_is_paused(record["action"], obj):
                 item["result"] = "left_changed"
                 self.warn("%s %s/%s is no longer paused by this session; left as it is."

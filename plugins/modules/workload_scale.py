@@ -190,7 +190,13 @@ workloads:
       type: str
       sample: stopped
 gitops:
-  description: GitOps objects paused or resumed (kind, namespace, name, action, result).
+  description:
+    - GitOps objects paused or resumed (kind, namespace, name, action, result).
+    - C(result) is V(paused), V(already_paused) (paused before; not recorded, so start leaves it paused),
+      V(resumed), V(left_changed) (no longer paused when the start came; left alone), V(not_paused) (journaled
+      by a stop that failed or was killed before the pause itself) or V(gone).
+    - O(state=started) also lifts the session's pauses whose workloads the session never stopped (a stop that
+      failed after pausing), whatever O(pvcs) names.
   returned: always
   type: list
   elements: dict

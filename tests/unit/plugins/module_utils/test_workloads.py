@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads as w
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
 from fake_kube import FakeKube
 
 VNS = "velero"
@@ -482,6 +482,45 @@ def test_argo_same_name_and_nothing_to_tell_them_apart_pauses_both():
     w.scale(fake, params(state="started", pvcs=["data"]))
     for ns in ("argocd", "argocd-team-b"):
         assert w.ARGO_SKIP not in fake.find(k.ARGO_APPLICATION, "shop", ns)["metadata"].get("annotations", {})
+
+
+def test_start_lifts_the_pauses_of_a_stop_that_failed_before_scaling():
+    """The ScaledObject's pause is refused after Argo CD and Flux were paused: nothing was stopped, so a start of the
+    session (what the playbooks' rescue runs) lifts those pauses, and says of the refused one that it never
+    happened."""
+    fake = gitops_kube()
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps",
+                             w.FLUX_KS_NAMESPACE: "flux-system"})
+    patch = fake.patch
+
+    def refuse_keda(kind, name, body, namespace=None):
+        if kind is k.KEDA_SCALED_OBJECT:
+            raise ForbiddenError("missing RBAC permission verb=patch resource=scaledobjects apiGroup=keda.sh",
+                                 status=403)
+        return patch(kind, name, body, namespace)
+    fake.patch = refuse_keda
+    with pytest.raises(ForbiddenError):
+        w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    fake.patch = patch
+    assert fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"][w.ARGO_SKIP] == "true"
+    assert fake.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3  # not stopped
+
+    result = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert sorted((g["kind"], g["result"]) for g in result["gitops"]) == [
+        ("Application", "resumed"), ("Kustomization", "resumed"), ("ScaledObject", "not_paused")]
+    assert result["warnings"] == [] and result["changed"]
+    assert w.ARGO_SKIP not in fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"]
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is False
+    assert all(r["status"] == "reverted" for r in s.require(fake, VNS, SESSION).doc["undo"])
+
+
+def test_start_of_other_claims_keeps_the_pauses_of_workloads_still_stopped():
+    fake = gitops_kube()
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    result = w.scale(fake, params(state="started", pvcs=["other-claim"]))
+    assert result["gitops"] == []
+    assert fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"][w.ARGO_SKIP] == "true"
 
 
 def test_gitops_skipped_silently_when_apis_missing(fk):
