@@ -701,6 +701,11 @@ class Scaler(object):
         rid = sessions.undo_id(action, ref)
         out = dict(ref, action=action, workload=plan["workload"])
         if gitops_is_paused(action, obj):
+            record = self._record(rid)
+            if record is not None and record["status"] == "recorded" and not self.check_mode:
+                # paused by a run of this session that was killed before it could mark the pause applied
+                sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
+                                         workloads=[plan["workload"]])
             out["result"] = "already_paused"
             return out
         original = gitops_current(action, obj)

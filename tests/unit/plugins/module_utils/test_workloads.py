@@ -514,6 +514,33 @@ def test_start_lifts_the_pauses_of_a_stop_that_failed_before_scaling():
     assert all(r["status"] == "reverted" for r in s.require(fake, VNS, SESSION).doc["undo"])
 
 
+def test_rerun_after_a_kill_between_pause_and_its_mark_ties_the_pause_to_the_workload():
+    fake = gitops_kube()
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    set_status = s.set_undo_status
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("SIGKILL after the Application was patched")
+    w.sessions.set_undo_status = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    finally:
+        w.sessions.set_undo_status = set_status
+    argo = [r for r in s.require(fake, VNS, SESSION).doc["undo"] if r["action"] == w.ACTION_ARGOCD][0]
+    assert argo["status"] == "recorded" and not argo.get("workloads")
+
+    again = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [g["result"] for g in again["gitops"] if g["kind"] == "Application"] == ["already_paused"]
+    argo = [r for r in s.require(fake, VNS, SESSION).doc["undo"] if r["action"] == w.ACTION_ARGOCD][0]
+    assert argo["status"] == "applied" and argo["workloads"] == ["Deployment %s/web" % NS]
+    # tied to the workload: a start of other claims keeps it, the start of the workload lifts it
+    assert w.scale(fake, params(state="started", pvcs=["other-claim"]))["gitops"] == []
+    started = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert ("Application", "resumed") in [(g["kind"], g["result"]) for g in started["gitops"]]
+    assert w.ARGO_SKIP not in fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"]
+
+
 def test_start_of_other_claims_keeps_the_pauses_of_workloads_still_stopped():
     fake = gitops_kube()
     deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
