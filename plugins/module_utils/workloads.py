@@ -662,7 +662,16 @@ class Scaler(object):
         results, gitops = [], []
         if pause_gitops:
             for plan in gitops_pauses(self.kube, targets):
-                gitops.append(self._pause_gitops(plan))
+                try:
+                    gitops.append(self._pause_gitops(plan))
+                except DataRestoreError as exc:
+                    paused = ["%s %s/%s" % (g["kind"], g["namespace"], g["name"]) for g in gitops
+                              if g["result"] == "paused"]
+                    if paused:  # say what this failed stop leaves paused, and how to lift it
+                        exc.msg = ("%s No workload was stopped; session %s paused %s before (state=started with "
+                                   "the same session lifts them)." % (exc.msg, self.session_name, ", ".join(paused)))
+                        exc.args = (exc.msg,)
+                    raise
         planned = [self._plan_stop(obj) for obj in targets]
         results = [out for out, _patch in planned]
         to_stop = [(out, patch) for out, patch in planned if patch is not None]

@@ -219,6 +219,9 @@ def test_without_an_optional_rule_the_stop_names_it_and_changes_nothing(api_clie
         stopped = run_module("workload_scale", args, kubeconfig=kubeconfig, env=grant.env())
     want = "missing RBAC permission verb=%s resource=%s apiGroup=%s" % (verb, resource, group)
     assert stopped.get("failed") and want in stopped["msg"], stopped
+    if resource == "scaledobjects":  # refused after the Application and the Kustomization were paused
+        assert "No workload was stopped; session %s paused Application %s/shop" % (namespace, namespace) \
+            in stopped["msg"], stopped["msg"]
     # the workloads were not stopped while a manager could not be paused (it would scale them back up)
     assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
     assert kube.get("StatefulSet", namespace, "db")["spec"]["replicas"] == 1

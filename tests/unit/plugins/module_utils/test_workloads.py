@@ -499,9 +499,12 @@ def test_start_lifts_the_pauses_of_a_stop_that_failed_before_scaling():
                                  status=403)
         return patch(kind, name, body, namespace)
     fake.patch = refuse_keda
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(ForbiddenError) as refused:
         w.scale(fake, params(pvcs=["data"], pause_gitops=True))
     fake.patch = patch
+    assert "verb=patch resource=scaledobjects" in refused.value.msg
+    assert ("No workload was stopped; session %s paused Application argocd/shop, Kustomization flux-system/apps "
+            "before (state=started with the same session lifts them)." % SESSION) in refused.value.msg
     assert fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"][w.ARGO_SKIP] == "true"
     assert fake.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3  # not stopped
 
