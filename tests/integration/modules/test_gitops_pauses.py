@@ -9,17 +9,15 @@ Argo CD's argocd.argoproj.io/skip-reconcile annotation, Flux's spec.suspend, KED
 autoscaling.keda.sh/paused-replicas annotation.
 """
 
-import glob
 import os
 import sys
-import tempfile
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
+import stand_in_apis  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_run import run_module  # noqa: E402 pylint: disable=wrong-import-position
 from test_workload_scale import make_session  # noqa: E402 pylint: disable=wrong-import-position
 
@@ -36,59 +34,11 @@ ARGO_SKIP = "argocd.argoproj.io/skip-reconcile"
 KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
 
 
-def _crd(group, version, kind, plural):
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "%s.%s" % (plural, group), "labels": {"data-restore.test/stand-in": "true"}},
-            "spec": {"group": group, "scope": "Namespaced",
-                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": kind + "List"},
-                     "versions": [{"name": version, "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                         "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
-
-
-def _served(api_client, group, version):
-    try:
-        api_client.call_api("/apis/%s/%s" % (group, version), "GET", auth_settings=["BearerToken"],
-                            _preload_content=False)
-        return True
-    except Exception as exc:  # pylint: disable=broad-except
-        if getattr(exc, "status", None) == 404:
-            return False
-        raise
-
-
-def _wait(condition, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.2)
-
-
-def _forget_discovery():
-    # kubernetes.core's discovery cache (one file per API server and user in the temp directory)
-    for path in glob.glob(os.path.join(tempfile.gettempdir(), "k8srcp-*.json")):
-        os.unlink(path)
-
-
 @pytest.fixture(scope="module")
 def gitops_apis(api_client):
-    """The four GitOps / autoscaler APIs served for the tests of this module only; removed afterwards, so that the
-    other suites see a cluster without them again."""
-    from kubernetes import client as kc
-    ext = kc.ApiextensionsV1Api(api_client)
-    for group, version, _kind, _plural in GITOPS_APIS:
-        if _served(api_client, group, version):  # never replace (nor, afterwards, delete) a real installation
-            pytest.skip("this cluster serves %s/%s already" % (group, version))
-    for group, version, kind, plural in GITOPS_APIS:
-        ext.create_custom_resource_definition(_crd(group, version, kind, plural))
-    for group, version, _kind, _plural in GITOPS_APIS:
-        _wait(lambda g=group, v=version: _served(api_client, g, v), "%s/%s to be served" % (group, version))
-    _forget_discovery()
-    yield kc.CustomObjectsApi(api_client)
-    for group, _version, _kind, plural in GITOPS_APIS:
-        ext.delete_custom_resource_definition("%s.%s" % (plural, group))
-    for group, version, _kind, _plural in GITOPS_APIS:
-        _wait(lambda g=group, v=version: not _served(api_client, g, v), "%s/%s to be gone" % (group, version))
-    _forget_discovery()
+    """The four GitOps / autoscaler APIs served for the tests of this module only."""
+    with stand_in_apis.served_for_module(api_client, [stand_in_apis.crd(*api) for api in GITOPS_APIS]) as custom:
+        yield custom
 
 
 def _create(custom, api, namespace, name, body):
