@@ -33,8 +33,8 @@ ROLE = "pvr"
 ANNOTATION_VOLUME_KEY = names.PREFIX + "volume-key"
 FAILED_PHASES = (va.PHASE_FAILED, va.PHASE_CANCELED)
 NOT_STARTED_PHASES = ("", va.PHASE_NEW, va.PHASE_ACCEPTED, va.PHASE_PREPARED)
-# Deleting a PVR that is not final cancels it first; Velero forces a cancel its exposer did not finish after
-# cancelDelayOthers (5 min, data_upload_controller.go). A recreate waits that long even in a short wait slice.
+# Deleting a PVR or DataDownload that is not final cancels it first; Velero forces a cancel its exposer did not
+# finish after cancelDelayOthers (5 min, data_upload_controller.go). Every wait for such a cancel allows that long.
 CANCEL_TIMEOUT = 330
 UPLOADER_SETTING_KEYS = ("WriteSparseFiles", "ParallelFilesDownload")
 
@@ -251,7 +251,7 @@ def run(kube, params, check_mode=False):
         _action, rec, key, name, current = plan[i]
         replaced = _replaced_helper_pod(current, pods, *helper_pod.receiving_claim(rec))
         if replaced is not None:
-            plan[i] = (_recreate_or_refuse(current, replaced), rec, key, name, current)
+            plan[i] = (_recreate_or_refuse(current, *replaced), rec, key, name, current)
     if any(a != "reuse" for a, _rec, _key, _name, _cur in plan):  # the session is only needed to create
         sess = sessions.load(kube, velero_ns, session_name)
         if sess is None and not check_mode:
@@ -285,7 +285,7 @@ def run(kube, params, check_mode=False):
         sessions.update(kube, velero_ns, session_name, record, event="creating PodVolumeRestores")
     recreate = [c for a, _rec, _key, _n, c in plan if a == "recreate"]
     if recreate:
-        cancel_objects(kube, velero_ns, session_name, recreate, timeout=max(params["wait_timeout"], CANCEL_TIMEOUT))
+        cancel_objects(kube, velero_ns, session_name, recreate, timeout=params["wait_timeout"])
     created = kube.create_many(k.POD_VOLUME_RESTORE, [bodies[n] for a, _rec, _key, n, _cur in plan if a != "reuse"],
                                velero_ns, label=names.LABEL_SESSION)
     result = dict(changed=changed, diff=diff)
@@ -342,7 +342,8 @@ def record_final(kube, velero_ns, session_name, volumes, state=None):
 
 
 def _replaced_helper_pod(current, pods, namespace, pvc):
-    """The current helper pod of namespace/pvc when ``current`` (a PVR not final) targets another pod UID, else None.
+    """(current helper pod of namespace/pvc, the pod UID ``current`` targets) when ``current`` (a PVR not final)
+    targets another pod UID than that pod's, else None.
 
     Until a node-agent accepts it, the velero.io/pod-uid label is what counts: pod events re-trigger a New PVR only
     through it (findPVRForTargetPod, contract §2), so a missing label counts as another UID. Once accepted, the pod
@@ -355,10 +356,10 @@ def _replaced_helper_pod(current, pods, namespace, pvc):
         if not uid:
             return None
     pod = find_helper_pod(pods, namespace, pvc)
-    return pod if pod is not None and pod.get("uid") and pod["uid"] != uid else None
+    return (pod, uid) if pod is not None and pod.get("uid") and pod["uid"] != uid else None
 
 
-def _recreate_or_refuse(current, pod):
+def _recreate_or_refuse(current, pod, uid):
     """A PVR whose data path has not started (New, Accepted, Prepared) and whose helper pod was replaced is safe to
     recreate, nothing was written yet (left alone it never finishes: see _replaced_helper_pod; a prepared one
     exposes the old pod's volume directory). It happens when a run stopped after its helper pods were deleted (a
@@ -368,9 +369,7 @@ def _recreate_or_refuse(current, pod):
     raise DataRestoreError(
         "PodVolumeRestore %s (phase %s) targets helper pod UID %s, but helper pod %s/%s now has UID %s; it can never "
         "complete. Cancel it with state=absent (or retry_failed after it failed) and re-run."
-        % (current["metadata"]["name"], va.phase_of(current), (current["spec"].get("pod") or {}).get("uid")
-           or (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID), pod["namespace"], pod["name"],
-           pod["uid"]))
+        % (current["metadata"]["name"], va.phase_of(current), uid, pod["namespace"], pod["name"], pod["uid"]))
 
 
 def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, check_mode=False,
@@ -394,8 +393,8 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
 
 def cancel_objects(kube, velero_ns, session_name, items, wait=True, timeout=300, check_mode=False,
                    kind=k.POD_VOLUME_RESTORE, role=ROLE):
-    """Cancel the ones not final, delete all of ``items`` (CRs of the session), and wait until they are gone.
-    Returns (canceled names, deleted names)."""
+    """Cancel the ones not final, delete all of ``items`` (CRs of the session), and wait until they are gone - at
+    least CANCEL_TIMEOUT when one is not final. Returns (canceled names, deleted names)."""
     canceled, deleted = [], []
     cancel_field = None  # read from the CRD only when something needs a cancel
     for obj in items:
@@ -412,6 +411,8 @@ def cancel_objects(kube, velero_ns, session_name, items, wait=True, timeout=300,
         if not obj["metadata"].get("deletionTimestamp"):
             kube.delete(kind, name, velero_ns)
     if wait and items and not check_mode:
+        if any(va.phase_of(obj) not in va.DATA_PATH_FINAL_PHASES for obj in items):
+            timeout = max(timeout, CANCEL_TIMEOUT)
         gone = set(deleted)
 
         def all_gone(objs):

@@ -326,3 +326,22 @@ def test_recreate_waits_for_the_cancel_longer_than_a_short_wait_slice(monkeypatc
     assert result["volumes"][0]["phase"] == "Completed"
     deletion = [t for what, t in timeouts if "canceled and deleted" in what]
     assert deletion == [pvr.CANCEL_TIMEOUT], timeouts
+
+
+@pytest.mark.parametrize("phase,floored", [("Accepted", True), ("Completed", False)])
+def test_state_absent_waits_for_a_cancel_as_long_as_velero_may_take(monkeypatch, phase, floored):
+    # the floor belongs to the cancel itself: state=absent (the playbooks' rescue) gets it too; final ones go at once
+    fake, records, pods = setup()
+    agent = fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    name = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: o.setdefault("status", {}).update(phase=phase))
+    fake.controllers.append(agent)
+    timeouts, real_wait = [], pvr.wait_for
+
+    def spy(kube, kind, predicate, **kw):
+        timeouts.append(kw["timeout"])
+        return real_wait(kube, kind, predicate, **kw)
+    monkeypatch.setattr(pvr, "wait_for", spy)
+    pvr.run(fake, params(state="absent", wait_timeout=2))
+    assert timeouts == [pvr.CANCEL_TIMEOUT if floored else 2]
