@@ -24,6 +24,10 @@ class PreflightError(DataRestoreError):
     """Bad input or cluster state found before any mutation."""
 
 
+class SupersededError(DataRestoreError):
+    """Another playbook run took the restore session over: this one must not act on it any more."""
+
+
 class ApiError(DataRestoreError):
     """The Kubernetes API refused a request; ``status`` is the HTTP status (or None)."""
 

@@ -107,6 +107,9 @@ class WatchExpired(Exception):
 # API groups every conformant cluster serves, and Velero's: discovered without a pre-check.
 BUILTIN_GROUPS = ("", "apps", "batch", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io", "velero.io")
 
+# The verbs of Kube._call that change the cluster.
+WRITE_VERBS = ("create", "patch", "update", "delete")
+
 # Parallel POSTs of Kube.create_many (the kubernetes client's connection pool holds 5 x CPUs connections).
 CREATE_WORKERS = 8
 
@@ -200,6 +203,8 @@ class Kube(object):
         self.retry_seconds = retry_seconds
         self._clock = clock
         self._sleep = sleep
+        # before_write(verb, kind, name, namespace) before every write: the session fence of module.run_module.
+        self.before_write = None
 
     def _call(self, verb, kind, name, namespace, request, repeatable):
         """Run request(); retry transient failures until retry_seconds, then raise a domain error.
@@ -207,6 +212,8 @@ class Kube(object):
         Reads are repeatable. A write is retried only when the connection could not be opened
         (the server never saw it) or the server answered 429/5xx, so it is never applied twice.
         """
+        if verb in WRITE_VERBS and self.before_write is not None:
+            self.before_write(verb, kind, name, namespace)
         deadline = self._clock() + self.retry_seconds
         delay = 0.5
         while True:
@@ -348,6 +355,8 @@ class Kube(object):
         would otherwise wait for 200 round trips in a row). Returns them in order; when some fail, the first
         error is raised after every request has finished, so the caller's journal stays true. ``label``,
         ``same``: see create_or_take."""
+        if bodies and self.before_write is not None:
+            self.before_write("create", kind, None, namespace)  # once here, so the threads find the session read
         return create_many(self, kind, bodies, namespace, workers=CREATE_WORKERS, label=label, same=same)
 
     def patch(self, kind, name, patch, namespace=None, patch_type="merge"):

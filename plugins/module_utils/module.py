@@ -55,11 +55,12 @@ def build_argument_spec(*specs):
     return spec
 
 
-def run_module(argument_spec, runner, **module_kwargs):
+def run_module(argument_spec, runner, takes_over=False, **module_kwargs):
     """Build the module, call ``runner(module, kube) -> result dict``, exit or fail.
 
     Every DataRestoreError becomes fail_json with its message and details; anything else is
-    a bug and keeps its traceback.
+    a bug and keeps its traceback. ``takes_over`` (bool, or a function of the params): the module takes the
+    session over for ``session_run`` instead of being fenced by it.
     """
     module_kwargs.setdefault("supports_check_mode", True)
     module = AnsibleModule(argument_spec=build_argument_spec(argument_spec), **module_kwargs)
@@ -69,6 +70,7 @@ def run_module(argument_spec, runner, **module_kwargs):
     try:
         kube = get_kube(module.params)
         kube.session_cache = {}  # one read of the session per module run (session.load)
+        _fence(module, kube, takes_over)
         result = runner(module, kube)
         if module.params.get("session_state"):
             result = _move_session(module, kube, result)
@@ -76,6 +78,17 @@ def run_module(argument_spec, runner, **module_kwargs):
         details = dict((key, value) for key, value in exc.details.items() if key not in ("msg", "changed"))
         module.fail_json(msg=exc.msg, **details)
     module.exit_json(**result)
+
+
+def _fence(module, kube, takes_over):
+    """With ``session_run``, refuse to act on a session that another playbook run took over (session.fence)."""
+    params = module.params
+    if not params.get("session_run") or not params.get("session"):
+        return
+    if takes_over(params) if callable(takes_over) else takes_over:
+        return
+    sessions.check_name(params["session"])
+    sessions.fence(kube, params["velero_namespace"], params["session"], params["session_run"])
 
 
 def _move_session(module, kube, result):

@@ -585,12 +585,13 @@ def _new_pvc(kube, pvc, rec, key, session, session_hash, class_map, storage_clas
     }
 
 
-def plan_session(kube, velero_ns, session, check_mode=False, **build_args):
+def plan_session(kube, velero_ns, session, check_mode=False, run=None, **build_args):
     """Continue a started session, or build the plan and record it in a new (or still planned) session.
 
     Returns (plan, Session or None, continued, changed). A session past ``planned`` keeps its recorded plan
     and backup: a re-run after an interruption goes on with what was decided then, even when ``latest`` would
     now pick a newer backup; the plan is not re-validated because the workloads may be stopped by then.
+    ``run``: the playbook run that takes the session over (session.ensure).
     """
     if not session:
         raise PreflightError("create_session needs session (the name a re-run continues with).")
@@ -598,10 +599,10 @@ def plan_session(kube, velero_ns, session, check_mode=False, **build_args):
     if existing is not None and existing.doc.get("plan") and existing.state != "planned":
         # ensure() refuses another mode; the backup is not compared (latest=true may now name a newer one).
         existing, changed = sessions.ensure(kube, velero_ns, session, mode=build_args.get("mode"),
-                                            check_mode=check_mode)
+                                            check_mode=check_mode, run=run)
         return existing.doc["plan"], existing, True, changed
     plan = build(kube, velero_ns, session=session, **build_args)
     backup = dict((key, value) for key, value in plan["backup"].items() if key != "volumes")
     recorded, changed = sessions.ensure(kube, velero_ns, session, mode=plan["mode"], backup=backup, plan=plan,
-                                        check_mode=check_mode)
+                                        check_mode=check_mode, run=run)
     return plan, recorded, False, changed

@@ -20,6 +20,8 @@ __metaclass__ = type
 import copy
 import datetime
 import json
+import time
+import uuid
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
@@ -28,6 +30,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
     DataRestoreError,
     NotFoundError,
     PreflightError,
+    SupersededError,
 )
 
 SCHEMA_VERSION = 1
@@ -37,6 +40,9 @@ STATES = ("planned", "quiescing", "quiesced", "restoring", "restored", "swapping
           "resuming", "completed", "failed", "rolling_back", "rolled_back")
 # How often an update is retried when someone else changed the session meanwhile.
 CONFLICT_RETRIES = 8
+# A write of a fenced module run re-reads the session when its copy is older than this (session.fence).
+FENCE_FRESH_SECONDS = 5.0
+fence_clock = time.monotonic
 
 # JSON schema of the document, kept here so tests (and users) can validate a session.
 SCHEMA = {
@@ -71,6 +77,8 @@ SCHEMA = {
         "created": {"type": "string"},
         "updated": {"type": "string"},
         "error": {"type": ["string", "null"]},
+        # The playbook run that holds the session (take_over); absent in sessions of older releases.
+        "run": {"type": ["object", "null"]},
     },
 }
 
@@ -79,7 +87,12 @@ def now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def new_document(session, mode=None, backup=None, plan=None):
+def new_run_id():
+    """Id of one playbook run (the preflight makes one when the playbook does not give its own)."""
+    return "run-" + uuid.uuid4().hex[:12]
+
+
+def new_document(session, mode=None, backup=None, plan=None, run=None):
     stamp = now()
     return {
         "schemaVersion": SCHEMA_VERSION,
@@ -95,6 +108,7 @@ def new_document(session, mode=None, backup=None, plan=None):
         "created": stamp,
         "updated": stamp,
         "error": None,
+        "run": {"id": run, "since": stamp} if run else None,
     }
 
 
@@ -151,6 +165,11 @@ class Session(object):
     def state(self):
         return self.doc.get("state")
 
+    @property
+    def run(self):
+        """Id of the playbook run that holds the session, or None."""
+        return (self.doc.get("run") or {}).get("id")
+
     def owner_reference(self):
         """ownerReferences[0] of every CR the session creates (velero-contract.md §7.5)."""
         return {"apiVersion": "v1", "kind": "ConfigMap", "name": self.object_name, "uid": self.uid,
@@ -197,7 +216,47 @@ def _cache(kube):
 def _remember(kube, cm):
     cache = _cache(kube)
     if cache is not None and cm is not None:
-        cache[(cm["metadata"]["namespace"], cm["metadata"]["name"])] = copy.deepcopy(cm)
+        key = (cm["metadata"]["namespace"], cm["metadata"]["name"])
+        cache[key] = copy.deepcopy(cm)
+        stamps = getattr(kube, "session_read_at", None)
+        if stamps is None:
+            stamps = kube.session_read_at = {}
+        stamps[key] = fence_clock()
+
+
+def fence(kube, velero_namespace, session, run):
+    """Make this module run refuse to act for ``run`` once another run holds ``session`` (set by module.run_module).
+
+    Checked at every read of the session (load) and before every write of the Kube (``before_write``, with a
+    session read at most FENCE_FRESH_SECONDS old), so a run that was taken over stops at its next step before it
+    changes anything, and a module of it that was still running (a SIGKILL of ansible-playbook does not stop its
+    worker) stops at its next write."""
+    object_name = names.session_object_name(session)
+    kube.session_fence = (velero_namespace, object_name, run)
+
+    def before_write(verb, kind, name, _namespace):
+        if verb == "update" and kind == k.CONFIG_MAP and name == object_name:
+            return  # the journal itself: a take-over changed its resourceVersion, and update's re-read is fenced
+        read_at = (getattr(kube, "session_read_at", None) or {}).get((velero_namespace, object_name))
+        if read_at is None or fence_clock() - read_at > FENCE_FRESH_SECONDS:
+            _forget(kube, velero_namespace, session)
+        load(kube, velero_namespace, session)
+
+    kube.before_write = before_write
+
+
+def _check_fence(kube, sess):
+    fenced = getattr(kube, "session_fence", None)
+    if not fenced or fenced[:2] != (sess.namespace, sess.object_name):
+        return
+    run = fenced[2]
+    if sess.run and sess.run != run:
+        since = (sess.doc.get("run") or {}).get("since") or "?"
+        raise SupersededError(
+            "Restore session %r was taken over by run %s (at %s); this run (%s) stops here, before changing "
+            "anything, so that two runs never act on the same volumes. The other run continues the restore: "
+            "follow it, or once it has ended re-run with session=%s to take the session over again."
+            % (sess.name, sess.run, since, run, sess.name), superseded_by=sess.run, session_run=run)
 
 
 def _forget(kube, velero_namespace, session):
@@ -212,7 +271,11 @@ def load(kube, velero_namespace, session):
     cache = _cache(kube)
     key = (velero_namespace, names.session_object_name(session))
     if cache is not None and key in cache:
-        return Session(copy.deepcopy(cache[key])) if cache[key] is not None else None
+        if cache[key] is None:
+            return None
+        found = Session(copy.deepcopy(cache[key]))
+        _check_fence(kube, found)
+        return found
     cm = kube.get(k.CONFIG_MAP, names.session_object_name(session), velero_namespace)
     if cm is None:
         if cache is not None:
@@ -224,7 +287,9 @@ def load(kube, velero_namespace, session):
             "Choose another session name."
             % (velero_namespace, cm["metadata"]["name"], names.LABEL_MANAGED_BY, names.MANAGED_BY))
     _remember(kube, cm)
-    return Session(cm)
+    found = Session(cm)
+    _check_fence(kube, found)
+    return found
 
 
 def require(kube, velero_namespace, session):
@@ -237,11 +302,12 @@ def require(kube, velero_namespace, session):
     return found
 
 
-def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, check_mode=False):
+def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, check_mode=False, run=None):
     """Create the session if missing; returns (Session or None in check mode, changed).
 
     An existing session is reused when mode and backup agree; otherwise that is an error,
-    since a re-run must continue the same restore.
+    since a re-run must continue the same restore. ``run``: take the session over for this playbook run
+    (fence): the run that held it stops at its next step.
     """
     existing = load(kube, velero_namespace, session)
     if existing is not None:
@@ -263,6 +329,10 @@ def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, c
             changes["backup"] = backup
         if plan is not None and existing.doc.get("plan") != plan and existing.state == "planned":
             changes["plan"] = plan
+        event = None
+        if run and existing.run != run:
+            changes["run"] = {"id": run, "since": now(), "previous": existing.run}
+            event = "run %s took over from %s" % (run, existing.run or "a run before runs were recorded")
         if not changes:
             return existing, False
         if check_mode:
@@ -271,15 +341,15 @@ def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, c
         def apply(doc):
             doc.update(changes)
 
-        return update(kube, velero_namespace, session, apply), True
+        return update(kube, velero_namespace, session, apply, event=event), True
     if check_mode:
         return None, True
-    doc = new_document(session, mode=mode, backup=backup, plan=plan)
+    doc = new_document(session, mode=mode, backup=backup, plan=plan, run=run)
     try:
         cm = kube.create(k.CONFIG_MAP, config_map_body(session, velero_namespace, doc), velero_namespace)
     except ConflictError:  # created concurrently: use that one
         _forget(kube, velero_namespace, session)
-        return ensure(kube, velero_namespace, session, mode, backup, plan, check_mode)
+        return ensure(kube, velero_namespace, session, mode, backup, plan, check_mode, run)
     _remember(kube, cm)
     return Session(cm), True
 

@@ -35,6 +35,9 @@ description:
   - With O(create_session), a session that has gone past V(planned) is continued - its recorded plan is
     returned as it is (C(continued=true)), without reading the backup again - and otherwise the plan is
     written into a new (or still planned) session. This is the preflight role's one call.
+  - With O(create_session), the session is taken over for O(session_run) (a new run id when not given,
+    returned as RV(session_run)). A run that held it before - an interrupted one, or one still running - fails
+    at its next step before it changes anything.
 author:
   - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
@@ -163,6 +166,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+session_run:
+  description:
+    - With O(create_session) - the playbook run that now holds the session (in check mode, the one that would).
+      Pass it as O(session_run) to the later modules of the run (the preflight role adds it to
+      C(connection__velero)).
+  returned: success
+  type: str
+  sample: run-3f9c0a51d2e4
 continued:
   description: With O(create_session) - the session had already started and its recorded plan is returned.
   returned: success
@@ -215,6 +226,7 @@ plan:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
+from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.module import run_module
 
 
@@ -231,12 +243,14 @@ def run(module, kube):
         for warning in result["warnings"]:
             module.warn(warning)
         return dict(changed=False, plan=result, continued=False, session=None)
+    run = p["session_run"] or sessions.new_run_id()
     result, recorded, continued, changed = plans.plan_session(
-        kube, p["velero_namespace"], p["session"], check_mode=module.check_mode, **build_args)
+        kube, p["velero_namespace"], p["session"], check_mode=module.check_mode, run=run, **build_args)
     if not continued:
         for warning in result["warnings"]:
             module.warn(warning)
-    return dict(changed=changed, plan=result, continued=continued, session=recorded.result() if recorded else None)
+    return dict(changed=changed, plan=result, continued=continued, session=recorded.result() if recorded else None,
+                session_run=run)
 
 
 def main():
@@ -257,6 +271,7 @@ def main():
             quiesce=dict(type="str", default="scale", choices=list(plans.QUIESCE)),
         ),
         run,
+        takes_over=True,
         mutually_exclusive=[("target_namespace", "namespace_mapping"), ("volumes", "volume_selector")],
     )
 

@@ -68,6 +68,14 @@ options:
     description: With O(state=absent), delete even though undo records are still in effect.
     type: bool
     default: false
+  take_over:
+    description:
+      - With O(state=present), take the existing session over for O(session_run) (a new run id when not given,
+        returned as RV(session_run)), as M(velero.data_restore.restore_plan) with C(create_session=true) does. The
+        run that held it fails at its next step, before it changes anything. The rollback role does this.
+      - Fails when the session does not exist.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -91,6 +99,12 @@ EXAMPLES = r"""
     session_state: failed
     error: PodVolumeRestore failed
 
+- name: Take it over for this playbook run (a run that still holds it stops at its next step)
+  velero.data_restore.restore_session:
+    session: shop-rollback
+    take_over: true
+  register: taken
+
 - name: Delete it once the restore was verified and rolled forward
   velero.data_restore.restore_session:
     session: shop-rollback
@@ -98,6 +112,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+session_run:
+  description: With O(take_over) - the playbook run that now holds the session.
+  returned: with O(take_over)
+  type: str
+  sample: run-3f9c0a51d2e4
 exists:
   description: Whether the session exists (after the task).
   returned: always
@@ -134,6 +153,7 @@ session:
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
 from ansible_collections.velero.data_restore.plugins.module_utils.module import run_module
 
 
@@ -150,8 +170,15 @@ def run(module, kube):
         changed = sessions.delete(kube, ns, name, force=p["force"], check_mode=check)
         return dict(changed=changed, exists=False, session=None,
                     diff=dict(before=before_doc or {}, after={}))
+    run = None
+    if p["take_over"]:
+        if p["state"] != "present" or before is None:
+            raise PreflightError(
+                "take_over needs state=present and an existing session; restore session %r %s." % (
+                    name, "not found in %s" % ns if before is None else "is only read with state=%s" % p["state"]))
+        run = p["session_run"] or sessions.new_run_id()
     current, changed = sessions.ensure(kube, ns, name, mode=p["mode"], backup=p["backup"],
-                                       plan=p["plan"], check_mode=check)
+                                       plan=p["plan"], check_mode=check, run=run)
     if current is not None and p["session_state"]:
         current, moved = sessions.set_state(kube, ns, name, p["session_state"], error=p["error"],
                                             check_mode=check)
@@ -161,9 +188,12 @@ def run(module, kube):
             current = sessions.append_hook_result(kube, ns, name, p["hook_result"])
         changed = True
     after_doc = current.doc if current else sessions.new_document(name, p["mode"], p["backup"], p["plan"])
-    return dict(changed=changed, exists=current is not None or check,
-                session=current.result() if current else None,
-                diff=dict(before=before_doc or {}, after=after_doc))
+    result = dict(changed=changed, exists=current is not None or check,
+                  session=current.result() if current else None,
+                  diff=dict(before=before_doc or {}, after=after_doc))
+    if run:
+        result["session_run"] = run
+    return result
 
 
 def main():
@@ -177,9 +207,11 @@ def main():
             error=dict(type="str"),
             hook_result=dict(type="dict"),
             force=dict(type="bool", default=False),
+            take_over=dict(type="bool", default=False),
             session=dict(type="str", required=True),
         ),
         run,
+        takes_over=lambda params: params["take_over"],
         required_by=dict(error=["session_state"]),
     )
 

@@ -17,6 +17,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
     MissingApiError,
     NotFoundError,
 )
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as real_kube
 from ansible_collections.velero.data_restore.plugins.module_utils.kube import WatchExpired, describe
 
 
@@ -91,6 +92,7 @@ class FakeKube(object):
         self._rv = itertools.count(100)
         self.expire_before = 0  # watches from an older rv raise WatchExpired
         self.fail_next = {}  # verb -> exception to raise once
+        self.before_write = None  # the session fence (module.run_module sets it on the real Kube)
 
     # -- helpers for tests -------------------------------------------------
     def add(self, kind, obj):
@@ -135,7 +137,9 @@ class FakeKube(object):
         self.events.append((rv, event_type, kind, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
-    def _check(self, verb, kind):
+    def _check(self, verb, kind, name=None, namespace=None):
+        if verb in real_kube.WRITE_VERBS and self.before_write is not None:
+            self.before_write(verb, kind, name, namespace)  # as Kube._call does
         self.requests.append((verb, kind.kind))
         if kind in self.missing:
             raise MissingApiError("The cluster does not serve %s (%s)." % (kind.kind, kind.api_version))
@@ -187,11 +191,10 @@ class FakeKube(object):
                 yield etype, copy.deepcopy(obj)
 
     def create_many(self, kind, bodies, namespace=None, label=None, same=None):
-        from ansible_collections.velero.data_restore.plugins.module_utils import kube as real_kube
         return real_kube.create_many(self, kind, bodies, namespace, label=label, same=same)
 
     def create(self, kind, body, namespace=None):
-        self._check("create", kind)
+        self._check("create", kind, (body.get("metadata") or {}).get("name"), namespace)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if kind.namespaced:
@@ -209,7 +212,7 @@ class FakeKube(object):
         return self._store(kind, obj, "ADDED")
 
     def patch(self, kind, name, patch, namespace=None, patch_type="merge"):
-        self._check("patch", kind)
+        self._check("patch", kind, name, namespace)
         current = self.find(kind, name, namespace)
         if current is None:
             raise NotFoundError("%s not found" % describe(kind, name, namespace), status=404)
@@ -222,7 +225,7 @@ class FakeKube(object):
         return self._store(kind, updated, "MODIFIED")
 
     def replace(self, kind, body, namespace=None):
-        self._check("update", kind)
+        self._check("update", kind, body["metadata"]["name"], namespace)
         name = body["metadata"]["name"]
         current = self.find(kind, name, namespace)
         if current is None:
@@ -234,7 +237,7 @@ class FakeKube(object):
         return self._store(kind, obj, "MODIFIED")
 
     def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None):
-        self._check("delete", kind)
+        self._check("delete", kind, name, namespace)
         key = (kind, namespace if kind.namespaced else None, name)
         if key not in self.objects:
             return False

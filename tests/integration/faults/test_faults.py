@@ -127,6 +127,44 @@ def test_sigkill_at_step_boundary_then_rerun_completes(api_client, kube, kubecon
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
 
 
+def test_a_second_run_of_the_session_takes_over_and_the_first_stops_without_changing_anything(
+        api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    """Two launches of one session (a job started twice, an operator's re-run while the first still waits): the
+    newer run holds the session and completes it; the older one fails at its next step, and its rescue neither
+    cancels, resumes nor marks anything."""
+    sim_config.set(bytesPerSecond=300)  # the first run's restores outlast the second run's preflight
+    first = _start("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
+    deadline = time.monotonic() + 120
+    while not BOUNDARIES["after-pvr-creation"](kube, restored_app):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run ended before its PVRs existed"
+        time.sleep(0.2)
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path)
+    second_run = _session_doc(kube, restored_app["session"])["run"]
+    out, _err = first.communicate(timeout=300)
+    assert first.returncode != 0, "the first run went on after the second took the session over"
+    first_results = ansible_run.task_results(json.loads(out[out.index("{"):]))
+    fenced = [r for _name, r in first_results if r.get("superseded_by")]
+    assert fenced and fenced[0]["superseded_by"] == second_run["id"], [(n, r.get("msg")) for n, r in first_results
+                                                                       if r.get("failed")]
+    assert second_run["previous"] == fenced[0]["session_run"]
+    final = [r for name, r in first_results if name == "Stop here when another run took the session over"]
+    assert final and "taken over by run %s" % second_run["id"] in final[0]["msg"]
+    assert "Nothing was changed by this run's rescue" in final[0]["msg"]
+    doc = _session_doc(kube, restored_app["session"])
+    assert doc["state"] == "completed" and doc["run"]["id"] == second_run["id"], doc["history"][-6:]
+    after_take_over = doc["history"][[h["event"] for h in doc["history"]].index(
+        "run %s took over from %s" % (second_run["id"], second_run["previous"])):]
+    assert not [h for h in after_take_over if "failed" in h["event"]], after_take_over
+    ph.assert_data_matches(api_client, state_dir, restored_app["app"])
+    ph.replicas_back(api_client, restored_app["app"])
+    ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
+
+
+def _session_doc(kube, session):
+    cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+    return json.loads(cm["data"]["session.json"])
+
+
 def test_sigkill_mid_swap_between_pvc_delete_and_recreate(api_client, kube, kubeconfig, state_dir, restored_app,
                                                           sim_config, tmp_path):
     """Replace mode: kill the moment the original claim is deleted (before it is recreated)."""

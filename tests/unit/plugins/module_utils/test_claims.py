@@ -22,13 +22,13 @@ class KillableKube(FakeKube):
     kill_at = 0
     mutations = 0
 
-    def _check(self, verb, kind):
+    def _check(self, verb, kind, name=None, namespace=None):
         if verb in MUTATING and self.kill_at:
             self.mutations += 1
             if self.mutations == self.kill_at:
                 self.requests.append((verb, kind.kind))
                 raise Killed("killed before %s %s" % (verb, kind.kind))
-        return super(KillableKube, self)._check(verb, kind)
+        return super(KillableKube, self)._check(verb, kind, name, namespace)
 
 
 def pv_controller(fk):

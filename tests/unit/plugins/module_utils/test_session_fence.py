@@ -1,0 +1,153 @@
+"""The session fence: the newest playbook run of a session goes on, an older one stops before it changes anything."""
+
+import pytest
+
+from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import module as m
+from ansible_collections.velero.data_restore.plugins.module_utils import session as s
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import SupersededError
+from fake_kube import FakeKube
+
+VNS = "velero"
+POD = {"metadata": {"name": "restore-helper", "namespace": "shop"}}
+
+
+class FakeModule(object):
+    def __init__(self, **params):
+        self.check_mode = False
+        self.params = dict(velero_namespace=VNS, session="nightly", session_run=None)
+        self.params.update(params)
+
+
+def module_run(cluster, run, **params):
+    """The Kube of one module process of ``run``: the same cluster, its own session cache, fenced as run_module
+    fences it."""
+    proc = FakeKube()
+    proc.objects, proc.events, proc._rv = cluster.objects, cluster.events, cluster._rv
+    proc.session_cache = {}
+    takes_over = params.pop("takes_over", False)
+    m._fence(FakeModule(session_run=run, **params), proc, takes_over)
+    return proc
+
+
+@pytest.fixture
+def cluster():
+    kube = FakeKube()
+    kube.add(k.POD, POD)
+    s.ensure(kube, VNS, "nightly", mode="in_place", run="run-a")
+    return kube
+
+
+def test_a_new_session_is_held_by_the_run_that_created_it(cluster):
+    held = s.require(cluster, VNS, "nightly")
+    assert held.run == "run-a"
+    assert s.validate_document(held.doc) == []
+
+
+def test_the_holding_run_reads_and_writes_as_before(cluster):
+    proc = module_run(cluster, "run-a")
+    s.set_state(proc, VNS, "nightly", "quiesced")
+    assert proc.delete(k.POD, "restore-helper", "shop")
+    assert s.require(cluster, VNS, "nightly").state == "quiesced"
+
+
+def test_a_taken_over_run_is_refused_at_its_next_read_with_both_runs_named(cluster):
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    with pytest.raises(SupersededError) as err:
+        s.load(module_run(cluster, "run-a"), VNS, "nightly")
+    assert err.value.details == {"superseded_by": "run-b", "session_run": "run-a"}
+    assert "taken over by run run-b" in err.value.msg and "this run (run-a) stops here" in err.value.msg
+    assert "re-run with session=nightly" in err.value.msg
+
+
+def test_a_taken_over_run_changes_nothing_even_where_it_would_not_read_the_journal(cluster):
+    proc = module_run(cluster, "run-a")
+    s.load(proc, VNS, "nightly")  # read before the take-over, as a module that started earlier did
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    proc.session_cache.clear()  # its next step is a new module process
+    with pytest.raises(SupersededError):
+        proc.delete(k.POD, "restore-helper", "shop")
+    assert cluster.find(k.POD, "restore-helper", "shop") is not None
+    assert ("delete", "Pod") not in proc.requests
+
+
+def test_a_journal_write_after_a_take_over_mid_module_is_refused(cluster):
+    proc = module_run(cluster, "run-a")
+    s.load(proc, VNS, "nightly")  # cached: the take-over below happens while this module waits
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    with pytest.raises(SupersededError):
+        s.set_state(proc, VNS, "nightly", "restored")  # 409 on the stale copy, the fresh read is fenced
+    assert s.require(cluster, VNS, "nightly").state == "planned"
+
+
+def test_a_module_still_running_after_the_take_over_stops_at_its_next_write(cluster, monkeypatch):
+    """A SIGKILL of ansible-playbook leaves its running module alive (ansible-core's worker calls setsid); its
+    copy of the session is re-read before a write once it is older than FENCE_FRESH_SECONDS."""
+    now = [1000.0]
+    monkeypatch.setattr(s, "fence_clock", lambda: now[0])
+    proc = module_run(cluster, "run-a")
+    s.load(proc, VNS, "nightly")
+    s.ensure(cluster, VNS, "nightly", run="run-b")  # the re-run takes over while this module waits
+    now[0] += s.FENCE_FRESH_SECONDS + 1
+    with pytest.raises(SupersededError):
+        proc.delete(k.POD, "restore-helper", "shop")
+    assert cluster.find(k.POD, "restore-helper", "shop") is not None
+
+
+def test_the_fence_costs_no_request_on_a_fresh_copy_nor_on_journal_writes(cluster, monkeypatch):
+    monkeypatch.setattr(s, "fence_clock", lambda: 1000.0)
+    proc = module_run(cluster, "run-a")
+    s.set_state(proc, VNS, "nightly", "quiesced")  # one read, one write
+    proc.delete(k.POD, "restore-helper", "shop")
+    s.set_state(proc, VNS, "nightly", "restoring")
+    assert proc.requests == [("get", "ConfigMap"), ("update", "ConfigMap"), ("delete", "Pod"),
+                             ("update", "ConfigMap")]
+
+
+def test_the_take_over_is_journaled_with_the_run_it_replaced(cluster):
+    sess, changed = s.ensure(cluster, VNS, "nightly", run="run-b")
+    assert changed and sess.doc["run"]["previous"] == "run-a" and sess.doc["run"]["since"]
+    assert sess.doc["history"][-1]["event"] == "run run-b took over from run-a"
+    _again, changed = s.ensure(cluster, VNS, "nightly", run="run-b")
+    assert not changed
+
+
+def test_the_taking_module_is_not_fenced_by_the_run_it_replaces(cluster):
+    proc = module_run(cluster, "run-b", takes_over=True)
+    sess, _changed = s.ensure(proc, VNS, "nightly", run="run-b")
+    assert sess.run == "run-b"
+
+
+def test_other_sessions_and_unrecorded_runs_are_not_fenced(cluster):
+    s.ensure(cluster, VNS, "other", run="run-z")
+    proc = module_run(cluster, "run-a")
+    assert s.load(proc, VNS, "other").run == "run-z"  # a report of another session, say
+    old = FakeKube()
+    s.ensure(old, VNS, "nightly", mode="in_place")  # a session of a release before runs were recorded
+    old.session_cache = {}
+    m._fence(FakeModule(session_run="run-a"), old, False)
+    assert s.load(old, VNS, "nightly").run is None
+
+
+def test_without_session_run_or_session_nothing_is_fenced(cluster):
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    for params in ({"session_run": None}, {"session": None, "session_run": "run-a"}):
+        proc = FakeKube()
+        proc.objects = cluster.objects
+        m._fence(FakeModule(**params), proc, False)
+        assert proc.before_write is None
+        assert proc.delete(k.POD, "restore-helper", "shop")
+        cluster.add(k.POD, POD)
+
+
+def test_the_real_kube_calls_the_fence_before_every_write_and_not_before_reads():
+    calls = []
+    kube = k.Kube(dynamic=None, retry_seconds=0)
+    kube.before_write = lambda verb, kind, name, namespace: calls.append("fence")
+    for verb in ("get", "list", "watch", "discover"):
+        kube._call(verb, k.POD, "p", "shop", lambda: calls.append("request"), True)
+    assert calls == ["request"] * 4
+    del calls[:]
+    for verb in k.WRITE_VERBS:
+        kube._call(verb, k.POD, "p", "shop", lambda: calls.append("request"), False)
+    assert calls == ["fence", "request"] * len(k.WRITE_VERBS)
