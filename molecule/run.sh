@@ -16,10 +16,14 @@ ls molecule/*/molecule.yml | xargs -n1 dirname | xargs -n1 basename | \
     else
       echo "FAIL {} ($(( $(date +%s) - start ))s), log: '"$out"'/{}.log"; tail -40 "'"$out"'/{}.log"; exit 1
     fi' | tee "$results"
-rc=${PIPESTATUS[2]}
+rc=${PIPESTATUS[3]}  # the xargs that runs the scenarios (123 when one failed)
 passed=$(grep -c "^PASS " "$results")
 failed=$(grep -c "^FAIL " "$results")
+scenarios=$(ls molecule/*/molecule.yml | wc -l)
 rm -f "$results"
 echo "molecule: all scenarios in $(( $(date +%s) - started ))s"
 echo "molecule: $passed passed, $failed failed"
-exit $rc
+# Fail on any failed scenario, and on one that reported nothing (killed, or the pipeline broke).
+if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -ne "$scenarios" ]; then
+  exit 1
+fi

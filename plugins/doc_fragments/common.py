@@ -20,14 +20,16 @@ options:
     default: velero
   session_run:
     description:
-      - The playbook run this task belongs to. M(velero.data_restore.restore_plan) with C(create_session=true) (the
-        preflight role) takes the session over for it and returns the id; the roles pass it to every later
-        module of the play (in C(connection__velero)).
+      - The playbook run this task belongs to - one run id, or a dict of run ids by session name (what the roles
+        pass, so one play can hold several sessions). M(velero.data_restore.restore_plan) with
+        C(create_session=true) (the preflight role) takes the session over for it and returns the id; the roles
+        pass it to every later module of the play (in C(connection__velero)).
       - With O(session_run), a module whose session another run has taken over since fails, before it changes
         anything, with C(superseded_by) naming that run. Two runs of one session thus never act on its volumes
         at the same time; the newest one goes on.
-      - Without it nothing is checked. Ignored by modules without a session (M(velero.data_restore.backup_info)).
-    type: str
+      - Without it (or without an id for the module's session) nothing is checked. Ignored by modules without a
+        session (M(velero.data_restore.backup_info)).
+    type: raw
 notes:
   - Connection options and their C(K8S_AUTH_*) environment variables are those of
     M(kubernetes.core.k8s), so AWX/Automation Controller OpenShift or Kubernetes credentials work as they are.

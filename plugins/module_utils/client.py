@@ -43,7 +43,7 @@ MIN_KUBERNETES_VERSION = "24.2.0"
 
 VELERO_ARG_SPEC = dict(
     velero_namespace=dict(type="str", default="velero"),
-    session_run=dict(type="str"),
+    session_run=dict(type="raw"),
 )
 
 

@@ -83,12 +83,13 @@ def run_module(argument_spec, runner, takes_over=False, **module_kwargs):
 def _fence(module, kube, takes_over):
     """With ``session_run``, refuse to act on a session that another playbook run took over (session.fence)."""
     params = module.params
-    if not params.get("session_run") or not params.get("session"):
+    run = sessions.run_for(params.get("session_run"), params.get("session"))
+    if not run or not params.get("session"):
         return
     if takes_over(params) if callable(takes_over) else takes_over:
         return
     sessions.check_name(params["session"])
-    sessions.fence(kube, params["velero_namespace"], params["session"], params["session_run"])
+    sessions.fence(kube, params["velero_namespace"], params["session"], run)
 
 
 def _move_session(module, kube, result):

@@ -591,7 +591,8 @@ def plan_session(kube, velero_ns, session, check_mode=False, run=None, **build_a
     Returns (plan, Session or None, continued, changed). A session past ``planned`` keeps its recorded plan
     and backup: a re-run after an interruption goes on with what was decided then, even when ``latest`` would
     now pick a newer backup; the plan is not re-validated because the workloads may be stopped by then.
-    ``run``: the playbook run that takes the session over (session.ensure).
+    ``run``: the playbook run that takes the session over (session.ensure); a settled session is not taken over
+    (its re-run changes nothing), the run that holds it is kept.
     """
     if not session:
         raise PreflightError("create_session needs session (the name a re-run continues with).")
@@ -599,7 +600,8 @@ def plan_session(kube, velero_ns, session, check_mode=False, run=None, **build_a
     if existing is not None and existing.doc.get("plan") and existing.state != "planned":
         # ensure() refuses another mode; the backup is not compared (latest=true may now name a newer one).
         existing, changed = sessions.ensure(kube, velero_ns, session, mode=build_args.get("mode"),
-                                            check_mode=check_mode, run=run)
+                                            check_mode=check_mode,
+                                            run=None if existing.state in sessions.SETTLED_STATES else run)
         return existing.doc["plan"], existing, True, changed
     plan = build(kube, velero_ns, session=session, **build_args)
     backup = dict((key, value) for key, value in plan["backup"].items() if key != "volumes")

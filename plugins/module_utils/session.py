@@ -38,6 +38,9 @@ DATA_KEY = "session.json"
 MODES = ("in_place", "replace")
 STATES = ("planned", "quiescing", "quiesced", "restoring", "restored", "swapping", "swapped",
           "resuming", "completed", "failed", "rolling_back", "rolled_back")
+# Nothing is left to do in these states: a re-run adopts the run that holds the session instead of taking it over,
+# so that it stays idempotent (the rollback role takes a completed replace over when it acts).
+SETTLED_STATES = ("completed", "rolled_back")
 # How often an update is retried when someone else changed the session meanwhile.
 CONFLICT_RETRIES = 8
 # A write of a fenced module run re-reads the session when its copy is older than this (session.fence).
@@ -88,8 +91,16 @@ def now():
 
 
 def new_run_id():
-    """Id of one playbook run (the preflight makes one when the playbook does not give its own)."""
+    """Id of one playbook run of a session (the preflight makes one when the playbook does not give its own)."""
     return "run-" + uuid.uuid4().hex[:12]
+
+
+def run_for(session_run, session):
+    """The run id the ``session_run`` option gives for ``session``: the option is one id, or ids by session name
+    (what the roles pass, so that one play can hold several sessions)."""
+    if isinstance(session_run, dict):
+        return session_run.get(session) or None
+    return session_run or None
 
 
 def new_document(session, mode=None, backup=None, plan=None, run=None):

@@ -37,7 +37,8 @@ description:
     written into a new (or still planned) session. This is the preflight role's one call.
   - With O(create_session), the session is taken over for O(session_run) (a new run id when not given,
     returned as RV(session_run)). A run that held it before - an interrupted one, or one still running - fails
-    at its next step before it changes anything.
+    at its next step before it changes anything. A V(completed) or V(rolled_back) session is not taken over (a
+    re-run of it changes nothing); RV(session_run) is then the run that holds it.
 author:
   - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
@@ -168,7 +169,8 @@ EXAMPLES = r"""
 RETURN = r"""
 session_run:
   description:
-    - With O(create_session) - the playbook run that now holds the session (in check mode, the one that would).
+    - With O(create_session) - the playbook run that now holds the session (in check mode, the one that would);
+      null for a completed or rolled back session that no run was recorded for.
       Pass it as O(session_run) to the later modules of the run (the preflight role adds it to
       C(connection__velero)).
   returned: success
@@ -243,12 +245,14 @@ def run(module, kube):
         for warning in result["warnings"]:
             module.warn(warning)
         return dict(changed=False, plan=result, continued=False, session=None)
-    run = p["session_run"] or sessions.new_run_id()
+    run = sessions.run_for(p["session_run"], p["session"]) or sessions.new_run_id()
     result, recorded, continued, changed = plans.plan_session(
         kube, p["velero_namespace"], p["session"], check_mode=module.check_mode, run=run, **build_args)
     if not continued:
         for warning in result["warnings"]:
             module.warn(warning)
+    if recorded is not None and (recorded.state in sessions.SETTLED_STATES or not module.check_mode):
+        run = recorded.run  # the run that holds it now: this one, or the one a settled session keeps
     return dict(changed=changed, plan=result, continued=continued, session=recorded.result() if recorded else None,
                 session_run=run)
 

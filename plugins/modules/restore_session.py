@@ -176,7 +176,7 @@ def run(module, kube):
             raise PreflightError(
                 "take_over needs state=present and an existing session; restore session %r %s." % (
                     name, "not found in %s" % ns if before is None else "is only read with state=%s" % p["state"]))
-        run = p["session_run"] or sessions.new_run_id()
+        run = sessions.run_for(p["session_run"], name) or sessions.new_run_id()
     current, changed = sessions.ensure(kube, ns, name, mode=p["mode"], backup=p["backup"],
                                        plan=p["plan"], check_mode=check, run=run)
     if current is not None and p["session_state"]:

@@ -151,3 +151,41 @@ def test_the_real_kube_calls_the_fence_before_every_write_and_not_before_reads()
     for verb in k.WRITE_VERBS:
         kube._call(verb, k.POD, "p", "shop", lambda: calls.append("request"), False)
     assert calls == ["fence", "request"] * len(k.WRITE_VERBS)
+
+
+def test_session_run_is_one_id_or_ids_by_session():
+    assert s.run_for("run-a", "nightly") == "run-a"
+    assert s.run_for({"nightly": "run-a", "other": "run-z"}, "nightly") == "run-a"
+    assert s.run_for({"other": "run-z"}, "nightly") is None
+    assert s.run_for(None, "nightly") is None and s.run_for("", "nightly") is None
+
+
+def test_the_roles_dict_fences_each_session_by_its_own_run(cluster):
+    s.ensure(cluster, VNS, "other", run="run-z")
+    runs = {"nightly": "run-a", "other": "run-z"}
+    proc = module_run(cluster, runs, session="other")
+    assert s.load(proc, VNS, "other").run == "run-z"
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    with pytest.raises(SupersededError):
+        s.load(module_run(cluster, runs), VNS, "nightly")
+
+
+@pytest.mark.parametrize("state", s.SETTLED_STATES)
+def test_a_rerun_of_a_settled_session_keeps_its_run_and_changes_nothing(cluster, state):
+    from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
+
+    s.ensure(cluster, VNS, "nightly", plan={"volumes": []})
+    s.set_state(cluster, VNS, "nightly", state)
+    writes = cluster.count("update")
+    _plan, recorded, continued, changed = plans.plan_session(cluster, VNS, "nightly", run="run-b", mode="in_place")
+    assert continued and not changed and recorded.run == "run-a"
+    assert cluster.count("update") == writes
+
+
+def test_a_rerun_of_a_failed_session_takes_it_over(cluster):
+    from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
+
+    s.ensure(cluster, VNS, "nightly", plan={"volumes": []})
+    s.set_state(cluster, VNS, "nightly", "failed", error="timeout")
+    _plan, recorded, _continued, changed = plans.plan_session(cluster, VNS, "nightly", run="run-b", mode="in_place")
+    assert changed and recorded.run == "run-b"
