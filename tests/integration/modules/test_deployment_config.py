@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_run import run_module  # noqa: E402 pylint: disable=wrong-import-position
 import stand_in_apis  # noqa: E402 pylint: disable=wrong-import-position
-from test_workload_scale import _claim, _pod_template, live_pods, make_session  # noqa: E402 pylint: disable=wrong-import-position
+from workload_helpers import live_pods, make_claim, make_session, pod_template  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
 
@@ -74,8 +74,8 @@ class StandInController(object):
 def _legacy_app(kube, custom, namespace):
     """DeploymentConfig "legacy" with its ReplicationController "legacy-1" (controller reference to the DC), one
     pod mounting claim "dc-data"."""
-    _claim(kube, namespace, "dc-data")
-    template = _pod_template("legacy", "dc-data")
+    make_claim(kube, namespace, "dc-data")
+    template = pod_template("legacy", "dc-data")
     dc = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, {
         "apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "DeploymentConfig",
         "metadata": {"name": "legacy", "namespace": namespace},

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 import stand_in_apis  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_run import run_module  # noqa: E402 pylint: disable=wrong-import-position
-from test_workload_scale import make_session  # noqa: E402 pylint: disable=wrong-import-position
+from workload_helpers import make_session  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
 

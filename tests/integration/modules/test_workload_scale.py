@@ -11,20 +11,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_run import run_module  # noqa: E402
 from data_path_helpers import journal  # noqa: E402
+from workload_helpers import live_pods, make_claim, make_session, pod_template  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 ANNOTATION = "data-restore.ansible/original"
 
 
-def live_pods(kube, namespace, app):
-    return [p for p in kube.list("Pod", namespace, label_selector="app=%s" % app)
-            if p["status"].get("phase") not in ("Succeeded", "Failed")]
-
-
-def make_session(kubeconfig, name):
-    result = run_module("restore_session", {"session": name, "mode": "in_place"}, kubeconfig=kubeconfig)
-    assert not result.get("failed"), result
 
 
 def test_deployment_and_statefulset_stop_and_start(kubeconfig, kube, namespace, app_factory):
@@ -109,18 +102,6 @@ def test_gitops_pause_is_skipped_without_the_apis(kubeconfig, kube, namespace, a
     assert run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)["changed"]
 
 
-def _claim(kube, namespace, name):
-    kube.create("PersistentVolumeClaim", {"metadata": {"name": name, "namespace": namespace}, "spec": {
-        "accessModes": ["ReadWriteOnce"], "storageClassName": "sim-immediate",
-        "resources": {"requests": {"storage": "1Gi"}}}})
-
-
-def _pod_template(app, claim, **spec):
-    return {"metadata": {"labels": {"app": app}},
-            "spec": dict({"containers": [{"name": "app", "image": "busybox:1.36", "command": ["sleep", "infinity"],
-                                          "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-                          "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
-                          "terminationGracePeriodSeconds": 0}, **spec)}
 
 
 def test_every_other_workload_kind_stops_and_starts(kubeconfig, kube, namespace, wait_for):
@@ -128,24 +109,24 @@ def test_every_other_workload_kind_stops_and_starts(kubeconfig, kube, namespace,
     the REAL controllers of kube-controller-manager (daemonset, replicaset, replicationcontroller, job, cronjob)."""
     node = sorted(n["metadata"]["name"] for n in kube.list("Node"))[0]
     for claim in ("ds-data", "rs-data", "rc-data", "job-data", "cron-data"):
-        _claim(kube, namespace, claim)
+        make_claim(kube, namespace, claim)
     kube.create("DaemonSet", {"metadata": {"name": "ds", "namespace": namespace}, "spec": {
         "selector": {"matchLabels": {"app": "ds"}},
-        "template": _pod_template("ds", "ds-data", nodeSelector={"kubernetes.io/hostname": node})}})
+        "template": pod_template("ds", "ds-data", nodeSelector={"kubernetes.io/hostname": node})}})
     kube.create("ReplicaSet", {"metadata": {"name": "rs", "namespace": namespace}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "rs"}}, "template": _pod_template("rs", "rs-data")}})
+        "replicas": 1, "selector": {"matchLabels": {"app": "rs"}}, "template": pod_template("rs", "rs-data")}})
     kube.create("ReplicationController", {"metadata": {"name": "rc", "namespace": namespace}, "spec": {
-        "replicas": 1, "selector": {"app": "rc"}, "template": _pod_template("rc", "rc-data")}})
+        "replicas": 1, "selector": {"app": "rc"}, "template": pod_template("rc", "rc-data")}})
     kube.create("Job", {"metadata": {"name": "job", "namespace": namespace}, "spec": {
-        "parallelism": 1, "completions": 1, "template": _pod_template("job", "job-data", restartPolicy="Never")}})
+        "parallelism": 1, "completions": 1, "template": pod_template("job", "job-data", restartPolicy="Never")}})
     cron = kube.create("CronJob", {"metadata": {"name": "cron", "namespace": namespace}, "spec": {
         "schedule": "0 0 1 1 *", "jobTemplate": {"spec": {
-            "template": _pod_template("cron", "cron-data", restartPolicy="Never")}}}})
+            "template": pod_template("cron", "cron-data", restartPolicy="Never")}}}})
     # a Job the CronJob started (as `kubectl create job --from=cronjob/cron` does: controller reference)
     kube.create("Job", {"metadata": {"name": "cron-manual", "namespace": namespace, "ownerReferences": [{
         "apiVersion": "batch/v1", "kind": "CronJob", "name": "cron", "uid": cron["metadata"]["uid"],
         "controller": True, "blockOwnerDeletion": True}]}, "spec": {
-        "parallelism": 1, "completions": 1, "template": _pod_template("cron", "cron-data", restartPolicy="Never")}})
+        "parallelism": 1, "completions": 1, "template": pod_template("cron", "cron-data", restartPolicy="Never")}})
     apps = ("ds", "rs", "rc", "job", "cron")
     wait_for(lambda: all(any(p["status"].get("phase") == "Running" for p in live_pods(kube, namespace, a))
                          for a in apps), timeout=120, message="one Running pod per workload")
