@@ -18,8 +18,6 @@ pytestmark = pytest.mark.integration
 ANNOTATION = "data-restore.ansible/original"
 
 
-
-
 def test_deployment_and_statefulset_stop_and_start(kubeconfig, kube, namespace, app_factory):
     web = app_factory(kind="Deployment", name="web", replicas=1)
     db = app_factory(kind="StatefulSet", name="db", replicas=3)
@@ -100,8 +98,6 @@ def test_gitops_pause_is_skipped_without_the_apis(kubeconfig, kube, namespace, a
     stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
     assert stopped["changed"] and stopped["gitops"] == [], stopped
     assert run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)["changed"]
-
-
 
 
 def test_every_other_workload_kind_stops_and_starts(kubeconfig, kube, namespace, wait_for):
