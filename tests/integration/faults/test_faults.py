@@ -57,12 +57,14 @@ def _kill_when(proc, condition, timeout=300):
     raise AssertionError("boundary not reached within %ss" % timeout)
 
 
-def _session_state(kube, session):
+def _session_doc(kube, session):
     cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
-    if not cm:
-        return None, []
-    doc = json.loads((cm.get("data") or {}).get("session.json") or "{}")
-    return doc.get("state"), doc.get("history") or []
+    return json.loads((cm.get("data") or {}).get("session.json") or "{}") if cm else None
+
+
+def _session_state(kube, session):
+    doc = _session_doc(kube, session)
+    return (doc.get("state"), doc.get("history") or []) if doc else (None, [])
 
 
 def _by_session(kube, kind, namespace, session):
@@ -158,11 +160,6 @@ def test_a_second_run_of_the_session_takes_over_and_the_first_stops_without_chan
     ph.assert_data_matches(api_client, state_dir, restored_app["app"])
     ph.replicas_back(api_client, restored_app["app"])
     ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
-
-
-def _session_doc(kube, session):
-    cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
-    return json.loads(cm["data"]["session.json"])
 
 
 def test_sigkill_mid_swap_between_pvc_delete_and_recreate(api_client, kube, kubeconfig, state_dir, restored_app,
