@@ -42,12 +42,8 @@ lint: setup
 	$(VENV_BIN)/yamllint -s .
 	$(VENV_BIN)/ansible-lint --profile production --offline
 
-ANSIBLE_TEST_PIP := $(shell $(VENV_PY) -c "import re,ansible_test,os;print(re.search(r\"pip='([0-9.]+)'\",open(os.path.join(os.path.dirname(ansible_test.__file__),'_internal','python_requirements.py')).read()).group(1))" 2>/dev/null)
-
-# ansible-test cannot download its pip bootstrap script here: give it an offline one (see the script).
+# ansible-test cannot download its pip bootstrap script here: tools/sanity.sh gives it an offline one.
 sanity: setup
-	mkdir -p $(HOME)/.ansible/test/cache tests/output
-	cp tools/ansible_test_get_pip.py $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 	bash tools/sanity.sh
 
 unit: setup
