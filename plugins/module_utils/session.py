@@ -46,6 +46,11 @@ CONFLICT_RETRIES = 8
 # A write of a fenced module run re-reads the session when its copy is older than this (session.fence).
 FENCE_FRESH_SECONDS = 5.0
 fence_clock = time.monotonic
+# A take-over from a run that may still have a module running waits this long before the new run acts: by then every
+# module of the old run has its copy of the session re-read before its next write, and so is fenced (one second for
+# a request already on its way). A session the old run's rescue marked failed needs no wait: that run is done.
+TAKE_OVER_GRACE_SECONDS = FENCE_FRESH_SECONDS + 1.0
+take_over_sleep = time.sleep
 
 # JSON schema of the document, kept here so tests (and users) can validate a session.
 SCHEMA = {
@@ -352,7 +357,10 @@ def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, c
         def apply(doc):
             doc.update(changes)
 
-        return update(kube, velero_namespace, session, apply, event=event), True
+        updated = update(kube, velero_namespace, session, apply, event=event)
+        if event and existing.run and existing.state != "failed":
+            take_over_sleep(TAKE_OVER_GRACE_SECONDS)
+        return updated, True
     if check_mode:
         return None, True
     doc = new_document(session, mode=mode, backup=backup, plan=plan, run=run)

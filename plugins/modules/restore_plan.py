@@ -37,7 +37,9 @@ description:
     written into a new (or still planned) session. This is the preflight role's one call.
   - With O(create_session), the session is taken over for O(session_run) (a new run id when not given,
     returned as RV(session_run)). A run that held it before - an interrupted one, or one still running - fails
-    at its next step before it changes anything. A V(completed) or V(rolled_back) session is not taken over (a
+    at its next step before it changes anything. Taking over from a run that may still have a module running
+    waits 6 seconds, so that such a module sees the take-over before its next write (no wait when that run
+    marked the session V(failed), since it has ended). A V(completed) or V(rolled_back) session is not taken over (a
     re-run of it changes nothing); RV(session_run) is then the run that holds it.
 author:
   - velero.data_restore contributors (@velero-data-restore)

@@ -72,7 +72,8 @@ options:
     description:
       - With O(state=present), take the existing session over for O(session_run) (a new run id when not given,
         returned as RV(session_run)), as M(velero.data_restore.restore_plan) with C(create_session=true) does. The
-        run that held it fails at its next step, before it changes anything. The rollback role does this.
+        run that held it fails at its next step, before it changes anything; the take-over waits 6 seconds for a
+        module still running in that run, as in M(velero.data_restore.restore_plan). The rollback role does this.
       - Fails when the session does not exist.
     type: bool
     default: false

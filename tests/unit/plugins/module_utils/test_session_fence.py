@@ -189,3 +189,39 @@ def test_a_rerun_of_a_failed_session_takes_it_over(cluster):
     s.set_state(cluster, VNS, "nightly", "failed", error="timeout")
     _plan, recorded, _continued, changed = plans.plan_session(cluster, VNS, "nightly", run="run-b", mode="in_place")
     assert changed and recorded.run == "run-b"
+
+
+def test_a_take_over_waits_until_a_module_still_running_in_the_old_run_is_fenced(cluster, monkeypatch,
+                                                                                 take_over_sleeps):
+    """The old run's module read the session just before the take-over: without the wait its copy would still be
+    fresh (and its writes unchecked) for up to FENCE_FRESH_SECONDS after the new run starts acting."""
+    now = [1000.0]
+    monkeypatch.setattr(s, "fence_clock", lambda: now[0])
+
+    def sleep(seconds):
+        take_over_sleeps.append(seconds)
+        assert s.require(cluster, VNS, "nightly").run == "run-b"  # the take-over is written before the wait
+        now[0] += seconds
+
+    monkeypatch.setattr(s, "take_over_sleep", sleep)
+    proc = module_run(cluster, "run-a")
+    s.load(proc, VNS, "nightly")
+    now[0] += 0.5
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    assert take_over_sleeps == [s.TAKE_OVER_GRACE_SECONDS] and s.TAKE_OVER_GRACE_SECONDS > s.FENCE_FRESH_SECONDS
+    with pytest.raises(SupersededError):  # the first write of the old module after the new run acts
+        proc.delete(k.POD, "restore-helper", "shop")
+    assert cluster.find(k.POD, "restore-helper", "shop") is not None
+
+
+def test_no_wait_where_no_module_of_the_old_run_can_still_run(cluster, take_over_sleeps):
+    s.ensure(cluster, VNS, "fresh", mode="in_place", run="run-b")  # a new session
+    s.ensure(cluster, VNS, "nightly", run="run-a")  # the run that holds it already
+    s.ensure(cluster, VNS, "nightly", run="run-b", check_mode=True)  # check mode takes nothing over
+    old = FakeKube()
+    s.ensure(old, VNS, "nightly", mode="in_place")  # a session of a release before runs were recorded: no fence
+    s.ensure(old, VNS, "nightly", run="run-b")
+    s.set_state(cluster, VNS, "nightly", "failed", error="timeout")  # the old run's rescue ended it
+    s.ensure(cluster, VNS, "nightly", run="run-b")
+    assert take_over_sleeps == []
+    assert s.require(cluster, VNS, "nightly").run == "run-b"
