@@ -17,12 +17,12 @@ PYTEST_ARGS ?=
 
 -include tests/cluster/cluster.mk
 
-.PHONY: help setup lint sanity unit integration molecule test demo build docs-check clean bench
+.PHONY: help setup lint sanity unit integration molecule compat test demo build docs-check clean bench
 
 help:
 	@echo "make demo   - build/start the local test cluster and run a data-only restore end to end"
 	@echo "make test   - lint, ansible-test sanity, unit, integration and molecule suites"
-	@echo "pieces: setup lint sanity unit integration molecule build cluster-up cluster-down"
+	@echo "pieces: setup lint sanity unit integration molecule compat build cluster-up cluster-down"
 
 $(STAMP): requirements-dev.txt requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required"; exit 1; }
@@ -73,6 +73,11 @@ test: setup lint sanity docs-check build
 	$(REQUEST_LOG_ENV) $(PYTEST) tests/unit tests/integration tests/cluster -m "not e2e" $(PYTEST_ARGS)
 	$(REQUEST_LOG_ENV) $(MAKE) molecule
 	$(VENV_PY) tools/rbac_usage.py $(REQUEST_LOG_DIR) --out tests/output/rbac-usage.md $(if $(PYTEST_ARGS),,--strict)
+	$(MAKE) compat
+
+# The oldest supported stack (ansible-core 2.16, kubernetes.core 5.0.0, kubernetes client 24.2.0) in .venv-compat.
+compat: setup cluster-up
+	tests/compat/run.sh
 
 # Not part of `make test` (slow): BENCH_SIZES="10 50 200" by default; writes docs/performance.md.
 bench: setup cluster-up
@@ -83,4 +88,4 @@ demo: setup cluster-up
 	$(VENV_PY) tests/demo/demo.py
 
 clean:
-	rm -rf tests/output collections
+	rm -rf tests/output collections .venv-compat
