@@ -447,13 +447,12 @@ handling of its result, as the json callback times it; the whole ansible-playboo
 ```
 %s
 ```
-"Volumes restored concurrently (total <= 1.2 x the slowest single volume when concurrency allows)" is measured over
-the restore itself: from the creation of the first PodVolumeRestore to the completion of the last one ("all volumes"),
-against the slowest single volume (its start to completion). Until 2026-12-01 the bench held the whole
-ansible-playbook run against it ("wall / slowest volume", still printed, as information): that reading made the
-figure at N=50 the overhead target a second time (overhead <= 20 %% of the data path is wall <= 1.2 x the data
-path) and charged the fixed cost of stopping and starting the workloads to concurrency, which the overhead figure
-already reports.%s
+"Volumes restored concurrently (total <= 1.2 x the slowest single volume when concurrency allows)" is held to both
+readings of "total", against the slowest single volume (its start to completion): the restore itself, from the
+creation of the first PodVolumeRestore to the completion of the last one ("all volumes"), and the whole
+ansible-playbook run ("whole run": preflight, stopping and starting the workloads, report), the stricter one.
+From 2026-12-01 to 2026-12-02 only the first was a target (the second was printed as information, and at N=200
+measured 1.23 then, at a higher load average).
 
 ## When each figure was measured
 %s
@@ -482,21 +481,11 @@ Runs measured before the log kept these categories have no row.
   storage location, claims, workloads, other sessions), one session read per module run, a journal write before
   each change, and the waits (one WATCH per slice, one LIST per later slice; slices grow from 15 s to 60 s).
 """ % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count() or 0, VOLUME_BYTES, "\n".join(table),
-       list_count, list_count * PVBS_PER_BACKUP, info or "not measured", "\n".join(lines), whole_run_reading(rows),
-       "\n".join(when),
+       list_count, list_count * PVBS_PER_BACKUP, info or "not measured", "\n".join(lines), "\n".join(when),
        "\n".join(split))
     text += misses_explained(rows, lines)
     with open(os.path.join(REPO, "docs", "performance.md"), "w") as handle:
         handle.write(text)
-
-
-def whole_run_reading(rows):
-    """The sizes that the former whole-run reading of the concurrency target would still call missed."""
-    over = ["N=%d (%.2fx)" % (r["n"], r["ours"]["wall"] / r["ours"]["slowest_pvr"]) for r in rows
-            if r["ours"]["wall"] / r["ours"]["slowest_pvr"] > TARGETS["concurrency_ratio"]]
-    if not over:
-        return ""
-    return " Read that way, %s would miss %.1fx." % (" and ".join(over), TARGETS["concurrency_ratio"])
 
 
 def misses_explained(rows, lines):
@@ -514,17 +503,30 @@ def misses_explained(rows, lines):
                 "the slowest single volume took %.0f s."
                 % (prefix, r["n"], ours["restore_span"] - ours["data_span"], ours["restore_span"],
                    ours["slowest_pvr"]))
+        if any(l.startswith(prefix + "whole run / slowest volume") and l.endswith("MISSED") for l in lines):
+            notes.append(
+                "* %swhole run / slowest volume: the run took %.1f s against the slowest volume's %.0f s; the "
+                "restore itself (all volumes) took %s s, the rest is the fixed cost of the run (overhead %.1f s: "
+                "ansible's task start-ups, preflight, stopping and starting the workloads, the report), which grows "
+                "with the load of the machine (load average %s at the end)."
+                % (prefix, ours["wall"], ours["slowest_pvr"], ours.get("restore_span", "?"), ours["overhead"],
+                   ours.get("load_average", "?")))
         if any(l.startswith(prefix + "DIY/ours API requests") and l.endswith("MISSED") for l in lines):
             split = ours.get("breakdown") or {}
+            allowed = int(diy["requests"] / TARGETS["request_ratio_vs_diy"])  # whole requests
+            shared = sum(split.get(c, 0) for c in ("creates", "writes", "discovery"))
+            rest = sum(split.get(c, 0) for c in ("session journal", "watches", "reads"))
             notes.append(
-                "* %sDIY/ours API requests: ours sends %.0f requests (%s), a fixed part that the DIY runbook does not "
-                "make: preflight reads of the backup, its volume info, the storage location, claims, workloads and "
-                "other sessions; the session journal (a read per module run, a write before every change). 3x fewer "
-                "than the runbook's %.0f would mean %.0f at most, less than the safety reads and journal writes "
-                "alone. The runbook's requests grow with the time it polls (one request per 2 s per volume), so the "
-                "ratio passes 3x from a few workloads on (see the larger N)."
+                "* %sDIY/ours API requests: ours sends %.0f requests (%s). 3x fewer than the runbook's %.0f would "
+                "mean %d at most. The creates and writes both playbooks make and API discovery (%d here) leave %d "
+                "for everything else; ours spends %d there, on what the runbook does not do: the session journal (%d: "
+                "a read per module run, a write before each change), watches (%d: one per wait slice) and reads "
+                "(%d: the preflight's backup, volume info, storage location, claims, workloads and other sessions, "
+                "the re-list of each later wait slice). The runbook's requests grow with the time it polls (one "
+                "request per 2 s per volume), so the ratio passes 3x from a few workloads on (see the larger N)."
                 % (prefix, ours["requests"], ", ".join("%s %d" % (c, split[c]) for c in CATEGORIES if split.get(c))
-                   or "no breakdown", diy["requests"], diy["requests"] / TARGETS["request_ratio_vs_diy"]))
+                   or "no breakdown", diy["requests"], allowed, shared, allowed - shared, rest,
+                   split.get("session journal", 0), split.get("watches", 0), split.get("reads", 0)))
     if not notes:
         return ""
     return "\n## Targets missed, and why\n" + "\n".join(notes) + "\n"
@@ -587,8 +589,7 @@ def evaluate(store):
             lines.append("%-44s not measured by this run (re-run make bench for N=%d)" % (
                 "N=%d all volumes / slowest volume" % n, n))
             missed.append("N=%d all volumes / slowest volume" % n)
-        lines.append("%-44s %10.2f (information: the whole run, no target)" % (
-            "N=%d wall / slowest volume" % n, ours["wall"] / ours["slowest_pvr"]))
+        figure("N=%d whole run / slowest volume" % n, ours["wall"] / ours["slowest_pvr"], TARGETS["concurrency_ratio"])
         if diy.get("restore_span"):
             lines.append("%-44s %10.2f (information: the runbook restores one workload after the other)" % (
                 "N=%d DIY all volumes / slowest volume" % n, diy["restore_span"] / diy["slowest_pvr"]))
