@@ -286,10 +286,15 @@ class OwnerResolver(object):
             if kind is k.DEPLOYMENT_CONFIG and not self._has_dc():
                 continue
             for namespace in sorted(set(p["metadata"].get("namespace") for p in pods)):
-                for obj in self.kube.list(kind, namespace=namespace)[0]:
-                    obj.setdefault("kind", kind.kind)
-                    self._cache[(kind.kind, namespace, obj["metadata"]["name"])] = obj
-                self._listed.add((kind.kind, namespace))
+                if (kind.kind, namespace) not in self._listed:
+                    self.seed(kind, namespace, self.kube.list(kind, namespace=namespace)[0])
+
+    def seed(self, kind, namespace, items):
+        """All objects of ``kind`` in ``namespace``, just listed: owners of that kind are looked up there."""
+        for obj in items:
+            obj.setdefault("kind", kind.kind)
+            self._cache[(kind.kind, namespace, obj["metadata"]["name"])] = obj
+        self._listed.add((kind.kind, namespace))
 
     def _has_dc(self):
         if self._dc is None:
@@ -353,10 +358,12 @@ def workloads_of_pod(resolver, pod):
     return found, warning
 
 
-def statefulsets_for_claims(kube, namespace, pvcs):
-    """StatefulSets whose volumeClaimTemplates name the claims (``<template>-<sts>-<ordinal>``)."""
+def statefulsets_for_claims(kube, namespace, pvcs, items=None):
+    """StatefulSets whose volumeClaimTemplates name the claims (``<template>-<sts>-<ordinal>``); ``items``: the
+    namespace's StatefulSets when the caller just listed them."""
     found = []
-    items = kube.list(k.STATEFUL_SET, namespace=namespace)[0]
+    if items is None:
+        items = kube.list(k.STATEFUL_SET, namespace=namespace)[0]
     for sts in items:
         name = sts["metadata"]["name"]
         for template in _spec(sts).get("volumeClaimTemplates") or []:
@@ -393,6 +400,9 @@ def discover(kube, namespace, pvcs, strict=True, session=None, pods=None):
     resolver = OwnerResolver(kube)
     if pods is None:
         pods = kube.list(k.POD, namespace=namespace)[0]
+    # The claim-template check below lists the StatefulSets anyway: the pods' owner chains find theirs there.
+    statefulsets = kube.list(k.STATEFUL_SET, namespace=namespace)[0]
+    resolver.seed(k.STATEFUL_SET, namespace, statefulsets)
     found, warnings = {}, []
     using = pods_using(pods, pvcs)
     resolver.prefetch([p for p in using if not is_own_pod(p, session)])
@@ -410,7 +420,7 @@ def discover(kube, namespace, pvcs, strict=True, session=None, pods=None):
             found.setdefault(obj["metadata"]["uid"], obj)
         if warning and warning not in warnings:
             warnings.append(warning)
-    for sts in statefulsets_for_claims(kube, namespace, pvcs):
+    for sts in statefulsets_for_claims(kube, namespace, pvcs, statefulsets):
         found.setdefault(sts["metadata"]["uid"], sts)
     return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["name"])), warnings
 

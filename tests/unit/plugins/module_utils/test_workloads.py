@@ -129,6 +129,14 @@ def test_pod_statefulset_chain_and_claim_template_naming_when_scaled_to_zero(fk)
     assert found == []
 
 
+def test_a_statefulsets_pods_find_it_in_the_claim_template_list_without_a_get(fk):
+    statefulset(fk, "db", 2)
+    del fk.requests[:]
+    found = w.discover(fk, NS, ["data-db-0", "data-db-1"])[0]
+    assert [o["metadata"]["name"] for o in found] == ["db"]
+    assert fk.requests == [("list", "Pod"), ("list", "StatefulSet")]
+
+
 def test_pod_job_cronjob_chain_returns_cronjob_and_running_job(fk):
     cj = fk.add(k.CRON_JOB, {"metadata": {"name": "report", "namespace": NS}, "spec": {"schedule": "* * * * *"}})
     job = fk.add(k.JOB, {"metadata": {"name": "report-2911", "namespace": NS, "ownerReferences": [owner(cj)]},
