@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The oldest supported stack (README "Support matrix"): ansible-core 2.16, kubernetes.core 5.0.0 and the oldest
 # kubernetes Python client requirements.txt allows, in a venv of their own (.venv-compat). Runs the unit tests,
-# ansible-doc of every module, the playbook flows end to end (in place, replace, a failure and its rescue) and the
-# molecule scenario that rolls a replace back, against the running test cluster (make cluster-up).
+# ansible-doc of every module, five playbook-level integration tests (in place and replace, a failure and its rescue,
+# a preflight refusal) and the molecule scenario that rolls a replace back, against the running test cluster (make cluster-up).
 #
 #   tests/compat/run.sh            # from make test (target compat)
 #   COMPAT_ONLY_SETUP=1 tests/compat/run.sh
@@ -13,18 +13,22 @@ repo=$(pwd)
 ansible_core=2.16.19      # the last 2.16 release
 collection_bundle=11.0.0  # the ansible package that ships kubernetes.core 5.0.0 (its MANIFEST is checked below)
 kubernetes_core=5.0.0
-kubernetes_client=24.2.0  # requirements.txt: kubernetes>=24.2.0
+# The oldest kubernetes client requirements.txt allows; the test tools as requirements-dev.txt pins them.
+kubernetes_client=$(sed -n 's/^kubernetes>=\([0-9.]*\).*/\1/p' requirements.txt)
+test_tools=$(grep -E '^(PyYAML|jsonpatch|pytest|molecule)==' requirements-dev.txt)
+[ -n "$kubernetes_client" ] && [ "$(echo "$test_tools" | wc -l)" -eq 4 ] \
+  || { echo "compat: cannot read the kubernetes minimum or the test tool pins from requirements*.txt" >&2; exit 1; }
 
 venv=$repo/.venv-compat
 py=$venv/bin/python
-stamp=$venv/.installed-$ansible_core-$kubernetes_core-$kubernetes_client-posix
+stamp=$venv/.installed-$ansible_core-$kubernetes_core-$kubernetes_client-$(echo $test_tools | md5sum | cut -c1-8)
 
 if [ ! -e "$stamp" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$py" -m pip install -q --upgrade pip
-  "$py" -m pip install -q "ansible-core==$ansible_core" "kubernetes==$kubernetes_client" "PyYAML==6.0.2" \
-    "jsonpatch==1.33" "pytest==8.4.2" "molecule==25.12.0"
+  # shellcheck disable=SC2086 # one requirement per word
+  "$py" -m pip install -q "ansible-core==$ansible_core" "kubernetes==$kubernetes_client" $test_tools
   # kubernetes.core as released, from the ansible package that ships it (no Galaxy here), into site-packages as
   # that package installs it: ansible finds it there (ANSIBLE_COLLECTIONS_SCAN_SYS_PATH), as in the main venv.
   # ansible.posix too, for the tests only: their json stdout callback lives there.

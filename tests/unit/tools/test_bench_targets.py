@@ -49,9 +49,11 @@ def test_a_figure_over_its_target_is_missed(change, figure):
     size = _size(200, 139.0)
     size["ours"].update(change)
     size["diy"]["requests"] = 10.0 * size["ours"]["requests"]  # only the figure under test moves
-    _rows, lines, missed = bench.evaluate(_store(_size(50, 130.0), size))
+    rows, lines, missed = bench.evaluate(_store(_size(50, 130.0), size))
     assert missed == [figure]
     assert [line for line in lines if line.startswith(figure)][0].endswith("MISSED")
+    if "whole run" in figure:
+        assert "* N=200 whole run / slowest volume: the run took 148.0 s" in bench.misses_explained(rows, lines)
 
 
 def test_the_missed_request_ratio_is_explained_with_its_budget():

@@ -137,6 +137,15 @@ def test_a_statefulsets_pods_find_it_in_the_claim_template_list_without_a_get(fk
     assert fk.requests == [("list", "Pod"), ("list", "StatefulSet")]
 
 
+def test_the_owners_of_many_statefulset_pods_are_not_listed_twice(fk):
+    replicas = k.GET_MANY_LIMIT + 1  # enough pods for the owner prefetch
+    statefulset(fk, "db", replicas)
+    del fk.requests[:]
+    found = w.discover(fk, NS, ["data-db-%d" % i for i in range(replicas)])[0]
+    assert [o["metadata"]["name"] for o in found] == ["db"]
+    assert fk.requests == [("list", "Pod"), ("list", "StatefulSet")]
+
+
 def test_pod_job_cronjob_chain_returns_cronjob_and_running_job(fk):
     cj = fk.add(k.CRON_JOB, {"metadata": {"name": "report", "namespace": NS}, "spec": {"schedule": "* * * * *"}})
     job = fk.add(k.JOB, {"metadata": {"name": "report-2911", "namespace": NS, "ownerReferences": [owner(cj)]},
