@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The oldest supported stack (README "Support matrix"): ansible-core 2.16, kubernetes.core 5.0.0 and the oldest
 # kubernetes Python client requirements.txt allows, in a venv of their own (.venv-compat). Runs the unit tests,
-# ansible-doc of every module, five playbook-level integration tests (in place and replace, a failure and its rescue,
-# a preflight refusal) and the molecule scenario that rolls a replace back, against the running test cluster (make cluster-up).
+# ansible-doc of every module, five playbook-level integration tests (in place and replace as a least-privilege
+# ServiceAccount, a replace mixing PodVolumeRestores and DataDownloads, a failure and its rescue, a preflight refusal)
+# and the molecule scenario that rolls a replace back, against the running test cluster (make cluster-up).
 #
 #   tests/compat/run.sh            # from make test (target compat)
 #   COMPAT_ONLY_SETUP=1 tests/compat/run.sh
@@ -21,7 +22,7 @@ test_tools=$(grep -E '^(PyYAML|jsonpatch|pytest|molecule)==' requirements-dev.tx
 
 venv=$repo/.venv-compat
 py=$venv/bin/python
-stamp=$venv/.installed-$ansible_core-$kubernetes_core-$kubernetes_client-$(echo $test_tools | md5sum | cut -c1-8)
+stamp=$venv/.installed-$ansible_core-$kubernetes_core-$kubernetes_client-$(echo "$test_tools" | md5sum | cut -c1-8)
 
 if [ ! -e "$stamp" ]; then
   rm -rf "$venv"
