@@ -34,8 +34,9 @@ ANNOTATION_VOLUME_KEY = names.PREFIX + "volume-key"
 FAILED_PHASES = (va.PHASE_FAILED, va.PHASE_CANCELED)
 NOT_STARTED_PHASES = ("", va.PHASE_NEW, va.PHASE_ACCEPTED, va.PHASE_PREPARED)
 # Deleting a PVR or DataDownload that is not final cancels it first; Velero forces a cancel its exposer did not
-# finish after cancelDelayOthers (5 min, data_upload_controller.go). Every wait for such a cancel allows that long.
-CANCEL_TIMEOUT = 330
+# finish at the first reconcile after cancelDelayOthers (5 min): the periodic one, every preparingMonitorFrequency
+# (1 min, data_upload_controller.go), so up to 6 min. Every wait for such a cancel allows that, plus 30 s.
+CANCEL_TIMEOUT = 390
 UPLOADER_SETTING_KEYS = ("WriteSparseFiles", "ParallelFilesDownload")
 
 

@@ -46,8 +46,9 @@ options:
       - V(present) creates PVCs, DataDownloads and placeholders and waits with O(wait).
       - V(absent) cancels (merge patch C(spec.cancel=true)) and deletes the DataDownloads, deletes the placeholder
         pods, and deletes the session's new PVCs that are still unbound (bound ones are kept and listed).
-      - Waiting for the cancel of a DataDownload that is not final allows at least 330 seconds, whatever
-        O(wait_timeout) says (Velero forces such a cancel after 5 minutes).
+      - Waiting for the cancel of a DataDownload that is not final allows at least 390 seconds, whatever
+        O(wait_timeout) says (Velero forces such a cancel at its first periodic check, every minute, after 5
+        minutes).
     type: str
     choices: [present, absent]
     default: present

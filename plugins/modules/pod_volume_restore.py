@@ -45,9 +45,9 @@ options:
     description:
       - V(present) creates the PodVolumeRestores (and waits with O(wait)).
       - V(absent) cancels them (merge patch C(spec.cancel=true)) and deletes them; limited to O(volumes) when given.
-      - Waiting for a cancel allows at least 330 seconds, whatever O(wait_timeout) says, because Velero forces the
-        cancel of a PodVolumeRestore its node-agent has not finished exposing only after 5 minutes. Deleted ones
-        that were already final go at once.
+      - Waiting for a cancel allows at least 390 seconds, whatever O(wait_timeout) says, because Velero forces the
+        cancel of a PodVolumeRestore its node-agent has not finished exposing only at its first periodic check
+        (every minute) after 5 minutes. Deleted ones that were already final go at once.
     type: str
     choices: [present, absent]
     default: present

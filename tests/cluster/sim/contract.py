@@ -55,6 +55,13 @@ def is_final(obj: dict) -> bool:
     return phase_of(obj) in FINAL_PHASES
 
 
+def deletion_cancel_message(kind: str) -> str:
+    """Velero: the message of the cancel that deleting a non-final CR sets (Reconcile, "DeletionTimestamp"
+    branch of pod_volume_restore_controller.go / data_download_controller.go)."""
+    return ("Cancel PVR because it is being deleted" if kind == "PodVolumeRestore"
+            else "Cancel datadownload because it is being deleted")
+
+
 def needs_finalizer(obj: dict, finalizer: str) -> bool:
     """Velero: Reconcile in pod_volume_restore_controller.go / data_download_controller.go adds
     the finalizer first (for non-deleted CRs) and returns; the update event continues."""
@@ -76,18 +83,56 @@ def deletion_action(obj: dict) -> str | None:
 
 
 def cancel_transition(obj: dict) -> str | None:
-    """Velero: tryCancelPodVolumeRestore / tryCancelDataDownload and OnDataPath*Cancelled:
-    spec.cancel on New → Canceled at once; on Accepted/Prepared/InProgress → Canceling, then
-    Canceled once the exposer/data path is torn down (cancelDelayOthers 5 min /
-    cancelDelayInProgress 1 h force it, data_upload_controller.go).  Returns the next phase."""
+    """Velero: what spec.cancel does in each phase (pod_volume_restore_controller.go /
+    data_download_controller.go Reconcile):
+    * New → Canceled at once (New branch, tryCancelPodVolumeRestore / tryCancelDataDownload);
+    * Accepted → nothing: the Accepted branch does not look at cancel, the exposer goes on to Prepared
+      (findPVRForRestorePod / findSnapshotRestoreForPod) or cancel_overdue forces it;
+    * Prepared → Canceled, by the node-agent of the CR's node (Prepared branch, OnDataPathCancelled /
+      OnDataDownloadCancelled: exposer cleaned up, no Canceling phase);
+    * InProgress → Canceling, then Canceled when the data path stops (InProgress branch, asyncBR.Cancel;
+      Canceled at once when that node-agent has no data path for it).
+    Returns the next phase, or None."""
     if not (obj.get("spec") or {}).get("cancel"):
         return None
     ph = phase_of(obj)
-    if ph == NEW:
+    if ph in (NEW, PREPARED):
         return CANCELED
-    if ph in (ACCEPTED, PREPARED, IN_PROGRESS):
+    if ph == IN_PROGRESS:
         return CANCELING
     return None
+
+
+CANCEL_DELAY_OTHERS_SECONDS = 5 * 60.0
+CANCEL_DELAY_IN_PROGRESS_SECONDS = 60 * 60.0
+
+
+def cancel_overdue(spotted_at: float, now: float, phase: str) -> bool:
+    """Velero: Reconcile's cancelledPVR / cancelledDataDownload map (both controllers): a CR whose cancel a
+    node-agent first saw more than cancelDelayInProgress (1 h, InProgress) or cancelDelayOthers (5 min, any
+    other phase) ago is set Canceled by tryCancel* (data_upload_controller.go constants)."""
+    delay = CANCEL_DELAY_IN_PROGRESS_SECONDS if phase == IN_PROGRESS else CANCEL_DELAY_OTHERS_SECONDS
+    return now - spotted_at > delay
+
+
+def canceled_status(obj: dict, now: str, message: str = "") -> dict:
+    """Velero: tryCancelPodVolumeRestore / OnDataPathCancelled (and the DataDownload twins) — phase Canceled,
+    startTimestamp when it had none, completionTimestamp; a message only when the caller gives one (the
+    expose-on-going label is removed as well)."""
+    status = {"phase": CANCELED, "completionTimestamp": now}
+    if not (obj.get("status") or {}).get("startTimestamp"):
+        status["startTimestamp"] = now
+    if message:
+        status["message"] = message
+    return status
+
+
+def resume_failed_message(kind: str, error: str) -> str:
+    """Velero: AttemptPVRResume / AttemptDataDownloadResume, run when a node-agent starts — an InProgress CR of
+    its node whose data path cannot be resumed gets spec.cancel=true with this message (and is then Canceled:
+    InProgress + cancel without a data path)."""
+    what = "PVR" if kind == "PodVolumeRestore" else "datadownload"
+    return "Resume InProgress %s failed with error %s, mark it as cancel" % (what, error)
 
 
 def concurrency_exceeded(active_on_node: int, limit: int) -> bool:
@@ -262,12 +307,13 @@ def pvr_keys_for_pod(pod: dict, pvrs: Iterable[dict]) -> list[str]:
             if (p["metadata"].get("labels") or {}).get(LABEL_POD_UID) == uid]
 
 
-def pvr_periodic_resync(pvr: dict) -> bool:
-    """Velero: SetupWithManager periodical enqueue source predicate gp
-    (pod_volume_restore_controller.go): only Accepted, cancel-requested or deleted PVRs are
-    resynced every minute; a New PVR is never retried on its own."""
-    return (phase_of(pvr) == ACCEPTED or bool((pvr.get("spec") or {}).get("cancel"))
-            or bool(pvr["metadata"].get("deletionTimestamp")))
+def periodic_resync(obj: dict) -> bool:
+    """Velero: SetupWithManager periodical enqueue source predicate gp (pod_volume_restore_controller.go,
+    data_download_controller.go; every preparingMonitorFrequency, 1 min): only Accepted CRs, cancel-requested
+    ones that are not final, and final ones being deleted are resynced; a New CR is never retried on its own."""
+    return (phase_of(obj) == ACCEPTED
+            or (bool((obj.get("spec") or {}).get("cancel")) and not is_final(obj))
+            or (is_final(obj) and bool(obj["metadata"].get("deletionTimestamp"))))
 
 
 def pvr_filesystem_only(snapshot_mode: str) -> str | None:

@@ -72,6 +72,8 @@ class NodeAgent:
         self.paths_lock = threading.Lock()
         self.stuck: set[str] = set()   # DDs whose rebind failed (stay InProgress, as Velero)
         self.running_na: set[str] = set()
+        # Velero: cancelledPVR / cancelledDataDownload - when this node-agent first saw each cancel.
+        self.cancel_spotted: dict[str, float] = {}
         self.pvrs.add_handler(self._on_pvr)
         self.dds.add_handler(self._on_dd)
         self.pods.add_handler(self._on_pod)
@@ -129,10 +131,10 @@ class NodeAgent:
         while True:
             time.sleep(C.PERIODIC_RESYNC_SECONDS)
             for p in self.pvrs.items():
-                if C.pvr_uploader_accepted(p) and C.pvr_periodic_resync(p):
+                if C.pvr_uploader_accepted(p) and C.periodic_resync(p):
                     self.queue.add("pvr:" + p["metadata"]["name"])
             for d in self.dds.items():
-                if C.dd_datamover_accepted(d) and not C.is_final(d):
+                if C.dd_datamover_accepted(d) and C.periodic_resync(d):
                     self.queue.add("dd:" + d["metadata"]["name"])
 
     # ------------------------------------------------------------------ API helpers
@@ -202,35 +204,71 @@ class NodeAgent:
                 self._set_finalizers(kind, obj, fins)
             return True
         if act == "cancel":
-            self._transition(kind, name, None, spec={"cancel": True})
+            self._transition(kind, name, None, spec={"cancel": True}, status={"message": C.deletion_cancel_message(kind)})
             return True
         if C.is_final(obj):
+            self.cancel_spotted.pop(kind + ":" + name, None)
+            return True
+        if self._cancel_overdue(kind, obj):
             return True
         if C.phase_of(obj) == C.NEW and C.cancel_transition(obj) == C.CANCELED:
             if self.running_na:
-                self._transition(kind, name, (C.NEW,), status={"phase": C.CANCELED, "completionTimestamp": now_iso(),
-                                                               "message": "canceled before accepted"})
+                self._cancel_now(kind, obj, (C.NEW,))
             return True
         if C.needs_finalizer(obj, finalizer):
             self._set_finalizers(kind, obj, (obj["metadata"].get("finalizers") or []) + [finalizer])
             return True
         return False
 
-    def _cancel_running(self, kind, obj):
+    def _cancel_overdue(self, kind, obj) -> bool:
+        """A cancel that no phase handled in time is forced (C.cancel_overdue). True when it was."""
+        if not (obj.get("spec") or {}).get("cancel") or not self.running_na:
+            return False
+        key = kind + ":" + obj["metadata"]["name"]
+        spotted = self.cancel_spotted.setdefault(key, time.time())
+        if not C.cancel_overdue(spotted, time.time(), C.phase_of(obj)):
+            return False
+        log.info("%s %s is canceled in phase %s but not handled in reasonable time", kind, obj["metadata"]["name"],
+                 C.phase_of(obj))
+        self._cancel_now(kind, obj, (C.NEW, C.ACCEPTED, C.PREPARED, C.IN_PROGRESS, C.CANCELING))
+        return True
+
+    def _cancel_now(self, kind, obj, expect):
+        """Canceled in one update (C.canceled_status); a DataDownload's exposer is cleaned up."""
+        name = obj["metadata"]["name"]
+        if kind == "DataDownload" and C.phase_of(obj) != C.NEW:
+            self._cleanup_expose(name)
+        if self._transition(kind, name, expect, status=C.canceled_status(obj, now_iso()),
+                            labels={C.LABEL_EXPOSE_ON_GOING: None}):
+            self.cancel_spotted.pop(kind + ":" + name, None)
+            log.info("%s %s canceled in phase %s", kind, name, C.phase_of(obj))
+
+    def _cancel(self, kind, obj) -> bool:
+        """spec.cancel on the CR's node (C.cancel_transition): Prepared → Canceled; InProgress → Canceling and the
+        data path stops (Canceled at once without one). True when the cancel was handled here."""
         name = obj["metadata"]["name"]
         phase = C.phase_of(obj)
+        step = C.cancel_transition(obj)
+        if step == C.CANCELED and phase == C.PREPARED:
+            self._cancel_now(kind, obj, (C.PREPARED,))
+            return True
+        if step != C.CANCELING and phase != C.CANCELING:
+            return False
         with self.paths_lock:
             dp = self.paths.get(name)
+        if dp is None:
+            self._cancel_now(kind, obj, (C.IN_PROGRESS, C.CANCELING))
+            return True
         if phase != C.CANCELING:
-            self._transition(kind, name, (C.ACCEPTED, C.PREPARED, C.IN_PROGRESS), status={"phase": C.CANCELING})
-        if dp is not None:
-            dp.cancel.set()
-            return None  # the data path finishes the cancel
-        if kind == "DataDownload":
-            self._cleanup_expose(name)
-        self._transition(kind, name, (C.CANCELING,), status={"phase": C.CANCELED, "completionTimestamp": now_iso(),
-                                                             "message": "data path canceled"})
-        return None
+            self._transition(kind, name, (C.IN_PROGRESS,), status={"phase": C.CANCELING})
+        dp.cancel.set()  # the data path finishes the cancel
+        return True
+
+    def _resume_failed(self, kind, name):
+        """An InProgress CR of a serving node without a data path in this process (the simulator restarted; its
+        data paths were threads of it): Velero's resume-or-cancel at node-agent start, resume failing."""
+        message = C.resume_failed_message(kind, "the simulated data path did not survive a restart of the simulator")
+        self._transition(kind, name, (C.IN_PROGRESS,), spec={"cancel": True}, status={"message": message})
 
     # ---- PodVolumeRestore
     def reconcile_pvr(self, name):
@@ -257,8 +295,8 @@ class NodeAgent:
         node = (pvr.get("status") or {}).get("node")
         if node not in self.running_na:
             return None
-        if C.cancel_transition(pvr) or phase == C.CANCELING:
-            return self._cancel_running("PodVolumeRestore", pvr)
+        if self._cancel("PodVolumeRestore", pvr):
+            return None
         if phase == C.ACCEPTED:
             if C.prepare_timed_out(parse_time(pvr["status"].get("acceptedTimestamp")), time.time(),
                                    self.config.prepare_timeout):
@@ -274,9 +312,7 @@ class NodeAgent:
             with self.paths_lock:
                 running = name in self.paths
             if not running:
-                self._fail("PodVolumeRestore", name,
-                           "found a podvolumerestore with status InProgress during the node-agent starting, mark it as failed",
-                           (C.IN_PROGRESS,))
+                self._resume_failed("PodVolumeRestore", name)
         return None
 
     def _start_path(self, kind, name, node, target):
@@ -312,11 +348,7 @@ class NodeAgent:
         try:
             target(dp, obj)
         except Cancelled:
-            if kind == "DataDownload":
-                self._cleanup_expose(name)
-            self._transition(kind, name, (C.IN_PROGRESS, C.CANCELING),
-                             status={"phase": C.CANCELED, "completionTimestamp": now_iso(), "message": "data path canceled"})
-            log.info("%s %s canceled", kind, name)
+            self._cancel_now(kind, self._cached(kind, name) or obj, (C.IN_PROGRESS, C.CANCELING))
         except Crashed as e:
             if kind == "DataDownload":
                 self._cleanup_expose(name)
@@ -445,10 +477,6 @@ class NodeAgent:
                                 labels={C.LABEL_EXPOSE_ON_GOING: "true"}):
                 log.info("DD %s accepted by %s", name, node)
             return None
-        if C.cancel_transition(dd) or phase == C.CANCELING:
-            if phase in (C.ACCEPTED, C.CANCELING) or st.get("node") in self.running_na:
-                return self._cancel_running("DataDownload", dd)
-            return None
         if phase == C.ACCEPTED:
             if st.get("acceptedByNode") not in self.running_na:
                 return None
@@ -456,15 +484,15 @@ class NodeAgent:
         node = st.get("node")
         if node not in self.running_na:
             return None
+        if self._cancel("DataDownload", dd):
+            return None
         if phase == C.PREPARED:
             return self._start_path("DataDownload", name, node, self._run_dd)
         if phase == C.IN_PROGRESS:
             with self.paths_lock:
                 running = name in self.paths
             if not running and name not in self.stuck:
-                self._fail("DataDownload", name,
-                           "found a datadownload with status InProgress during the node-agent starting, mark it as failed",
-                           (C.IN_PROGRESS,))
+                self._resume_failed("DataDownload", name)
         return None
 
     def _expose_dd(self, dd):

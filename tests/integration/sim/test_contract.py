@@ -405,6 +405,29 @@ def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, si
     cleanup(kube, "PodVolumeRestore", first, second)
 
 
+def test_pvr_cancel_while_prepared_skips_canceling(kube, fs_setup, anchor, namespace, sim_config):
+    """Velero's Prepared branch ends a canceled PVR Canceled in one update (OnDataPathCancelled): no Canceling
+    phase (that is only for InProgress), startTimestamp filled in, no message."""
+    sim_config.set(concurrencyPerNode=1, bytesPerSecond=512)   # ~8 s for the first PVR
+    pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, anchor["metadata"]["uid"], node="sim-node-a")
+    pod2 = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, "keeps-waiting", node="sim-node-a")
+    wait_init_running(kube, namespace, pod["metadata"]["name"])
+    wait_init_running(kube, namespace, pod2["metadata"]["name"])
+    first, second = rnd("pvr"), rnd("pvr")
+    kube.create("PodVolumeRestore", pvr_body(first, pod, "data", fs_setup["sid"], namespace, owner=anchor))
+    wait_phase(kube, "PodVolumeRestore", first, "InProgress")
+    kube.create("PodVolumeRestore", pvr_body(second, pod2, "data", fs_setup["sid"], namespace, owner=anchor))
+    wait_phase(kube, "PodVolumeRestore", second, "Prepared", 10)
+    kube.patch("PodVolumeRestore", VNS, second, {"spec": {"cancel": True}})
+    seen = set()
+    wait_for(lambda: seen.add(phase(kube, "PodVolumeRestore", second)) or "Canceled" in seen, 15)
+    assert "Canceling" not in seen, seen
+    status = kube.get("PodVolumeRestore", VNS, second)["status"]
+    assert status.get("startTimestamp") and status.get("completionTimestamp") and not status.get("message")
+    wait_phase(kube, "PodVolumeRestore", first, "Completed", 30)
+    cleanup(kube, "PodVolumeRestore", first, second)
+
+
 def test_restore_helper_needs_exactly_one_arg(kube, fs_setup, namespace):
     pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, None, args=[])
     wait_for(lambda: (init_state(kube, namespace, pod["metadata"]["name"])[1] or {}).get("state", {}).get(

@@ -1,5 +1,6 @@
 """Unit tests of the node-agent simulator's data-path mechanics (tests/cluster/sim/node_agent.py): progress
-throttling, cancel while throttled, and a start that fails on an API error. No cluster: the API calls are
+throttling, cancel while throttled, a start that fails on an API error, and what a cancel or a lost data path
+does in each phase. No cluster: the API calls are
 replaced by recorders."""
 from __future__ import annotations
 
@@ -106,3 +107,56 @@ def test_start_that_fails_on_an_api_error_is_forgotten_and_starts_on_the_next_tr
     assert started.wait(5)
     # the data path starts from the object its InProgress update returned (no second read)
     assert seen == [{"metadata": {"name": "pvr-1"}, "status": {"phase": C.IN_PROGRESS}}]
+
+
+def _pvr(phase, cancel=False, node="node-1", **status):
+    return {"metadata": {"name": "pvr-1", "namespace": C.VELERO_NS, "finalizers": [C.PVR_FINALIZER]},
+            "spec": {"uploaderType": "kopia", "cancel": cancel, "pod": {"namespace": "app", "name": "helper"}},
+            "status": dict(status, phase=phase, node=node)}
+
+
+def _recording_agent(monkeypatch, pvr):
+    agent = make_agent()
+    agent.running_na = {"node-1"}
+    agent.pvrs.objects[(C.VELERO_NS, "pvr-1")] = pvr
+    writes = []
+    monkeypatch.setattr(agent, "_transition", lambda kind, name, expect, status=None, labels=None, spec=None:
+                        writes.append((expect, status, spec)) or {"metadata": {"name": name}})
+    return agent, writes
+
+
+def test_cancel_of_a_prepared_pvr_is_one_update_to_canceled(monkeypatch):
+    """Velero's Prepared branch: OnDataPathCancelled, no Canceling phase; startTimestamp filled in."""
+    agent, writes = _recording_agent(monkeypatch, _pvr(C.PREPARED, cancel=True))
+    agent.reconcile_pvr("pvr-1")
+    assert len(writes) == 1
+    expect, status, _spec = writes[0]
+    assert expect == (C.PREPARED,) and status["phase"] == C.CANCELED
+    assert status["startTimestamp"] and status["completionTimestamp"] and "message" not in status
+
+
+def test_cancel_of_an_accepted_pvr_waits_for_prepared_then_is_forced_after_five_minutes(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(na.time, "time", clock)
+    agent, writes = _recording_agent(monkeypatch, _pvr(C.ACCEPTED, cancel=True, acceptedTimestamp=na.now_iso()))
+    agent.reconcile_pvr("pvr-1")
+    # the exposer goes on: Accepted → Prepared, not Canceling
+    assert [status["phase"] for _expect, status, _spec in writes] == [C.PREPARED]
+    writes.clear()  # the stub keeps it Accepted: an exposer that never reaches Prepared
+    clock.now += C.CANCEL_DELAY_OTHERS_SECONDS + 1
+    agent.reconcile_pvr("pvr-1")
+    assert [status["phase"] for _expect, status, _spec in writes] == [C.CANCELED]
+
+
+def test_in_progress_pvr_without_a_data_path_is_canceled_as_a_failed_resume(monkeypatch):
+    """Velero AttemptPVRResume: resume fails → spec.cancel + message; then InProgress + cancel without a data
+    path → Canceled at once."""
+    agent, writes = _recording_agent(monkeypatch, _pvr(C.IN_PROGRESS, startTimestamp="t"))
+    agent.reconcile_pvr("pvr-1")
+    (_expect, status, spec), = writes
+    assert spec == {"cancel": True} and status["message"].startswith("Resume InProgress PVR failed with error ")
+    writes.clear()
+    agent.pvrs.objects[(C.VELERO_NS, "pvr-1")] = _pvr(C.IN_PROGRESS, cancel=True, startTimestamp="t")
+    agent.reconcile_pvr("pvr-1")
+    (expect, status, _spec), = writes
+    assert C.IN_PROGRESS in expect and status["phase"] == C.CANCELED and "startTimestamp" not in status

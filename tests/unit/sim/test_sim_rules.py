@@ -34,8 +34,12 @@ def test_pvr_keys_for_pod_use_pod_uid_label():
     pvrs = [{"metadata": {"name": "a", "labels": {C.LABEL_POD_UID: "u1"}}},
             {"metadata": {"name": "b", "labels": {}}}, {"metadata": {"name": "c"}}]
     assert C.pvr_keys_for_pod(pod, pvrs) == ["a"]
-    assert not C.pvr_periodic_resync({"metadata": {}, "spec": {}, "status": {"phase": "New"}})
-    assert C.pvr_periodic_resync({"metadata": {}, "spec": {"cancel": True}, "status": {}})
+    assert not C.periodic_resync({"metadata": {}, "spec": {}, "status": {"phase": "New"}})
+    assert not C.periodic_resync({"metadata": {}, "spec": {}, "status": {"phase": "InProgress"}})
+    assert C.periodic_resync({"metadata": {}, "spec": {}, "status": {"phase": "Accepted"}})
+    assert C.periodic_resync({"metadata": {}, "spec": {"cancel": True}, "status": {}})
+    assert not C.periodic_resync({"metadata": {}, "spec": {"cancel": True}, "status": {"phase": "Canceled"}})
+    assert C.periodic_resync({"metadata": {"deletionTimestamp": "t"}, "spec": {}, "status": {"phase": "Completed"}})
 
 
 def test_completion_mark_uses_first_owner(tmp_path):
@@ -134,8 +138,20 @@ def test_restore_pvc_and_pod_shape():
 
 def test_cancel_and_deletion():
     assert C.cancel_transition({"spec": {"cancel": True}, "status": {}}) == C.CANCELED
+    # Accepted: not handled until the exposer reaches Prepared (or the cancel is overdue); no Canceling phase
+    assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "Accepted"}}) is None
+    assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "Prepared"}}) == C.CANCELED
     assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "InProgress"}}) == C.CANCELING
     assert C.cancel_transition({"spec": {}, "status": {"phase": "InProgress"}}) is None
+    assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "Completed"}}) is None
+    assert not C.cancel_overdue(0.0, 300.0, "Accepted") and C.cancel_overdue(0.0, 301.0, "Accepted")
+    assert not C.cancel_overdue(0.0, 3600.0, "InProgress") and C.cancel_overdue(0.0, 3601.0, "InProgress")
+    assert C.canceled_status({"status": {}}, "t") == {"phase": "Canceled", "completionTimestamp": "t",
+                                                       "startTimestamp": "t"}
+    assert C.canceled_status({"status": {"startTimestamp": "s"}}, "t", "why") == {
+        "phase": "Canceled", "completionTimestamp": "t", "message": "why"}
+    assert C.resume_failed_message("DataDownload", "gone") == (
+        "Resume InProgress datadownload failed with error gone, mark it as cancel")
     deleting = {"metadata": {"deletionTimestamp": "t"}, "spec": {}, "status": {"phase": "InProgress"}}
     assert C.deletion_action(deleting) == "cancel"
     deleting["status"]["phase"] = "Canceled"
