@@ -583,9 +583,11 @@ def _scheduling_message(pod):
 def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, settings, node_selector=None,
            affinity=None, tolerations=None, node_name=None, pin_to_consumer_node=False, labels=None,
            check_mode=False):
-    """Create the helper pods (one per group); returns (entries, changed, diffs).
+    """Create the helper pods (one per group); returns (entries, changed, diffs, listed).
 
-    ``session_uid`` is None in check mode when the session does not exist yet.
+    ``session_uid`` is None in check mode when the session does not exist yet. ``listed`` is (the session's helper
+    pods in the namespace, created ones included, the resourceVersion of the LIST that found them): wait_running
+    starts from it instead of listing them again.
     """
     session_uid = session_uid or "<session uid>"
     groups = plan_groups(kube, session_name, namespace, pvcs, pin_to_consumer_node=pin_to_consumer_node)
@@ -594,7 +596,8 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
             "node_name %s pins every helper pod to one node, but the PVCs %s need %d different node "
             "constraints (their PVs' node affinity). Restore them in separate runs or drop node_name."
             % (node_name, ", ".join(sorted(pvcs)), len(groups)))
-    existing = dict((p["metadata"]["name"], p) for p in find_pods(kube, session_name, namespace))
+    items, version = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session_name, ROLE))
+    existing = dict((p["metadata"]["name"], p) for p in items)
     entries, changed, diffs, to_create = [], False, [], []
     for group in groups:
         group_affinity = pin_affinity(affinity, group["pin_node"]) if group["pin_node"] else affinity
@@ -621,7 +624,8 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
         made = kube.create_many(k.POD, [body for _index, body in to_create], namespace, same=_reusable)
         for (index, _body), pod in zip(to_create, made):
             entries[index] = describe_pod(pod)
-    return entries, changed, diffs
+        items = items + list(made)
+    return entries, changed, diffs, (items, version)
 
 
 def _reusable(current, body):
@@ -654,11 +658,11 @@ def check_reusable(current, body):
 
 
 def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout, check_node_agent=True,
-                 on_progress=None):
+                 on_progress=None, initial=None):
     """Watch the session's helper pods in ``namespace`` until each restore-wait runs (or completed).
 
     Once a pod is scheduled, the node-agent on its node must be Ready, else fail at once rather
-    than wait for Velero's 30-minute prepare timeout. Returns the final pods.
+    than wait for Velero's 30-minute prepare timeout. Returns the final pods. ``initial``: see wait_for.
     """
     checked = {}
     wanted = set(pod_names)
@@ -702,7 +706,7 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
     try:
         return wait_for(kube, k.POD, predicate, namespace=namespace,
                         label_selector=names.session_selector(session, ROLE), timeout=timeout,
-                        on_progress=on_progress, what="restore-wait to run in helper pods")
+                        on_progress=on_progress, what="restore-wait to run in helper pods", initial=initial)
     except WaitTimeout as exc:
         raise WaitTimeout(
             "%s. A pod that stays unscheduled or ContainerCreating usually means a ReadWriteOnce volume is still "
@@ -785,7 +789,7 @@ def run(kube, params, check_mode=False):
     settings = resolve_settings(kube, velero_ns, image=params.get("image"))
     entries, changed, diffs = [], False, []
     for ns in sorted(wanted):
-        found, ns_changed, ns_diffs = ensure(
+        found, ns_changed, ns_diffs, listed = ensure(
             kube, velero_ns, session_name, sess.uid if sess else None, ns, wanted[ns], settings, node_selector=params.get("node_selector"),
             affinity=params.get("affinity"), tolerations=params.get("tolerations"),
             node_name=params.get("node_name"), pin_to_consumer_node=params.get("pin_to_consumer_node"),
@@ -794,7 +798,8 @@ def run(kube, params, check_mode=False):
         diffs.extend(ns_diffs)
         if params["wait"] and not check_mode:
             pods = wait_running(kube, velero_ns, ns, session_name, [e["name"] for e in found],
-                                timeout=params["wait_timeout"], check_node_agent=params.get("check_node_agent", True))
+                                timeout=params["wait_timeout"], check_node_agent=params.get("check_node_agent", True),
+                                initial=listed)
             by_name = dict((p["metadata"]["name"], p) for p in pods)
             found = [describe_pod(by_name[e["name"]]) if e["name"] in by_name else e for e in found]
         entries.extend(found)

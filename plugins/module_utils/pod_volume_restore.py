@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import datetime
 
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
@@ -219,9 +220,14 @@ def run(kube, params, check_mode=False):
     if not records:
         raise PreflightError("No volume records with restore_via pod_volume_restore in volumes.")
     check_uploader_settings(params.get("uploader_settings"))
-    # One LIST of the session's PVRs decides what to create; the wait starts from it (no second LIST).
-    items, list_version = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
-                                    label_selector=names.session_selector(session_name, ROLE))
+    # One LIST of the session's PVRs decides what to create; the wait starts from it (no second LIST). A later wait
+    # slice starts from where the one before it stopped (resume) and lists nothing.
+    resumed = resume_state(params.get("resume"), session_name)
+    if resumed is not None:
+        items, list_version = resumed
+    else:
+        items, list_version = kube.list(k.POD_VOLUME_RESTORE, namespace=velero_ns,
+                                        label_selector=names.session_selector(session_name, ROLE))
     existing = dict((o["metadata"]["name"], o) for o in items)
     pods = params.get("pods")
     plan, expected = [], {}
@@ -301,7 +307,7 @@ def run(kube, params, check_mode=False):
     try:
         final = wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"],
                            fail_fast=params.get("fail_fast"),
-                           initial=None if recreate else (items, list_version))
+                           initial=None if recreate else (items + created, list_version))
     except WaitTimeout as exc:
         objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
         volumes = [summarize(objects.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
@@ -313,7 +319,8 @@ def run(kube, params, check_mode=False):
                 "helper pod's UID; look at the node-agent logs on that node."
                 % (params["wait_timeout"], session_name, ", ".join(exc.pending), progress_line(volumes)),
                 pending=exc.pending, volumes=volumes)
-        result.update(done=False, volumes=volumes, pending=exc.pending, progress=progress_line(volumes))
+        result.update(done=False, volumes=volumes, pending=exc.pending, progress=progress_line(volumes),
+                      resume=resume_value(exc.details.get("objects") or [], exc.details.get("version")))
         return result
     volumes = [summarize(final[n], expected[n]) for n in sorted(expected)]
     # session_state goes into the same journal write, unless a volume failed (then the task fails, state stays).
@@ -322,6 +329,39 @@ def run(kube, params, check_mode=False):
     result.update(done=True, volumes=volumes, progress=progress_line(volumes))
     _fail_on_failed(result, volumes, params)
     return result
+
+
+def resume_value(objects, version):
+    """What a wait that timed out hands to the next run (option resume): the objects it ended with (without
+    managedFields) and the resourceVersion its watch had reached; None without a resourceVersion."""
+    if not version:
+        return None
+    kept = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        (obj.get("metadata") or {}).pop("managedFields", None)
+        kept.append(obj)
+    return {"resource_version": version, "objects": kept}
+
+
+def resume_state(resume, session_name, role=ROLE):
+    """(items, resourceVersion) from option resume, or None when it is not given. Refuses what resume_value did
+    not make for this session (a resume from another session would hide that session's real state)."""
+    if not resume:
+        return None
+    version, objects = resume.get("resource_version"), resume.get("objects")
+    if not isinstance(version, str) or not version or not isinstance(objects, list):
+        raise PreflightError("resume must be the resume value an earlier run of this module returned "
+                             "(resource_version and objects); omit it to list the PodVolumeRestores again.")
+    wanted = names.session_labels(session_name, role)
+    for obj in objects:
+        meta = (obj.get("metadata") if isinstance(obj, dict) else None) or {}
+        labels = meta.get("labels") or {}
+        if not meta.get("name") or any(labels.get(key) != value for key, value in wanted.items()):
+            raise PreflightError("resume holds an object that is not a %s of session %s; pass the resume value of "
+                                 "the previous run with the same session, or omit it." % (
+                                     "PodVolumeRestore" if role == ROLE else role, session_name))
+    return copy.deepcopy(objects), version
 
 
 def _fail_on_failed(result, volumes, params):

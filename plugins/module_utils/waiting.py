@@ -50,7 +50,9 @@ def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_s
     (that is how a Failed phase ends a wait early).
 
     ``initial=(items, resourceVersion)``: a LIST the caller just made with the same selectors - the wait starts
-    from it instead of listing again (the watch then also delivers what the caller created after that LIST).
+    from it instead of listing again (the watch then also delivers what the caller created after that LIST). It may
+    also be what an earlier wait ended with (WaitTimeout's ``objects`` and ``version``): the watch continues from
+    there, and lists again only when the API server no longer has that resourceVersion (HTTP 410).
     """
     deadline = clock() + max(0, timeout)
     what = what or kind.kind
@@ -67,7 +69,7 @@ def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_s
             raise WaitTimeout(
                 "Timed out after %ss waiting for %s; still pending: %s"
                 % (timeout, what, ", ".join(state.pending) or "unknown"),
-                pending=state.pending, objects=list(cache.values()))
+                pending=state.pending, objects=list(cache.values()), version=version)
         try:
             for event_type, obj in kube.watch(
                     kind, namespace=namespace, label_selector=label_selector,

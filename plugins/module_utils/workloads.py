@@ -622,6 +622,7 @@ class Scaler(object):
         self._reverted = {}
         self._patches = []
         self._pods = {}  # namespace -> its pods as listed to find the targets (before any change)
+        self._pods_version = {}  # namespace -> the resourceVersion of that LIST (the stop's wait watches from it)
         self._applied = {}  # journal marks of the stopped workloads, written once after the wait (mark_applied)
         if session_name:
             # In check mode a session that a previous task would have created may be missing.
@@ -649,7 +650,7 @@ class Scaler(object):
         if pvcs:
             if not namespace:
                 raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
-            self._pods[namespace] = self.kube.list(k.POD, namespace=namespace)[0]
+            self._pods[namespace], self._pods_version[namespace] = self.kube.list(k.POD, namespace=namespace)
             discovered, warnings = discover(self.kube, namespace, pvcs, session=self.session_name,
                                             pods=self._pods[namespace])
             found.extend(discovered)
@@ -931,9 +932,11 @@ class Scaler(object):
         deadline = time.monotonic() + timeout
         for ns in sorted(namespaces):
             wanted = set(pvcs or []) if ns == namespace else set()
+            # From the LIST that found the targets, when there was one: its watch delivers what the stop changed.
+            listed = (self._pods[ns], self._pods_version[ns]) if self._pods_version.get(ns) else None
             wait_for(self.kube, k.POD, self._pods_gone(ns, wanted, uids, waited), namespace=ns,
                      on_progress=on_progress, timeout=max(0, deadline - time.monotonic()),
-                     what="pods in namespace %s to stop" % ns)
+                     what="pods in namespace %s to stop" % ns, initial=listed)
         return sorted(waited)
 
     def _pods_gone(self, ns, wanted, uids, waited):

@@ -92,6 +92,15 @@ options:
         task can loop (C(until)) and print progress.
     type: bool
     default: true
+  resume:
+    description:
+      - The RV(resume) value of the previous run of this module for the same session, whose wait timed out with
+        O(fail_on_timeout=false). This run then starts from the PodVolumeRestores as that run last saw them and
+        its watch continues from there, instead of listing them again (one request less per wait slice; a long
+        restore of many volumes is not listed again every minute). When the API server no longer has that
+        resourceVersion (HTTP 410), it lists them again.
+      - Anything else than that value fails before any change. Omit it in the first run.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -111,6 +120,18 @@ EXAMPLES = r"""
   register: pvr
   until: pvr.done
   retries: 240
+  delay: 0
+
+- name: Wait in slices of 60 seconds, each one continuing the watch of the one before
+  velero.data_restore.pod_volume_restore:
+    session: shop-restore
+    volumes: "{{ plan.volumes }}"
+    wait_timeout: 60
+    fail_on_timeout: false
+    resume: "{{ pvr.resume | default(omit) }}"
+  register: pvr
+  until: pvr.done
+  retries: 60
   delay: 0
 
 - name: Cancel and delete the session's PodVolumeRestores
@@ -140,6 +161,20 @@ pending:
   returned: on timeout
   type: list
   elements: str
+resume:
+  description:
+    - Where the wait stopped, for O(resume) of the next run - the PodVolumeRestores as the wait last saw them
+      (without C(managedFields)) and the resourceVersion its watch had reached.
+  returned: on timeout with O(fail_on_timeout=false)
+  type: dict
+  contains:
+    resource_version:
+      description: The resourceVersion the watch had reached.
+      type: str
+    objects:
+      description: The session's PodVolumeRestores at that resourceVersion.
+      type: list
+      elements: dict
 volumes:
   description: One entry per volume.
   returned: always
@@ -201,6 +236,7 @@ def main():
         pods=dict(type="list", elements="dict"),
         uploader_settings=dict(type="dict"),
         keep_final=dict(type="bool", default=False),
+        resume=dict(type="dict"),
         **DATA_PATH_ARG_SPEC
     )
     run_module(spec, run, required_if=[("state", "present", ["volumes"])])

@@ -146,8 +146,8 @@ def test_cancel_and_deletion():
     assert C.cancel_transition({"spec": {"cancel": True}, "status": {"phase": "Completed"}}) is None
     assert not C.cancel_overdue(0.0, 300.0, "Accepted") and C.cancel_overdue(0.0, 301.0, "Accepted")
     assert not C.cancel_overdue(0.0, 3600.0, "InProgress") and C.cancel_overdue(0.0, 3601.0, "InProgress")
-    assert C.canceled_status({"status": {}}, "t") == {"phase": "Canceled", "completionTimestamp": "t",
-                                                       "startTimestamp": "t"}
+    assert C.canceled_status({"status": {}}, "t") == {
+        "phase": "Canceled", "completionTimestamp": "t", "startTimestamp": "t"}
     assert C.canceled_status({"status": {"startTimestamp": "s"}}, "t", "why") == {
         "phase": "Canceled", "completionTimestamp": "t", "message": "why"}
     assert C.resume_failed_message("DataDownload", "gone") == (

@@ -318,3 +318,13 @@ def test_pod_of_that_name_made_meanwhile_by_someone_else_is_refused(fake):
     _raced(fake, relabel=("data-restore.ansible/session", "other"))
     with pytest.raises(PreflightError, match="does not belong to session s1"):
         hp.run(fake, params(pvcs=["data"]))
+
+
+def test_the_wait_for_restore_wait_starts_from_the_list_that_found_no_helper_pod(fake):
+    """One LIST of the session's helper pods decides what to create and seeds the wait (the watch delivers the
+    created pod); the other Pod LIST is the node-agent check of the node it landed on."""
+    fake.requests[:] = []
+    result = hp.run(fake, params(pvcs=["data"]))
+    assert result["pods"][0]["restore_wait"] == "running"
+    assert [r for r in fake.requests if r[1] == "Pod"] == [
+        ("list", "Pod"), ("create", "Pod"), ("watch", "Pod"), ("list", "Pod")], fake.requests

@@ -4,6 +4,7 @@ import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod as hp
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvr
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
@@ -345,3 +346,49 @@ def test_state_absent_waits_for_a_cancel_as_long_as_velero_may_take(monkeypatch,
     monkeypatch.setattr(pvr, "wait_for", spy)
     pvr.run(fake, params(state="absent", wait_timeout=2))
     assert timeouts == [pvr.CANCEL_TIMEOUT if floored else 2]
+
+
+def _pvr_lists(fake):
+    return len([r for r in fake.requests if r == ("list", "PodVolumeRestore")])
+
+
+def test_a_later_wait_slice_continues_the_watch_of_the_one_before_without_listing():
+    fake, records, pods = setup()
+    agent = fake.controllers.pop()  # the node-agent is slow: nothing happens during the first slice
+    first = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=False))
+    assert first["done"] is False and first["resume"]["resource_version"]
+    assert [o["metadata"]["name"] for o in first["resume"]["objects"]] == ["s1-shop-data"]
+    assert all("managedFields" not in o["metadata"] for o in first["resume"]["objects"])
+    fake.controllers.append(agent)
+    fake.requests[:] = []
+    second = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=60, fail_on_timeout=False,
+                                  resume=first["resume"]))
+    assert second["done"] is True and second["volumes"][0]["phase"] == "Completed"
+    assert _pvr_lists(fake) == 0 and fake.count("create") == 0, fake.requests
+    assert "resume" not in second
+
+
+def test_a_resume_whose_resource_version_expired_lists_again():
+    fake, records, pods = setup()
+    agent = fake.controllers.pop()
+    first = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=False))
+    fake.controllers.append(agent)
+    fake.expire_before = 10 ** 9  # the API server no longer has that resourceVersion (HTTP 410)
+    fake.requests[:] = []
+    with pytest.raises(WaitTimeout):  # every watch is refused here, so the wait cannot finish ...
+        pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=1, resume=first["resume"]))
+    assert _pvr_lists(fake) >= 1  # ... but it listed again instead of trusting the old state
+
+
+@pytest.mark.parametrize("resume, message", [
+    ({"objects": []}, "resume must be the resume value"),
+    ({"resource_version": "12", "objects": "x"}, "resume must be the resume value"),
+    ({"resource_version": "12", "objects": [{"metadata": {"name": "s2-shop-data", "labels": names.session_labels(
+        "s2", role="pvr")}}]}, "not a PodVolumeRestore of session s1"),
+])
+def test_a_resume_that_is_not_this_sessions_fails_before_any_request(resume, message):
+    fake, records, pods = setup()
+    fake.requests[:] = []
+    with pytest.raises(PreflightError, match=message):
+        pvr.run(fake, params(volumes=records, pods=pods, resume=resume))
+    assert fake.requests == []
