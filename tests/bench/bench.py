@@ -479,7 +479,8 @@ Runs measured before the log kept these categories have no row.
 * Requests of ours grow with N by about 1 POST per volume plus 2 PATCHes per workload (stop/start); the fixed part
   (about 60, see "Where the requests go") is API discovery, preflight (backup, volume info via DownloadRequest,
   storage location, claims, workloads, other sessions), one session read per module run, a journal write before
-  each change, and the waits (one WATCH per slice, one LIST per later slice; slices grow from 15 s to 60 s).
+  each change, and the waits (one WATCH each, from the LIST that decided what to change; a later PodVolumeRestore
+  wait slice continues the watch of the one before; slices grow from 15 s to 60 s).
 """ % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count() or 0, VOLUME_BYTES, "\n".join(table),
        list_count, list_count * PVBS_PER_BACKUP, info or "not measured", "\n".join(lines), "\n".join(when),
        "\n".join(split))
@@ -520,9 +521,10 @@ def misses_explained(rows, lines):
                 "* %sDIY/ours API requests: ours sends %.0f requests (%s). 3x fewer than the runbook's %.0f would "
                 "mean %d at most. The creates and writes both playbooks make and API discovery (%d here) leave %d "
                 "for everything else; ours spends %d there, on what the runbook does not do: the session journal (%d: "
-                "a read per module run, a write before each change), watches (%d: one per wait slice) and reads "
-                "(%d: the preflight's backup, volume info, storage location, claims, workloads and other sessions, "
-                "the re-list of each later wait slice). The runbook's requests grow with the time it polls (one "
+                "a read per module run, a write before each change), watches (%d: one per wait - the volume-info "
+                "download, the stop, the helper pods, each PodVolumeRestore wait slice, the start) and reads (%d: the "
+                "preflight's backup, volume info, storage location, claims, workloads and other sessions; the stop's "
+                "and start's re-reads of the workloads just before they change them; the report). The runbook's requests grow with the time it polls (one "
                 "request per 2 s per volume), so the ratio passes 3x from a few workloads on (see the larger N)."
                 % (prefix, ours["requests"], ", ".join("%s %d" % (c, split[c]) for c in CATEGORIES if split.get(c))
                    or "no breakdown", diy["requests"], allowed, shared, allowed - shared, rest,
