@@ -331,16 +331,20 @@ def run(kube, params, check_mode=False):
     return result
 
 
+# What a later slice reads of a PodVolumeRestore's metadata (the rest stays out of the task result).
+RESUME_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
+
+
 def resume_value(objects, version):
-    """What a wait that timed out hands to the next run (option resume): the objects it ended with (without
-    managedFields) and the resourceVersion its watch had reached; None without a resourceVersion."""
+    """What a wait that timed out hands to the next run (option resume): the objects it ended with (spec, status
+    and the metadata in RESUME_METADATA) and the resourceVersion its watch had reached; None without one."""
     if not version:
         return None
     kept = []
     for obj in objects:
-        obj = copy.deepcopy(obj)
-        (obj.get("metadata") or {}).pop("managedFields", None)
-        kept.append(obj)
+        meta = obj.get("metadata") or {}
+        kept.append(dict(copy.deepcopy(obj), metadata=dict((key, copy.deepcopy(meta[key]))
+                                                           for key in RESUME_METADATA if key in meta)))
     return {"resource_version": version, "objects": kept}
 
 

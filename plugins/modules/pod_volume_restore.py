@@ -164,7 +164,8 @@ pending:
 resume:
   description:
     - Where the wait stopped, for O(resume) of the next run - the PodVolumeRestores as the wait last saw them
-      (without C(managedFields)) and the resourceVersion its watch had reached.
+      (spec, status, and of the metadata what the next run reads - name, uid, resourceVersion, labels,
+      annotations, deletionTimestamp) and the resourceVersion its watch had reached.
   returned: on timeout with O(fail_on_timeout=false)
   type: dict
   contains:

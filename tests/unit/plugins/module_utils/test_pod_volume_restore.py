@@ -358,7 +358,8 @@ def test_a_later_wait_slice_continues_the_watch_of_the_one_before_without_listin
     first = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=False))
     assert first["done"] is False and first["resume"]["resource_version"]
     assert [o["metadata"]["name"] for o in first["resume"]["objects"]] == ["s1-shop-data"]
-    assert all("managedFields" not in o["metadata"] for o in first["resume"]["objects"])
+    assert all(set(o["metadata"]) <= set(pvr.RESUME_METADATA) and o["spec"]["pod"]
+               for o in first["resume"]["objects"])
     fake.controllers.append(agent)
     fake.requests[:] = []
     second = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=60, fail_on_timeout=False,
