@@ -386,8 +386,10 @@ def test_node_without_running_node_agent_is_not_served(kube, fs_setup, anchor, n
     cleanup(kube, "PodVolumeRestore", name)
 
 
-def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, sim_config):
-    sim_config.set(concurrencyPerNode=1, bytesPerSecond=1024)   # ~4 s per PVR
+def second_pvr_held_by_the_node_limit(kube, fs_setup, anchor, namespace, sim_config, bytes_per_second):
+    """Two PVRs on one node with concurrencyPerNode=1: returns (first, second) once the first is InProgress and the
+    second Prepared - Velero checks the limit when it creates the data path, so the second waits there."""
+    sim_config.set(concurrencyPerNode=1, bytesPerSecond=bytes_per_second)
     pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, anchor["metadata"]["uid"], node="sim-node-a")
     # a second helper on the same node whose restore-wait keeps running (other UID argument)
     pod2 = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, "keeps-waiting", node="sim-node-a")
@@ -397,8 +399,12 @@ def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, si
     kube.create("PodVolumeRestore", pvr_body(first, pod, "data", fs_setup["sid"], namespace, owner=anchor))
     wait_phase(kube, "PodVolumeRestore", first, "InProgress")
     kube.create("PodVolumeRestore", pvr_body(second, pod2, "data", fs_setup["sid"], namespace, owner=anchor))
-    # Velero checks the limit when it creates the data path: the second is accepted and prepared, then waits
     wait_phase(kube, "PodVolumeRestore", second, "Prepared", 10)
+    return first, second
+
+
+def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, sim_config):
+    first, second = second_pvr_held_by_the_node_limit(kube, fs_setup, anchor, namespace, sim_config, 1024)  # ~4 s
     stays(kube, "PodVolumeRestore", second, lambda o: C.phase_of(o) == "Prepared" or phase(kube, "PodVolumeRestore", first) != "InProgress", 2)
     wait_phase(kube, "PodVolumeRestore", first, "Completed", 30)
     wait_phase(kube, "PodVolumeRestore", second, "Completed", 30)
@@ -408,16 +414,7 @@ def test_pvr_concurrency_per_node_requeues(kube, fs_setup, anchor, namespace, si
 def test_pvr_cancel_while_prepared_skips_canceling(kube, fs_setup, anchor, namespace, sim_config):
     """Velero's Prepared branch ends a canceled PVR Canceled in one update (OnDataPathCancelled): no Canceling
     phase (that is only for InProgress), startTimestamp filled in, no message."""
-    sim_config.set(concurrencyPerNode=1, bytesPerSecond=512)   # ~8 s for the first PVR
-    pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, anchor["metadata"]["uid"], node="sim-node-a")
-    pod2 = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, "keeps-waiting", node="sim-node-a")
-    wait_init_running(kube, namespace, pod["metadata"]["name"])
-    wait_init_running(kube, namespace, pod2["metadata"]["name"])
-    first, second = rnd("pvr"), rnd("pvr")
-    kube.create("PodVolumeRestore", pvr_body(first, pod, "data", fs_setup["sid"], namespace, owner=anchor))
-    wait_phase(kube, "PodVolumeRestore", first, "InProgress")
-    kube.create("PodVolumeRestore", pvr_body(second, pod2, "data", fs_setup["sid"], namespace, owner=anchor))
-    wait_phase(kube, "PodVolumeRestore", second, "Prepared", 10)
+    first, second = second_pvr_held_by_the_node_limit(kube, fs_setup, anchor, namespace, sim_config, 512)  # ~8 s
     kube.patch("PodVolumeRestore", VNS, second, {"spec": {"cancel": True}})
     seen = set()
     wait_for(lambda: seen.add(phase(kube, "PodVolumeRestore", second)) or "Canceled" in seen, 15)
