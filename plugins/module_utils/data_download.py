@@ -171,15 +171,19 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
     }
 
 
-def needs_placeholder(kube, claim, mode):
-    """Whether the claim's StorageClass binds on first consumer (``mode`` auto/always/never)."""
+def needs_placeholder(kube, claim, mode, classes=None):
+    """Whether the claim's StorageClass binds on first consumer (``mode`` auto/always/never). ``classes``: a dict
+    that keeps the StorageClasses read in this run (each one read once, however many claims use it)."""
     if mode != "auto":
         return mode == "always"
     class_name = (claim.get("spec") or {}).get("storageClassName")
     if not class_name:
         return False
+    classes = {} if classes is None else classes
     try:
-        sc = kube.get(k.STORAGE_CLASS, class_name)
+        if class_name not in classes:
+            classes[class_name] = kube.get(k.STORAGE_CLASS, class_name)
+        sc = classes[class_name]
     except ForbiddenError:
         return True  # cannot tell: a consumer is harmless for Immediate classes
     if sc is None:
@@ -231,11 +235,15 @@ def run(kube, params, check_mode=False):
     sess = sessions.load(kube, velero_ns, session_name)
     if sess is None and not check_mode:
         sessions.require(kube, velero_ns, session_name)
-    existing = {}
+    existing, items, list_version = {}, [], None
     if sess is not None:
-        items = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
-                          label_selector=names.session_selector(session_name, ROLE))[0]
+        items, list_version = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
+                                        label_selector=names.session_selector(session_name, ROLE))
         existing = dict((o["metadata"]["name"], o) for o in items)
+    # The target claims, a GET each for a few or one LIST per namespace; the placeholder pods, one LIST per namespace
+    # when one is needed; each StorageClass once.
+    claims_now = _claims_of(kube, records)
+    placeholders, classes, created = {}, {}, []
     settings = None
     changed, diffs, expected, volumes_info = False, [], {}, {}
     actions = []
@@ -247,7 +255,7 @@ def run(kube, params, check_mode=False):
         if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES and not params.get("retry_failed"):
             actions.append((key, "failed"))
             continue
-        claim = kube.get(k.PVC, pvc, ns)
+        claim = claims_now.get((ns, pvc))
         selector = selector_value(session_name, ns, pvc)
         if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES:  # retry_failed
             if claim is not None and (claim.get("spec") or {}).get("volumeName"):
@@ -285,12 +293,16 @@ def run(kube, params, check_mode=False):
             if not check_mode:
                 _record(kube, velero_ns, session_name, key, {"data_download": name, "phase": va.PHASE_NEW})
                 dd = k.create_or_take(kube, k.DATA_DOWNLOAD, body, velero_ns, label=names.LABEL_SESSION)
+                created.append(dd)
         if va.phase_of(dd or {}) in va.DATA_PATH_FINAL_PHASES:
             continue
         if claim is not None and not (claim.get("spec") or {}).get("volumeName") and \
-                needs_placeholder(kube, claim, params.get("placeholder") or "auto"):
+                needs_placeholder(kube, claim, params.get("placeholder") or "auto", classes):
             pod_name = consumer_name(session_name, ns, pvc)
-            if kube.get(k.POD, pod_name, ns) is None:
+            if ns not in placeholders:
+                placeholders[ns] = set(p["metadata"]["name"] for p in kube.list(
+                    k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0])
+            if pod_name not in placeholders[ns]:
                 if settings is None:
                     settings = helper_pod.resolve_settings(kube, velero_ns, image=params.get("image"))
                 body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
@@ -318,7 +330,23 @@ def run(kube, params, check_mode=False):
         volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
         result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes))
         return result
-    return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result)
+    # Only a wait that starts before anything was recreated can start from the LIST above.
+    recreated = any(va.phase_of(existing[n]) in pvrs.FAILED_PHASES for n in existing if n in expected) and \
+        params.get("retry_failed")
+    initial = None if recreated or list_version is None else (items + created, list_version)
+    return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result, initial=initial)
+
+
+def _claims_of(kube, records):
+    """{(namespace, name): the target PVC or None} of the records."""
+    by_namespace = {}
+    for rec in records:
+        by_namespace.setdefault(rec["target_namespace"], []).append(rec["new_pvc"]["name"])
+    found = {}
+    for ns, claim_names in by_namespace.items():
+        for name, claim in k.get_many(kube, k.PVC, claim_names, ns).items():
+            found[(ns, name)] = claim
+    return found
 
 
 def _record(kube, velero_ns, session_name, key, fields):
@@ -345,14 +373,15 @@ def _stuck_hint(entry):
     return None
 
 
-def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result):
-    """DataDownloads final, then the target PVCs Bound to the restored PVs; one overall deadline."""
+def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result, initial=None):
+    """DataDownloads final, then the target PVCs Bound to the restored PVs; one overall deadline. ``initial``: the
+    LIST of the session's DataDownloads this run made (see wait_for)."""
     import time
 
     deadline = time.monotonic() + params["wait_timeout"]
     try:
         final = pvrs.wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"], kind=k.DATA_DOWNLOAD,
-                                role=ROLE, fail_fast=params.get("fail_fast"))
+                                role=ROLE, fail_fast=params.get("fail_fast"), initial=initial)
     except WaitTimeout as exc:
         objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
         volumes = [dict(pvrs.summarize(objects.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info[n])

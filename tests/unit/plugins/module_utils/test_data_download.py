@@ -264,3 +264,23 @@ def test_absent_keeps_bound_claims():
 def test_go_durations():
     assert dd.go_duration_seconds("10m0s") == 600 and dd.go_duration_seconds("1h30m") == 5400
     assert dd.go_duration_seconds("0s") == 0 and dd.go_duration_seconds("10") is None
+
+
+def test_a_slice_of_many_volumes_reads_claims_pods_and_classes_once_not_per_volume():
+    """A later wait slice of 20 WFFC volumes (everything exists, still running): one LIST per kind, each
+    StorageClass once, and the wait starts from the DataDownload LIST - not 3 reads per volume."""
+    fake = setup()
+    records = [f.dm_record("vol-%02d" % i, sc="sim-wffc") for i in range(20)]
+    agent = fake.controllers.pop()  # slow node-agent: the first slice only creates
+    dd.run(fake, params(volumes=records, wait_timeout=0, fail_on_timeout=False))
+    fake.requests[:] = []
+    again = dd.run(fake, params(volumes=records, wait_timeout=0, fail_on_timeout=False))
+    assert again["done"] is False and again["changed"] is False
+    reads = [r for r in fake.requests if r[0] in ("get", "list")]
+    assert sorted(reads) == sorted([("get", "ConfigMap"), ("list", "DataDownload"), ("list", "PersistentVolumeClaim"),
+                                    ("get", "StorageClass"), ("list", "Pod")]), fake.requests
+    fake.controllers.append(agent)
+    fake.requests[:] = []
+    done = dd.run(fake, params(volumes=records, wait_timeout=60))
+    assert done["done"] is True and len(done["volumes"]) == 20
+    assert len([r for r in fake.requests if r == ("list", "DataDownload")]) == 1, fake.requests
