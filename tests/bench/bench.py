@@ -509,7 +509,7 @@ def misses_explained(rows, lines):
                 "* %swhole run / slowest volume: the run took %.1f s against the slowest volume's %.0f s; the "
                 "restore itself (all volumes) took %s s, the rest is the fixed cost of the run (overhead %.1f s: "
                 "ansible's task start-ups, preflight, stopping and starting the workloads, the report), which grows "
-                "with the load of the machine (load average %s at the end)."
+                "with the load and falls with the speed of the machine (load average %s at the end)."
                 % (prefix, ours["wall"], ours["slowest_pvr"], ours.get("restore_span", "?"), ours["overhead"],
                    ours.get("load_average", "?")))
         if any(l.startswith(prefix + "DIY/ours API requests") and l.endswith("MISSED") for l in lines):
