@@ -243,7 +243,7 @@ def run(kube, params, check_mode=False):
     # The target claims, a GET each for a few or one LIST per namespace; the placeholder pods, one LIST per namespace
     # when one is needed; each StorageClass once.
     claims_now = _claims_of(kube, records)
-    placeholders, classes, created = {}, {}, []
+    placeholders, classes, created, recreated = {}, {}, [], False
     settings = None
     changed, diffs, expected, volumes_info = False, [], {}, {}
     actions = []
@@ -265,7 +265,7 @@ def run(kube, params, check_mode=False):
             if not check_mode:
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
                                     kind=k.DATA_DOWNLOAD, role=ROLE)
-            dd = None
+            dd, recreated = None, True
         if claim is None:
             body = claims.new_claim_body(rec, session_name, selector=selector)
             changed = True
@@ -331,8 +331,6 @@ def run(kube, params, check_mode=False):
         result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes))
         return result
     # Only a wait that starts before anything was recreated can start from the LIST above.
-    recreated = any(va.phase_of(existing[n]) in pvrs.FAILED_PHASES for n in existing if n in expected) and \
-        params.get("retry_failed")
     initial = None if recreated or list_version is None else (items + created, list_version)
     return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result, initial=initial)
 

@@ -514,8 +514,12 @@ def pin_affinity(affinity, node):
 
 def find_pods(kube, session, namespace=None):
     """The session's helper pods (all namespaces when namespace is None)."""
-    items = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session, ROLE))[0]
-    return items
+    return list_pods(kube, session, namespace)[0]
+
+
+def list_pods(kube, session, namespace=None):
+    """(the session's helper pods, the resourceVersion of that LIST): a wait on them can start from it."""
+    return kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session, ROLE))
 
 
 def describe_pod(pod):
@@ -596,7 +600,7 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
             "node_name %s pins every helper pod to one node, but the PVCs %s need %d different node "
             "constraints (their PVs' node affinity). Restore them in separate runs or drop node_name."
             % (node_name, ", ".join(sorted(pvcs)), len(groups)))
-    items, version = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session_name, ROLE))
+    items, version = list_pods(kube, session_name, namespace)
     existing = dict((p["metadata"]["name"], p) for p in items)
     entries, changed, diffs, to_create = [], False, [], []
     for group in groups:
@@ -716,7 +720,7 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
 
 def delete_all(kube, session, namespace=None, timeout=120, wait=True, check_mode=False):
     """Delete the session's helper pods and wait until they are gone. Returns deleted names."""
-    pods, version = kube.list(k.POD, namespace=namespace, label_selector=names.session_selector(session, ROLE))
+    pods, version = list_pods(kube, session, namespace)
     deleted = ["%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods]
     if check_mode or not pods:
         return deleted

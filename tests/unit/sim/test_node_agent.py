@@ -160,3 +160,12 @@ def test_in_progress_pvr_without_a_data_path_is_canceled_as_a_failed_resume(monk
     agent.reconcile_pvr("pvr-1")
     (expect, status, _spec), = writes
     assert C.IN_PROGRESS in expect and status["phase"] == C.CANCELED and "startTimestamp" not in status
+
+
+def test_deleting_a_running_pvr_sets_cancel_with_velero_s_message(monkeypatch):
+    pvr = _pvr(C.IN_PROGRESS, startTimestamp="t")
+    pvr["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    agent, writes = _recording_agent(monkeypatch, pvr)
+    agent.reconcile_pvr("pvr-1")
+    (_expect, status, spec), = writes
+    assert spec == {"cancel": True} and status == {"message": "Cancel PVR because it is being deleted"}

@@ -236,3 +236,11 @@ def test_kubelet_status_progression(tmp_path):
     pod["status"] = st3
     st4, _requeue = kl.compute_status(pod)
     assert st4["phase"] == "Running" and st4["containerStatuses"][0]["ready"]
+
+
+def test_the_modules_cancel_wait_outlasts_velero_forcing_an_unhandled_cancel():
+    """Velero forces an unhandled cancel at the first periodic reconcile after cancelDelayOthers: the modules'
+    floor for waiting on a cancel (pod_volume_restore.CANCEL_TIMEOUT) must outlast that worst case."""
+    from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore
+
+    assert pod_volume_restore.CANCEL_TIMEOUT > C.CANCEL_DELAY_OTHERS_SECONDS + C.PERIODIC_RESYNC_SECONDS
