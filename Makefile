@@ -61,7 +61,10 @@ build: setup
 
 docs-check: setup
 	@for m in $$(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$$//'); do \
-	  $(VENV_BIN)/ansible-doc velero.data_restore.$$m >/dev/null || exit 1; done; echo "ansible-doc renders every module"
+	  $(VENV_BIN)/ansible-doc velero.data_restore.$$m >/dev/null || exit 1; done
+	@for f in $$(ls plugins/filter/*.py | xargs -n1 basename | sed 's/\.py$$//'); do \
+	  $(VENV_BIN)/ansible-doc -t filter velero.data_restore.$$f >/dev/null || exit 1; done
+	@echo "ansible-doc renders every module and filter"
 
 # The suites log every API request of this collection's modules (tests/request_log); tools/rbac_usage.py then
 # checks them against docs/rbac.yml (strict - every required permission used - on a full run only).

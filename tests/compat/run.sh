@@ -64,7 +64,10 @@ export PATH=$venv/bin:$PATH
 for module in plugins/modules/*.py; do
   "$venv/bin/ansible-doc" "velero.data_restore.$(basename "$module" .py)" > /dev/null
 done
-echo "compat: ansible-doc renders every module"
+for filter in plugins/filter/*.py; do
+  "$venv/bin/ansible-doc" -t filter "velero.data_restore.$(basename "$filter" .py)" > /dev/null
+done
+echo "compat: ansible-doc renders every module and filter"
 
 "$py" -m pytest -q tests/unit
 "$py" -m pytest -q -m integration \
