@@ -185,6 +185,19 @@ def test_fifty_volume_wait_uses_few_requests():
     assert len(fake.requests) <= 50 + 15, fake.requests  # one create per volume plus a constant
 
 
+def test_the_wait_summarizes_each_object_once_per_version(monkeypatch):
+    """The predicate runs after every watch event: summarizing all N objects each time was O(N^2) per restore."""
+    pvcs = ["vol-%02d" % i for i in range(50)]
+    fake, records, pods = setup(pvcs=pvcs, steps=4)
+    calls = []
+    real = pvr.summarize
+    monkeypatch.setattr(pvr, "summarize", lambda obj, key=None: calls.append(1) or real(obj, key))
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=600))
+    assert result["done"] is True and len(result["volumes"]) == 50
+    versions = 50 * (1 + 4 + 1)  # created, each step, final
+    assert len(calls) <= versions + 2 * 50, len(calls)  # plus the result's own summaries
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(uploader_type="restic"), "uploaderType kopia"),
     (dict(method="data_mover", data_mover="acme"), "built-in data mover"),
