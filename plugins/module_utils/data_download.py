@@ -232,13 +232,15 @@ def run(kube, params, check_mode=False):
         raise PreflightError("No volume records with restore_via data_download in volumes.")
     for rec in records:
         check_record(rec)
+    resumed = pvrs.resume_state(params.get("resume"), session_name, kind=k.DATA_DOWNLOAD, role=ROLE)
     sess = sessions.load(kube, velero_ns, session_name)
     if sess is None and not check_mode:
         sessions.require(kube, velero_ns, session_name)
     existing, items, list_version = {}, [], None
     if sess is not None:
-        items, list_version = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
-                                        label_selector=names.session_selector(session_name, ROLE))
+        # A later wait slice starts from where the one before it stopped (resume) instead of listing again.
+        items, list_version = resumed or kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
+                                                   label_selector=names.session_selector(session_name, ROLE))
         existing = dict((o["metadata"]["name"], o) for o in items)
     # The target claims, a GET each for a few or one LIST per namespace; the placeholder pods, one LIST per namespace
     # when one is needed; each StorageClass once.
@@ -378,12 +380,14 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result,
 
     deadline = time.monotonic() + params["wait_timeout"]
     try:
-        final = pvrs.wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"], kind=k.DATA_DOWNLOAD,
-                                role=ROLE, fail_fast=params.get("fail_fast"), initial=initial)
+        final, version = pvrs.wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"],
+                                         kind=k.DATA_DOWNLOAD, role=ROLE, fail_fast=params.get("fail_fast"),
+                                         initial=initial, with_version=True)
     except WaitTimeout as exc:
         objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
         volumes = [dict(pvrs.summarize(objects.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info[n])
                    for n in sorted(expected)]
+        result["resume"] = pvrs.resume_value(exc.details.get("objects") or [], exc.details.get("version"))
         return _timed_out(volumes, exc.pending, velero_ns, params, result)
     volumes = [dict(pvrs.summarize(final[n], expected[n]), **volumes_info[n]) for n in sorted(expected)]
     failed = [v for v in volumes if v["phase"] in pvrs.FAILED_PHASES]
@@ -406,9 +410,11 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result,
                     % (", ".join(exc.pending), params["wait_timeout"], velero_ns))
             if params.get("fail_on_timeout", True):
                 raise WaitTimeout(hint, pending=exc.pending, volumes=volumes)
-            # Like a DataDownload still running: the caller waits another slice.
+            # Like a DataDownload still running: the caller waits another slice, which starts from these final
+            # DataDownloads (resume) and only waits for the PVCs.
             progress = "%s; PVC(s) not Bound yet: %s" % (pvrs.progress_line(volumes), ", ".join(exc.pending))
-            result.update(done=False, volumes=volumes, pending=list(exc.pending), hints=[hint], progress=progress)
+            result.update(done=False, volumes=volumes, pending=list(exc.pending), hints=[hint], progress=progress,
+                          resume=pvrs.resume_value(list(final.values()), version))
             return result
     removed = _delete_placeholders(kube, session_name, volumes)
     result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed)

@@ -179,11 +179,11 @@ def failure_message(kind_name, failed):
 
 
 def wait_final(kube, velero_namespace, session, expected, timeout, kind=k.POD_VOLUME_RESTORE, role=ROLE,
-               fail_fast=False, on_progress=None, initial=None):
+               fail_fast=False, on_progress=None, initial=None, with_version=False):
     """One LIST + WATCH on the session's CRs until every name in ``expected`` ({name: key}) is final.
 
-    Returns the final objects by name. Raises WaitTimeout (pending names + keys) or, with
-    fail_fast, DataRestoreError at the first Failed/Canceled one.
+    Returns the final objects by name (with ``with_version``: and the resourceVersion the wait reached). Raises
+    WaitTimeout (pending names + keys) or, with fail_fast, DataRestoreError at the first Failed/Canceled one.
     """
     # The predicate runs after every watch event; each object is summarized once per resourceVersion, so a restore
     # of N volumes costs N dict lookups per event, not N summaries (four timestamp parses each).
@@ -217,10 +217,12 @@ def wait_final(kube, velero_namespace, session, expected, timeout, kind=k.POD_VO
                 raise DataRestoreError(failure_message(kind.kind, [entry]), volumes=[entry])
         return WaitState(not pending, pending=pending, progress=progress_line(entries))
 
-    objects = wait_for(kube, kind, predicate, namespace=velero_namespace,
-                       label_selector=names.session_selector(session, role), timeout=timeout,
-                       on_progress=on_progress, what="%ss of session %s" % (kind.kind, session), initial=initial)
-    return dict((o["metadata"]["name"], o) for o in objects)
+    objects, version = wait_for(kube, kind, predicate, namespace=velero_namespace,
+                                label_selector=names.session_selector(session, role), timeout=timeout,
+                                on_progress=on_progress, what="%ss of session %s" % (kind.kind, session),
+                                initial=initial, with_version=True)
+    by_name = dict((o["metadata"]["name"], o) for o in objects)
+    return (by_name, version) if with_version else by_name
 
 
 def run(kube, params, check_mode=False):
@@ -363,7 +365,7 @@ def resume_value(objects, version):
     return {"resource_version": version, "objects": kept}
 
 
-def resume_state(resume, session_name, role=ROLE):
+def resume_state(resume, session_name, kind=k.POD_VOLUME_RESTORE, role=ROLE):
     """(items, resourceVersion) from option resume, or None when it is not given. Refuses what resume_value did
     not make for this session (a resume from another session would hide that session's real state)."""
     if not resume:
@@ -371,15 +373,14 @@ def resume_state(resume, session_name, role=ROLE):
     version, objects = resume.get("resource_version"), resume.get("objects")
     if not isinstance(version, str) or not version or not isinstance(objects, list):
         raise PreflightError("resume must be the resume value an earlier run of this module returned "
-                             "(resource_version and objects); omit it to list the PodVolumeRestores again.")
+                             "(resource_version and objects); omit it to list the %ss again." % kind.kind)
     wanted = names.session_labels(session_name, role)
     for obj in objects:
         meta = (obj.get("metadata") if isinstance(obj, dict) else None) or {}
         labels = meta.get("labels") or {}
         if not meta.get("name") or any(labels.get(key) != value for key, value in wanted.items()):
             raise PreflightError("resume holds an object that is not a %s of session %s; pass the resume value of "
-                                 "the previous run with the same session, or omit it." % (
-                                     "PodVolumeRestore" if role == ROLE else role, session_name))
+                                 "the previous run with the same session, or omit it." % (kind.kind, session_name))
     return copy.deepcopy(objects), version
 
 

@@ -41,7 +41,8 @@ def _uid(obj):
 
 
 def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_selector=None,
-             timeout=300, on_progress=None, what=None, clock=time.monotonic, sleep=time.sleep, initial=None):
+             timeout=300, on_progress=None, what=None, clock=time.monotonic, sleep=time.sleep, initial=None,
+             with_version=False):
     """Wait until ``predicate(objects)`` returns a WaitState with done=True.
 
     ``objects`` is the current list of matching objects. ``on_progress(state)`` is called
@@ -53,6 +54,7 @@ def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_s
     from it instead of listing again (the watch then also delivers what the caller created after that LIST). It may
     also be what an earlier wait ended with (WaitTimeout's ``objects`` and ``version``): the watch continues from
     there, and lists again only when the API server no longer has that resourceVersion (HTTP 410).
+    ``with_version``: return ``(objects, resourceVersion)``, where a later wait can continue from (``initial``).
     """
     deadline = clock() + max(0, timeout)
     what = what or kind.kind
@@ -102,7 +104,7 @@ def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_s
                     raise
                 continue
             state = predicate(list(cache.values()))
-    return list(cache.values())
+    return (list(cache.values()), version) if with_version else list(cache.values())
 
 
 def _relist(kube, kind, namespace, label_selector, field_selector):

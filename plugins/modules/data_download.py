@@ -97,6 +97,16 @@ options:
         the DataDownloads completed but a target PVC is not Bound to its restored PV yet (wait another slice).
     type: bool
     default: true
+  resume:
+    description:
+      - The RV(resume) value of the previous run of this module for the same session, whose wait timed out with
+        O(fail_on_timeout=false). This run then starts from the DataDownloads as that run last saw them and its
+        watch continues from there instead of listing them again (when they had all completed, it only waits for
+        the PVCs to be Bound). When the API server no longer has that resourceVersion (HTTP 410), it lists them
+        again.
+      - The target PVCs, placeholder pods and the session are read again as in any run.
+      - Anything else than that value fails before any request. Omit it in the first run.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -174,6 +184,21 @@ volumes:
     duration:
       description: Seconds from start to completion.
       type: int
+resume:
+  description:
+    - Where the wait stopped, for O(resume) of the next run - the DataDownloads as the wait last saw them (spec,
+      status, and name, uid, resourceVersion, labels, annotations, deletionTimestamp of the metadata) and the
+      resourceVersion its watch had reached.
+  returned: on timeout with O(fail_on_timeout=false)
+  type: dict
+  contains:
+    resource_version:
+      description: The resourceVersion the watch had reached.
+      type: str
+    objects:
+      description: The DataDownloads.
+      type: list
+      elements: dict
 hints:
   description: Why pending DataDownloads (or PVCs not Bound yet) are stuck, on a timeout with O(fail_on_timeout=false).
   returned: on timeout
@@ -197,6 +222,7 @@ def main():
         node_selector=dict(type="dict"),
         tolerations=dict(type="list", elements="dict"),
         data_mover_config=dict(type="dict"),
+        resume=dict(type="dict"),
         **DATA_PATH_ARG_SPEC
     )
     run_module(spec, run, required_if=[("state", "present", ["volumes"])])

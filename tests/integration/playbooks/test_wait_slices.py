@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, velero.data_restore contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""playbooks/restore_in_place.yml over a restore that outlasts several wait slices: each later slice continues
-the watch of the one before (the in_place role hands ``resume`` on), so the PodVolumeRestores are listed once
-per run, not once per slice. The slice lengths themselves are covered by tests/unit/plugins/filter."""
+"""playbooks/restore_in_place.yml and restore_replace.yml over a restore that outlasts several wait slices: each
+later slice continues the watch of the one before (the in_place and replace roles hand ``resume`` on), so the
+PodVolumeRestores / DataDownloads are listed once per run, not once per slice. The slice lengths themselves are
+covered by tests/unit/plugins/filter."""
 
 import os
 import sys
@@ -17,8 +18,15 @@ import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
 
-SLICE_TASK = "Create the missing PodVolumeRestores, wait seconds at most"
-PVR_COLLECTION = "/apis/velero.io/v1/namespaces/%s/podvolumerestores" % ph.VELERO_NS
+FINAL = ("Completed", "Failed", "Canceled")
+COLLECTION = "/apis/velero.io/%s/namespaces/" + ph.VELERO_NS + "/%s"
+CASES = {
+    # playbook: (backup method, the wait-slice task, the module's request log, its collection's path)
+    "restore_in_place.yml": ("fs", "Create the missing PodVolumeRestores, wait seconds at most",
+                             "pod_volume_restore.log", COLLECTION % ("v1", "podvolumerestores")),
+    "restore_replace.yml": ("data_mover", "Create what is missing, wait for the DataDownloads, seconds at most",
+                            "data_download.log", COLLECTION % ("v2alpha1", "datadownloads")),
+}
 
 
 def _requests(log):
@@ -26,10 +34,12 @@ def _requests(log):
         return [(line.split()[1], urlparse(line.split()[2]).path) for line in handle if line.strip()]
 
 
+@pytest.mark.parametrize("playbook", sorted(CASES))
 def test_later_wait_slices_continue_the_watch(api_client, kube, kubeconfig, namespace, app_factory, backup_factory,
-                                              state_dir, sim_config, tmp_path):
+                                              state_dir, sim_config, tmp_path, playbook):
+    method, slice_task, log_name, collection = CASES[playbook]
     app = app_factory(kind="Deployment", name="slow", volumes=[{"name": "data"}])
-    backup = backup_factory(method="fs")["metadata"]["name"]
+    backup = backup_factory(method=method)["metadata"]["name"]
     ph.scramble(api_client, state_dir, app)
     sim_config.set(bytesPerSecond=400)  # longer than the first two slices (2 s, 4 s)
     session = "slices-" + namespace[-8:]
@@ -38,23 +48,28 @@ def test_later_wait_slices_continue_the_watch(api_client, kube, kubeconfig, name
     env = {"DATA_RESTORE_REQUEST_LOG_DIR": str(log_dir),
            "PYTHONPATH": os.path.join(ph.REPO, "tests", "request_log") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
-        rc, results, failed, _out, stderr = ph.run_restore("restore_in_place.yml", kubeconfig, {
+        rc, results, failed, _out, stderr = ph.run_restore(playbook, kubeconfig, {
             "source_namespace": namespace, "backup": backup, "session": session,
             "report_directory": str(tmp_path), "wait_slice": 2}, env=env)
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
         ph.assert_data_matches(api_client, state_dir, app)
 
-        slices = [r for n, r in results if SLICE_TASK in n]
+        slices = [r for n, r in results if slice_task in n]
         assert len(slices) >= 3 and [s["done"] for s in slices][-1] and not any(s["done"] for s in slices[:-1]), (
             "the restore should outlast two slices: %s" % [(s["done"], s.get("progress")) for s in slices])
         handed_on = [bool(s["invocation"]["module_args"].get("resume")) for s in slices]
         assert handed_on == [False] + [True] * (len(slices) - 1), handed_on
 
-        requests = _requests(log_dir / "pod_volume_restore.log")
-        lists = [r for r in requests if r == ("GET", PVR_COLLECTION)]
-        watches = [r for r in requests if r == ("WATCH", PVR_COLLECTION)]
-        assert len(lists) == 1, "the PodVolumeRestores were listed %d times over %d slices" % (len(lists), len(slices))
-        assert len(watches) >= len(slices), (len(watches), len(slices))
+        requests = _requests(log_dir / log_name)
+        lists = [r for r in requests if r == ("GET", collection)]
+        watches = [r for r in requests if r == ("WATCH", collection)]
+        assert len(lists) == 1, "listed %d times over %d slices: %s" % (len(lists), len(slices), sorted(set(requests)))
+        # every slice that started with objects still running watched them; one that started from finished
+        # DataDownloads only waits for their PVCs to be Bound
+        running = [i == 0 or any((o.get("status") or {}).get("phase") not in FINAL
+                                 for o in s["invocation"]["module_args"]["resume"]["objects"])
+                   for i, s in enumerate(slices)]
+        assert len(watches) >= running.count(True), (len(watches), running)
     finally:
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)

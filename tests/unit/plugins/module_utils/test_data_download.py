@@ -4,6 +4,7 @@ import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import data_download as dd
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
@@ -151,10 +152,13 @@ def test_completed_but_pvc_not_bound_yet_is_progress_without_fail_on_timeout():
     assert result["pending"] == ["shop/data-restored (Pending)"]
     assert "1/1 volumes completed" in result["progress"] and "not Bound" in result["progress"]
     assert result["volumes"][0]["pvc_phase"] == "Pending"
-    # next slice: bound now, done
+    # next slice: bound now, done; it starts from the completed DataDownloads (no LIST, no watch of them)
+    assert [o["status"]["phase"] for o in result["resume"]["objects"]] == ["Completed"]
     fake.mutate(k.PVC, "data-restored", f.NS, lambda o: o["status"].update(phase="Bound"))
-    again = dd.run(fake, params(volumes=[rec], wait_timeout=5, fail_on_timeout=False))
+    fake.requests[:] = []
+    again = dd.run(fake, params(volumes=[rec], wait_timeout=5, fail_on_timeout=False, resume=result["resume"]))
     assert again["done"] is True and again["volumes"][0]["pv"] == "pvc-restored-1"
+    assert [r for r in fake.requests if r[1] == "DataDownload"] == [], fake.requests
 
 
 def test_completed_but_pvc_not_bound_fails_with_fail_on_timeout():
@@ -284,3 +288,53 @@ def test_a_slice_of_many_volumes_reads_claims_pods_and_classes_once_not_per_volu
     done = dd.run(fake, params(volumes=records, wait_timeout=60))
     assert done["done"] is True and len(done["volumes"]) == 20
     assert len([r for r in fake.requests if r == ("list", "DataDownload")]) == 1, fake.requests
+
+
+def _dd_lists(fake):
+    return len([r for r in fake.requests if r == ("list", "DataDownload")])
+
+
+def test_a_later_wait_slice_continues_the_watch_of_the_one_before_without_listing():
+    fake = setup()
+    records = [f.dm_record("data")]
+    agent = fake.controllers.pop()  # slow node-agent: nothing happens during the first slice
+    first = dd.run(fake, params(volumes=records, wait_timeout=0, fail_on_timeout=False))
+    assert first["done"] is False and first["resume"]["resource_version"]
+    assert [o["metadata"]["name"] for o in first["resume"]["objects"]] == [dd.dd_name("s1", f.NS, "data-restored")]
+    assert all(set(o["metadata"]) <= set(dd.pvrs.RESUME_METADATA) and o["spec"]["targetVolume"]
+               for o in first["resume"]["objects"])
+    fake.controllers.append(agent)
+    fake.requests[:] = []
+    second = dd.run(fake, params(volumes=records, wait_timeout=60, fail_on_timeout=False, resume=first["resume"]))
+    assert second["done"] is True and second["volumes"][0]["phase"] == "Completed" and second["volumes"][0]["pv"]
+    assert _dd_lists(fake) == 0 and fake.count("create") == 0, fake.requests
+    assert "resume" not in second
+
+
+def test_a_resume_whose_resource_version_expired_lists_the_datadownloads_again():
+    fake = setup()
+    records = [f.dm_record("data")]
+    agent = fake.controllers.pop()
+    first = dd.run(fake, params(volumes=records, wait_timeout=0, fail_on_timeout=False))
+    fake.controllers.append(agent)
+    fake.expire_before = 10 ** 9  # the API server no longer has that resourceVersion (HTTP 410)
+    fake.requests[:] = []
+    with pytest.raises(WaitTimeout):  # every watch is refused here, so the wait cannot finish ...
+        dd.run(fake, params(volumes=records, wait_timeout=1, resume=first["resume"]))
+    assert _dd_lists(fake) >= 1  # ... but it listed again instead of trusting the old state
+
+
+@pytest.mark.parametrize("resume, message", [
+    ({"objects": []}, "resume must be the resume value.*list the DataDownloads again"),
+    ({"resource_version": "12", "objects": "x"}, "resume must be the resume value"),
+    ({"resource_version": "12", "objects": [{"metadata": {"name": "s1-shop-data", "labels": names.session_labels(
+        "s1", role="pvr")}}]}, "not a DataDownload of session s1"),
+    ({"resource_version": "12", "objects": [{"metadata": {"name": "s2-shop-data", "labels": names.session_labels(
+        "s2", role=dd.ROLE)}}]}, "not a DataDownload of session s1"),
+])
+def test_a_resume_that_is_not_this_sessions_datadownloads_fails_before_any_request(resume, message):
+    fake = setup()
+    fake.requests[:] = []
+    with pytest.raises(PreflightError, match=message):
+        dd.run(fake, params(volumes=[f.dm_record("data")], resume=resume))
+    assert fake.requests == []
