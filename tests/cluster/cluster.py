@@ -224,11 +224,23 @@ def _alive(pid: int | None) -> bool:
         return False
     # Guard against pid reuse: it must be one of ours.
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    argv = _load_argv_any(pid)
-    return bool(argv) and cmdline[0].decode(errors="replace") == argv[0]
+    return _is_our_process(cmdline, _load_argv_any(pid))
+
+
+def _is_our_process(cmdline: bytes, argv: list[str] | None) -> bool:
+    """Whether /proc/<pid>/cmdline belongs to the component started with ``argv``.
+
+    Popen returns once execve has closed the close-on-exec pipe, but the kernel sets up the new program's
+    argument area only after that: for a moment (longer for our 185 MB binary) cmdline reads empty. That is
+    our process mid-exec, not a dead one; reading it as dead failed the start and left the process behind."""
+    if not argv:
+        return False
+    if cmdline == b"":
+        return True
+    return cmdline.split(b"\0")[0].decode(errors="replace") == argv[0]
 
 
 def _load_argv_any(pid: int) -> list[str] | None:
@@ -672,7 +684,7 @@ def ensure_cluster(quiet: bool = False) -> str:
             try:
                 _start_all(binary)
             except ClusterError as first:
-                # Seen once in CI: etcd exited at once on ports reused from the previous run.
+                # A component that really exits at once (e.g. a port taken meanwhile) gets fresh ports.
                 log("start failed (%s); retrying once on fresh ports" % str(first).splitlines()[0])
                 _stop_all()
                 PORTS_FILE.unlink(missing_ok=True)
