@@ -12,13 +12,14 @@ from urllib.parse import urlparse
 
 import pytest
 
+from ansible_collections.velero.data_restore.plugins.module_utils.velero_api import DATA_PATH_FINAL_PHASES
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
 
-FINAL = ("Completed", "Failed", "Canceled")
 COLLECTION = "/apis/velero.io/%s/namespaces/" + ph.VELERO_NS + "/%s"
 CASES = {
     # playbook: (backup method, the wait-slice task, the module's request log, its collection's path)
@@ -64,9 +65,9 @@ def test_later_wait_slices_continue_the_watch(api_client, kube, kubeconfig, name
         lists = [r for r in requests if r == ("GET", collection)]
         watches = [r for r in requests if r == ("WATCH", collection)]
         assert len(lists) == 1, "listed %d times over %d slices: %s" % (len(lists), len(slices), sorted(set(requests)))
-        # every slice that started with objects still running watched them; one that started from finished
-        # DataDownloads only waits for their PVCs to be Bound
-        running = [i == 0 or any((o.get("status") or {}).get("phase") not in FINAL
+        # every slice that started with objects still running watched them; a replace slice that started from
+        # finished DataDownloads only waits for their PVCs to be Bound
+        running = [i == 0 or any((o.get("status") or {}).get("phase") not in DATA_PATH_FINAL_PHASES
                                  for o in s["invocation"]["module_args"]["resume"]["objects"])
                    for i, s in enumerate(slices)]
         assert len(watches) >= running.count(True), (len(watches), running)
