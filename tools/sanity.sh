@@ -6,6 +6,9 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv_py="$repo/.venv/bin/python"
+# ansible-test only warns and skips its shellcheck test when the program is missing: refuse instead.
+command -v shellcheck >/dev/null || {
+  echo "sanity.sh: shellcheck not found - install it (Debian: apt-get install shellcheck; .ci/run does)" >&2; exit 1; }
 mkdir -p "$repo/tests/output"
 root=$(mktemp -d "$repo/tests/output/sanity.XXXXXX")
 trap 'rm -rf "$root"' EXIT

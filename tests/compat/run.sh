@@ -17,8 +17,9 @@ kubernetes_core=5.0.0
 # The oldest kubernetes client requirements.txt allows; the test tools as requirements-dev.txt pins them.
 kubernetes_client=$(sed -n 's/^kubernetes>=\([0-9.]*\).*/\1/p' requirements.txt)
 test_tools=$(grep -E '^(PyYAML|jsonpatch|pytest|molecule)==' requirements-dev.txt)
-[ -n "$kubernetes_client" ] && [ "$(echo "$test_tools" | wc -l)" -eq 4 ] \
-  || { echo "compat: cannot read the kubernetes minimum or the test tool pins from requirements*.txt" >&2; exit 1; }
+if [ -z "$kubernetes_client" ] || [ "$(echo "$test_tools" | wc -l)" -ne 4 ]; then
+  echo "compat: cannot read the kubernetes minimum or the test tool pins from requirements*.txt" >&2; exit 1
+fi
 
 venv=$repo/.venv-compat
 py=$venv/bin/python
