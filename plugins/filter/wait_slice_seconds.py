@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: wait_slice_seconds
 short_description: Length of the next wait slice of a long restore
-version_added: 1.0.0
+version_added: 0.1.0
 author: velero.data_restore contributors
 description:
   - The restore roles wait for PodVolumeRestores and DataDownloads in slices, one module run and one progress line

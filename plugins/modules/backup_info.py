@@ -86,8 +86,8 @@ options:
     type: int
     default: 30
 notes:
-  - Needs get/list on C(backups) and C(podvolumebackups), list on C(datauploads), and create/get/list/watch/delete
-    on C(downloadrequests) in O(velero_namespace). Without permission on DownloadRequests the module falls back
+  - Needs get/list on C(backups), list on C(podvolumebackups) and C(datauploads), and create/watch/delete on
+    C(downloadrequests) (list only after a broken watch) in O(velero_namespace), as docs/rbac.yml lists them. Without permission on DownloadRequests the module falls back
     to the custom resources and warns.
 """
 

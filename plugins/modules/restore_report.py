@@ -88,8 +88,8 @@ RETURN = r"""
 report:
   description:
     - The JSON report, as written to RV(files.json).
-    - Keys session, mode, state, error, backup, created, finished, duration_seconds, volumes (key, source, target,
-      method, restore_via, new_pvc, object, phase, bytes_done, total_bytes, started, completed, duration_seconds,
+    - Keys session, mode, state, error, backup, created, finished, duration_seconds, volumes (key, source, target_namespace,
+      target_pvc, method, restore_via, new_pvc, object, phase, bytes_done, total_bytes, started, completed, duration_seconds,
       swap, ...), total_bytes, workloads, hooks, phases, warnings and notes.
   returned: always
   type: dict

@@ -97,7 +97,7 @@ options:
         the ones listing the workload in C(status.resources), else the ones deploying to its namespace); Flux
         Kustomizations and HelmReleases named by the C(kustomize.toolkit.fluxcd.io/*) and C(helm.toolkit.fluxcd.io/*) labels get C(spec.suspend=true);
         KEDA ScaledObjects targeting a workload get C(autoscaling.keda.sh/paused-replicas=0).
-      - O(state=started) undoes the pauses recorded for the started workloads.
+      - Ignored with O(state=started), which always undoes the pauses the session recorded for the started workloads.
     type: bool
     default: false
   delete_helper_pods:
