@@ -87,8 +87,8 @@ options:
     default: 30
 notes:
   - Needs get/list on C(backups), list on C(podvolumebackups) and C(datauploads), and create/watch/delete on
-    C(downloadrequests) (list only after a broken watch) in O(velero_namespace), as docs/rbac.yml lists them. Without permission on DownloadRequests the module falls back
-    to the custom resources and warns.
+    C(downloadrequests) (list only after a broken watch) in O(velero_namespace), as docs/rbac.yml lists them.
+    Without permission on DownloadRequests the module falls back to the custom resources and warns.
 """
 
 EXAMPLES = r"""

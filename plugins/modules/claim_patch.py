@@ -164,6 +164,11 @@ volumes:
       type: list
       elements: str
       returned: mode=template
+session_state:
+  description: The state the session was moved to (O(session_state)); in check mode the state it would move to.
+  returned: when O(session_state) was given and the task's own work succeeded
+  type: str
+  sample: restored
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import claims

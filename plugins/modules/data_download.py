@@ -204,6 +204,11 @@ hints:
   returned: on timeout
   type: list
   elements: str
+session_state:
+  description: The state the session was moved to (O(session_state)); in check mode the state it would move to.
+  returned: when O(session_state) was given and the task's own work succeeded
+  type: str
+  sample: restored
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import data_download
