@@ -124,108 +124,266 @@ backups:
   contains:
     name:
       description: Backup name.
+      returned: always
       type: str
       sample: nightly-20261124220000
+    namespace:
+      description: Namespace of the Backup object (O(velero_namespace)).
+      returned: always
+      type: str
+      sample: velero
     uid:
       description: Backup UID (it changes when Velero syncs the backup into another cluster).
+      returned: always
       type: str
+      sample: 0f8c2a4e-5b1d-4c8e-9a63-2d7f1e0b9c41
     phase:
-      description: Backup phase.
+      description: Backup phase (V(New) when the Backup has no status yet).
+      returned: always
       type: str
       sample: Completed
     created:
       description: Creation time of the Backup object.
+      returned: always
       type: str
+      sample: "2026-11-24T22:00:01Z"
     started:
-      description: C(status.startTimestamp).
+      description: C(status.startTimestamp); null before Velero started the backup.
+      returned: always
       type: str
+      sample: "2026-11-24T22:00:01Z"
     completed:
-      description: C(status.completionTimestamp).
+      description: C(status.completionTimestamp); null until the backup finished.
+      returned: always
       type: str
+      sample: "2026-11-24T22:03:17Z"
     expiration:
-      description: When Velero garbage-collects the backup.
+      description: C(status.expiration), when Velero garbage-collects the backup.
+      returned: always
       type: str
+      sample: "2026-12-24T22:00:01Z"
     storage_location:
-      description: Name of the BackupStorageLocation in this cluster.
+      description:
+        - Name of the BackupStorageLocation in this cluster (C(spec.storageLocation), else the
+          C(velero.io/storage-location) label).
+      returned: always
       type: str
       sample: default
     included_namespaces:
       description: C(spec.includedNamespaces) (empty means all).
+      returned: always
       type: list
       elements: str
+      sample: ["shop"]
     excluded_namespaces:
       description: C(spec.excludedNamespaces).
+      returned: always
       type: list
       elements: str
+      sample: []
     labels:
       description: Labels of the Backup.
+      returned: always
       type: dict
+      sample: {"velero.io/schedule-name": "nightly", "velero.io/storage-location": "default"}
     schedule:
-      description: Schedule that made the backup, if any.
+      description: Schedule that made the backup (label C(velero.io/schedule-name)); null if none.
+      returned: always
       type: str
+      sample: nightly
     snapshot_move_data:
-      description: Whether CSI snapshots were moved to the backup storage by the data mover.
+      description: Whether CSI snapshots were moved to the backup storage by the data mover (C(spec.snapshotMoveData)).
+      returned: always
       type: bool
+      sample: false
+    data_mover:
+      description: C(spec.datamover), the data mover asked for; empty for Velero's built-in one.
+      returned: always
+      type: str
+      sample: ""
+    default_volumes_to_fs_backup:
+      description:
+        - C(spec.defaultVolumesToFsBackup); null when the Backup does not set it (the Velero server's default
+          applied).
+      returned: always
+      type: bool
+      sample: true
     csi_snapshot_timeout:
       description: C(spec.csiSnapshotTimeout) (default V(10m0s)); the DataDownload operation timeout.
+      returned: always
       type: str
+      sample: 10m0s
+    errors:
+      description: C(status.errors), the number of errors Velero counted in the backup (0 when unset).
+      returned: always
+      type: int
+      sample: 0
+    warnings_count:
+      description:
+        - C(status.warnings), the number of warnings Velero counted in the backup (0 when unset).
+        - Not the same as RV(backups[].warnings), this module's notes about the volume records.
+      returned: always
+      type: int
+      sample: 0
+    failure_reason:
+      description: C(status.failureReason); null unless Velero set one (a failed backup).
+      returned: always
+      type: str
+      sample: null
     volume_source:
       description: Where the volume records came from, V(volume_info) or V(custom_resources).
       returned: when O(volumes) is true
       type: str
+      sample: volume_info
     warnings:
-      description: Why volume records may be incomplete.
+      description:
+        - Why volume records may be incomplete (no volume info document, a DownloadRequest Velero did not
+          answer, records built from the custom resources); empty when none. The module also shows them as
+          warnings, prefixed with the backup name.
       returned: when O(volumes) is true
       type: list
       elements: str
+      sample: []
     volumes:
       description:
-        - Volume records.
+        - Volume records, sorted by source namespace, claim, pod and pod volume.
         - Absent when O(volumes) is false (a list of thousands of backups is then a sixth smaller).
+        - Every record has every key below; the ones that do not apply to its method are null.
       returned: when O(volumes) is true
       type: list
       elements: dict
       contains:
         source_namespace:
           description: Namespace of the claim at backup time (the key of Velero's repository).
+          returned: always
           type: str
+          sample: shop
         source_pvc:
           description: Claim name at backup time (null for pod volumes that are not claims).
+          returned: always
           type: str
+          sample: data-db-0
         source_pv:
-          description: Volume name at backup time (from the volume info only).
+          description: Volume name at backup time (from the volume info only, else null).
+          returned: always
           type: str
+          sample: pvc-6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d
+        pod_namespace:
+          description: Namespace of the pod that mounted the volume (file-system backups), else null.
+          returned: always
+          type: str
+          sample: shop
         pod_name:
-          description: Pod that mounted the volume (file-system backups).
+          description: Pod that mounted the volume (file-system backups), else null.
+          returned: always
           type: str
+          sample: db-0
         pod_volume:
-          description: Pod volume name (file-system backups).
+          description: Pod volume name (file-system backups), else null.
+          returned: always
           type: str
+          sample: data
         method:
           description: V(fs), V(data_mover), V(csi_snapshot), V(native_snapshot), V(skipped) or V(unknown).
+          returned: always
           type: str
+          sample: fs
         snapshot_id:
-          description: Kopia snapshot id (PodVolumeBackup or DataUpload C(status.snapshotID)).
+          description:
+            - Kopia snapshot id of V(fs) and V(data_mover) volumes (C(snapshotHandle) of the volume info, or
+              C(status.snapshotID) of the PodVolumeBackup or DataUpload); the snapshot handle of V(csi_snapshot)
+              and V(native_snapshot) volumes; null when there is none.
+          returned: always
           type: str
+          sample: 7d3c9e0a1b2f4c5d6e7f8091a2b3c4d5
         snapshot_size:
           description: Bytes backed up, or null.
+          returned: always
           type: int
+          sample: 1073741824
         uploader_type:
-          description: V(kopia) (or V(restic) for old backups, which cannot be restored).
+          description:
+            - V(kopia) (or V(restic) for old backups, which cannot be restored) for V(fs) and V(data_mover)
+              volumes; empty when a file-system backup does not record it; null for the other methods.
+          returned: always
           type: str
+          sample: kopia
         data_mover:
-          description: Data mover of a data-mover volume (V(velero) or empty for the built-in one).
+          description:
+            - Data mover of a V(data_mover) volume (V(velero) or empty for the built-in one); null for the other
+              methods.
+          returned: always
           type: str
+          sample: ""
+        backup_storage_location:
+          description:
+            - BackupStorageLocation the data is in (the backup's C(spec.storageLocation), else that of the
+              PodVolumeBackup or DataUpload).
+          returned: always
+          type: str
+          sample: default
+        volume_mode:
+          description:
+            - V(Filesystem) for V(fs) volumes (Block volumes are never file-system backed up); null for the other
+              methods, whose volume info and DataUploads do not record it (restore_plan takes the target claim's).
+          returned: always
+          type: str
+          sample: Filesystem
+        storage_class:
+          description:
+            - StorageClass of the source claim, from C(spec.csiSnapshot.storageClass) of the volume's DataUpload
+              (V(data_mover) volumes, in the cluster the backup was made in); null otherwise.
+          returned: always
+          type: str
+          sample: standard
         node_os:
           description: C(status.nodeOS) of the DataUpload when it still exists, else empty.
+          returned: always
           type: str
+          sample: linux
+        operation_timeout:
+          description:
+            - Timeout for a DataDownload of the volume - the DataUpload's C(spec.operationTimeout) when the record
+              was built from it, else the backup's C(spec.csiSnapshotTimeout), else V(10m0s).
+          returned: always
+          type: str
+          sample: 10m0s
+        phase:
+          description:
+            - Phase of the volume's backup as Velero recorded it (PodVolumeBackup, DataUpload or native snapshot
+              phase; V(New) for a PodVolumeBackup or DataUpload without status); null for CSI snapshots, skipped
+              volumes and when the volume info has none. A phase other than V(Completed) makes the volume unrestorable.
+          returned: always
+          type: str
+          sample: Completed
+        result:
+          description:
+            - C(result) of the volume info entry (V(succeeded) or V(failed)); null for records built from the
+              custom resources. V(failed) makes the volume unrestorable.
+          returned: always
+          type: str
+          sample: succeeded
+        skipped_reason:
+          description: Why Velero skipped the volume (V(skipped) volumes, from the volume info), else null.
+          returned: always
+          type: str
+          sample: null
+        origin:
+          description: Where the record came from, V(volume_info), V(podvolumebackup) or V(dataupload).
+          returned: always
+          type: str
+          sample: volume_info
         restorable_by:
           description: Restore modes that can restore the volume (V(in_place), V(replace)); empty when none.
+          returned: always
           type: list
           elements: str
+          sample: ["in_place", "replace"]
         reason:
           description: Why the volume cannot be restored, or the restriction on its modes; null otherwise.
+          returned: always
           type: str
+          sample: null
 """
 
 from ansible_collections.velero.data_restore.plugins.module_utils import backups

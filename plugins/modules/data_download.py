@@ -124,20 +124,40 @@ EXAMPLES = r"""
 
 RETURN = r"""
 done:
-  description: Whether every DataDownload completed and its PVC is Bound.
+  description:
+    - Whether every DataDownload completed and its PVC is Bound.
+    - V(false) in check mode, with O(wait=false), and after a timeout with O(fail_on_timeout=false).
   returned: state is present
   type: bool
+  sample: true
 progress:
-  description: Volumes completed and bytes done of total.
-  returned: state is present
+  description:
+    - Volumes completed and bytes done of total; after a timeout of the PVC wait, followed by the PVCs not Bound
+      yet.
+  returned: state is present, except in check mode
   type: str
+  sample: 2/2 volumes completed, 2147483648/2147483648 bytes
 actions:
-  description: What was created per volume.
+  description: What this run created (or would create in check mode), one entry per object; empty when everything
+    existed already.
   returned: state is present
   type: list
   elements: dict
+  contains:
+    key:
+      description: Session volume key.
+      type: str
+      sample: shop/data-db-0
+    action:
+      description: V(create claim) (the new PVC), V(create datadownload) or V(create placeholder pod).
+      type: str
+      sample: create datadownload
+  sample: [{"key": "shop/data-db-0", "action": "create claim"}, {"key": "shop/data-db-0", "action": "create datadownload"}]
 volumes:
-  description: One entry per volume.
+  description:
+    - One entry per volume record with C(restore_via=data_download), sorted by DataDownload name.
+    - Empty with O(state=absent).
+    - In check mode the DataDownloads that do not exist yet are shown with phase V(New) and no progress.
   returned: always
   type: list
   elements: dict
@@ -145,12 +165,14 @@ volumes:
     key:
       description: Session volume key.
       type: str
+      sample: shop/data-db-0
     name:
       description: DataDownload name.
       type: str
     phase:
-      description: DataDownload phase.
+      description: DataDownload phase (V(New) when it has no status yet).
       type: str
+      sample: Completed
     bytes_done:
       description: Bytes restored.
       type: int
@@ -158,20 +180,38 @@ volumes:
       description: Bytes to restore.
       type: int
     node:
-      description: Node that ran the data path.
+      description: Node that ran the data path (C(status.node), else C(status.acceptedByNode)); null before that.
       type: str
     message:
-      description: The node-agent's message.
+      description: The node-agent's message (empty when none).
       type: str
     pvc:
-      description: The new PVC.
+      description: The new PVC (C(new_pvc.name) of the record).
       type: str
+      sample: data-db-0-restored
     namespace:
       description: Its namespace.
       type: str
-    pv:
-      description: The restored PV the PVC is bound to.
+      sample: shop
+    volume_mode:
+      description:
+        - Volume mode of the new PVC, V(Filesystem) or V(Block) - the existing PVC's C(spec.volumeMode), else
+          C(new_pvc.volume_mode) or C(volume_mode) of the record, else V(Filesystem). The placeholder pod mounts
+          (Filesystem) or attaches (Block) the PVC accordingly.
       type: str
+      sample: Filesystem
+    pv:
+      description:
+        - The restored PV the PVC is bound to (its C(spec.volumeName)); null while it is not bound.
+        - Only once every DataDownload was final and the PVCs were checked (RV(done=true), or a timeout of the PVC
+          wait with O(fail_on_timeout=false)).
+      type: str
+    pvc_phase:
+      description:
+        - C(status.phase) of the new PVC (V(Bound) when done); null when the PVC is missing.
+        - Present when RV(volumes[].pv) is.
+      type: str
+      sample: Bound
     selector:
       description: Value of its C(velero.io/dynamic-pv-restore) selector label.
       type: str
@@ -182,8 +222,18 @@ volumes:
       description: status.completionTimestamp.
       type: str
     duration:
-      description: Seconds from start to completion.
+      description: Seconds from start to completion; null until both are set.
       type: int
+pending:
+  description:
+    - What the wait was still waiting for - DataDownloads not final (C(<key> (<name>, <phase>, <done>/<total> bytes)),
+      or C(<key> (<name>, gone))), or, once they were all final, PVCs not Bound to the restored PV yet
+      (C(<namespace>/<pvc> (<phase>)), phase V(missing) when the PVC does not exist).
+    - Also in the failure result of a timeout with O(fail_on_timeout=true), next to RV(volumes).
+  returned: on timeout with O(fail_on_timeout=false)
+  type: list
+  elements: str
+  sample: ["shop/data-db-0 (shop-rollback-shop-data-db-0-restored, InProgress, 1048576/2147483648 bytes)"]
 resume:
   description:
     - Where the wait stopped, for O(resume) of the next run - the DataDownloads as the wait last saw them (spec,
@@ -200,13 +250,51 @@ resume:
       type: list
       elements: dict
 hints:
-  description: Why pending DataDownloads (or PVCs not Bound yet) are stuck, on a timeout with O(fail_on_timeout=false).
-  returned: on timeout
+  description:
+    - Why pending DataDownloads (or PVCs not Bound yet) are stuck; may be empty.
+    - With O(fail_on_timeout=true) the hints are part of the failure message instead.
+  returned: on timeout with O(fail_on_timeout=false)
+  type: list
+  elements: str
+placeholders_deleted:
+  description:
+    - Placeholder consumer pods deleted (C(<namespace>/<name>)).
+    - With O(state=present), once every DataDownload completed and its PVC is Bound (RV(done=true)).
+    - With O(state=absent), every placeholder pod of the session in the namespaces of O(volumes) (else in
+      O(namespace), or in all namespaces when neither is given); in check mode the ones that would be deleted.
+  returned: when done is true, and state is absent
+  type: list
+  elements: str
+  sample: ["shop/consumer-shop-rollback-shop-data-db-0-restored"]
+canceled:
+  description: DataDownloads whose cancel was requested (merge patch C(spec.cancel=true)); empty in check mode.
+  returned: state is absent
+  type: list
+  elements: str
+deleted:
+  description: DataDownloads of the session deleted (those of O(volumes), else all); in check mode the ones that would
+    be.
+  returned: state is absent
+  type: list
+  elements: str
+claims_deleted:
+  description:
+    - New PVCs this session created (label C(data-restore.ansible/role=claim)) that were still unbound and were deleted
+      (C(<namespace>/<name>)); in check mode the ones that would be.
+    - Same namespaces as RV(placeholders_deleted); with O(volumes), only their C(new_pvc).
+  returned: state is absent
+  type: list
+  elements: str
+claims_kept:
+  description: New PVCs of the session left in place because they are bound (C(<namespace>/<name>)).
+  returned: state is absent
   type: list
   elements: str
 session_state:
   description: The state the session was moved to (O(session_state)); in check mode the state it would move to.
-  returned: when O(session_state) was given and the task's own work succeeded
+  returned:
+    when O(session_state) was given and the task's own work succeeded - with O(state=present) only when RV(done)
+    is true (so neither in check mode nor with O(wait=false) or after a timeout)
   type: str
   sample: restored
 """

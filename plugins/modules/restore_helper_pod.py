@@ -151,8 +151,12 @@ pods:
       description: Pod phase.
       type: str
     restore_wait:
-      description: State of the restore-wait container (running, completed, waiting:<reason>, pending).
+      description:
+        - State of the restore-wait init container - V(pending) (no status yet, as in check mode), V(running),
+          V(completed) (exited 0), C(waiting:<reason>) (for example V(waiting:ImagePullBackOff)) or
+          C(terminated:<exit code>) (exited non-zero, for example V(terminated:1)).
       type: str
+      sample: running
     volumes:
       description: PVC name to pod volume name.
       type: dict
