@@ -33,11 +33,11 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pod_label, pods_using
 
-ACTION_RETAIN = "retain_pv"
-ACTION_REBIND = "rebind"
-ACTION_TEMPLATE = "template"
+ACTION_RETAIN = sessions.ACTION_RETAIN
+ACTION_REBIND = sessions.ACTION_REBIND
+ACTION_TEMPLATE = sessions.ACTION_TEMPLATE
 MODES = ("rebind", "template")
-STATES = ("swapped", "reverted", "prepared")
+STATES = ("swapped", "reverted", "prepared", "freed")
 CLAIM_ROLE = "claim"
 RESTORE_VIA_DD = "data_download"
 RETAIN = "Retain"
@@ -130,6 +130,18 @@ def new_claim_body(rec, session, selector=None):
     }
 
 
+def refuse_new_claim_mid_swap(sess, namespace, pvc, new_pvc):
+    """A volume whose swap began (and was not reverted) has its data restored already, and the swap may have deleted
+    its new claim: restoring again would create an empty claim that nothing binds. Refuse and say how to go on."""
+    mode = sess.swap_started(namespace, pvc) if sess is not None else None
+    if mode:
+        raise PreflightError(
+            "The swap of PVC %s/%s began (%s, recorded in restore session %r): its data was restored already, so "
+            "the new claim %s is not created again. Continue the swap (re-run the replace playbook with the same "
+            "session, or velero.data_restore.claim_patch state=swapped) or roll it back (playbooks/rollback.yml)."
+            % (namespace, pvc, mode, sess.name, new_pvc), pvc="%s/%s" % (namespace, pvc))
+
+
 def is_session_claim(pvc, session):
     labels = (pvc.get("metadata") or {}).get("labels") or {}
     return labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY and labels.get(names.LABEL_SESSION) == session
@@ -173,8 +185,12 @@ def prepare_claims(kube, params, check_mode=False):
     records = params.get("volumes") or []
     if not records:
         raise PreflightError("volumes is empty: give the plan volume records of a replace-mode plan.")
-    if sessions.load(kube, params["velero_namespace"], session) is None and not check_mode:
+    sess = sessions.load(kube, params["velero_namespace"], session)
+    if sess is None and not check_mode:
         sessions.require(kube, params["velero_namespace"], session)
+    for rec in records:  # before any change
+        refuse_new_claim_mid_swap(sess, rec.get("target_namespace"), rec.get("target_pvc"),
+                                  (rec.get("new_pvc") or {}).get("name"))
     results, after = [], {}
     for rec in records:
         if rec.get("restore_via") == RESTORE_VIA_DD:
@@ -449,6 +465,12 @@ class ClaimPatcher(object):
             result["state"] = "not_swapped"
             self.warnings.append("Session %s has no rebind record for PVC %s/%s; nothing to revert."
                                  % (self.session_name, namespace, name))
+            if not self.check_mode:
+                # A swap killed after it retained the PVs, before its rebind record: give them their policy back.
+                for claim_name in (name, vol.get("new_pvc")):
+                    claim = self.kube.get(k.PVC, claim_name, namespace) if claim_name else None
+                    if claim is not None and _phase(claim) == "Bound" and _volume_name(claim):
+                        self._restore_policy(_volume_name(claim))
             return result
         original = record["original"]
         old_pv, new_pv = original["old_pv"], original["new_pv"]
@@ -518,6 +540,13 @@ class ClaimPatcher(object):
             self.kube.patch(KIND_OF[obj["kind"]], obj["metadata"]["name"], template_patch(obj["kind"], changed_volumes),
                             namespace)
             self._status(rid, "applied")
+        if not users and not self.check_mode:
+            finished = self._finish_interrupted_template(namespace, name)
+            result["workloads"].extend(finished)
+            recorded = ((sessions.require(self.kube, self.velero_namespace, self.session_name).doc.get("volumes") or {})
+                        .get(vol["key"]) or {}).get("swap") or {}
+            if finished and (recorded.get("mode"), recorded.get("state")) != ("template", "swapped"):
+                result["changed"] = True  # the volume's swap entry is written below
         if not users and not self._template_swapped(namespace, name):
             self.warnings.append("No Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s "
                                  "mounts PVC %s; nothing to patch." % (namespace, name))
@@ -527,6 +556,28 @@ class ClaimPatcher(object):
                 "mode": "template", "old_pv": result["old_pv"], "new_pv": result["new_pv"], "pvc": name,
                 "state": "swapped"}})
         return result
+
+    def _finish_interrupted_template(self, namespace, claim):
+        """A run killed between a template patch and its journal writes left the record ``recorded``, or the volume
+        without its ``swap`` entry, although the workload already mounts the new claim (so it is no user of ``claim``
+        any more): mark the record applied (the caller writes the swap entry), so that a rollback finds the swap.
+        Returns the workloads that mount the new claim by a record of this session."""
+        finished = []
+        for record in self._undo_records():
+            swaps = record.get("swaps") or {}
+            if record["action"] != ACTION_TEMPLATE or record["status"] not in sessions.IN_EFFECT or claim not in swaps \
+                    or record["target"].get("namespace") != namespace:
+                continue
+            target = record["target"]
+            obj = self.kube.get(KIND_OF[target["kind"]], target["name"], namespace)
+            if obj is None or obj["metadata"].get("uid") != target.get("uid"):
+                continue
+            mounted = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in template_volumes(obj)]
+            if swaps[claim] in mounted:
+                if record["status"] != "applied":
+                    self._status(record["id"], "applied")
+                finished.append("%s/%s" % (target["kind"], target["name"]))
+        return finished
 
     def _template_swapped(self, namespace, claim):
         return any(r["action"] == ACTION_TEMPLATE and r["target"].get("namespace") == namespace
@@ -564,6 +615,137 @@ class ClaimPatcher(object):
                 self._status(record["id"], "reverted" if not left else record["status"], swaps=left)
         result["diff"] = (before, after)
         return result
+
+
+    # -- cleanup ---------------------------------------------------------------
+    def free(self):
+        """Free what a settled session kept (cleanup): after a completed replace the old PVs of finished rebinds,
+        after a rollback the session's new claims (and their PVs when those do not go with them); a retained PV
+        that is Bound gets its recorded reclaim policy back. Everything is decided before the first change, and
+        nothing is deleted when a recorded PV cannot be accounted for: the session is the only record of it."""
+        sess = sessions.require(self.kube, self.velero_namespace, self.session_name)
+        if sess.state not in sessions.SETTLED_STATES:
+            raise PreflightError(
+                "Restore session %r is %s, not completed or rolled back: its volumes may be mid-restore or mid-swap, "
+                "and it holds the only record of them. Finish it (re-run the restore playbook with session=%s) or roll "
+                "it back (playbooks/rollback.yml), then clean up." % (self.session_name, sess.state, self.session_name))
+        plan = self._free_plan(sess)
+        result = dict(changed=bool(plan["claims"] or plan["pvs"] or plan["policies"]),
+                      deleted_claims=["%s/%s" % (c["metadata"]["namespace"], c["metadata"]["name"])
+                                      for c in plan["claims"]],
+                      deleted_pvs=sorted(plan["pvs"]),
+                      policies_restored=[{"pv": name, "policy": policy} for name, policy, _rid in plan["policies"]],
+                      kept=plan["kept"])
+        if plan["kept"]:
+            raise PreflightError(
+                "Session %r keeps %s; nothing was changed, so that the session stays the record of them. %s" % (
+                    self.session_name, ", ".join(k_["name"] for k_ in plan["kept"]),
+                    " ".join(k_["reason"] for k_ in plan["kept"])), kept=plan["kept"])
+        if self.check_mode or not result["changed"]:
+            return result
+        # The intent first: the records of the PVs about to go say so.
+        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, dict(
+            (rid, (status, {"freeing": True})) for rid, status in plan["records"].items()))
+        for name, policy, rid in plan["policies"]:
+            self.kube.patch(k.PV, name, {"spec": {"persistentVolumeReclaimPolicy": policy}})
+        by_namespace = {}
+        for claim in plan["claims"]:
+            by_namespace.setdefault(claim["metadata"]["namespace"], []).append(claim)
+        for namespace, claims_ in sorted(by_namespace.items()):
+            self._delete_claims(namespace, claims_)
+        for name in sorted(plan["pvs"]):
+            pv = self.kube.get(k.PV, name)
+            if pv is None:
+                continue  # reclaimed with its claim (policy Delete)
+            if pv["spec"].get("persistentVolumeReclaimPolicy") != "Delete":
+                # Delete lets the storage free the volume behind the PV, not just the PV object.
+                self.kube.patch(k.PV, name, {"spec": {"persistentVolumeReclaimPolicy": "Delete"}})
+            self.kube.delete(k.PV, name, uid=pv["metadata"]["uid"])
+        if plan["pvs"]:
+            self._wait_pvs_gone(plan["pvs"])
+        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, dict(
+            (rid, ("reverted", {})) for _name, _policy, rid in plan["policies"]))
+        return result
+
+    def _free_plan(self, sess):
+        """What free() does: {"claims": [PVC objects], "pvs": set, "policies": [(pv, policy, record id)],
+        "records": {retain record id: status}, "kept": [{"name", "reason"}]} (reads only)."""
+        retained = dict((r["target"]["name"], r) for r in sess.doc.get("undo") or []
+                        if r["action"] == ACTION_RETAIN and r["status"] in sessions.IN_EFFECT)
+        rolled_back = sess.state == "rolled_back"
+        claims_, pvs, kept = [], set(), []
+        if rolled_back:
+            for rec in (sess.doc.get("plan") or {}).get("volumes") or []:
+                namespace, new_name = rec.get("target_namespace"), (rec.get("new_pvc") or {}).get("name")
+                claim = self.kube.get(k.PVC, new_name, namespace) if new_name else None
+                if claim is None or not is_session_claim(claim, self.session_name):
+                    continue
+                users = pods_using(self.kube.list(k.POD, namespace=namespace)[0], [new_name])
+                if users:
+                    kept.append({"name": "PersistentVolumeClaim %s/%s" % (namespace, new_name),
+                                 "reason": "PVC %s/%s is in use by pod(s) %s although the session was rolled back; "
+                                           "stop them, then re-run." % (namespace, new_name,
+                                                                       ", ".join(pod_label(p) for p in users))})
+                    continue
+                claims_.append(claim)
+                if _volume_name(claim):
+                    pvs.add(_volume_name(claim))
+        else:
+            for record in sess.doc.get("undo") or []:
+                if record["action"] != ACTION_REBIND or record["status"] not in sessions.IN_EFFECT:
+                    continue
+                original = record["original"]
+                snapshot = original["pvc"]
+                claim = self.kube.get(k.PVC, snapshot["name"], snapshot["namespace"])
+                if record.get("phase") == "swapped" and claim is not None and _volume_name(claim) == original["new_pv"]:
+                    pvs.add(original["old_pv"])
+                else:
+                    kept.append({"name": "PersistentVolume %s" % original["old_pv"],
+                                 "reason": "The swap of PVC %s/%s to %s did not finish (record %s, %s); re-run the "
+                                           "replace playbook with session=%s to finish it, or roll it back."
+                                           % (snapshot["namespace"], snapshot["name"], original["new_pv"],
+                                              record["status"], record.get("phase"), self.session_name)})
+        claim_uids = set(c["metadata"]["uid"] for c in claims_)
+        policies, records = [], {}
+        for name, record in sorted(retained.items()):
+            pv = self.kube.get(k.PV, name)
+            if pv is None:
+                continue
+            if name in pvs:
+                records[record["id"]] = record["status"]
+                continue
+            if _phase(pv) == "Bound":
+                policy = record["original"].get("persistentVolumeReclaimPolicy")
+                if policy and policy != pv["spec"].get("persistentVolumeReclaimPolicy"):
+                    policies.append((name, policy, record["id"]))
+                continue
+            kept.append({"name": "PersistentVolume %s" % name,
+                         "reason": "PV %s is %s and no finished swap of the session explains it; delete or bind it "
+                                   "yourself, then re-run." % (name, _phase(pv))})
+        for name in sorted(pvs):  # a PV a claim (other than the ones freed here) holds or is about to take stays
+            pv = self.kube.get(k.PV, name)
+            if pv is None:
+                pvs.discard(name)  # gone already (freed before, or reclaimed with its claim)
+                continue
+            ref = pv["spec"].get("claimRef") or {}
+            if ref.get("uid") in claim_uids:
+                continue
+            holder = self.kube.get(k.PVC, ref["name"], ref.get("namespace")) if ref.get("name") else None
+            if _phase(pv) == "Bound" or (holder is not None and (
+                    not ref.get("uid") or holder["metadata"].get("uid") == ref.get("uid"))):
+                pvs.discard(name)
+                kept.append({"name": "PersistentVolume %s" % name,
+                             "reason": "PV %s is %s and claimed by PVC %s/%s; it is not freed."
+                                       % (name, _phase(pv), ref.get("namespace"), ref.get("name"))})
+        return {"claims": claims_, "pvs": pvs, "policies": policies, "records": records, "kept": kept}
+
+    def _wait_pvs_gone(self, names):
+        def predicate(objs):
+            pending = sorted(o["metadata"]["name"] for o in objs if o["metadata"]["name"] in names)
+            return WaitState(not pending, pending, progress="%d PersistentVolume(s) still deleting" % len(pending))
+
+        wait_for(self.kube, k.PV, predicate, timeout=self._remaining(), on_progress=self.on_progress,
+                 what="PersistentVolume(s) %s to be deleted" % ", ".join(sorted(names)))
 
 
 # ----------------------------------------------------------------------------- pod templates
@@ -641,6 +823,10 @@ def template_users(kube, namespace, claim):
 def patch_claims(kube, params, check_mode=False, on_progress=None):
     if params.get("state") == "prepared":
         return prepare_claims(kube, params, check_mode=check_mode)
+    if params.get("state") == "freed":
+        patcher = ClaimPatcher(kube, params["velero_namespace"], params["session"], check_mode=check_mode,
+                               timeout=params.get("wait_timeout", 600), on_progress=on_progress)
+        return dict(patcher.free(), volumes=[], warnings=patcher.warnings)
     volumes = normalize_volumes(params.get("volumes"))
     if not volumes:
         raise PreflightError("volumes is empty: give plan volume records or {namespace, pvc, new_pvc} items.")

@@ -244,6 +244,8 @@ def run(kube, params, check_mode=False):
         existing = dict((o["metadata"]["name"], o) for o in items)
     # The target claims, a GET each for a few or one LIST per namespace; the placeholder pods, one LIST per namespace
     # when one is needed; each StorageClass once.
+    for rec in records:  # before any change
+        claims.refuse_new_claim_mid_swap(sess, rec["target_namespace"], rec.get("target_pvc"), rec["new_pvc"]["name"])
     claims_now = _claims_of(kube, records)
     placeholders, classes, created, recreated = {}, {}, [], False
     settings = None

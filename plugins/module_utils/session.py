@@ -38,6 +38,12 @@ DATA_KEY = "session.json"
 MODES = ("in_place", "replace")
 STATES = ("planned", "quiescing", "quiesced", "restoring", "restored", "swapping", "swapped",
           "resuming", "completed", "failed", "rolling_back", "rolled_back")
+# Undo record actions of the volume swap (claims.py): what a swap records before it changes anything.
+ACTION_RETAIN = "retain_pv"
+ACTION_REBIND = "rebind"
+ACTION_TEMPLATE = "template"
+# Undo record statuses in which the recorded change is (or may be) in effect.
+IN_EFFECT = ("recorded", "applied")
 # Nothing is left to do in these states: a re-run adopts the run that holds the session instead of taking it over,
 # so that it stays idempotent (the rollback role takes a completed replace over when it acts).
 SETTLED_STATES = ("completed", "rolled_back")
@@ -197,10 +203,39 @@ class Session(object):
                 return record
         return None
 
+    def swap_started(self, namespace, pvc):
+        """The mode ("rebind" or "template") of a swap of PVC namespace/pvc that began and was not reverted, or None.
+
+        A swap counts from its first journal record (written before any change), not from the ``swap`` entry of
+        the volume (written when it ended): a run killed mid-swap has restored the data already and must continue
+        the swap, never restore into a new claim again (the new claim may be deleted by then)."""
+        rebind = self.undo_record(undo_id(ACTION_REBIND, {"kind": "PersistentVolumeClaim", "namespace": namespace,
+                                                           "name": pvc}))
+        if rebind is not None and rebind["status"] in IN_EFFECT:
+            return "rebind"
+        if any(r["action"] == ACTION_TEMPLATE and r["status"] in IN_EFFECT and r["target"].get("namespace") == namespace
+               and pvc in (r.get("swaps") or {}) for r in self.doc.get("undo") or []):
+            return "template"
+        return None
+
+    def swaps(self):
+        """{"started": [keys of the plan volumes whose swap began and was not reverted], "mode": the swap mode of
+        the session ("rebind", "template", or None when none was recorded)}."""
+        started, modes = [], set()
+        for rec in (self.doc.get("plan") or {}).get("volumes") or []:
+            mode = self.swap_started(rec.get("target_namespace"), rec.get("target_pvc"))
+            if mode:
+                started.append(rec.get("key"))
+                modes.add(mode)
+        if not modes:  # nothing in effect (e.g. rolled back): the mode the swaps were made with
+            modes = set((v.get("swap") or {}).get("mode") for v in (self.doc.get("volumes") or {}).values())
+            modes.discard(None)
+        return {"started": started, "mode": sorted(modes)[0] if len(modes) == 1 else None}
+
     def result(self):
         """What modules return about the session."""
         return {"name": self.name, "object_name": self.object_name, "namespace": self.namespace,
-                "uid": self.uid, "state": self.state, "document": copy.deepcopy(self.doc)}
+                "uid": self.uid, "state": self.state, "swaps": self.swaps(), "document": copy.deepcopy(self.doc)}
 
 
 def config_map_body(session, namespace, doc):
@@ -548,7 +583,7 @@ def delete(kube, velero_namespace, session, force=False, check_mode=False):
     current = load(kube, velero_namespace, session)
     if current is None:
         return False
-    pending = [r for r in pending_undo(current) if r["action"] != "retain_pv" or r.get("keep") is not True]
+    pending = [r for r in pending_undo(current) if r["action"] != ACTION_RETAIN or r.get("keep") is not True]
     if pending and not force:
         raise PreflightError(
             "Session %r still holds %d undo record(s) in effect (%s). Resume or roll back first, "

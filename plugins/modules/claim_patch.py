@@ -34,8 +34,16 @@ description:
     (state V(skipped)) - M(velero.data_restore.data_download) creates those claims with the selector it needs.
     O(mode), O(wait) and O(wait_timeout) do not apply (a claim of a WaitForFirstConsumer class binds only once
     the helper pod mounts it).
+  - O(state=freed) frees what a settled session kept (the cleanup step, playbooks/cleanup.yml): after a
+    V(completed) replace, the old PVs of the finished rebinds (reclaim policy set to C(Delete) so the storage frees
+    the volume, then deleted); after a rollback (V(rolled_back)), the session's new claims that no pod uses and
+    their PVs. A retained PV that is C(Bound) gets its recorded reclaim policy back. It refuses, before any change,
+    a session that is not settled (a swap may be under way) and any recorded PV it cannot account for (a PV that
+    a claim holds, or one no finished swap explains). O(volumes) and O(mode) do not apply.
   - Every step checks the current state first, so re-running after an interruption (even between deleting
-    and recreating a claim) completes the swap from the session records. A PV is never deleted.
+    and recreating a claim) completes the swap from the session records. Only O(state=freed) deletes a PV.
+  - A volume whose swap began is not given a new claim again (O(state=prepared)): its data is restored, the
+    swap may have deleted the new claim already; continue the swap or roll it back.
 author:
   - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
@@ -60,9 +68,9 @@ options:
         (C(key), C(target_namespace), C(target_pvc), C(new_pvc.name); other keys are ignored), or simple items
         C({namespace, pvc, new_pvc}) where C(new_pvc) is the restored claim's name.
       - With O(state=reverted), C(new_pvc) may be left out; the session knows it.
+      - Required unless O(state=freed).
     type: list
     elements: dict
-    required: true
   mode:
     description: How to swap; see the description.
     type: str
@@ -71,9 +79,9 @@ options:
   state:
     description:
       - V(prepared) creates the new claims (before the restore); V(swapped) swaps the restored volumes in;
-        V(reverted) swaps the originals back.
+        V(reverted) swaps the originals back; V(freed) frees what a completed or rolled back session kept.
     type: str
-    choices: [prepared, swapped, reverted]
+    choices: [prepared, swapped, reverted, freed]
     default: swapped
 notes:
   - Rebind refuses while a non-terminal pod uses either PVC and names the pods; stop them first with
@@ -113,6 +121,11 @@ EXAMPLES = r"""
     session: shop-rollback
     volumes: "{{ plan.volumes }}"
     state: reverted
+
+- name: Free the old volumes once the restore is verified (irreversible; the cleanup role does this)
+  velero.data_restore.claim_patch:
+    session: shop-rollback
+    state: freed
 """
 
 RETURN = r"""
@@ -164,6 +177,37 @@ volumes:
       type: list
       elements: str
       returned: mode=template
+deleted_pvs:
+  description: With O(state=freed), the PersistentVolumes deleted (in check mode, that would be deleted).
+  returned: with O(state=freed)
+  type: list
+  elements: str
+  sample: [pvc-3f1c0e0b-2a54-4c1e-9d8e-6a1b8f0c2d11]
+deleted_claims:
+  description: With O(state=freed), the session's new claims deleted after a rollback (C(namespace/name)).
+  returned: with O(state=freed)
+  type: list
+  elements: str
+  sample: [shop/data-restored-ab12cd]
+policies_restored:
+  description: With O(state=freed), the Bound PVs given their recorded reclaim policy back.
+  returned: with O(state=freed)
+  type: list
+  elements: dict
+  contains:
+    pv:
+      description: PersistentVolume name.
+      type: str
+    policy:
+      description: The reclaim policy it has again.
+      type: str
+  sample: [{pv: pvc-9a0e, policy: Delete}]
+kept:
+  description: With O(state=freed), what is not freed and why (empty when the task succeeds; the task fails otherwise).
+  returned: with O(state=freed)
+  type: list
+  elements: dict
+  sample: []
 session_state:
   description: The state the session was moved to (O(session_state)); in check mode the state it would move to.
   returned: when O(session_state) was given and the task's own work succeeded
@@ -191,14 +235,14 @@ def run(module, kube):
 
 def main():
     spec = dict(
-        volumes=dict(type="list", elements="dict", required=True),
+        volumes=dict(type="list", elements="dict"),
         mode=dict(type="str", default="rebind", choices=list(claims.MODES)),
         state=dict(type="str", default="swapped", choices=list(claims.STATES)),
     )
     spec.update(SESSION_ARG_SPEC)
     spec.update(SESSION_STATE_ARG_SPEC)
     spec.update(WAIT_ARG_SPEC)
-    run_module(spec, run)
+    run_module(spec, run, required_if=[("state", state, ["volumes"]) for state in claims.STATES if state != "freed"])
 
 
 if __name__ == "__main__":

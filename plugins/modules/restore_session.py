@@ -148,6 +148,20 @@ session:
       description: Session state.
       type: str
       sample: planned
+    swaps:
+      description:
+        - The swaps of a replace, from the journal's records (a swap counts from its first record, before any change).
+      type: dict
+      contains:
+        started:
+          description: Keys of the plan volumes whose swap began and was not reverted (their data is restored).
+          type: list
+          elements: str
+          sample: [shop/data]
+        mode:
+          description: The swap mode (V(rebind) or V(template)), or null when no swap was recorded.
+          type: str
+          sample: rebind
     document:
       description: The full session document (plan, volumes, undo records, hooks, history).
       type: dict

@@ -471,3 +471,177 @@ def test_one_claim_builder_for_both_paths():
     with_selector = c.new_claim_body(rec, SESSION, selector="shop.data.x1")
     assert with_selector["spec"].pop("selector") == {"matchLabels": {"velero.io/dynamic-pv-restore": "shop.data.x1"}}
     assert with_selector == plain
+
+
+# ----------------------------------------------------------------------------- a swap killed midway (review findings)
+def plan_volumes(fk, new="data-restored", restore_via="pod_volume_restore"):
+    rec = replace_record(new=new, restore_via=restore_via)
+    s.update(fk, VNS, SESSION, lambda doc: doc.update(plan={"volumes": [rec]}))
+    return rec
+
+
+@pytest.mark.parametrize("kill_at", range(1, 15))
+def test_a_swap_counts_as_begun_from_its_first_record(kill_at):
+    fk = make_kube(KillableKube)
+    plan_volumes(fk)
+    fk.kill_at, fk.mutations = kill_at, 0
+    try:
+        c.patch_claims(fk, params())
+    except Killed:
+        pass
+    sess = s.require(fk, VNS, SESSION)
+    recorded = sess.undo_record("rebind:PersistentVolumeClaim/shop/data") is not None
+    assert sess.swaps()["started"] == (["shop/data"] if recorded else [])
+    assert sess.swap_started(NS, "data") == ("rebind" if recorded else None)
+
+
+def test_prepared_refuses_a_new_claim_for_a_volume_whose_swap_began():
+    """Killed after the swap deleted the new claim: a re-run must continue the swap, not create an empty claim."""
+    fk = make_kube(KillableKube)
+    rec = plan_volumes(fk)
+    total = _total_mutations()
+    for kill_at in range(1, total + 1):
+        fk = make_kube(KillableKube)
+        plan_volumes(fk)
+        fk.kill_at, fk.mutations = kill_at, 0
+        with pytest.raises(Killed):
+            c.patch_claims(fk, params())
+        fk.kill_at = 0
+        if fk.find(k.PVC, "data-restored", NS) is not None and not s.require(fk, VNS, SESSION).swap_started(NS, "data"):
+            continue
+        before = mutations(fk)
+        with pytest.raises(PreflightError, match="swap of PVC shop/data began"):
+            c.patch_claims(fk, prepare_params([dict(rec, new_pvc=dict(rec["new_pvc"], name="data-restored"))]))
+        assert mutations(fk) == before, "kill at %d" % kill_at
+        c.patch_claims(fk, params())  # the swap continues instead
+        assert_swapped(fk)
+
+
+def test_prepared_after_a_rollback_restores_again():
+    fk = make_kube()
+    plan_volumes(fk)
+    c.patch_claims(fk, params())
+    c.patch_claims(fk, params(state="reverted"))
+    assert s.require(fk, VNS, SESSION).swaps() == {"started": [], "mode": "rebind"}
+    result = c.patch_claims(fk, prepare_params([replace_record(new="data-restored-2")]))
+    assert result["volumes"][0]["state"] == "created"
+
+
+def test_template_swap_killed_after_the_patch_is_recorded_by_the_rerun_and_rolled_back():
+    fk = make_kube(KillableKube)
+    plan_volumes(fk)
+    workload(fk, k.DEPLOYMENT, "web", "data")
+    fk.kill_at, fk.mutations = 10 ** 6, 0
+    c.patch_claims(fk, params(mode="template"))
+    total = fk.mutations
+    for kill_at in range(1, total + 1):
+        fk = make_kube(KillableKube)
+        plan_volumes(fk)
+        workload(fk, k.DEPLOYMENT, "web", "data")
+        fk.kill_at, fk.mutations = kill_at, 0
+        with pytest.raises(Killed):
+            c.patch_claims(fk, params(mode="template"))
+        fk.kill_at = 0
+        patched = c.template_volumes(fk.find(k.DEPLOYMENT, "web", NS))[0]["persistentVolumeClaim"]["claimName"]
+        assert s.require(fk, VNS, SESSION).swaps()["started"] == (["shop/data"] if patched == "data-restored" else
+                                                                  s.require(fk, VNS, SESSION).swaps()["started"])
+        c.patch_claims(fk, params(mode="template"))
+        sess = s.require(fk, VNS, SESSION)
+        assert sess.doc["volumes"]["shop/data"]["swap"]["mode"] == "template", "kill at %d" % kill_at
+        assert sess.undo_record("template:Deployment/shop/web")["status"] == "applied"
+        assert sess.swaps() == {"started": ["shop/data"], "mode": "template"}
+        c.patch_claims(fk, params(mode=sess.swaps()["mode"], state="reverted"))
+        dep = fk.find(k.DEPLOYMENT, "web", NS)
+        assert c.template_volumes(dep)[0]["persistentVolumeClaim"]["claimName"] == "data", "kill at %d" % kill_at
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 4])
+def test_rollback_of_a_swap_killed_before_its_rebind_record_gives_the_policies_back(kill_at):
+    fk = make_kube(KillableKube)
+    fk.kill_at, fk.mutations = kill_at, 0
+    with pytest.raises(Killed):
+        c.patch_claims(fk, params())
+    fk.kill_at = 0
+    assert s.require(fk, VNS, SESSION).undo_record("rebind:PersistentVolumeClaim/shop/data") is None
+    result = c.patch_claims(fk, params(state="reverted"))
+    assert result["volumes"][0]["state"] == "not_swapped"
+    for name in ("pv-old", "pv-new"):
+        pv = fk.find(k.PV, name)
+        assert pv["status"]["phase"] == "Bound" and pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete", kill_at
+
+
+# ----------------------------------------------------------------------------- state=freed (cleanup)
+def freed(fk, check_mode=False):
+    return c.patch_claims(fk, dict(velero_namespace=VNS, session=SESSION, state="freed", wait_timeout=30),
+                          check_mode=check_mode)
+
+
+def swapped_and_completed():
+    fk = make_kube()
+    plan_volumes(fk)
+    c.patch_claims(fk, params())
+    s.set_state(fk, VNS, SESSION, "completed")
+    return fk
+
+
+@pytest.mark.parametrize("state", ["swapping", "failed", "restored", "rolling_back"])
+def test_freed_refuses_an_unsettled_session_before_any_change(state):
+    """After a kill mid-swap (or a failed run), both PVs are Released/unbound: cleanup must not delete them."""
+    total = _total_mutations()
+    for kill_at in range(1, total + 1):
+        fk = make_kube(KillableKube)
+        plan_volumes(fk)
+        fk.kill_at, fk.mutations = kill_at, 0
+        with pytest.raises(Killed):
+            c.patch_claims(fk, params())
+        fk.kill_at = 0
+        s.set_state(fk, VNS, SESSION, state)
+        before = mutations(fk)
+        with pytest.raises(PreflightError, match="is %s, not completed or rolled back" % state):
+            freed(fk)
+        assert mutations(fk) == before and fk.find(k.PV, "pv-old") and fk.find(k.PV, "pv-new")
+
+
+def test_freed_after_a_completed_replace_deletes_the_old_pv_and_gives_the_new_one_its_policy():
+    fk = swapped_and_completed()
+    preview = freed(fk, check_mode=True)
+    assert preview["deleted_pvs"] == ["pv-old"] and fk.find(k.PV, "pv-old") is not None
+    result = freed(fk)
+    assert result["changed"] and result["deleted_pvs"] == ["pv-old"] and result["deleted_claims"] == []
+    assert result["policies_restored"] == [{"pv": "pv-new", "policy": "Delete"}]
+    assert fk.find(k.PV, "pv-old") is None
+    assert ("patch", "PersistentVolume") in fk.requests  # Delete first: the storage frees the volume too
+    pv = fk.find(k.PV, "pv-new")
+    assert pv["status"]["phase"] == "Bound" and pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+    assert fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-new"
+    before = mutations(fk)
+    again = freed(fk)
+    assert not again["changed"] and mutations(fk) == before
+
+
+def test_freed_after_a_rollback_deletes_the_unused_session_claim_and_its_volume():
+    fk = make_kube()
+    fk.mutate(k.PVC, "data-restored", NS, lambda o: o["metadata"].update(labels=dict(
+        c.names.session_labels(SESSION, c.CLAIM_ROLE))))
+    plan_volumes(fk)
+    c.patch_claims(fk, params())
+    c.patch_claims(fk, params(state="reverted"))
+    s.set_state(fk, VNS, SESSION, "rolled_back")
+    result = freed(fk)
+    assert result["deleted_claims"] == ["shop/data-restored"] and result["deleted_pvs"] == ["pv-new"]
+    assert fk.find(k.PVC, "data-restored", NS) is None and fk.find(k.PV, "pv-new") is None
+    pv = fk.find(k.PV, "pv-old")
+    assert pv["status"]["phase"] == "Bound" and fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-old"
+
+
+def test_freed_keeps_everything_when_a_recorded_pv_is_claimed_again():
+    fk = swapped_and_completed()
+    # someone pre-binds the old PV to a claim of theirs meanwhile
+    fk.mutate(k.PV, "pv-old", None, lambda o: o["spec"].update(claimRef={"namespace": NS, "name": "keep-me"}))
+    fk.add(k.PVC, {"metadata": {"name": "keep-me", "namespace": NS},
+                   "spec": {"volumeName": "pv-old", "resources": {"requests": {"storage": "1Gi"}}},
+                   "status": {"phase": "Pending"}})
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="PV pv-old .* claimed by PVC shop/keep-me"):
+        freed(fk)
+    assert mutations(fk) == before and fk.find(k.PV, "pv-old") is not None

@@ -338,3 +338,17 @@ def test_a_resume_that_is_not_this_sessions_datadownloads_fails_before_any_reque
     with pytest.raises(PreflightError, match=message):
         dd.run(fake, params(volumes=[f.dm_record("data")], resume=resume))
     assert fake.requests == []
+
+
+def test_a_volume_whose_swap_began_gets_no_new_claim_again():
+    """A replace killed mid-swap (after the new claim was deleted): a re-run must not create an empty new claim that
+    nothing binds (review finding D2); the swap continues instead."""
+    fake = setup()
+    rec = f.dm_record("data")
+    target = {"kind": "PersistentVolumeClaim", "namespace": rec["target_namespace"], "name": rec["target_pvc"]}
+    sessions.record_undo(fake, f.VNS, "s1", sessions.ACTION_REBIND, target, {"old_pv": "pv-old", "new_pv": "pv-new"})
+    before = len([r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")])
+    with pytest.raises(PreflightError, match="swap of PVC shop/data began"):
+        dd.run(fake, params(volumes=[rec]))
+    assert len([r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")]) == before
+    assert fake.find(k.PVC, "data-restored", f.NS) is None
