@@ -616,7 +616,6 @@ class ClaimPatcher(object):
         result["diff"] = (before, after)
         return result
 
-
     # -- cleanup ---------------------------------------------------------------
     def free(self):
         """Free what a settled session kept (cleanup): after a completed replace the old PVs of finished rebinds,
@@ -682,10 +681,10 @@ class ClaimPatcher(object):
                     continue
                 users = pods_using(self.kube.list(k.POD, namespace=namespace)[0], [new_name])
                 if users:
+                    holders = ", ".join(pod_label(p) for p in users)
                     kept.append({"name": "PersistentVolumeClaim %s/%s" % (namespace, new_name),
                                  "reason": "PVC %s/%s is in use by pod(s) %s although the session was rolled back; "
-                                           "stop them, then re-run." % (namespace, new_name,
-                                                                       ", ".join(pod_label(p) for p in users))})
+                                           "stop them, then re-run." % (namespace, new_name, holders)})
                     continue
                 claims_.append(claim)
                 if _volume_name(claim):

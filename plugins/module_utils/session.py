@@ -209,8 +209,8 @@ class Session(object):
         A swap counts from its first journal record (written before any change), not from the ``swap`` entry of
         the volume (written when it ended): a run killed mid-swap has restored the data already and must continue
         the swap, never restore into a new claim again (the new claim may be deleted by then)."""
-        rebind = self.undo_record(undo_id(ACTION_REBIND, {"kind": "PersistentVolumeClaim", "namespace": namespace,
-                                                           "name": pvc}))
+        claim = {"kind": "PersistentVolumeClaim", "namespace": namespace, "name": pvc}
+        rebind = self.undo_record(undo_id(ACTION_REBIND, claim))
         if rebind is not None and rebind["status"] in IN_EFFECT:
             return "rebind"
         if any(r["action"] == ACTION_TEMPLATE and r["status"] in IN_EFFECT and r["target"].get("namespace") == namespace

@@ -34,7 +34,7 @@ description:
     (state V(skipped)) - M(velero.data_restore.data_download) creates those claims with the selector it needs.
     O(mode), O(wait) and O(wait_timeout) do not apply (a claim of a WaitForFirstConsumer class binds only once
     the helper pod mounts it).
-  - O(state=freed) frees what a settled session kept (the cleanup step, playbooks/cleanup.yml): after a
+  - O(state=freed) frees what a settled session kept (the cleanup step of playbooks/cleanup.yml). After a
     V(completed) replace, the old PVs of the finished rebinds (reclaim policy set to C(Delete) so the storage frees
     the volume, then deleted); after a rollback (V(rolled_back)), the session's new claims that no pod uses and
     their PVs. A retained PV that is C(Bound) gets its recorded reclaim policy back. It refuses, before any change,
@@ -42,8 +42,8 @@ description:
     a claim holds, or one no finished swap explains). O(volumes) and O(mode) do not apply.
   - Every step checks the current state first, so re-running after an interruption (even between deleting
     and recreating a claim) completes the swap from the session records. Only O(state=freed) deletes a PV.
-  - A volume whose swap began is not given a new claim again (O(state=prepared)): its data is restored, the
-    swap may have deleted the new claim already; continue the swap or roll it back.
+  - A volume whose swap began is not given a new claim again with O(state=prepared) - its data is restored, and
+    the swap may have deleted the new claim already; continue the swap or roll it back.
 author:
   - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:

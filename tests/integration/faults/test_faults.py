@@ -185,6 +185,11 @@ def test_sigkill_mid_swap_between_pvc_delete_and_recreate(api_client, kube, kube
     ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path,
                         playbook="restore_replace.yml")
+    # The re-run continued the swap instead of restoring again: no new claim of the session is left (a rebind deletes
+    # the restored claim; before 2026-12-04 a re-run created an empty one that stayed and blocked a later rollback).
+    strays = kube.list("PersistentVolumeClaim", ns, label_selector="data-restore.ansible/session=%s,"
+                       "data-restore.ansible/role=claim" % restored_app["session"])
+    assert not strays, "stray new claims: %s" % [c["metadata"]["name"] for c in strays]
 
 
 def _pvb_snapshot_ids(kube, backup):
