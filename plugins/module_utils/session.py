@@ -219,18 +219,24 @@ class Session(object):
         return None
 
     def swaps(self):
-        """{"started": [keys of the plan volumes whose swap began and was not reverted], "mode": the swap mode of
-        the session ("rebind", "template", or None when none was recorded)}."""
-        started, modes = [], set()
-        for rec in (self.doc.get("plan") or {}).get("volumes") or []:
+        """The swaps of a replace: {"started": [keys of the plan volumes whose swap began and was not reverted],
+        "mode": "rebind", "template" or None (none recorded), "partial": True when some plan volume's swap began
+        but not every volume is swapped - the workloads would then start on a mix of restored and old data (or
+        on a claim the swap deleted), so a failed run leaves them stopped}."""
+        started, modes, finished = [], set(), 0
+        plan_volumes = (self.doc.get("plan") or {}).get("volumes") or []
+        for rec in plan_volumes:
             mode = self.swap_started(rec.get("target_namespace"), rec.get("target_pvc"))
             if mode:
                 started.append(rec.get("key"))
                 modes.add(mode)
+                entry = ((self.doc.get("volumes") or {}).get(rec.get("key")) or {}).get("swap") or {}
+                finished += entry.get("state") == "swapped"
         if not modes:  # nothing in effect (e.g. rolled back): the mode the swaps were made with
             modes = set((v.get("swap") or {}).get("mode") for v in (self.doc.get("volumes") or {}).values())
             modes.discard(None)
-        return {"started": started, "mode": sorted(modes)[0] if len(modes) == 1 else None}
+        return {"started": started, "mode": sorted(modes)[0] if len(modes) == 1 else None,
+                "partial": bool(started) and finished < len(plan_volumes)}
 
     def result(self):
         """What modules return about the session."""

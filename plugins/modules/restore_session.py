@@ -162,6 +162,12 @@ session:
           description: The swap mode (V(rebind) or V(template)), or null when no swap was recorded.
           type: str
           sample: rebind
+        partial:
+          description:
+            - True when some plan volume's swap began but not every volume is swapped. Starting the workloads then
+              would run them on a mix of restored and old data (the restore playbooks' rescue leaves them stopped).
+          type: bool
+          sample: false
     document:
       description: The full session document (plan, volumes, undo records, hooks, history).
       type: dict

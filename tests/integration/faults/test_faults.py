@@ -192,6 +192,30 @@ def test_sigkill_mid_swap_between_pvc_delete_and_recreate(api_client, kube, kube
     assert not strays, "stray new claims: %s" % [c["metadata"]["name"] for c in strays]
 
 
+def test_swap_that_fails_half_way_leaves_the_workloads_stopped_and_a_rerun_finishes(
+        api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    """Replace mode, the swap fails after it began (run as a ServiceAccount without delete on PVCs, so the first
+    volume's swap stops at its claim deletes): starting the workloads would run them on a mix of restored and old
+    data, so the rescue leaves them stopped and says how to go on; a re-run with full rights finishes the swap."""
+    sim_config.set(bytesPerSecond=50 * 1024 * 1024)
+    app = restored_app["app"]
+    with ph.ServiceAccountGrant(api_client, [app["namespace"]],
+                                drop=("velero-data-restore-workloads", "", "persistentvolumeclaims", "delete")) as grant:
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig,
+                                                            _vars(restored_app, tmp_path), env=grant.env())
+    msgs = " | ".join(r.get("msg") or "" for _n, r in failed)
+    assert rc != 0 and "missing RBAC permission verb=delete resource=persistentvolumeclaims" in msgs, (msgs, stderr[-800:])
+    assert "began but not every volume is swapped, so the workloads were left stopped" in msgs, msgs
+    assert "rollback.yml -e session=%s" % restored_app["session"] in msgs, msgs
+    for workload in kube.list("Deployment", app["namespace"]):
+        assert workload["spec"]["replicas"] == 0, "started on half-swapped volumes: %s" % workload["metadata"]["name"]
+    state, _history = _session_state(kube, restored_app["session"])
+    assert state == "failed", state
+    ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path,
+                        playbook="restore_replace.yml")
+
+
 def _pvb_snapshot_ids(kube, backup):
     return [p["status"]["snapshotID"] for p in kube.list(
         "PodVolumeBackup", ph.VELERO_NS, label_selector="velero.io/backup-name=%s" % backup)]

@@ -492,7 +492,22 @@ def test_a_swap_counts_as_begun_from_its_first_record(kill_at):
     sess = s.require(fk, VNS, SESSION)
     recorded = sess.undo_record("rebind:PersistentVolumeClaim/shop/data") is not None
     assert sess.swaps()["started"] == (["shop/data"] if recorded else [])
+    assert sess.swaps()["partial"] == recorded  # killed before the swap entry, the last write
     assert sess.swap_started(NS, "data") == ("rebind" if recorded else None)
+
+
+def test_a_swap_of_some_volumes_only_is_partial():
+    fk = make_kube()
+    bound_pair(fk, "logs", "pv-logs-old")
+    bound_pair(fk, "logs-restored", "pv-logs-new")
+    data, logs = replace_record(new="data-restored"), replace_record(pvc="logs", new="logs-restored")
+    s.update(fk, VNS, SESSION, lambda doc: doc.update(plan={"volumes": [data, logs]}))
+    assert s.require(fk, VNS, SESSION).swaps() == {"started": [], "mode": None, "partial": False}
+    c.patch_claims(fk, params(volumes=[data]))
+    assert s.require(fk, VNS, SESSION).swaps() == {"started": ["shop/data"], "mode": "rebind", "partial": True}
+    c.patch_claims(fk, params(volumes=[logs]))
+    assert s.require(fk, VNS, SESSION).swaps() == {"started": ["shop/data", "shop/logs"], "mode": "rebind",
+                                                   "partial": False}
 
 
 def test_prepared_refuses_a_new_claim_for_a_volume_whose_swap_began():
@@ -522,7 +537,7 @@ def test_prepared_after_a_rollback_restores_again():
     plan_volumes(fk)
     c.patch_claims(fk, params())
     c.patch_claims(fk, params(state="reverted"))
-    assert s.require(fk, VNS, SESSION).swaps() == {"started": [], "mode": "rebind"}
+    assert s.require(fk, VNS, SESSION).swaps() == {"started": [], "mode": "rebind", "partial": False}
     result = c.patch_claims(fk, prepare_params([replace_record(new="data-restored-2")]))
     assert result["volumes"][0]["state"] == "created"
 
@@ -549,7 +564,7 @@ def test_template_swap_killed_after_the_patch_is_recorded_by_the_rerun_and_rolle
         sess = s.require(fk, VNS, SESSION)
         assert sess.doc["volumes"]["shop/data"]["swap"]["mode"] == "template", "kill at %d" % kill_at
         assert sess.undo_record("template:Deployment/shop/web")["status"] == "applied"
-        assert sess.swaps() == {"started": ["shop/data"], "mode": "template"}
+        assert sess.swaps() == {"started": ["shop/data"], "mode": "template", "partial": False}
         c.patch_claims(fk, params(mode=sess.swaps()["mode"], state="reverted"))
         dep = fk.find(k.DEPLOYMENT, "web", NS)
         assert c.template_volumes(dep)[0]["persistentVolumeClaim"]["claimName"] == "data", "kill at %d" % kill_at
