@@ -510,23 +510,27 @@ def test_a_swap_of_some_volumes_only_is_partial():
                                                    "partial": False}
 
 
-def test_prepared_refuses_a_new_claim_for_a_volume_whose_swap_began():
-    """Killed after the swap deleted the new claim: a re-run must continue the swap, not create an empty claim."""
-    fk = make_kube(KillableKube)
-    rec = plan_volumes(fk)
-    total = _total_mutations()
-    for kill_at in range(1, total + 1):
+def swaps_killed_at_each_write():
+    """(kill point, fake cluster) of a rebind swap killed before each of its writes, one after the other."""
+    for kill_at in range(1, _total_mutations() + 1):
         fk = make_kube(KillableKube)
         plan_volumes(fk)
         fk.kill_at, fk.mutations = kill_at, 0
         with pytest.raises(Killed):
             c.patch_claims(fk, params())
         fk.kill_at = 0
+        yield kill_at, fk
+
+
+def test_prepared_refuses_a_new_claim_for_a_volume_whose_swap_began():
+    """Killed after the swap deleted the new claim: a re-run must continue the swap, not create an empty claim."""
+    rec = replace_record(new="data-restored")
+    for kill_at, fk in swaps_killed_at_each_write():
         if fk.find(k.PVC, "data-restored", NS) is not None and not s.require(fk, VNS, SESSION).swap_started(NS, "data"):
             continue
         before = mutations(fk)
         with pytest.raises(PreflightError, match="swap of PVC shop/data began"):
-            c.patch_claims(fk, prepare_params([dict(rec, new_pvc=dict(rec["new_pvc"], name="data-restored"))]))
+            c.patch_claims(fk, prepare_params([rec]))
         assert mutations(fk) == before, "kill at %d" % kill_at
         c.patch_claims(fk, params())  # the swap continues instead
         assert_swapped(fk)
@@ -602,14 +606,7 @@ def swapped_and_completed():
 @pytest.mark.parametrize("state", ["swapping", "failed", "restored", "rolling_back"])
 def test_freed_refuses_an_unsettled_session_before_any_change(state):
     """After a kill mid-swap (or a failed run), both PVs are Released/unbound: cleanup must not delete them."""
-    total = _total_mutations()
-    for kill_at in range(1, total + 1):
-        fk = make_kube(KillableKube)
-        plan_volumes(fk)
-        fk.kill_at, fk.mutations = kill_at, 0
-        with pytest.raises(Killed):
-            c.patch_claims(fk, params())
-        fk.kill_at = 0
+    for _kill_at, fk in swaps_killed_at_each_write():
         s.set_state(fk, VNS, SESSION, state)
         before = mutations(fk)
         with pytest.raises(PreflightError, match="is %s, not completed or rolled back" % state):
