@@ -222,7 +222,7 @@ class Session(object):
         """The swaps of a replace: {"started": [keys of the plan volumes whose swap began and was not reverted],
         "mode": "rebind", "template" or None (none recorded), "partial": True when some plan volume's swap began
         but not every volume is swapped - the workloads would then start on a mix of restored and old data (or
-        on a claim the swap deleted), so a failed run leaves them stopped}."""
+        on a claim the swap deleted), so a failed run rolls those swaps back before it starts them}."""
         started, modes, finished = [], set(), 0
         plan_volumes = (self.doc.get("plan") or {}).get("volumes") or []
         for rec in plan_volumes:

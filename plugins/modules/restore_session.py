@@ -165,7 +165,8 @@ session:
         partial:
           description:
             - True when some plan volume's swap began but not every volume is swapped. Starting the workloads then
-              would run them on a mix of restored and old data (the restore playbooks' rescue leaves them stopped).
+              would run them on a mix of restored and old data (the restore playbooks' rescue rolls those swaps back
+              first).
           type: bool
           sample: false
     document:

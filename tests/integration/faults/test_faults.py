@@ -192,23 +192,28 @@ def test_sigkill_mid_swap_between_pvc_delete_and_recreate(api_client, kube, kube
     assert not strays, "stray new claims: %s" % [c["metadata"]["name"] for c in strays]
 
 
-def test_swap_that_fails_half_way_leaves_the_workloads_stopped_and_a_rerun_finishes(
+def test_swap_that_fails_half_way_is_rolled_back_before_the_workloads_start(
         api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
     """Replace mode, the swap fails after it began (run as a ServiceAccount without delete on PVCs, so the first
-    volume's swap stops at its claim deletes): starting the workloads would run them on a mix of restored and old
-    data, so the rescue leaves them stopped and says how to go on; a re-run with full rights finishes the swap."""
+    volume's swap stops at its claim deletes): started as they are, the workloads would run on a mix of restored and
+    old data, so the rescue rolls the begun swap back, then starts them on their original volumes; a re-run with
+    full rights restores and swaps again."""
     sim_config.set(bytesPerSecond=50 * 1024 * 1024)
     app = restored_app["app"]
+    scrambled = ph.pvs_with_data(api_client, state_dir, [app["namespace"]])
     with ph.ServiceAccountGrant(api_client, [app["namespace"]],
                                 drop=("velero-data-restore-workloads", "", "persistentvolumeclaims", "delete")) as grant:
-        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig,
-                                                            _vars(restored_app, tmp_path), env=grant.env())
+        rc, results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig,
+                                                           _vars(restored_app, tmp_path), env=grant.env())
     msgs = " | ".join(r.get("msg") or "" for _n, r in failed)
     assert rc != 0 and "missing RBAC permission verb=delete resource=persistentvolumeclaims" in msgs, (msgs, stderr[-800:])
-    assert "began but not every volume is swapped, so the workloads were left stopped" in msgs, msgs
-    assert "rollback.yml -e session=%s" % restored_app["session"] in msgs, msgs
-    for workload in kube.list("Deployment", app["namespace"]):
-        assert workload["spec"]["replicas"] == 0, "started on half-swapped volumes: %s" % workload["metadata"]["name"]
+    assert "had begun: it was rolled back, so the workloads start on their original volumes" in msgs, msgs
+    reverted = [r for n, r in results if n.endswith("Swap the original volumes back in")]
+    assert reverted and reverted[0].get("changed") and not reverted[0].get("failed"), reverted
+    ph.replicas_back(api_client, app)
+    for claim, pv in ((c["metadata"]["name"], c["spec"].get("volumeName"))
+                      for c in kube.list("PersistentVolumeClaim", app["namespace"]) if c["metadata"]["name"] in app["pvcs"]):
+        assert pv in scrambled, "claim %s is on %s, not on its original volume" % (claim, pv)
     state, _history = _session_state(kube, restored_app["session"])
     assert state == "failed", state
     ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
