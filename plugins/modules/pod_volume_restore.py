@@ -224,7 +224,9 @@ deleted:
   elements: str
 session_state:
   description: The state the session was moved to (O(session_state)); in check mode the state it would move to.
-  returned: when O(session_state) was given and the task's own work succeeded
+  returned:
+    when O(session_state) was given and the task's own work succeeded - with O(state=present) only when RV(done)
+    is true (so not in check mode, nor after a timeout, nor with O(wait=false) while a PodVolumeRestore is unfinished)
   type: str
   sample: restored
 """
