@@ -464,10 +464,12 @@ def record_undo(kube, velero_namespace, session, action, target, original, check
     return records[undo_id(action, target)]
 
 
-def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=False, check_mode=False):
+def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=False, check_mode=False, renew=()):
     """record_undo for several ``(action, target, original)`` in ONE journal write, before the caller mutates
     any of them. An existing record is kept (first record wins); with ``renew_reverted`` a record whose change
-    was already reverted starts a new cycle (status recorded, the new original). Returns {id: record}.
+    was already reverted starts a new cycle (status recorded, the new original and target); so does a record
+    whose id is in ``renew`` (the caller found it stale: its object was recreated, or its change undone already).
+    Returns {id: record}.
 
     An entry may carry a 4th element, extra fields of a new (or renewed) record, e.g. the claims a workload
     was stopped for: written with the record, so an interruption right after it loses nothing."""
@@ -490,8 +492,9 @@ def record_undo_many(kube, velero_namespace, session, entries, renew_reverted=Fa
                 record.update(copy.deepcopy(extras[rid]))
                 doc["undo"].append(record)
                 by_id[rid] = record
-            elif renew_reverted and record["status"] == "reverted":
-                record.update(status="recorded", original=copy.deepcopy(original), recordedAt=now())
+            elif (renew_reverted and record["status"] == "reverted") or rid in renew:
+                record.update(status="recorded", original=copy.deepcopy(original), target=dict(target),
+                              recordedAt=now())
                 record.update(copy.deepcopy(extras[rid]))
 
     updated = update(kube, velero_namespace, session, apply,

@@ -374,6 +374,18 @@ def statefulsets_for_claims(kube, namespace, pvcs, items=None):
     return found
 
 
+def idle_cronjobs_for_claims(kube, namespace, pvcs):
+    """CronJobs not suspended whose job template mounts one of the claims. With no Job running, no pod leads to
+    them, yet one could fire while the data is written (or hold the claim during a swap): they are stopped too."""
+    found = []
+    for cronjob in kube.list(k.CRON_JOB, namespace=namespace)[0]:
+        cronjob.setdefault("kind", "CronJob")
+        template = ((_spec(cronjob).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+        if not cronjob_is_stopped(cronjob) and set(claim_names(template)) & set(pvcs):
+            found.append(cronjob)
+    return found
+
+
 def check_other_session_pod(pod, session, pvcs):
     """A helper/placeholder pod of ANOTHER restore session mounting the PVCs: two sessions on one claim."""
     other = pod_session(pod)
@@ -388,14 +400,15 @@ def check_other_session_pod(pod, session, pvcs):
         pod=pod["metadata"]["name"], other_session=other)
 
 
-def discover(kube, namespace, pvcs, strict=True, session=None, pods=None):
+def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_cronjobs=True):
     """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings).
 
     The helper/placeholder pods of ``session`` (this collection's managed-by + session labels) are not
     workloads and are skipped; those of another session are refused (a conflict).
     ``strict=False`` (preflight) skips pods whose workload cannot be stopped instead of refusing them:
     workload_scale refuses those when it runs; preflight only applies the rules of ``check_stoppable``.
-    ``pods``: the namespace's pods when the caller just listed them.
+    ``pods``: the namespace's pods when the caller just listed them. ``idle_cronjobs``: also the CronJobs that mount
+    the claims without a Job running (one more LIST; preflight leaves them out, a CronJob can always be stopped).
     """
     resolver = OwnerResolver(kube)
     if pods is None:
@@ -420,8 +433,9 @@ def discover(kube, namespace, pvcs, strict=True, session=None, pods=None):
             found.setdefault(obj["metadata"]["uid"], obj)
         if warning and warning not in warnings:
             warnings.append(warning)
-    for sts in statefulsets_for_claims(kube, namespace, pvcs, statefulsets):
-        found.setdefault(sts["metadata"]["uid"], sts)
+    idle = idle_cronjobs_for_claims(kube, namespace, pvcs) if idle_cronjobs else []
+    for obj in statefulsets_for_claims(kube, namespace, pvcs, statefulsets) + idle:
+        found.setdefault(obj["metadata"]["uid"], obj)
     return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["name"])), warnings
 
 
@@ -466,7 +480,7 @@ def stop_refusals(kube, namespace, pvcs):
     applies the same ``check_stoppable`` to its targets before its first change.
     """
     problems = []
-    for obj in discover(kube, namespace, pvcs, strict=False)[0]:
+    for obj in discover(kube, namespace, pvcs, strict=False, idle_cronjobs=False)[0]:
         try:
             check_stoppable(obj)
         except PreflightError as exc:
@@ -624,6 +638,7 @@ class Scaler(object):
         self._pods = {}  # namespace -> its pods as listed to find the targets (before any change)
         self._pods_version = {}  # namespace -> the resourceVersion of that LIST (the stop's wait watches from it)
         self._applied = {}  # journal marks of the stopped workloads, written once after the wait (mark_applied)
+        self._renew = set()  # ids of stale scale records the stop records again (_stale)
         if session_name:
             # In check mode a session that a previous task would have created may be missing.
             self.session = sessions.load(kube, velero_namespace, session_name)
@@ -693,7 +708,7 @@ class Scaler(object):
         sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name,
                                   [(ACTION_SCALE, ref_of_result(out), out["original"], {"pvcs": sorted(pvcs or [])})
                                    for out, _patch in to_stop],
-                                  renew_reverted=True)
+                                  renew_reverted=True, renew=self._renew)
 
         def stop_one(out, stop_patch):
             patch = copy.deepcopy(stop_patch)
@@ -733,7 +748,9 @@ class Scaler(object):
         out["result"] = "paused"
         if self.check_mode:
             return out
-        sessions.record_undo(self.kube, self.velero_namespace, self.session_name, action, ref, original)
+        # A pause of an earlier cycle of this session that was lifted is recorded again: the value now is the user's.
+        sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name, [(action, ref, original)],
+                                  renew_reverted=True)
         self.kube.patch(kind, ref["name"], gitops_pause_patch(action), ref["namespace"])
         sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
                                  workloads=[plan["workload"]])
@@ -746,7 +763,10 @@ class Scaler(object):
         record = self._record(sessions.undo_id(ACTION_SCALE, ref))
         current = wk.current(obj)
         out = dict(ref, current=current, before=current, original=None, action="stopped")
-        if record is not None and record["status"] != "reverted":
+        stale = record is not None and record["status"] != "reverted" and self._stale(record, obj)
+        if stale:
+            self._renew.add(sessions.undo_id(ACTION_SCALE, ref))
+        if record is not None and record["status"] != "reverted" and not stale:
             out["original"] = record["original"]
             if wk.is_stopped(obj):
                 out["action"] = "already_stopped"
@@ -764,6 +784,15 @@ class Scaler(object):
         stop_patch = wk.stop(obj)
         out["after"] = wk.current(_apply(obj, stop_patch))
         return out, stop_patch
+
+    @staticmethod
+    def _stale(record, obj):
+        """A record in effect that no longer describes ``obj``: the object was deleted and recreated (another
+        uid), or it runs without this collection's annotation - a start undid the stop, and was killed before its
+        journal write. Its original is then not the object's: the stop records the current values again."""
+        if record["target"].get("uid") != obj["metadata"].get("uid"):
+            return True
+        return not KINDS[obj["kind"]].is_stopped(obj) and read_annotation(obj) is None
 
     def _recorded(self, namespace, pvcs, active_only=False):
         """Workloads this session stopped for ``pvcs`` (their pods are gone, so discovery cannot see them)."""

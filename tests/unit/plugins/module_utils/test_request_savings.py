@@ -311,4 +311,4 @@ def test_owners_of_many_pods_are_listed_once_per_kind_not_read_one_by_one():
     assert sorted(o["metadata"]["name"] for o in found) == ["web%d" % i for i in range(6)] and warnings == []
     assert fake.count("get") == 0
     assert sorted(kind for verb, kind in fake.requests if verb == "list") == [
-        "Deployment", "Pod", "ReplicaSet", "StatefulSet"]
+        "CronJob", "Deployment", "Pod", "ReplicaSet", "StatefulSet"]

@@ -134,7 +134,7 @@ def test_a_statefulsets_pods_find_it_in_the_claim_template_list_without_a_get(fk
     del fk.requests[:]
     found = w.discover(fk, NS, ["data-db-0", "data-db-1"])[0]
     assert [o["metadata"]["name"] for o in found] == ["db"]
-    assert fk.requests == [("list", "Pod"), ("list", "StatefulSet")]
+    assert fk.requests == [("list", "Pod"), ("list", "StatefulSet"), ("list", "CronJob")]  # idle CronJobs too
 
 
 def test_the_owners_of_many_statefulset_pods_are_not_listed_twice(fk):
@@ -143,7 +143,7 @@ def test_the_owners_of_many_statefulset_pods_are_not_listed_twice(fk):
     del fk.requests[:]
     found = w.discover(fk, NS, ["data-db-%d" % i for i in range(replicas)])[0]
     assert [o["metadata"]["name"] for o in found] == ["db"]
-    assert fk.requests == [("list", "Pod"), ("list", "StatefulSet")]
+    assert fk.requests == [("list", "Pod"), ("list", "StatefulSet"), ("list", "CronJob")]  # idle CronJobs too
 
 
 def test_pod_job_cronjob_chain_returns_cronjob_and_running_job(fk):
@@ -585,3 +585,73 @@ def test_check_mode_plans_without_an_existing_session(fk):
     assert sum(fk.count(v) for v in MUTATING) == before
     with pytest.raises(PreflightError, match="not found"):
         w.scale(fk, params(session="not-yet", pvcs=["data"]))
+
+
+# ----------------------------------------------------------------------------- review findings (2026-12-04)
+def _recreate_web(fk):
+    for kind, name in ((k.DEPLOYMENT, "web"), (k.REPLICA_SET, "web-5d9f")):
+        fk.remove(kind, name, NS)
+    for p in fk.all(k.POD, NS):
+        fk.remove(k.POD, p["metadata"]["name"], NS)
+    deployment(fk)  # same name, new uid (helm reinstall, GitOps prune and recreate)
+
+
+@pytest.mark.parametrize("rescued", [True, False], ids=["started-before", "left-stopped"])
+def test_a_workload_recreated_between_runs_is_started_again(fk, rescued):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    if rescued:
+        w.scale(fk, params(state="started", pvcs=["data"]))
+    _recreate_web(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    record = s.require(fk, VNS, SESSION).undo_record("scale:Deployment/shop/web")
+    assert record["target"]["uid"] == fk.find(k.DEPLOYMENT, "web", NS)["metadata"]["uid"]
+    w.scale(fk, params(state="started", pvcs=["data"]))
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3
+
+
+def test_a_rerun_stop_after_a_killed_start_keeps_a_scale_by_hand(fk, monkeypatch):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt("SIGKILL after the start's patch, before its journal write")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(w.sessions, "set_undo_status_many", killed)
+        with pytest.raises(KeyboardInterrupt):
+            w.scale(fk, params(state="started", pvcs=["data"]))
+    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["spec"].update(replicas=5))  # the user scales by hand
+    w.scale(fk, params(pvcs=["data"]))
+    w.scale(fk, params(state="started", pvcs=["data"]))
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 5
+
+
+def test_a_second_cycle_keeps_a_keda_pause_the_user_set_in_between():
+    fake = gitops_kube()
+    deployment(fake)
+    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    w.scale(fake, params(state="started", pvcs=["data"]))
+    rs = fake.find(k.REPLICA_SET, "web-5d9f", NS)
+    for i in range(3):
+        fake.add(k.POD, pod("web-5d9f-n%d" % i, ["data"], rs))
+    fake.mutate(k.KEDA_SCALED_OBJECT, "web-scaler", NS,
+                lambda o: o["metadata"].setdefault("annotations", {}).update({w.KEDA_PAUSED: "4"}))
+    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    w.scale(fake, params(state="started", pvcs=["data"]))
+    assert fake.find(k.KEDA_SCALED_OBJECT, "web-scaler", NS)["metadata"]["annotations"].get(w.KEDA_PAUSED) == "4"
+
+
+def test_an_idle_cronjob_that_mounts_the_claim_is_suspended_and_resumed(fk):
+    deployment(fk)
+    fk.add(k.CRON_JOB, {"metadata": {"name": "compact", "namespace": NS}, "spec": {
+        "schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}}}}})
+    fk.add(k.CRON_JOB, {"metadata": {"name": "other", "namespace": NS}, "spec": {
+        "schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "logs"}}]}}}}}})
+    w.scale(fk, params(pvcs=["data"]))
+    assert fk.find(k.CRON_JOB, "compact", NS)["spec"].get("suspend") is True
+    assert not fk.find(k.CRON_JOB, "other", NS)["spec"].get("suspend")
+    w.scale(fk, params(state="started", pvcs=["data"]))
+    assert fk.find(k.CRON_JOB, "compact", NS)["spec"].get("suspend") is False
