@@ -117,8 +117,11 @@ def build_dd(rec, sess, velero_namespace, data_mover_config=None):
         "snapshotID": rec["snapshot_id"],
         "sourceNamespace": rec["source_namespace"],
         "operationTimeout": rec.get("operation_timeout") or va.DEFAULT_CSI_SNAPSHOT_TIMEOUT,
-        "nodeOS": rec.get("node_os") or "",
     }
+    if rec.get("node_os"):
+        # Left out when unknown, as Velero does (omitempty): the CRD's enum (auto, linux, windows) refuses "", which
+        # the node-agent would read as linux anyway (contract §1.6).
+        spec["nodeOS"] = rec["node_os"]
     if rec.get("snapshot_size"):  # pruned by a CRD older than v1.18: harmless (cache volume sizing only)
         spec["snapshotSize"] = int(rec["snapshot_size"])
     if data_mover_config:
@@ -263,8 +266,9 @@ def run(kube, params, check_mode=False):
         selector = selector_value(session_name, ns, pvc)
         if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES:  # retry_failed
             if claim is not None and (claim.get("spec") or {}).get("volumeName"):
-                raise PreflightError("Cannot retry DataDownload %s: its target PVC %s/%s is bound to %s now; delete "
-                                     "the PVC (data_download state=absent does when it is ours) and re-run."
+                raise PreflightError("Cannot retry DataDownload %s: its target PVC %s/%s is bound to %s now. Check "
+                                     "what that volume holds, then delete the PVC yourself (data_download "
+                                     "state=absent keeps a bound claim, it may hold data) and re-run."
                                      % (name, ns, pvc, claim["spec"]["volumeName"]))
             if not check_mode:
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],

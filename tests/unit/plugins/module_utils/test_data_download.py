@@ -352,3 +352,27 @@ def test_a_volume_whose_swap_began_gets_no_new_claim_again():
         dd.run(fake, params(volumes=[rec]))
     assert len([r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")]) == before
     assert fake.find(k.PVC, "data-restored", f.NS) is None
+
+
+def test_an_unknown_node_os_is_left_out_the_crd_refuses_an_empty_one():
+    """A new cluster has no DataUpload: nodeOS is unknown (""). Velero's CRD has enum auto/linux/windows, so "" would
+    be refused by the API server; Velero leaves it out (omitempty) and the node-agent reads that as linux."""
+    import os
+    import yaml
+
+    crd_path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "shared", "velero", "crds",
+                            "velero.io_datadownloads.yaml")
+    enum = ["auto", "linux", "windows"]
+    if os.path.exists(crd_path):  # the CRD as Velero v1.18.1 ships it, when the shared folder is next to the repo
+        with open(crd_path) as handle:
+            crd = yaml.safe_load(handle)
+        enum = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["nodeOS"]["enum"]
+    fake = setup()
+    fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data", node_os="")], wait=False))
+    spec = fake.all(k.DATA_DOWNLOAD)[0]["spec"]
+    assert "nodeOS" not in spec
+    fake = setup()
+    fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data", node_os="windows")], wait=False))
+    assert fake.all(k.DATA_DOWNLOAD)[0]["spec"]["nodeOS"] == "windows" and "" not in enum
