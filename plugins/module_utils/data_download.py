@@ -274,8 +274,9 @@ def run(kube, params, check_mode=False):
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
                                     kind=k.DATA_DOWNLOAD, role=ROLE)
             dd, recreated = None, True
+        planned_claim = None  # check mode: the claim that would be created (it decides on a placeholder too)
         if claim is None:
-            body = claims.new_claim_body(rec, session_name, selector=selector)
+            body = planned_claim = claims.new_claim_body(rec, session_name, selector=selector)
             changed = True
             diffs.append(body)
             actions.append((key, "create claim"))
@@ -304,8 +305,9 @@ def run(kube, params, check_mode=False):
                 created.append(dd)
         if va.phase_of(dd or {}) in va.DATA_PATH_FINAL_PHASES:
             continue
-        if claim is not None and not (claim.get("spec") or {}).get("volumeName") and \
-                needs_placeholder(kube, claim, params.get("placeholder") or "auto", classes):
+        target = claim if claim is not None else planned_claim
+        if target is not None and not (target.get("spec") or {}).get("volumeName") and \
+                needs_placeholder(kube, target, params.get("placeholder") or "auto", classes):
             pod_name = consumer_name(session_name, ns, pvc)
             if ns not in placeholders:
                 placeholders[ns] = set(p["metadata"]["name"] for p in kube.list(

@@ -193,7 +193,8 @@ def test_check_mode():
     fake.requests[:] = []
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")]), check_mode=True)
     assert result["changed"] is True
-    assert [a["action"] for a in result["actions"]] == ["create claim", "create datadownload"]
+    # a WaitForFirstConsumer class: the placeholder pod that would bind the claim is reported too
+    assert [a["action"] for a in result["actions"]] == ["create claim", "create datadownload", "create placeholder pod"]
     assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == []
 
 
