@@ -287,7 +287,8 @@ def assess(record):
     elif method not in RESTORABLE_METHODS:
         reason = "volume %s has an unknown backup method; it cannot be restored data-only." % where
     elif (record.get("uploader_type") or "") == v.UPLOADER_RESTIC:
-        reason = ("volume %s was uploaded with restic: current Velero node-agents accept only kopia "
+        reason = ("volume %s was uploaded with restic (a PodVolumeBackup without uploaderType, from before "
+                  "Velero 1.10, is restic too): current Velero node-agents accept only kopia "
                   "(restic support was removed), so no PodVolumeRestore can read it. Restore it with a "
                   "Velero version that still supports restic, or take a new kopia backup." % where)
     elif record.get("result") == "failed" or (record.get("phase") not in (None, "", v.PHASE_COMPLETED)):
@@ -341,7 +342,7 @@ def from_volume_info(entry, backup):
         pvb = entry.get("pvbInfo") or {}
         record.update(
             method=METHOD_FS, snapshot_id=pvb.get("snapshotHandle") or None,
-            snapshot_size=_int(pvb.get("size")), uploader_type=pvb.get("uploaderType") or "",
+            snapshot_size=_int(pvb.get("size")), uploader_type=v.pod_volume_uploader(pvb.get("uploaderType")),
             pod_namespace=pvb.get("podNamespace") or None, pod_name=pvb.get("podName") or None,
             pod_volume=pvb.get("volumeName") or None, phase=pvb.get("Phase") or None,
             volume_mode="Filesystem")
@@ -375,7 +376,7 @@ def from_pod_volume_backup(pvb, backup):
         pod_namespace=pod.get("namespace"), pod_name=pod.get("name"), pod_volume=spec.get("volume"),
         method=METHOD_FS, snapshot_id=status.get("snapshotID") or None,
         snapshot_size=_int((status.get("progress") or {}).get("totalBytes")),
-        uploader_type=spec.get("uploaderType") or "",
+        uploader_type=v.pod_volume_uploader(spec.get("uploaderType")),
         backup_storage_location=(backup.get("spec") or {}).get("storageLocation")
         or spec.get("backupStorageLocation"),
         volume_mode="Filesystem",  # Block volumes are never file-system backed up (contract §1.3)

@@ -423,11 +423,12 @@ def _group_id(constraint, hosts, pinned):
     return "g%s" % names.short_hash(constraint)
 
 
-def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False):
+def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warnings=None):
     """Group PVCs that can be mounted by one pod: same PV node constraint (and consumer node).
 
-    Returns a sorted list of dicts {id, pvcs, pin_node, tolerations, notes}. Fails for missing PVCs
-    and Block-mode PVCs (a PodVolumeRestore restores Filesystem volumes only, contract §2).
+    Returns a sorted list of dicts {id, pvcs, pin_node, tolerations}. Fails for missing PVCs
+    and Block-mode PVCs (a PodVolumeRestore restores Filesystem volumes only, contract §2). ``warnings`` (a list)
+    gets a line for each claim a running pod still mounts (only looked for with ``pin_to_consumer_node``).
     """
     claims = {}
     missing = []
@@ -459,7 +460,14 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False):
         constraint, hosts = pv_node_constraint(pv), pv_hostnames(pv)
         pinned, tolerations = None, []
         if pin_to_consumer_node:
-            pinned, tolerations = _consumer_node(claim, consumers(pods, pvc, exclude_session=session))
+            users = consumers(pods, pvc, exclude_session=session)
+            pinned, tolerations = _consumer_node(claim, users)
+            if users and warnings is not None:
+                # Kopia overwrites files in place (contract §2): an application still running sees, and may change,
+                # a volume half old and half restored.
+                warnings.append("PVC %s/%s is still mounted by running pod(s) %s: the backup's data is written under "
+                                "a live application. Stop it first (quiesce=scale) for a consistent restore."
+                                % (namespace, pvc, ", ".join(p["metadata"]["name"] for p in users)))
         gid = _group_id(constraint, hosts, pinned)
         group = groups.setdefault(gid, {"id": gid, "pvcs": [], "pin_node": pinned, "tolerations": [],
                                         "constraint": constraint})
@@ -586,7 +594,7 @@ def _scheduling_message(pod):
 
 def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, settings, node_selector=None,
            affinity=None, tolerations=None, node_name=None, pin_to_consumer_node=False, labels=None,
-           check_mode=False):
+           check_mode=False, warnings=None):
     """Create the helper pods (one per group); returns (entries, changed, diffs, listed).
 
     ``session_uid`` is None in check mode when the session does not exist yet. ``listed`` is (the session's helper
@@ -594,7 +602,8 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
     starts from it instead of listing them again.
     """
     session_uid = session_uid or "<session uid>"
-    groups = plan_groups(kube, session_name, namespace, pvcs, pin_to_consumer_node=pin_to_consumer_node)
+    groups = plan_groups(kube, session_name, namespace, pvcs, pin_to_consumer_node=pin_to_consumer_node,
+                         warnings=warnings)
     if node_name and len(groups) > 1:
         raise PreflightError(
             "node_name %s pins every helper pod to one node, but the PVCs %s need %d different node "
@@ -791,13 +800,13 @@ def run(kube, params, check_mode=False):
     if sess is None and not check_mode:
         sessions.require(kube, velero_ns, session_name)
     settings = resolve_settings(kube, velero_ns, image=params.get("image"))
-    entries, changed, diffs = [], False, []
+    entries, changed, diffs, warnings = [], False, [], []
     for ns in sorted(wanted):
         found, ns_changed, ns_diffs, listed = ensure(
             kube, velero_ns, session_name, sess.uid if sess else None, ns, wanted[ns], settings, node_selector=params.get("node_selector"),
             affinity=params.get("affinity"), tolerations=params.get("tolerations"),
             node_name=params.get("node_name"), pin_to_consumer_node=params.get("pin_to_consumer_node"),
-            labels=params.get("labels"), check_mode=check_mode)
+            labels=params.get("labels"), check_mode=check_mode, warnings=warnings)
         changed = changed or ns_changed
         diffs.extend(ns_diffs)
         if params["wait"] and not check_mode:
@@ -807,5 +816,5 @@ def run(kube, params, check_mode=False):
             by_name = dict((p["metadata"]["name"], p) for p in pods)
             found = [describe_pod(by_name[e["name"]]) if e["name"] in by_name else e for e in found]
         entries.extend(found)
-    return dict(changed=changed, pods=entries, image=settings.image, notes=settings.notes,
+    return dict(changed=changed, pods=entries, image=settings.image, notes=settings.notes, warnings=warnings,
                 diff=dict(before={}, after={"pods": [d["after"] for d in diffs]}) if diffs else dict(before={}, after={}))

@@ -60,9 +60,10 @@ def check_record(rec):
                              % (key, ", ".join(missing)), volume=key)
     method = rec.get("method") or "fs"
     uploader = rec.get("uploader_type")
-    if method == "fs" and (uploader or "kopia") != va.UPLOADER_KOPIA:
+    if method == "fs" and va.pod_volume_uploader(uploader) != va.UPLOADER_KOPIA:
         raise PreflightError(
-            "Volume %s was backed up with uploader %r; Velero's node-agent only restores PodVolumeRestores with "
+            "Volume %s was backed up with uploader %r (empty means restic); Velero's node-agent only restores "
+            "PodVolumeRestores with "
             "uploaderType kopia (restic support was removed; other values are dropped silently, velero-contract.md "
             "§1.4, §7.2). Restore it with a Velero version that still has restic, or re-back it up with kopia."
             % (key, uploader), volume=key)
@@ -289,7 +290,10 @@ def run(kube, params, check_mode=False):
         ns, pvc = helper_pod.receiving_claim(rec)
         pod, volume = match_helper_pod(pods, ns, pvc)
         if not pod.get("uid"):
-            raise PreflightError("Helper pod %s/%s has no UID yet (check mode?); create it first." % (ns, pod["name"]))
+            if not check_mode:
+                raise PreflightError("Helper pod %s/%s has no UID yet; create it first (velero.data_restore."
+                                     "restore_helper_pod)." % (ns, pod["name"]))
+            pod = dict(pod, uid="<helper pod uid>")  # check mode: the helper pod would be created by the task before
         bodies[name] = build_pvr(rec, pod, volume, sess, velero_ns, params.get("uploader_settings"))
     changed = any(a != "reuse" for a, _rec, _key, _name, _cur in plan)
     diff = dict(before={}, after={"podvolumerestores": [b for b in bodies.values() if b]})

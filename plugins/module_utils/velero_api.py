@@ -72,6 +72,15 @@ BSL_UNAVAILABLE = "Unavailable"
 # -- uploaders and data movers (contract §1.4, §1.6, §7.2, §7.12) ---------------------------------
 UPLOADER_KOPIA = "kopia"
 UPLOADER_RESTIC = "restic"
+
+
+def pod_volume_uploader(uploader_type):
+    """The uploader of a file-system (PodVolumeBackup) snapshot: an empty uploaderType is restic - backups from
+    before Velero 1.10 have none - as Velero's restore reads it (getUploaderTypeOrDefault, pkg/podvolume/util.go).
+    (velero-contract.md §4 says "PVB uploaderType or kopia"; Velero's source wins.)"""
+    return uploader_type or UPLOADER_RESTIC
+
+
 BUILTIN_DATA_MOVERS = ("", "velero")
 # Backup spec.csiSnapshotTimeout default, used as DataDownload operationTimeout (contract §4).
 DEFAULT_CSI_SNAPSHOT_TIMEOUT = "10m0s"

@@ -188,7 +188,10 @@ from ansible_collections.velero.data_restore.plugins.module_utils.module import 
 
 
 def run(module, kube):
-    return helper_pod.run(kube, module.params, check_mode=module.check_mode)
+    result = helper_pod.run(kube, module.params, check_mode=module.check_mode)
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    return result
 
 
 def main():

@@ -396,3 +396,17 @@ def test_http_get_against_a_loopback_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("source", ["podvolumebackup", "volume_info"])
+def test_a_pod_volume_backup_without_uploader_type_is_restic_and_refused(source):
+    """Backups from before Velero 1.10 have no uploaderType: Velero's restore reads it as restic
+    (getUploaderTypeOrDefault, pkg/podvolume/util.go), which current node-agents cannot restore."""
+    backup = f.backup("nightly")
+    if source == "podvolumebackup":
+        record = backups.from_pod_volume_backup(f.pvb("nightly", "app-0", "data", pvc="data", uploader=""), backup)
+    else:
+        record = backups.from_volume_info(f.vi_pvb("data", "app-0", "data", uploader=""), backup)
+    backups.assess(record)
+    assert record["uploader_type"] == "restic"
+    assert record["restorable_by"] == [] and "restic" in record["reason"] and "before Velero 1.10" in record["reason"]

@@ -189,6 +189,23 @@ def test_pin_to_consumer_node(fake):
     assert pod["spec"]["tolerations"] == [tol]
 
 
+@pytest.mark.parametrize("access", ["ReadWriteOnce", "ReadWriteMany"])
+def test_a_claim_a_running_pod_still_mounts_is_restored_with_a_warning(fake, access):
+    """quiesce=none: the user said the app is stopped, but a pod still mounts the claim (RWO: the helper is pinned
+    to its node; RWX: nothing stops a second mount) - the restore writes under a live application: say so."""
+    fake.add(k.PVC, f.pvc("shared", volume="pv-shared", access=(access,)))
+    fake.add(k.PV, f.pv("pv-shared"))
+    fake.add(k.POD, f.app_pod("app-0", ["shared"], "node-2"))
+    result = hp.run(fake, params(pvcs=["shared"], pin_to_consumer_node=True))
+    assert result["warnings"] == ["PVC %s/shared is still mounted by running pod(s) app-0: the backup's data is "
+                                  "written under a live application. Stop it first (quiesce=scale) for a consistent "
+                                  "restore." % f.NS]
+
+
+def test_no_warning_when_no_pod_mounts_the_claim(fake):
+    assert hp.run(fake, params(pvcs=["data"], pin_to_consumer_node=True))["warnings"] == []
+
+
 def test_pin_refuses_rwop_in_use(fake):
     fake.add(k.PVC, f.pvc("solo", volume="pv-solo", access=("ReadWriteOncePod",)))
     fake.add(k.PV, f.pv("pv-solo"))

@@ -406,3 +406,26 @@ def test_a_resume_that_is_not_this_sessions_fails_before_any_request(resume, mes
     with pytest.raises(PreflightError, match=message):
         pvr.run(fake, params(volumes=records, pods=pods, resume=resume))
     assert fake.requests == []
+
+
+def test_a_file_system_record_without_uploader_type_is_refused_as_restic():
+    """An empty uploaderType is restic to Velero (getUploaderTypeOrDefault); a PVR saying kopia would make the
+    node-agent look for a kopia snapshot that is not there."""
+    with pytest.raises(PreflightError, match="empty means restic"):
+        pvr.check_record(f.fs_record("data", uploader_type=""))
+    pvr.check_record(f.fs_record("data", uploader_type="kopia"))
+
+
+def test_check_mode_before_the_helper_pods_exist_plans_instead_of_failing():
+    """--check of the role on an existing session: restore_helper_pod in check mode returns pods without a UID
+    (not created); pod_volume_restore in check mode then reports what it would create."""
+    fake, records = setup()[:2]
+    hp.run(fake, helper_params(state="absent"))  # the helper pods are gone (or not created yet)
+    planned = hp.run(fake, helper_params(volumes=records), check_mode=True)["pods"]
+    assert planned and not planned[0].get("uid")
+    before = [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")]
+    result = pvr.run(fake, params(volumes=records, pods=planned, wait=False), check_mode=True)
+    assert result["changed"] is True and [v["action"] for v in result["volumes"]] == ["create"]
+    assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == before
+    with pytest.raises(PreflightError, match="has no UID yet"):
+        pvr.run(fake, params(volumes=records, pods=planned, wait=False))
