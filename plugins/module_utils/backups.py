@@ -266,6 +266,11 @@ def new_record(**fields):
     return record
 
 
+def backup_incomplete(record):
+    """The backup of this volume failed or did not finish (its snapshot cannot be trusted)."""
+    return record.get("result") == "failed" or record.get("phase") not in (None, "", v.PHASE_COMPLETED)
+
+
 def assess(record):
     """Set ``restorable_by`` (modes) and ``reason`` (why none, or the restriction)."""
     method = record["method"]
@@ -291,7 +296,7 @@ def assess(record):
                   "Velero 1.10, is restic too): current Velero node-agents accept only kopia "
                   "(restic support was removed), so no PodVolumeRestore can read it. Restore it with a "
                   "Velero version that still supports restic, or take a new kopia backup." % where)
-    elif record.get("result") == "failed" or (record.get("phase") not in (None, "", v.PHASE_COMPLETED)):
+    elif backup_incomplete(record):
         reason = ("the backup of volume %s did not complete (phase %s, result %s): its snapshot cannot be "
                   "trusted. Pick another backup."
                   % (where, record.get("phase") or "-", record.get("result") or "-"))

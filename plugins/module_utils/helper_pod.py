@@ -478,17 +478,23 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
     return [groups[g] for g in sorted(groups)]
 
 
+def refuse_rwop_in_use(claim, users):
+    """A ReadWriteOncePod claim that a running pod mounts: no helper pod can mount it (preflight and here)."""
+    if users and "ReadWriteOncePod" in ((claim.get("spec") or {}).get("accessModes") or []):
+        raise PreflightError(
+            "PersistentVolumeClaim %s/%s is ReadWriteOncePod and still mounted by pod(s) %s: no second pod can "
+            "mount it. Quiesce the workload first (quiesce=scale, role quiesce / velero.data_restore.workload_scale)."
+            % (claim["metadata"]["namespace"], claim["metadata"]["name"],
+               ", ".join(p["metadata"]["name"] for p in users)))
+
+
 def _consumer_node(claim, users):
     """(node, tolerations) to pin a ReadWriteOnce claim to its consumer; (None, []) otherwise."""
     modes = (claim.get("spec") or {}).get("accessModes") or []
     name = "%s/%s" % (claim["metadata"]["namespace"], claim["metadata"]["name"])
     if not users:
         return None, []
-    if "ReadWriteOncePod" in modes:
-        raise PreflightError(
-            "PersistentVolumeClaim %s is ReadWriteOncePod and still mounted by pod(s) %s: no second pod can "
-            "mount it. Quiesce the workload first (role quiesce / velero.data_restore.workload_scale)."
-            % (name, ", ".join(p["metadata"]["name"] for p in users)))
+    refuse_rwop_in_use(claim, users)
     if "ReadWriteOnce" not in modes:
         return None, []
     nodes = sorted(set((p.get("spec") or {}).get("nodeName") for p in users if (p.get("spec") or {}).get("nodeName")))

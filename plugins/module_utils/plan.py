@@ -19,6 +19,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
+from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
@@ -393,6 +394,10 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
             rec = by_pvc[name]
             if rec.get("method") == backups.METHOD_SKIPPED:
                 warnings.append("claim %s/%s was skipped by Velero at backup time; left out." % (source_namespace, name))
+            elif allow_partially_failed and backups.backup_incomplete(rec):
+                # the opt-in restores what did succeed (the refusal of a PartiallyFailed backup says so)
+                warnings.append("the backup of claim %s/%s failed (PartiallyFailed backup); left out."
+                                % (source_namespace, name))
             else:
                 chosen.append(rec)
     problems.raise_if_any("backup %s, volumes" % backup_name)
@@ -410,6 +415,23 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
                            storage_classes, warnings)
         if vol is not None:
             plan_volumes.append(vol)
+    by_new_claim = {}
+    for vol in plan_volumes:
+        if vol.get("new_pvc"):
+            by_new_claim.setdefault(vol["new_pvc"]["name"], []).append(vol["key"])
+    for new_name, keys in sorted(by_new_claim.items()):
+        if len(keys) > 1:
+            problems.add("volumes %s would get the same new claim %s; rename one of the claims or restore them in "
+                         "two sessions." % (", ".join(keys), new_name))
+    if mode == "in_place" and quiesce == "none" and plan_volumes:
+        # Nothing will stop the workloads: a ReadWriteOncePod claim a pod mounts cannot get a helper pod.
+        pods = kube.list(k.POD, namespace=target_ns)[0]
+        for vol in plan_volumes:
+            try:
+                helper_pod.refuse_rwop_in_use(target_pvcs[vol["target_pvc"]], helper_pod.consumers(
+                    pods, vol["target_pvc"], exclude_session=session))
+            except PreflightError as exc:
+                problems.add(exc.msg)
     if storage_class_map:
         used = set(vol["storage_class"] for vol in plan_volumes)
         unused = sorted(set(storage_class_map) - used)
@@ -536,7 +558,10 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session,
 
 
 def new_pvc_name(pvc_name, session_hash):
-    """``<pvc>-restored-<hash>``, at most 63 characters, stable for a session/backup."""
+    """``<pvc>-restored-<hash>``, at most 63 characters, stable for a session/backup. A claim name that is not a
+    DNS-1123 label as it is (dots: ``db.data``) gets a hash of itself too, or it would share ``db-data``'s."""
+    if names.sanitize(pvc_name) != pvc_name:
+        return names.stable_name(pvc_name, "restored", session_hash, names.short_hash(pvc_name, length=5))
     return names.stable_name(pvc_name, "restored", session_hash)
 
 

@@ -450,3 +450,39 @@ def test_unstoppable_pod_is_left_to_workload_scale(fake, store):
                               "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data-app-0"}}]},
                      "status": {"phase": "Running"}})
     assert len(build(fake, store, volumes=["data-app-0"])["volumes"]) == 1
+
+
+# ----------------------------------------------------------------------------- review findings (2026-12-04)
+def test_claims_that_differ_only_by_a_dot_get_different_new_claims(fake, store):
+    """db.data and db-data sanitize to the same name: both volumes would have been restored into one new claim."""
+    store.put("nightly", [f.vi_pvb("db.data", "app-0", "a", size=MI), f.vi_pvb("db-data", "app-0", "b", size=MI)])
+    fake.remove(k.PVC, "db-data", "shop")
+    fake.add(k.PVC, f.pvc("db.data"))
+    fake.add(k.PVC, f.pvc("db-data"))
+    built = build(fake, store, mode="replace", volumes=["db.data", "db-data"], session="s1")
+    new_names = [v["new_pvc"]["name"] for v in built["volumes"]]
+    assert len(set(new_names)) == 2, new_names
+    assert plan.new_pvc_name("db-data", "abc123") == "db-data-restored-abc123"  # names without a dot are unchanged
+
+
+def test_allow_partially_failed_leaves_the_failed_volumes_out(fake, store):
+    fake.mutate(k.BACKUP, "nightly", VNS, lambda o: o["status"].update(phase="PartiallyFailed"))
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data"),
+                          f.vi_pvb("data-app-1", "app-1", "data", phase="Failed", result="failed")])
+    built = build(fake, store, allow_partially_failed=True)
+    assert [v["source_pvc"] for v in built["volumes"]] == ["data-app-0"]
+    assert any("data-app-1 failed" in w for w in built["warnings"])
+
+
+def test_a_read_write_once_pod_claim_in_use_is_refused_in_preflight_without_quiesce(fake, store):
+    """quiesce=none: nothing stops the workload, and no helper pod can mount an RWOP claim it holds - refused
+    before the session exists, not later by restore_helper_pod."""
+    fake.remove(k.PVC, "data-app-0", "shop")
+    fake.add(k.PVC, f.pvc("data-app-0", access=("ReadWriteOncePod",)))
+    fake.add(k.POD, {"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": "app-0", "namespace": "shop", "uid": "u-app-0"},
+                     "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "x"}],
+                              "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-app-0"}}]},
+                     "status": {"phase": "Running"}})
+    msg = fail(fake, store, volumes=["data-app-0"], quiesce="none")
+    assert "ReadWriteOncePod and still mounted by pod(s) app-0" in msg
