@@ -854,7 +854,10 @@ class Scaler(object):
         results = []
         self._reverted = {}  # journal marks of the started workloads, written once after their patches
         self._patches = []  # the patches, applied in parallel
-        for obj in self.targets_for_start(workloads, namespace, pvcs):
+        targets = self.targets_for_start(workloads, namespace, pvcs)
+        if self.session_name and pvcs:
+            refuse_start_during_other_restore(self.kube, namespace, self.session_name, targets)
+        for obj in targets:
             results.append(self._start_one(obj))
         self._apply_start_patches()
         sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, self._reverted,
@@ -1091,6 +1094,40 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
                                                     "action")) for r in results]
     return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited, pods=pods_ready,
                 helper_pods_deleted=helpers_deleted, warnings=scaler.warnings, diff=dict(before=before, after=after))
+
+
+def template_claims(obj):
+    """The claims a workload's pods mount: its pod template's (a CronJob's job template's), and for a StatefulSet
+    a matcher of the claims its volumeClaimTemplates make. Returns a predicate on a claim name."""
+    spec = _spec(obj)
+    if obj["kind"] == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    named = set(claim_names(spec.get("template") or {}))
+    patterns = [re.compile(r"^%s-%s-\d+$" % (re.escape(t["metadata"]["name"]), re.escape(obj["metadata"]["name"])))
+                for t in spec.get("volumeClaimTemplates") or [] if obj["kind"] == "StatefulSet"]
+    return lambda claim: claim in named or any(p.match(claim) for p in patterns)
+
+
+def refuse_start_during_other_restore(kube, namespace, session, targets):
+    """Before a start: a helper or placeholder pod of ANOTHER session that mounts a claim one of the workloads also
+    mounts means that claim is being restored now (its workload was already stopped, so that session did not stop
+    it and will not start it). Starting it would let the app write into it mid-restore: refused, before any change."""
+    if not targets or not namespace:
+        return
+    others = [p for p in kube.list(k.POD, namespace=namespace,
+                                   label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))[0]
+              if pod_session(p) not in (None, session) and not is_terminal(p)]
+    for obj in targets:
+        mounts = template_claims(obj)
+        for pod in others:
+            shared = sorted(c for c in claim_names(pod) if mounts(c))
+            if shared:
+                raise PreflightError(
+                    "%s also mounts PVC(s) %s, which restore session %r is restoring now (its pod %s): starting it "
+                    "would let the application write into a volume mid-restore, so nothing was started. Re-run the "
+                    "start of session %s (re-run its playbook) once session %r is done."
+                    % (ref_label(ref_of(obj)), ", ".join(shared), pod_session(pod), pod["metadata"]["name"],
+                       session, pod_session(pod)), other_session=pod_session(pod))
 
 
 def release_claims(kube, params, check_mode=False):

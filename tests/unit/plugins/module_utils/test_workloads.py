@@ -655,3 +655,29 @@ def test_an_idle_cronjob_that_mounts_the_claim_is_suspended_and_resumed(fk):
     assert not fk.find(k.CRON_JOB, "other", NS)["spec"].get("suspend")
     w.scale(fk, params(state="started", pvcs=["data"]))
     assert fk.find(k.CRON_JOB, "compact", NS)["spec"].get("suspend") is False
+
+
+def test_a_start_refuses_while_another_session_restores_another_claim_of_the_workload(fk):
+    """web mounts a and b; session s1 stops it for a; session other finds it stopped (records nothing) and restores
+    b with its helper pod. s1's start would let web write into b mid-restore: refused, nothing started."""
+    from ansible_collections.velero.data_restore.plugins.module_utils import names
+    s.ensure(fk, VNS, "other", mode="in_place")
+    dep = fk.add(k.DEPLOYMENT, {"metadata": {"name": "web", "namespace": NS}, "spec": {"replicas": 2, "template": {
+        "spec": {"volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "a"}},
+                             {"name": "b", "persistentVolumeClaim": {"claimName": "b"}}]}}}})
+    rs = fk.add(k.REPLICA_SET, {"metadata": {"name": "web-1", "namespace": NS, "ownerReferences": [owner(dep)]},
+                                "spec": {"replicas": 2}})
+    for i in range(2):
+        fk.add(k.POD, pod("web-1-%d" % i, ["a", "b"], rs))
+    w.scale(fk, params(pvcs=["a"]))
+    w.scale(fk, dict(params(pvcs=["b"]), session="other"))
+    helper = fk.add(k.POD, {"metadata": {"name": "helper-b", "namespace": NS, "labels": {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_SESSION: "other"}},
+        "spec": {"volumes": [{"name": "b", "persistentVolumeClaim": {"claimName": "b"}}]},
+        "status": {"phase": "Running"}})
+    with pytest.raises(PreflightError, match="restore session 'other' is restoring now"):
+        w.scale(fk, params(state="started", pvcs=["a"], wait=False))
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 0
+    fk.remove(k.POD, helper["metadata"]["name"], NS)  # the other session is done
+    w.scale(fk, params(state="started", pvcs=["a"], wait=False))
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 2
