@@ -31,7 +31,12 @@ from ansible_collections.velero.data_restore.plugins.module_utils import session
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
-from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pod_label, pods_using
+from ansible_collections.velero.data_restore.plugins.module_utils.workloads import (
+    claim_template_patterns,
+    pod_label,
+    pod_template,
+    pods_using,
+)
 
 ACTION_RETAIN = sessions.ACTION_RETAIN
 ACTION_REBIND = sessions.ACTION_REBIND
@@ -563,12 +568,9 @@ class ClaimPatcher(object):
         any more): mark the record applied (the caller writes the swap entry), so that a rollback finds the swap.
         Returns the workloads that mount the new claim by a record of this session."""
         finished = []
-        for record in self._undo_records():
-            swaps = record.get("swaps") or {}
-            if record["action"] != ACTION_TEMPLATE or record["status"] not in sessions.IN_EFFECT or claim not in swaps \
-                    or record["target"].get("namespace") != namespace:
-                continue
-            target = record["target"]
+        for record in sessions.require(self.kube, self.velero_namespace, self.session_name).template_swaps(
+                namespace, claim):
+            swaps, target = record["swaps"], record["target"]
             obj = self.kube.get(KIND_OF[target["kind"]], target["name"], namespace)
             if obj is None or obj["metadata"].get("uid") != target.get("uid"):
                 continue
@@ -755,10 +757,7 @@ TEMPLATE_KINDS = ("Deployment", "DaemonSet", "ReplicaSet", "StatefulSet", "Job",
 
 
 def pod_spec(obj):
-    spec = obj.get("spec") or {}
-    if obj["kind"] == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
-    return ((spec.get("template") or {}).get("spec") or {})
+    return pod_template(obj).get("spec") or {}
 
 
 def template_volumes(obj):
@@ -788,21 +787,17 @@ def _controlled_by(obj, kinds):
 
 def template_users(kube, namespace, claim):
     """Workloads whose pod template mounts ``claim``; refuses StatefulSet claim templates and Jobs."""
-    import re
-
     users = []
     for kind_name in TEMPLATE_KINDS:
         items = kube.list(KIND_OF[kind_name], namespace=namespace)[0]
         for obj in items:
             obj.setdefault("kind", kind_name)
             name = obj["metadata"]["name"]
-            if kind_name == "StatefulSet":
-                for template in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:
-                    if re.match(r"^%s-%s-\d+$" % (re.escape(template["metadata"]["name"]), re.escape(name)), claim):
-                        raise PreflightError(
-                            "PVC %s/%s comes from the volumeClaimTemplates of StatefulSet %s, which cannot be "
-                            "patched to another claim name. Use mode=rebind (it keeps the PVC name)."
-                            % (namespace, claim, name))
+            if kind_name == "StatefulSet" and any(p.match(claim) for p in claim_template_patterns(obj)):
+                raise PreflightError(
+                    "PVC %s/%s comes from the volumeClaimTemplates of StatefulSet %s, which cannot be "
+                    "patched to another claim name. Use mode=rebind (it keeps the PVC name)."
+                    % (namespace, claim, name))
             if kind_name == "ReplicaSet" and _controlled_by(obj, ("Deployment",)):
                 continue  # its Deployment is patched
             if kind_name == "Job" and _controlled_by(obj, ("CronJob",)):

@@ -213,10 +213,14 @@ class Session(object):
         rebind = self.undo_record(undo_id(ACTION_REBIND, claim))
         if rebind is not None and rebind["status"] in IN_EFFECT:
             return "rebind"
-        if any(r["action"] == ACTION_TEMPLATE and r["status"] in IN_EFFECT and r["target"].get("namespace") == namespace
-               and pvc in (r.get("swaps") or {}) for r in self.doc.get("undo") or []):
+        if self.template_swaps(namespace, pvc):
             return "template"
         return None
+
+    def template_swaps(self, namespace, pvc):
+        """The template-mode records in effect that switched a workload of ``namespace`` from claim ``pvc``."""
+        return [r for r in self.doc.get("undo") or [] if r["action"] == ACTION_TEMPLATE and r["status"] in IN_EFFECT
+                and r["target"].get("namespace") == namespace and pvc in (r.get("swaps") or {})]
 
     def swaps(self):
         """The swaps of a replace: {"started": [keys of the plan volumes whose swap began and was not reverted],

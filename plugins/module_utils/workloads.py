@@ -358,20 +358,27 @@ def workloads_of_pod(resolver, pod):
     return found, warning
 
 
+def pod_template(obj):
+    """The pod template of a workload (a CronJob's: its job template's)."""
+    spec = _spec(obj)
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return spec.get("template") or {}
+
+
+def claim_template_patterns(sts):
+    """Matchers of the claims a StatefulSet's volumeClaimTemplates make: ``<template>-<sts>-<ordinal>``."""
+    name = sts["metadata"]["name"]
+    return [re.compile(r"^%s-%s-\d+$" % (re.escape(t["metadata"]["name"]), re.escape(name)))
+            for t in _spec(sts).get("volumeClaimTemplates") or []]
+
+
 def statefulsets_for_claims(kube, namespace, pvcs, items=None):
-    """StatefulSets whose volumeClaimTemplates name the claims (``<template>-<sts>-<ordinal>``); ``items``: the
-    namespace's StatefulSets when the caller just listed them."""
-    found = []
+    """StatefulSets whose volumeClaimTemplates name the claims; ``items``: the namespace's StatefulSets when the
+    caller just listed them."""
     if items is None:
         items = kube.list(k.STATEFUL_SET, namespace=namespace)[0]
-    for sts in items:
-        name = sts["metadata"]["name"]
-        for template in _spec(sts).get("volumeClaimTemplates") or []:
-            pattern = re.compile(r"^%s-%s-\d+$" % (re.escape(template["metadata"]["name"]), re.escape(name)))
-            if any(pattern.match(p) for p in pvcs):
-                found.append(sts)
-                break
-    return found
+    return [sts for sts in items if any(p.match(c) for p in claim_template_patterns(sts) for c in pvcs)]
 
 
 def idle_cronjobs_for_claims(kube, namespace, pvcs):
@@ -380,8 +387,7 @@ def idle_cronjobs_for_claims(kube, namespace, pvcs):
     found = []
     for cronjob in kube.list(k.CRON_JOB, namespace=namespace)[0]:
         cronjob.setdefault("kind", "CronJob")
-        template = ((_spec(cronjob).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
-        if not cronjob_is_stopped(cronjob) and set(claim_names(template)) & set(pvcs):
+        if not cronjob_is_stopped(cronjob) and set(claim_names(pod_template(cronjob))) & set(pvcs):
             found.append(cronjob)
     return found
 
@@ -1099,12 +1105,8 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
 def template_claims(obj):
     """The claims a workload's pods mount: its pod template's (a CronJob's job template's), and for a StatefulSet
     a matcher of the claims its volumeClaimTemplates make. Returns a predicate on a claim name."""
-    spec = _spec(obj)
-    if obj["kind"] == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    named = set(claim_names(spec.get("template") or {}))
-    patterns = [re.compile(r"^%s-%s-\d+$" % (re.escape(t["metadata"]["name"]), re.escape(obj["metadata"]["name"])))
-                for t in spec.get("volumeClaimTemplates") or [] if obj["kind"] == "StatefulSet"]
+    named = set(claim_names(pod_template(obj)))
+    patterns = claim_template_patterns(obj) if obj["kind"] == "StatefulSet" else []
     return lambda claim: claim in named or any(p.match(claim) for p in patterns)
 
 
