@@ -644,6 +644,12 @@ class ClaimPatcher(object):
                     " ".join(k_["reason"] for k_ in plan["kept"])), kept=plan["kept"])
         if self.check_mode or not result["changed"]:
             return result
+        # Authorization before the first change: without the optional cleanup rules (delete persistentvolumes) the
+        # dry-run answers 403 here, not after the reclaim policies were patched and the journal marked.
+        for claim in plan["claims"]:
+            self.kube.delete(k.PVC, claim["metadata"]["name"], claim["metadata"]["namespace"], dry_run=True)
+        for name in sorted(plan["pvs"]):
+            self.kube.delete(k.PV, name, dry_run=True)
         # The intent first: the records of the PVs about to go say so.
         sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, dict(
             (rid, (status, {"freeing": True})) for rid, status in plan["records"].items()))

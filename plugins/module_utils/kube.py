@@ -378,14 +378,17 @@ class Kube(object):
         return self._call("update", kind, name, namespace,
                           lambda: res.replace(body=body, name=name, namespace=namespace).to_dict(), False)
 
-    def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None):
-        """Delete; returns False when the object was already gone."""
+    def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None, dry_run=False):
+        """Delete; returns False when the object was already gone. ``dry_run``: the apiserver authorizes and
+        admits the delete but does not do it (a 403 before any change)."""
         res = self.resource(kind)
         body = {}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
         if uid:
             body["preconditions"] = {"uid": uid}
+        if dry_run:
+            body["dryRun"] = ["All"]
         try:
             # Deleting twice is harmless (the second answers 404), so a delete is repeatable.
             self._call("delete", kind, name, namespace,

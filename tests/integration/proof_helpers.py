@@ -58,7 +58,10 @@ def _without(rules, group, resource, verb):
 
 
 class ServiceAccountGrant(object):
-    """A ServiceAccount bound only to docs/rbac.yml (minus ``drop`` = (role, group, resource, verb))."""
+    """A ServiceAccount bound only to docs/rbac.yml (minus ``drop`` = (role, group, resource, verb)).
+
+    ``optional``: False binds the required objects only, True every optional one too, a list of names
+    the required objects plus those optional ones."""
 
     def __init__(self, api_client, target_namespaces, velero_ns=VELERO_NS, drop=None, optional=False):
         from kubernetes import client as kc
@@ -78,13 +81,18 @@ class ServiceAccountGrant(object):
     def env(self):
         return {"K8S_AUTH_IMPERSONATE_USER": self.user}
 
+    def _wants(self, optional_name):
+        if isinstance(self.optional, bool):
+            return self.optional
+        return optional_name in self.optional
+
     def __enter__(self):
         self.core.create_namespaced_service_account(self.sa_ns, {"metadata": {"name": self.sa}})
         subject = [{"kind": "ServiceAccount", "name": self.sa, "namespace": self.sa_ns}]
         dropped = False
         for doc in rbac_documents():
             labels = doc["metadata"]["labels"]
-            if labels["data-restore.ansible/rbac"] != "required" and not self.optional:
+            if labels["data-restore.ansible/rbac"] != "required" and not self._wants(doc["metadata"]["name"]):
                 continue
             rules = doc["rules"]
             if self.drop and self.drop[0] == doc["metadata"]["name"]:
@@ -109,6 +117,9 @@ class ServiceAccountGrant(object):
                 self.rbac.create_cluster_role_binding({"metadata": {"name": name}, "subjects": subject,
                                                        "roleRef": ref})
                 self.cluster_objects.append(("binding", name))
+        if not isinstance(self.optional, bool):
+            unknown = set(self.optional) - set(d["metadata"]["name"] for d in rbac_documents())
+            assert not unknown, "docs/rbac.yml has no objects %s" % sorted(unknown)
         if self.drop and not dropped:
             raise AssertionError("docs/rbac.yml has no rule %r to drop" % (self.drop,))
         # RBAC is served from informers: wait until the grant is visible.
@@ -135,6 +146,23 @@ class ServiceAccountGrant(object):
         req = self.core.create_namespaced_service_account_token(
             self.sa, self.sa_ns, {"spec": {"expirationSeconds": seconds}})
         return req.status.token
+
+    def token_kubeconfig(self, admin_kubeconfig, directory):
+        """A kubeconfig that authenticates AS the ServiceAccount (a bearer token, no client certificate).
+        Impersonation is not enough for kubernetes.core.k8s_exec: the kubernetes client's WebSocket sends only
+        the Authorization header (kubernetes/stream/ws_client.py create_websocket), so an exec would run as the
+        impersonating admin."""
+        with open(admin_kubeconfig) as handle:
+            admin = yaml.safe_load(handle)
+        cluster = admin["clusters"][0]
+        conf = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+                "users": [{"name": self.sa, "user": {"token": self.token()}}],
+                "contexts": [{"name": self.sa, "context": {"cluster": cluster["name"], "user": self.sa}}],
+                "current-context": self.sa}
+        path = os.path.join(str(directory), "kubeconfig-" + self.sa)
+        with open(path, "w") as handle:
+            yaml.safe_dump(conf, handle)
+        return path
 
     def __exit__(self, *exc):
         for kind, name in reversed(self.cluster_objects):

@@ -89,6 +89,7 @@ class FakeKube(object):
         self.controllers = []
         self.missing = set(missing_kinds)
         self.requests = []  # (verb, kind.kind)
+        self.dry_run_deletes = []  # (kind.kind, namespace, name) of deletes sent with dry_run
         self._rv = itertools.count(100)
         self.expire_before = 0  # watches from an older rv raise WatchExpired
         self.fail_next = {}  # verb -> exception to raise once
@@ -236,11 +237,14 @@ class FakeKube(object):
         obj["metadata"]["uid"] = current["metadata"]["uid"]
         return self._store(kind, obj, "MODIFIED")
 
-    def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None):
+    def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None, dry_run=False):
         self._check("delete", kind, name, namespace)
         key = (kind, namespace if kind.namespaced else None, name)
         if key not in self.objects:
             return False
+        if dry_run:
+            self.dry_run_deletes.append((kind.kind, namespace, name))
+            return True
         obj = self.objects[key]
         if obj["metadata"].get("finalizers"):
             def mark(o):

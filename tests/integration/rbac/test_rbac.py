@@ -423,3 +423,119 @@ def test_placeholder_pod_runs_non_root_without_capabilities(api_client):
             assert "ALL" in ((ctx.get("capabilities") or {}).get("drop") or []), ctx
             assert ctx.get("allowPrivilegeEscalation") is False and not ctx.get("privileged"), ctx
         assert body["spec"].get("automountServiceAccountToken") is False
+
+
+def _bound_volumes(api_client, namespace, pvcs):
+    from kubernetes import client as kc
+    core = kc.CoreV1Api(api_client)
+    return dict((name, core.read_namespaced_persistent_volume_claim(name, namespace).spec.volume_name) for name in pvcs)
+
+
+def _pv_exists(api_client, name):
+    from kubernetes import client as kc
+    from kubernetes.client.rest import ApiException
+    try:
+        kc.CoreV1Api(api_client).read_persistent_volume(name)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+def test_cleanup_as_service_account_needs_only_the_cleanup_object(api_client, kubeconfig, namespace, app_factory,
+                                                                  backup_factory, state_dir, tmp_path):
+    """playbooks/cleanup.yml after a replace, impersonated. With the required rules only it fails naming the
+    missing permission and changes nothing (the old volume is kept, the session too); with the optional
+    velero-data-restore-cleanup object added it frees the old volume and deletes the session."""
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    ph.scramble(api_client, state_dir, app)
+    session = "rbac-clean-" + namespace[-8:]
+    old_pvs = _bound_volumes(api_client, namespace, app["pvcs"])
+    try:
+        with ph.ServiceAccountGrant(api_client, [namespace]) as grant:
+            rc, _results, failed, _out, _err = ph.run_restore("restore_replace.yml", kubeconfig, dict(
+                source_namespace=namespace, backup=backup, session=session, report_directory=str(tmp_path)),
+                env=grant.env())
+            assert rc == 0 and not failed, [(n, r.get("msg")) for n, r in failed]
+            ph.assert_data_matches(api_client, state_dir, app)
+            assert set(_bound_volumes(api_client, namespace, app["pvcs"]).values()).isdisjoint(old_pvs.values())
+            assert all(_pv_exists(api_client, pv) for pv in old_pvs.values()), "replace must keep the old volumes"
+
+            rc, results, failed, _out, _err = ph.run_restore("cleanup.yml", kubeconfig, dict(
+                session=session, confirm=True), env=grant.env())
+            want = 'missing RBAC permission verb=delete resource=persistentvolumes apiGroup=""'
+            assert rc != 0 and any(want in (r.get("msg") or "") for _n, r in failed), (
+                [(n, r.get("msg")) for n, r in failed])
+            assert all(_pv_exists(api_client, pv) for pv in old_pvs.values())
+            assert kube_configmap(api_client, "data-restore-" + session) is not None
+
+        with ph.ServiceAccountGrant(api_client, [namespace], optional=["velero-data-restore-cleanup"]) as grant:
+            rc, results, failed, _out, _err = ph.run_restore("cleanup.yml", kubeconfig, dict(
+                session=session, confirm=True), env=grant.env())
+            assert rc == 0 and not failed, [(n, r.get("msg")) for n, r in failed]
+        assert not any(_pv_exists(api_client, pv) for pv in old_pvs.values()), "cleanup left an old volume"
+        assert kube_configmap(api_client, "data-restore-" + session) is None
+        ph.assert_data_matches(api_client, state_dir, app)  # the restored volumes stay
+        del results
+    finally:
+        _admin_cleanup(api_client, namespace)
+        if kube_configmap(api_client, "data-restore-" + session) is not None:
+            from kubernetes import client as kc
+            kc.CoreV1Api(api_client).delete_namespaced_config_map("data-restore-" + session, ph.VELERO_NS)
+
+
+def kube_configmap(api_client, name):
+    from kubernetes import client as kc
+    from kubernetes.client.rest import ApiException
+    try:
+        return kc.CoreV1Api(api_client).read_namespaced_config_map(name, ph.VELERO_NS)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _hook_log(api_client, session):
+    import json
+    cm = kube_configmap(api_client, "data-restore-" + session)
+    return json.loads(cm.data["session.json"]).get("hooks") or [] if cm is not None else []
+
+
+@pytest.mark.integration
+@pytest.mark.sim_only
+@pytest.mark.parametrize("with_hooks_object", [False, True], ids=["required_only", "with_hooks_object"])
+def test_command_hook_as_service_account_needs_the_hooks_object(api_client, kubeconfig, namespace, app_factory,
+                                                                backup_factory, tmp_path, with_hooks_object):
+    """A pre- and a post-restore command hook, run as a ServiceAccount (its token: impersonation does not reach
+    k8s_exec's WebSocket). pods/exec is only in the optional velero-data-restore-hooks object: without it the
+    apiserver refuses the exec (403, recorded in the hook log); with it the exec is authorized and reaches the
+    node (the test cluster has no kubelet to run it, so it fails there - never with a 403)."""
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    session = "rbac-hook-" + namespace[-8:]
+    hook = {"name": "flush", "command": ["sh", "-c", "sync"], "pod_selector": "app=web", "on_error": "continue",
+            "timeout": 10}
+    optional = ["velero-data-restore-hooks"] if with_hooks_object else []
+    try:
+        with ph.ServiceAccountGrant(api_client, [namespace], optional=optional) as grant:
+            rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", grant.token_kubeconfig(
+                kubeconfig, tmp_path), dict(
+                source_namespace=namespace, backup=backup, session=session, report_directory=str(tmp_path),
+                pre_restore_hooks=[hook], post_restore_hooks=[dict(hook, name="resume")]))
+        assert rc == 0 and not failed, [(n, r.get("msg")) for n, r in failed]
+        log = [h for h in _hook_log(api_client, session) if h.get("type") == "command"]
+        assert [h["phase"] for h in log] == ["pre", "post"], log
+        for entry in log:
+            forbidden = "403" in entry["message"] or "Forbidden" in entry["message"]
+            assert forbidden != with_hooks_object, entry
+            if not with_hooks_object:
+                assert '"pods/exec"' in entry["message"] or "pods/exec" in entry["message"], entry
+    finally:
+        _admin_cleanup(api_client, namespace)
+        if kube_configmap(api_client, "data-restore-" + session) is not None:
+            from kubernetes import client as kc
+            kc.CoreV1Api(api_client).delete_namespaced_config_map("data-restore-" + session, ph.VELERO_NS)

@@ -1,9 +1,11 @@
+import copy
+
 import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import claims as c
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pods_using
 from fake_kube import FakeKube
 
@@ -657,3 +659,16 @@ def test_freed_keeps_everything_when_a_recorded_pv_is_claimed_again():
     with pytest.raises(PreflightError, match="PV pv-old .* claimed by PVC shop/keep-me"):
         freed(fk)
     assert mutations(fk) == before and fk.find(k.PV, "pv-old") is not None
+
+
+def test_freed_without_delete_rights_fails_before_any_change():
+    """Without the optional cleanup rules the dry-run delete answers 403 before the journal is marked and the
+    reclaim policies are patched (a later real delete would have failed after them)."""
+    fk = swapped_and_completed()
+    before = copy.deepcopy(fk.objects)
+    fk.fail_next["delete"] = ForbiddenError("missing RBAC permission verb=delete resource=persistentvolumes")
+    with pytest.raises(ForbiddenError, match="verb=delete resource=persistentvolumes"):
+        freed(fk)
+    assert fk.objects == before  # journal, reclaim policies, PVs: all untouched
+    result = freed(fk)
+    assert result["deleted_pvs"] == ["pv-old"] and ("PersistentVolume", None, "pv-old") in fk.dry_run_deletes
