@@ -74,9 +74,11 @@ def validate_session_name(session):
     return None
 
 
-def derive_session_name(backup, namespace, mode):
-    """The default session name for a restore of `backup` into `namespace`."""
-    return stable_name(mode.replace("_", "-"), namespace, backup, max_len=MAX_SESSION)
+def derive_session_name(backup, namespace, mode, target_namespace=None):
+    """The default session name for a restore of `backup` from `namespace` (into `target_namespace` when that is
+    another one: two clones of a namespace are two sessions)."""
+    into = "to-" + target_namespace if target_namespace and target_namespace != namespace else None
+    return stable_name(mode.replace("_", "-"), namespace, into, backup, max_len=MAX_SESSION)
 
 
 def session_labels(session, role=None):

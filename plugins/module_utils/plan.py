@@ -611,20 +611,79 @@ def _new_pvc(kube, pvc, rec, key, session, session_hash, class_map, storage_clas
     }
 
 
-def plan_session(kube, velero_ns, session, check_mode=False, run=None, **build_args):
+def _request_differences(plan, build_args):
+    """(what, recorded, asked) for each input of this run that the recorded plan does not match. Only what the
+    plan shows without reading the cluster: namespaces, the named volumes, the storage classes of new claims."""
+    out = []
+    source = build_args.get("source_namespace")
+    if source and plan.get("source_namespace") and source != plan["source_namespace"]:
+        out.append(("source_namespace", plan["source_namespace"], source))
+    mapping = build_args.get("namespace_mapping") or {}
+    target = mapping.get(source or plan.get("source_namespace")) if mapping else build_args.get("target_namespace")
+    target = target or (None if mapping else source)
+    if target and plan.get("target_namespace") and target != plan["target_namespace"]:
+        out.append(("target namespace", plan["target_namespace"], target))
+    volumes = build_args.get("volumes")
+    planned = sorted(set(vol.get("source_pvc") for vol in plan.get("volumes") or []))
+    if volumes is not None and sorted(set(volumes)) != planned:
+        out.append(("volumes", ", ".join(planned), ", ".join(sorted(set(volumes)))))
+    class_map = build_args.get("storage_class_map") or {}
+    for vol in plan.get("volumes") or []:
+        new_pvc, original = vol.get("new_pvc") or {}, vol.get("storage_class")
+        if new_pvc and original and class_map.get(original, original) != new_pvc.get("storage_class"):
+            out.append(("storage class of %s's new claim" % vol.get("key"), new_pvc.get("storage_class"),
+                        class_map.get(original, original)))
+    return out
+
+
+def check_same_request(existing, build_args, warnings):
+    """A started session goes on with the plan it recorded. Asking it for another backup, namespace, volume set or
+    storage class is refused: a settled session would report success without doing what was asked, an unsettled
+    one would restore or swap what it recorded instead. Only a backup chosen by latest=true (a backup_info
+    record) for an unsettled session is let through, with a warning: the interrupted restore finishes first."""
+    plan = existing.doc.get("plan") or {}
+    recorded = (existing.doc.get("backup") or {}).get("name")
+    backup = build_args.get("backup")
+    asked = backup.get("name") if isinstance(backup, dict) else (backup or "").strip()
+    settled = existing.state in sessions.SETTLED_STATES
+    differences = _request_differences(plan, build_args)
+    latest_only = isinstance(backup, dict) and not settled
+    if recorded and asked and asked != recorded and not latest_only:
+        differences.insert(0, ("backup", recorded, asked))
+    if differences:
+        listed = "; ".join("%s: recorded %s, asked %s" % item for item in differences)
+        if settled:
+            raise PreflightError(
+                "Restore session %r already %s a different restore (%s). A finished session is not run again with "
+                "other inputs: give another session name (session=...), or free this one first "
+                "(playbooks/cleanup.yml)." % (existing.name, existing.state.replace("_", " "), listed))
+        raise PreflightError(
+            "Restore session %r is %s with a different restore (%s). Re-run with the recorded inputs to finish "
+            "it, roll it back (playbooks/rollback.yml), or give another session name (session=...)." % (
+                existing.name, existing.state, listed))
+    if recorded and asked and asked != recorded:
+        warnings.append("Restore session %s is %s with backup %s, which it continues; latest=true names %s now. Use "
+                        "another session name to restore %s once this one is done." % (
+                            existing.name, existing.state, recorded, asked, asked))
+
+
+def plan_session(kube, velero_ns, session, check_mode=False, run=None, continue_warnings=None, **build_args):
     """Continue a started session, or build the plan and record it in a new (or still planned) session.
 
     Returns (plan, Session or None, continued, changed). A session past ``planned`` keeps its recorded plan
     and backup: a re-run after an interruption goes on with what was decided then, even when ``latest`` would
     now pick a newer backup; the plan is not re-validated because the workloads may be stopped by then.
     ``run``: the playbook run that takes the session over (session.ensure); a settled session is not taken over
-    (its re-run changes nothing), the run that holds it is kept.
+    (its re-run changes nothing), the run that holds it is kept. A continued session asked for another backup:
+    check_same_request (``continue_warnings`` receives its warning).
     """
+    continue_warnings = [] if continue_warnings is None else continue_warnings
     if not session:
         raise PreflightError("create_session needs session (the name a re-run continues with).")
     existing = sessions.load(kube, velero_ns, session)
     if existing is not None and existing.doc.get("plan") and existing.state != "planned":
-        # ensure() refuses another mode; the backup is not compared (latest=true may now name a newer one).
+        # ensure() refuses another mode; check_same_request the other inputs.
+        check_same_request(existing, build_args, continue_warnings)
         existing, changed = sessions.ensure(kube, velero_ns, session, mode=build_args.get("mode"),
                                             check_mode=check_mode,
                                             run=None if existing.state in sessions.SETTLED_STATES else run)

@@ -35,6 +35,10 @@ description:
   - With O(create_session), a session that has gone past V(planned) is continued - its recorded plan is
     returned as it is (C(continued=true)), without reading the backup again - and otherwise the plan is
     written into a new (or still planned) session. This is the preflight role's one call.
+  - A continued session keeps its recorded backup. A different O(backup) is refused before any change - a
+    V(completed) or V(rolled_back) session would otherwise report success without restoring it, an unfinished one
+    would restore the recorded backup instead - except a backup record (what latest=true resolved) given to an
+    unfinished session, which finishes the restore it started and warns that latest names another backup now.
   - With O(create_session), the session is taken over for O(session_run) (a new run id when not given,
     returned as RV(session_run)). A run that held it before - an interrupted one, or one still running - fails
     at its next step before it changes anything. Taking over from a run that may still have a module running
@@ -248,11 +252,12 @@ def run(module, kube):
             module.warn(warning)
         return dict(changed=False, plan=result, continued=False, session=None)
     run = sessions.run_for(p["session_run"], p["session"]) or sessions.new_run_id()
+    continue_warnings = []
     result, recorded, continued, changed = plans.plan_session(
-        kube, p["velero_namespace"], p["session"], check_mode=module.check_mode, run=run, **build_args)
-    if not continued:
-        for warning in result["warnings"]:
-            module.warn(warning)
+        kube, p["velero_namespace"], p["session"], check_mode=module.check_mode, run=run,
+        continue_warnings=continue_warnings, **build_args)
+    for warning in continue_warnings if continued else result["warnings"]:
+        module.warn(warning)
     if recorded is not None and (recorded.state in sessions.SETTLED_STATES or not module.check_mode):
         run = recorded.run  # the run that holds it now: this one, or the one a settled session keeps
     return dict(changed=changed, plan=result, continued=continued, session=recorded.result() if recorded else None,

@@ -256,3 +256,43 @@ def test_statefulset_when_scaled_delete_is_refused_before_any_change(api_client,
         ansible_run.run_module("restore_session", dict(session="in-place-%s-%s" % (namespace, backup), state="absent",
                                                        force=True), kubeconfig=kubeconfig)
     del app
+
+
+# (extra vars beyond source_namespace + an existing backup, what the message must say) - the playbooks' own
+# inputs, refused by playbooks/tasks/check_inputs.yml before the preflight: no session, nothing stopped.
+PLAYBOOK_INPUTS = [
+    ({"on_failure": "leave-stopped"}, 'on_failure must be resume or leave_stopped; got "leave-stopped"'),
+    ({"restore_timeout": "soon"}, 'restore_timeout must be a whole number of seconds, at least 1; got "soon"'),
+    ({"restore_timeout": 0}, "restore_timeout must be a whole number of seconds"),
+    ({"quiesce": "stop"}, 'quiesce must be scale or none; got "stop"'),
+    ({"pre_restore_hooks": [{"name": "flush", "command": ["sync"], "pod_selector": "app=web", "on_error": "Fail"}]},
+     "pre_restore_hooks[0] (flush): on_error must be fail or continue (lowercase); got 'Fail'"),
+    ({"post_restore_hooks": [{"name": "warm", "command": "true"}]},
+     "post_restore_hooks[0] (warm): give pod (a pod name) or pod_selector"),
+    ({"post_restore_hooks": "curl http://app/warm"}, "post_restore_hooks must be a list of hooks"),
+]
+
+
+@pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
+    "on_failure", "restore_timeout_text", "restore_timeout_zero", "quiesce", "hook_on_error", "hook_without_pod",
+    "hooks_not_a_list"])
+def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,
+                                                             backup_factory, tmp_path, extra, message):
+    app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    for playbook in ("restore_in_place.yml", "restore_replace.yml"):
+        (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], playbook, dict(
+            extra, source_namespace=namespace, backup=backup), tmp_path)
+        assert name.startswith("Check the playbook inputs"), (playbook, name, result.get("msg"))
+        assert message in result.get("msg", "") and "nothing was changed" in result["msg"], result.get("msg")
+        assert not mutations, (playbook, mutations)
+
+
+def test_swap_mode_is_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory, backup_factory,
+                                                      tmp_path):
+    app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], "restore_replace.yml", dict(
+        swap_mode="rename", source_namespace=namespace, backup=backup), tmp_path)
+    assert 'swap_mode must be rebind or template; got "rename"' in result.get("msg", ""), (name, result.get("msg"))
+    assert not mutations, mutations

@@ -1,6 +1,8 @@
 """The request-saving rules: one session read per module run, batched journal writes, plan + session in one
 call, LIST reuse, get_many/create_many. Each test counts what the fake API server was asked."""
 
+import re
+
 import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
@@ -224,6 +226,73 @@ def test_plan_session_refuses_another_mode_for_a_started_session(planned):
     s.set_state(fake, VNS, "nightly-shop", "restoring")
     with pytest.raises(PreflightError, match="already exists with mode in_place"):
         plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace", source_namespace="shop")
+
+
+def _started(fake, store, state):
+    plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="in_place", source_namespace="shop",
+                      fetch=store.fetch, volume_info_timeout=5, quiesce="none")
+    s.set_state(fake, VNS, "nightly-shop", state)
+    return fake.find(k.CONFIG_MAP, "data-restore-nightly-shop", VNS)["metadata"]["resourceVersion"]
+
+
+@pytest.mark.parametrize("state", ["completed", "rolled_back"])
+@pytest.mark.parametrize("asked", ["nightly-2", {"name": "nightly-2", "uid": "u2"}], ids=["by_name", "latest"])
+def test_plan_session_refuses_another_backup_for_a_settled_session(planned, state, asked):
+    """Else the re-run of a finished session with tomorrow's backup reports success and restores nothing."""
+    fake, store = planned
+    version = _started(fake, store, state)
+    with pytest.raises(PreflightError, match=r"already %s a different restore \(backup: recorded nightly, asked "
+                                             r"nightly-2\)" % state.replace("_", " ")):
+        plan.plan_session(fake, VNS, "nightly-shop", backup=asked, mode="in_place", source_namespace="shop")
+    assert fake.find(k.CONFIG_MAP, "data-restore-nightly-shop", VNS)["metadata"]["resourceVersion"] == version
+
+
+def test_plan_session_refuses_another_named_backup_for_an_unfinished_session(planned):
+    """Else a failed session's re-run restores the recorded backup, not the one asked for."""
+    fake, store = planned
+    version = _started(fake, store, "failed")
+    with pytest.raises(PreflightError, match=r"is failed with a different restore \(backup: recorded nightly, asked "
+                                             r"nightly-2\). Re-run with the recorded inputs"):
+        plan.plan_session(fake, VNS, "nightly-shop", backup="nightly-2", mode="in_place", source_namespace="shop")
+    assert fake.find(k.CONFIG_MAP, "data-restore-nightly-shop", VNS)["metadata"]["resourceVersion"] == version
+
+
+@pytest.mark.parametrize("state", ["completed", "quiesced"])
+@pytest.mark.parametrize("asked,message", [
+    (dict(target_namespace="shop-test2"), "target namespace: recorded shop, asked shop-test2"),
+    (dict(namespace_mapping={"shop": "shop-test2"}), "target namespace: recorded shop, asked shop-test2"),
+    (dict(volumes=["data-app-0", "db-data"]), "volumes: recorded data-app-0, asked data-app-0, db-data"),
+], ids=["target_namespace", "namespace_mapping", "volumes"])
+def test_plan_session_refuses_other_inputs_for_a_started_session(planned, state, asked, message):
+    """The default session name has no target namespace: a second clone into another namespace must not continue
+    (or report as done) the first one."""
+    fake, store = planned
+    version = _started(fake, store, state)
+    with pytest.raises(PreflightError, match=re.escape(message)):
+        plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="in_place",
+                          **dict(dict(source_namespace="shop"), **asked))
+    assert fake.find(k.CONFIG_MAP, "data-restore-nightly-shop", VNS)["metadata"]["resourceVersion"] == version
+
+
+def test_plan_session_same_inputs_continue(planned):
+    fake, store = planned
+    _started(fake, store, "quiesced")
+    _plan, _sess, continued, _changed = plan.plan_session(
+        fake, VNS, "nightly-shop", backup="nightly", mode="in_place", source_namespace="shop",
+        target_namespace="shop", volumes=["data-app-0"])
+    assert continued
+
+
+def test_plan_session_latest_continues_an_unfinished_session_with_a_warning(planned):
+    """latest=true may name a newer backup after an interruption: the started restore finishes first."""
+    fake, store = planned
+    _started(fake, store, "quiesced")
+    warnings = []
+    again, sess, continued, _changed = plan.plan_session(
+        fake, VNS, "nightly-shop", backup={"name": "nightly-2", "uid": "u2"}, mode="in_place",
+        source_namespace="shop", continue_warnings=warnings)
+    assert continued and sess.doc["backup"]["name"] == "nightly" and again["backup"]["name"] == "nightly"
+    assert len(warnings) == 1 and "continues; latest=true names nightly-2 now" in warnings[0]
 
 
 def test_plan_session_check_mode_writes_nothing(planned):

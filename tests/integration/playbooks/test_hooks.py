@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, velero.data_restore contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A command hook whose pod or selector matches no Running pod did not run: with on_error=fail the play stops
+there (a mistyped selector must not let a restore go on without the flush it asked for), with continue it is
+recorded as ignored and the restore goes on."""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
+
+pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
+
+
+def _session_doc(kube, session):
+    cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+    return json.loads(cm["data"]["session.json"]) if cm else None
+
+
+@pytest.mark.parametrize("on_error", ["fail", "continue"])
+def test_command_hook_without_a_running_pod(api_client, kube, kubeconfig, namespace, app_factory, backup_factory,
+                                            state_dir, tmp_path, on_error):
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    ph.scramble(api_client, state_dir, app)
+    session = "hook-nopod-" + namespace[-8:]
+    hook = {"name": "flush", "command": ["sync"], "pod_selector": "app=mistyped", "on_error": on_error}
+    try:
+        rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig, dict(
+            source_namespace=namespace, backup=backup, session=session, report_directory=str(tmp_path),
+            pre_restore_hooks=[hook]))
+        log = [h for h in (_session_doc(kube, session) or {}).get("hooks") or [] if h.get("name") == "flush"]
+        assert len(log) == 1 and "no Running pod matched pod_selector app=mistyped" in log[0]["message"], log
+        if on_error == "fail":
+            assert rc != 0 and failed, "the play went on without the hook"
+            assert "no Running pod matched" in failed[0][1].get("msg", ""), failed[0]
+            assert log[0]["result"] == "failed"
+            # the pre-restore hooks run before the stop: nothing was stopped or restored
+            ph.replicas_back(api_client, app)
+        else:
+            assert rc == 0 and not failed, [(n, r.get("msg")) for n, r in failed]
+            assert log[0]["result"] == "ignored"
+            ph.assert_data_matches(api_client, state_dir, app)
+    finally:
+        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
+            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
