@@ -392,10 +392,10 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result,
                                          kind=k.DATA_DOWNLOAD, role=ROLE, fail_fast=params.get("fail_fast"),
                                          initial=initial, with_version=True)
     except WaitTimeout as exc:
-        objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
+        objects = dict((o["metadata"]["name"], o) for o in exc.objects)
         volumes = [dict(pvrs.summarize(objects.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info[n])
                    for n in sorted(expected)]
-        result["resume"] = pvrs.resume_value(exc.details.get("objects") or [], exc.details.get("version"))
+        result["resume"] = pvrs.resume_value(exc.objects, exc.version)
         return _timed_out(volumes, exc.pending, velero_ns, params, result)
     volumes = [dict(pvrs.summarize(final[n], expected[n]), **volumes_info[n]) for n in sorted(expected)]
     failed = [v for v in volumes if v["phase"] in pvrs.FAILED_PHASES]

@@ -54,8 +54,14 @@ class MissingApiError(DataRestoreError):
 
 
 class WaitTimeout(DataRestoreError):
-    """A wait ran out of time; ``pending`` says what was still not done."""
+    """A wait ran out of time; ``pending`` says what was still not done.
 
-    def __init__(self, msg, pending=None, **details):
+    ``objects`` and ``version`` (what the wait saw last, for a later wait to continue from) are attributes, not
+    details: details go into the module's failure result, and the objects may be whole pods of the namespace -
+    their environment values included."""
+
+    def __init__(self, msg, pending=None, objects=None, version=None, **details):
         super(WaitTimeout, self).__init__(msg, pending=pending or [], **details)
         self.pending = pending or []
+        self.objects = objects or []
+        self.version = version

@@ -113,6 +113,24 @@ WRITE_VERBS = ("create", "patch", "update", "delete")
 # Parallel POSTs of Kube.create_many (the kubernetes client's connection pool holds 5 x CPUs connections).
 CREATE_WORKERS = 8
 
+# Client-side limits (connect, read seconds) of every request: without them a frozen apiserver, or a connection a
+# load balancer dropped without a reset, blocks the module forever, past every wait's deadline and retry window.
+# A watch may stay silent for its whole timeoutSeconds, so its read limit is that plus WATCH_READ_SLACK.
+REQUEST_TIMEOUT = (10, 60)
+WATCH_READ_SLACK = 30
+
+
+def timed_watcher(read_seconds):
+    """A kubernetes Watch whose request carries a read timeout (the dynamic client's watch() takes none)."""
+    from kubernetes import watch as kube_watch
+
+    class TimedWatch(kube_watch.Watch):
+        def stream(self, func, *args, **kwargs):
+            kwargs["_request_timeout"] = (REQUEST_TIMEOUT[0], read_seconds)
+            return super(TimedWatch, self).stream(func, *args, **kwargs)
+
+    return TimedWatch()
+
 
 def run_parallel(calls, workers=CREATE_WORKERS):
     """Run the callables ``workers`` at a time; returns their results in order. When some raise, the first
@@ -212,11 +230,14 @@ class Kube(object):
         Reads are repeatable. A write is retried only when the connection could not be opened
         (the server never saw it) or the server answered 429/5xx, so it is never applied twice.
         """
-        if verb in WRITE_VERBS and self.before_write is not None:
-            self.before_write(verb, kind, name, namespace)
+        fenced = verb in WRITE_VERBS and self.before_write is not None
         deadline = self._clock() + self.retry_seconds
         delay = 0.5
         while True:
+            if fenced:
+                # Before every attempt: a write retried for up to retry_seconds must not land after another run
+                # took the session over (its grace is shorter than the retries).
+                self.before_write(verb, kind, name, namespace)
             try:
                 return request()
             except DataRestoreError:
@@ -238,7 +259,8 @@ class Kube(object):
             return True
         try:
             self._dynamic.client.call_api("/apis/%s" % kind.api_version, "GET", auth_settings=["BearerToken"],
-                                          _preload_content=False, _return_http_data_only=True)
+                                          _preload_content=False, _return_http_data_only=True,
+                                          _request_timeout=REQUEST_TIMEOUT)
             return True
         except Exception as exc:  # pylint: disable=broad-except
             if getattr(exc, "status", None) == 404:
@@ -281,7 +303,8 @@ class Kube(object):
         res = self.resource(kind)
         try:
             return self._call("get", kind, name, namespace,
-                              lambda: res.get(name=name, namespace=namespace).to_dict(), True)
+                              lambda: res.get(name=name, namespace=namespace,
+                                              _request_timeout=REQUEST_TIMEOUT).to_dict(), True)
         except NotFoundError:
             return None
 
@@ -298,7 +321,8 @@ class Kube(object):
             if token:
                 params["_continue"] = token
             page = self._call("list", kind, None, namespace,
-                              lambda params=params: _raw_json(res.get(serialize=False, **params)), True)
+                              lambda params=params: _raw_json(res.get(serialize=False, _request_timeout=REQUEST_TIMEOUT,
+                                                                      **params)), True)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             version = version or meta.get("resourceVersion")
@@ -318,7 +342,8 @@ class Kube(object):
         """
         res = self.resource(kind)
         # Rounded up: a watch cut short by a fraction of a second would cost one more watch request.
-        params = dict(namespace=namespace, timeout=max(1, int(math.ceil(timeout_seconds))))
+        seconds = max(1, int(math.ceil(timeout_seconds)))
+        params = dict(namespace=namespace, timeout=seconds, watcher=timed_watcher(seconds + WATCH_READ_SLACK))
         if label_selector:
             params["label_selector"] = label_selector
         if field_selector:
@@ -348,7 +373,8 @@ class Kube(object):
         res = self.resource(kind)
         name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get("generateName")
         return self._call("create", kind, name, namespace,
-                          lambda: res.create(body=body, namespace=namespace).to_dict(), False)
+                          lambda: res.create(body=body, namespace=namespace,
+                                             _request_timeout=REQUEST_TIMEOUT).to_dict(), False)
 
     def create_many(self, kind, bodies, namespace=None, label=None, same=None):
         """Create several objects, up to CREATE_WORKERS at a time (one POST each; a restore of 200 volumes
@@ -368,15 +394,16 @@ class Kube(object):
             "strategic": "application/strategic-merge-patch+json",
         }[patch_type]
         return self._call("patch", kind, name, namespace,
-                          lambda: res.patch(body=patch, name=name, namespace=namespace,
-                                            content_type=content_type).to_dict(), False)
+                          lambda: res.patch(body=patch, name=name, namespace=namespace, content_type=content_type,
+                                            _request_timeout=REQUEST_TIMEOUT).to_dict(), False)
 
     def replace(self, kind, body, namespace=None):
         """PUT with the body's resourceVersion: a ConflictError means someone else changed it."""
         res = self.resource(kind)
         name = body["metadata"]["name"]
         return self._call("update", kind, name, namespace,
-                          lambda: res.replace(body=body, name=name, namespace=namespace).to_dict(), False)
+                          lambda: res.replace(body=body, name=name, namespace=namespace,
+                                              _request_timeout=REQUEST_TIMEOUT).to_dict(), False)
 
     def delete(self, kind, name, namespace=None, propagation_policy=None, uid=None, dry_run=False):
         """Delete; returns False when the object was already gone. ``dry_run``: the apiserver authorizes and
@@ -392,7 +419,8 @@ class Kube(object):
         try:
             # Deleting twice is harmless (the second answers 404), so a delete is repeatable.
             self._call("delete", kind, name, namespace,
-                       lambda: res.delete(name=name, namespace=namespace, body=body or None), True)
+                       lambda: res.delete(name=name, namespace=namespace, body=body or None,
+                                          _request_timeout=REQUEST_TIMEOUT), True)
             return True
         except NotFoundError:
             return False

@@ -445,6 +445,13 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
             warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); whether their "
                             "workloads can be stopped was not checked." % target_ns)
     check_other_sessions(kube, velero_ns, session, [vol["key"] for vol in plan_volumes], problems)
+    expected = journal_estimate(plan_volumes, target_pvcs, mode, summary)
+    if expected > sessions.JOURNAL_BUDGET:
+        problems.add("the session journal of %d volumes would reach about %d KiB, and a ConfigMap holds at most "
+                     "1 MiB (it records each claim it swaps in full, annotations included). Restore the volumes "
+                     "in several sessions: split volumes (or volume_selector) into parts of about %d." % (
+                         len(plan_volumes), expected // 1024,
+                         max(1, len(plan_volumes) * sessions.JOURNAL_BUDGET // expected)))
     problems.raise_if_any("backup %s, mode %s, %s -> %s" % (backup_name, mode, source_namespace, target_ns))
 
     if mode == "in_place":
@@ -461,6 +468,27 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         "warnings": warnings,
         "notes": notes,
     }
+
+
+# Journal bytes beyond the plan: the session's own fields and history, and per volume its restore, swap and undo
+# records without the claim copies (measured on swap + rollback runs, then rounded up).
+JOURNAL_BASE = 16 * 1024
+JOURNAL_PER_VOLUME = 2048
+
+
+def journal_estimate(plan_volumes, target_pvcs, mode, summary):
+    """Bytes the session journal is expected to reach (an upper bound, checked in preflight): the plan, plus per
+    volume its records, plus in replace mode two copies of the claim (the rebind record and its undo snapshot)."""
+    size = JOURNAL_BASE + len(sessions.dump({"plan": plan_volumes, "backup": summary}))
+    for vol in plan_volumes:
+        size += JOURNAL_PER_VOLUME
+        pvc = target_pvcs.get(vol.get("target_pvc")) if mode == "replace" else None
+        if pvc:
+            meta = pvc.get("metadata") or {}
+            size += 2 * len(sessions.dump({"labels": meta.get("labels"), "annotations": meta.get("annotations"),
+                                           "ownerReferences": meta.get("ownerReferences"),
+                                           "spec": pvc.get("spec")}))
+    return size
 
 
 def _storage_class(kube, name, cache, warnings):

@@ -330,7 +330,7 @@ def run(kube, params, check_mode=False):
                            fail_fast=params.get("fail_fast"),
                            initial=None if recreate else (items + created, list_version))
     except WaitTimeout as exc:
-        objects = dict((o["metadata"]["name"], o) for o in exc.details.get("objects") or [])
+        objects = dict((o["metadata"]["name"], o) for o in exc.objects)
         volumes = [summarize(objects.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
         if params.get("fail_on_timeout", True):
             raise WaitTimeout(
@@ -341,7 +341,7 @@ def run(kube, params, check_mode=False):
                 % (params["wait_timeout"], session_name, ", ".join(exc.pending), progress_line(volumes)),
                 pending=exc.pending, volumes=volumes)
         result.update(done=False, volumes=volumes, pending=exc.pending, progress=progress_line(volumes),
-                      resume=resume_value(exc.details.get("objects") or [], exc.details.get("version")))
+                      resume=resume_value(exc.objects, exc.version))
         return result
     volumes = [summarize(final[n], expected[n]) for n in sorted(expected)]
     # session_state goes into the same journal write, unless a volume failed (then the task fails, state stays).

@@ -248,6 +248,17 @@ class Session(object):
                 "uid": self.uid, "state": self.state, "swaps": self.swaps(), "document": copy.deepcopy(self.doc)}
 
 
+# A ConfigMap holds at most 1 MiB (the apiserver refuses a larger one with 422). The preflight refuses a plan whose
+# journal is expected to outgrow JOURNAL_BUDGET, leaving room for the history and hooks of re-runs.
+CONFIG_MAP_LIMIT = 1024 * 1024
+JOURNAL_BUDGET = 900 * 1024
+
+
+def dump(doc):
+    """The journal as stored: compact JSON (a quarter smaller than indented; `jq .` reads it)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
 def config_map_body(session, namespace, doc):
     return {
         "apiVersion": "v1",
@@ -257,7 +268,7 @@ def config_map_body(session, namespace, doc):
             "namespace": namespace,
             "labels": names.session_labels(session, role="session"),
         },
-        "data": {DATA_KEY: json.dumps(doc, sort_keys=True, indent=1)},
+        "data": {DATA_KEY: dump(doc)},
     }
 
 
@@ -441,7 +452,7 @@ def update(kube, velero_namespace, session, mutate, event=None, state=None):
         if event:
             doc["history"].append({"at": doc["updated"], "event": event})
         body = copy.deepcopy(current.config_map)
-        body["data"] = {DATA_KEY: json.dumps(doc, sort_keys=True, indent=1)}
+        body["data"] = {DATA_KEY: dump(doc)}
         try:
             written = kube.replace(k.CONFIG_MAP, body, velero_namespace)
         except (ConflictError, NotFoundError):  # changed or deleted meanwhile: read again

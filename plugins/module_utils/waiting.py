@@ -21,6 +21,9 @@ from ansible_collections.velero.data_restore.plugins.module_utils.kube import Wa
 MAX_WATCH_SECONDS = 300
 # Back-off after a dropped connection before listing again.
 RECONNECT_DELAY = 1.0
+# A watch (or its re-list) that ended with these is re-established: connection dropped (None), throttled, server
+# unavailable. Anything else ends the wait.
+RECONNECT_STATUSES = (None, 429, 500, 502, 503, 504)
 
 
 class WaitState(object):
@@ -68,10 +71,7 @@ def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_s
     while not state.done:
         remaining = deadline - clock()
         if remaining <= 0:
-            raise WaitTimeout(
-                "Timed out after %ss waiting for %s; still pending: %s"
-                % (timeout, what, ", ".join(state.pending) or "unknown"),
-                pending=state.pending, objects=list(cache.values()), version=version)
+            raise _timed_out(timeout, what, state, cache, version)
         try:
             for event_type, obj in kube.watch(
                     kind, namespace=namespace, label_selector=label_selector,
@@ -92,19 +92,29 @@ def wait_for(kube, kind, predicate, namespace=None, label_selector=None, field_s
             cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
             state = predicate(list(cache.values()))
         except ApiError as exc:
-            # Connection dropped (status None) or server unavailable: re-list after a pause.
-            if exc.status not in (None, 500, 502, 503, 504) or clock() + RECONNECT_DELAY >= deadline:
+            # Connection dropped (status None), throttled or server unavailable: re-list after a pause.
+            if exc.status not in RECONNECT_STATUSES:
                 raise
+            if clock() + RECONNECT_DELAY >= deadline:
+                raise _timed_out(timeout, what, state, cache, version, cause=exc)
             reconnects += 1
             sleep(min(RECONNECT_DELAY * reconnects, 5.0))
             try:
                 cache, version = _relist(kube, kind, namespace, label_selector, field_selector)
             except ApiError as again:
-                if again.status not in (None, 500, 502, 503, 504):
+                if again.status not in RECONNECT_STATUSES:
                     raise
                 continue
             state = predicate(list(cache.values()))
     return (list(cache.values()), version) if with_version else list(cache.values())
+
+
+def _timed_out(timeout, what, state, cache, version, cause=None):
+    return WaitTimeout(
+        "Timed out after %ss waiting for %s; still pending: %s%s"
+        % (timeout, what, ", ".join(state.pending) or "unknown",
+           (" (the last watch ended with: %s)" % cause.msg) if cause is not None else ""),
+        pending=state.pending, objects=list(cache.values()), version=version)
 
 
 def _relist(kube, kind, namespace, label_selector, field_selector):

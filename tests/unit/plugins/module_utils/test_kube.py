@@ -257,3 +257,77 @@ def test_create_many_with_label_takes_over_only_the_conflicting_ones():
                             label="data-restore.ansible/session")
     assert [o["metadata"]["name"] for o in made] == ["pvr-a", "pvr-b", "pvr-c"]
     assert fake.count("create") == 3 and fake.count("get") == 1
+
+
+class TimeoutRecordingResource(object):
+    """Records the kwargs of every call; answers like the dynamic client."""
+
+    def __init__(self):
+        self.kwargs = {}
+
+    def _answer(self, verb, kwargs, body=None):
+        self.kwargs[verb] = kwargs
+        return type("R", (), {"to_dict": lambda _self: body or {"metadata": {"name": "a"}},
+                              "data": json.dumps({"metadata": {}, "items": []}).encode()})()
+
+    def get(self, **kwargs):
+        return self._answer("list" if kwargs.get("serialize") is False else "get", kwargs)
+
+    def create(self, **kwargs):
+        return self._answer("create", kwargs, kwargs["body"])
+
+    def patch(self, **kwargs):
+        return self._answer("patch", kwargs)
+
+    def replace(self, **kwargs):
+        return self._answer("replace", kwargs)
+
+    def delete(self, **kwargs):
+        return self._answer("delete", kwargs)
+
+
+def test_every_request_has_a_client_side_timeout():
+    """Without one, a frozen apiserver (or a connection dropped without a reset) blocks the module for ever."""
+    resource = TimeoutRecordingResource()
+    kube = k.Kube(FakeDynamic(resource), retry_seconds=0)
+    kube.get(k.POD, "a", "shop")
+    kube.list(k.POD, "shop")
+    kube.create(k.POD, {"metadata": {"name": "a"}}, "shop")
+    kube.patch(k.POD, "a", {"metadata": {}}, "shop")
+    kube.replace(k.POD, {"metadata": {"name": "a", "resourceVersion": "1"}}, "shop")
+    kube.delete(k.POD, "a", "shop")
+    assert sorted(resource.kwargs) == ["create", "delete", "get", "list", "patch", "replace"]
+    for verb, kwargs in resource.kwargs.items():
+        assert kwargs.get("_request_timeout") == k.REQUEST_TIMEOUT, verb
+
+
+def test_a_watch_reads_with_a_timeout_longer_than_its_own():
+    asked = []
+    dynamic = RecordingDynamic()
+
+    def watch(_resource, **params):
+        asked.append(params["watcher"])
+        return iter(())
+
+    dynamic.watch = watch
+    kube = k.Kube(dynamic, retry_seconds=0)
+    assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=20)) == []
+    calls = []
+
+    class Response(object):
+        def stream(self, *args, **kwargs):
+            return iter(())
+
+        def close(self):
+            pass
+
+        def release_conn(self):
+            pass
+
+    def func(*args, **kwargs):
+        calls.append(kwargs)
+        return Response()
+
+    list(asked[0].stream(func, timeout_seconds=20))
+    assert calls and calls[0]["_request_timeout"] == (k.REQUEST_TIMEOUT[0], 20 + k.WATCH_READ_SLACK)
+    assert calls[0]["watch"] is True

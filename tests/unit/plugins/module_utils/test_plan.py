@@ -486,3 +486,41 @@ def test_a_read_write_once_pod_claim_in_use_is_refused_in_preflight_without_quie
                      "status": {"phase": "Running"}})
     msg = fail(fake, store, volumes=["data-app-0"], quiesce="none")
     assert "ReadWriteOncePod and still mounted by pod(s) app-0" in msg
+
+
+# -- the journal fits its ConfigMap --------------------------------------------------------------
+def test_a_plan_whose_journal_would_outgrow_the_config_map_is_refused(fake, store, monkeypatch):
+    from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+    volumes = ["data-app-0", "data-app-1", "db-data"]
+    estimate = plan.journal_estimate(build(fake, store, mode="replace", volumes=volumes)["volumes"],
+                                     dict((p["metadata"]["name"], p) for p in fake.all(k.PVC)), "replace",
+                                     {"name": "nightly"})
+    monkeypatch.setattr(sessions, "JOURNAL_BUDGET", estimate - 1)
+    message = fail(fake, store, mode="replace", volumes=volumes)
+    assert "the session journal of 3 volumes would reach about" in message and "at most 1 MiB" in message
+    assert "parts of about 2" in message
+
+
+def test_the_journal_estimate_bounds_a_real_swap_and_rollback():
+    """20 claims swapped and rolled back on the fake cluster: the preflight's estimate is above what the journal
+    holds then, and not far above (else the refusal above would come too early)."""
+    import test_claims as tc
+    from ansible_collections.velero.data_restore.plugins.module_utils import claims
+    from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+    fk = FakeKube()
+    fk.controllers.append(tc.pv_controller)
+    vols, pvcs = [], {}
+    for i in range(20):
+        pvcs["data-%d" % i] = tc.bound_pair(fk, "data-%d" % i, "pv-old-%d" % i, labels={"app": "web"})
+        tc.bound_pair(fk, "data-%d-restored" % i, "pv-new-%d" % i, size="2Gi",
+                      selector={"matchLabels": {"velero.io/dynamic-pv-restore": "x%d" % i}})
+        vols.append({"key": "shop/data-%d" % i, "target_namespace": tc.NS, "target_pvc": "data-%d" % i,
+                     "source_pvc": "data-%d" % i, "new_pvc": {"name": "data-%d-restored" % i, "size": "2Gi"},
+                     "method": "fs"})
+    sessions.ensure(fk, tc.VNS, tc.SESSION, mode="replace", backup={"name": "b"},
+                    plan={"volumes": vols, "backup": {"name": "b"}})
+    claims.patch_claims(fk, tc.params(volumes=vols))
+    claims.patch_claims(fk, tc.params(volumes=vols, state="reverted"))
+    actual = len(fk.find(k.CONFIG_MAP, "data-restore-" + tc.SESSION, tc.VNS)["data"]["session.json"])
+    estimate = plan.journal_estimate(vols, pvcs, "replace", {"name": "b"})
+    assert actual < estimate < 2 * actual, (actual, estimate)

@@ -153,6 +153,33 @@ def test_the_real_kube_calls_the_fence_before_every_write_and_not_before_reads()
     assert calls == ["fence", "request"] * len(k.WRITE_VERBS)
 
 
+def test_a_retried_write_is_fenced_again_before_each_attempt():
+    """Writes answered 429/5xx are retried for up to retry_seconds, longer than a take-over's grace: a take-over
+    between two attempts must stop the retry."""
+    from ansible_collections.velero.data_restore.plugins.module_utils.errors import SupersededError as Superseded
+
+    class Throttled(Exception):
+        status = 429
+
+    now = [0.0]
+    attempts, fences = [], []
+    kube = k.Kube(dynamic=None, retry_seconds=30, clock=lambda: now[0], sleep=lambda s_: now.__setitem__(0, now[0] + s_))
+
+    def fence(verb, kind, name, namespace):
+        fences.append(now[0])
+        if now[0] > 1.0:
+            raise Superseded("Restore session nightly was taken over by run run-b")
+
+    def request():
+        attempts.append(now[0])
+        raise Throttled()
+
+    kube.before_write = fence
+    with pytest.raises(Superseded):
+        kube._call("patch", k.DEPLOYMENT, "web", "shop", request, False)
+    assert len(attempts) == len(fences) - 1 and len(attempts) >= 2, (attempts, fences)
+
+
 def test_session_run_is_one_id_or_ids_by_session():
     assert s.run_for("run-a", "nightly") == "run-a"
     assert s.run_for({"nightly": "run-a", "other": "run-z"}, "nightly") == "run-a"

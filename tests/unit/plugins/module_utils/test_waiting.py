@@ -82,6 +82,10 @@ def test_wait_times_out_with_pending_names():
                  what="PodVolumeRestores of session s")
     assert err.value.pending == ["stuck"]
     assert "still pending: stuck" in err.value.msg and "PodVolumeRestores of session s" in err.value.msg
+    # What the wait saw is there to continue from, but never in the details (they become the module's failure
+    # result, and a pod wait sees whole pods of the namespace, environment values included).
+    assert [o["metadata"]["name"] for o in err.value.objects] == ["stuck"] and err.value.version
+    assert set(err.value.details) == {"pending"}
 
 
 def test_predicate_errors_end_the_wait():
@@ -126,6 +130,28 @@ def test_dropped_connection_is_retried_then_completes():
     objs = wait_for(kube, k.POD_VOLUME_RESTORE, all_completed, namespace=NS, timeout=60,
                     sleep=slept.append)
     assert objs[0]["status"]["phase"] == "Completed" and slept == [1.0]
+
+
+@pytest.mark.parametrize("status", [None, 429, 503])
+def test_a_watch_ended_by_throttling_or_a_drop_is_re_established(status):
+    kube = FakeKube()
+    kube.add(k.POD_VOLUME_RESTORE, pvr("v"))
+    kube.controllers.append(advancing_controller(STEPS))
+    kube.fail_next["watch"] = ApiError("Too many requests", status=status)
+    objs = wait_for(kube, k.POD_VOLUME_RESTORE, all_completed, namespace=NS, timeout=60, sleep=lambda s: None)
+    assert objs[0]["status"]["phase"] == "Completed"
+
+
+def test_a_drop_at_the_deadline_is_a_timeout_not_an_outage():
+    kube = FakeKube()
+    kube.add(k.POD_VOLUME_RESTORE, pvr("stuck"))
+    clock = Clock()
+    kube.fail_next["watch"] = ApiError("Cannot reach the Kubernetes API", status=None)
+    clock.now = 0.0
+    with pytest.raises(WaitTimeout) as err:
+        wait_for(kube, k.POD_VOLUME_RESTORE, all_completed, namespace=NS, timeout=0.5, clock=clock,
+                 sleep=lambda s: None)
+    assert err.value.pending == ["stuck"] and "the last watch ended with: Cannot reach" in err.value.msg
 
 
 def test_forbidden_is_not_retried():
