@@ -49,6 +49,10 @@ RETAIN = "Retain"
 # Binding annotations the PV controller writes; a recreated claim must not carry them.
 BINDING_ANNOTATION_PREFIX = "pv.kubernetes.io/"
 DROPPED_ANNOTATIONS = ("volume.kubernetes.io/selected-node",)
+# The class annotation of claims made before storageClassName existed; Kubernetes still prefers it to the spec
+# field (component-helpers storage/volume GetPersistentVolumeClaimClass), and the PV binder refuses a claim whose
+# class so read differs from its volume's.
+BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 PVC_SPEC_KEYS = ("accessModes", "resources", "storageClassName", "volumeMode")
 
@@ -72,6 +76,14 @@ def normalize_volumes(volumes):
     return out
 
 
+def claim_class(pvc):
+    """The claim's StorageClass name as Kubernetes reads it: the beta annotation first, then storageClassName."""
+    annotations = (pvc.get("metadata") or {}).get("annotations") or {}
+    if BETA_CLASS_ANNOTATION in annotations:
+        return annotations[BETA_CLASS_ANNOTATION]
+    return (pvc.get("spec") or {}).get("storageClassName")
+
+
 def claim_snapshot(pvc):
     """What is needed to recreate a PVC: labels, annotations, ownerReferences, spec, uid."""
     meta = pvc["metadata"]
@@ -85,6 +97,8 @@ def recreate_body(snapshot, volume_name, storage_class=None):
     """A claim like ``snapshot`` pre-bound to ``volume_name`` (no selector, no binding annotations)."""
     annotations = dict((key, value) for key, value in snapshot["annotations"].items()
                        if not key.startswith(BINDING_ANNOTATION_PREFIX) and key not in DROPPED_ANNOTATIONS)
+    if storage_class is not None:
+        annotations.pop(BETA_CLASS_ANNOTATION, None)  # it would override the class set below
     meta = {"name": snapshot["name"], "namespace": snapshot["namespace"], "labels": snapshot["labels"],
             "annotations": annotations}
     if snapshot.get("ownerReferences"):

@@ -19,6 +19,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
+from ansible_collections.velero.data_restore.plugins.module_utils import claims
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
@@ -265,11 +266,12 @@ def _human(size):
 def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
           namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
           allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
-          fetch=None, quiesce="scale"):
+          fetch=None, quiesce="scale", swap_mode="rebind"):
     """Validate everything and return the plan dict; PreflightError on any problem, no mutation.
 
     ``quiesce="scale"``: the workloads mounting the target claims will be stopped by workload_scale (in
     place for the restore, replace for the swap), so its refusals (workloads.stop_refusals) are checked here.
+    ``swap_mode`` (replace): how claim_patch will swap; rebind needs bound target claims, checked here.
     """
     validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
                      volume_selector, storage_class_map, allow_partially_failed, session)
@@ -412,7 +414,7 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
     for rec in chosen:
         vol = _plan_volume(kube, rec, mode, source_namespace, target_ns, target_pvcs.get(rec["source_pvc"]),
                            storage_class_map or {}, session, session_hash, summary, problems,
-                           storage_classes, warnings)
+                           storage_classes, warnings, swap_mode)
         if vol is not None:
             plan_volumes.append(vol)
     by_new_claim = {}
@@ -503,7 +505,7 @@ def _storage_class(kube, name, cache, warnings):
 
 
 def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session, session_hash, summary,
-                 problems, storage_classes, warnings):
+                 problems, storage_classes, warnings, swap_mode="rebind"):
     name = rec["source_pvc"]
     key = "%s/%s" % (target_ns, name)
     src = "%s/%s" % (source_ns, name)
@@ -542,8 +544,8 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session,
         phase = (pvc.get("status") or {}).get("phase")
         if phase != "Bound":
             problems.add("target claim %s is %s, not Bound: an in-place restore writes into its volume. Start the "
-                         "workload once so the claim binds (WaitForFirstConsumer), or use mode=replace."
-                         % (key, phase or "without a phase"))
+                         "workload once so the claim binds (WaitForFirstConsumer), or use mode=replace with "
+                         "swap_mode=template." % (key, phase or "without a phase"))
             return None
         capacity = _capacity(pvc)
         if size and capacity is not None and capacity < size:
@@ -551,7 +553,13 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session,
                          "allows volume expansion) or use mode=replace, which sizes the new claim to the backup."
                          % (key, _human(capacity), src, _human(size)))
             return None
-    storage_class = (pvc.get("spec") or {}).get("storageClassName") or rec.get("storage_class")
+    elif swap_mode == "rebind" and (pvc.get("status") or {}).get("phase") != "Bound":
+        problems.add("target claim %s is %s, not Bound: swap_mode=rebind moves the restored volume under the "
+                     "existing claim and keeps the claim's own volume for rollback, which needs a bound claim. Use "
+                     "swap_mode=template (the workloads are pointed at the new claims), or start the workload once "
+                     "so the claim binds." % (key, (pvc.get("status") or {}).get("phase") or "without a phase"))
+        return None
+    storage_class = claims.claim_class(pvc) or rec.get("storage_class")
     restore_via = RESTORE_VIA_DD if method == backups.METHOD_DATA_MOVER and (
         volume_mode == "Block" or mode == "replace") else RESTORE_VIA_PVR
     new_pvc = None

@@ -411,6 +411,13 @@ def ensure(kube, velero_namespace, session, mode=None, backup=None, plan=None, c
             return existing, True
 
         def apply(doc):
+            # Decided on this module's copy; a conflict re-reads, and the fresh document may have moved on (another
+            # run started the restore meanwhile): a started session keeps its plan.
+            if "plan" in changes and doc.get("state") != "planned":
+                raise PreflightError(
+                    "Restore session %r moved to %s while this run was planning it (another run continues it). "
+                    "Re-run to continue the session with its recorded plan, or pick another session name."
+                    % (session, doc.get("state")))
             doc.update(changes)
 
         updated = update(kube, velero_namespace, session, apply, event=event)

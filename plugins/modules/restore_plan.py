@@ -117,6 +117,14 @@ options:
     type: str
     choices: [scale, none]
     default: scale
+  swap_mode:
+    description:
+      - With O(mode=replace), how M(velero.data_restore.claim_patch) will swap the claims. V(rebind) (default)
+        moves the restored volume under the existing claim, which must be Bound; the plan refuses an unbound one
+        here rather than after the restore. V(template) points the workloads at the new claims.
+    type: str
+    choices: [rebind, template]
+    default: rebind
   session:
     description:
       - Name of the restore session the plan is for. Claims held by other unfinished sessions are refused,
@@ -245,7 +253,7 @@ def run(module, kube):
         target_namespace=p["target_namespace"], namespace_mapping=p["namespace_mapping"],
         volumes=p["volumes"], volume_selector=p["volume_selector"], storage_class_map=p["storage_class_map"],
         allow_partially_failed=p["allow_partially_failed"], volume_info_timeout=p["volume_info_timeout"],
-        quiesce=p["quiesce"])
+        quiesce=p["quiesce"], swap_mode=p["swap_mode"])
     if not p["create_session"]:
         result = plans.build(kube, p["velero_namespace"], session=p["session"], **build_args)
         for warning in result["warnings"]:
@@ -280,6 +288,7 @@ def main():
             create_session=dict(type="bool", default=False),
             volume_info_timeout=dict(type="int", default=30),
             quiesce=dict(type="str", default="scale", choices=list(plans.QUIESCE)),
+            swap_mode=dict(type="str", default="rebind", choices=["rebind", "template"]),
         ),
         run,
         takes_over=True,

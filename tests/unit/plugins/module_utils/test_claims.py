@@ -672,3 +672,14 @@ def test_freed_without_delete_rights_fails_before_any_change():
     assert fk.objects == before  # journal, reclaim policies, PVs: all untouched
     result = freed(fk)
     assert result["deleted_pvs"] == ["pv-old"] and ("PersistentVolume", None, "pv-old") in fk.dry_run_deletes
+
+
+def test_a_recreated_claim_drops_the_beta_class_annotation_that_would_override_its_class():
+    snapshot = c.claim_snapshot({"metadata": {"name": "data", "namespace": NS, "uid": "u1", "annotations": {
+        "volume.beta.kubernetes.io/storage-class": "old", "team": "shop"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    assert c.claim_class({"metadata": snapshot, "spec": snapshot["spec"]}) == "old"
+    body = c.recreate_body(snapshot, "pv-new", storage_class="fast")
+    assert c.claim_class(body) == "fast" and body["metadata"]["annotations"] == {"team": "shop"}
+    kept = c.recreate_body(snapshot, "pv-old")  # no class given: the claim stays as it was
+    assert c.claim_class(kept) == "old"

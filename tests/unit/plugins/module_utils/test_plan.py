@@ -230,8 +230,11 @@ def test_target_claim_unbound(fake, store):
     fake.remove(k.PVC, "data-app-0", "shop")
     fake.add(k.PVC, f.pvc("data-app-0", phase="Pending", sc="sim-wffc"))
     msg = fail(fake, store, volumes=["data-app-0"])
-    assert "is Pending, not Bound" in msg and "mode=replace" in msg
-    assert build(fake, store, volumes=["data-app-0"], mode="replace")["volumes"]
+    assert "is Pending, not Bound" in msg and "mode=replace with swap_mode=template" in msg
+    # a rebind swap moves the restored volume under the claim: refused here, not after the whole restore
+    msg = fail(fake, store, volumes=["data-app-0"], mode="replace")
+    assert "is Pending, not Bound: swap_mode=rebind" in msg and "Use swap_mode=template" in msg
+    assert build(fake, store, volumes=["data-app-0"], mode="replace", swap_mode="template")["volumes"]
 
 
 def test_target_claim_too_small(fake, store):
@@ -524,3 +527,17 @@ def test_the_journal_estimate_bounds_a_real_swap_and_rollback():
     actual = len(fk.find(k.CONFIG_MAP, "data-restore-" + tc.SESSION, tc.VNS)["data"]["session.json"])
     estimate = plan.journal_estimate(vols, pvcs, "replace", {"name": "b"})
     assert actual < estimate < 2 * actual, (actual, estimate)
+
+
+def test_a_claim_classed_by_the_beta_annotation_is_mapped_by_that_class(fake, store):
+    """Kubernetes reads the beta annotation before storageClassName: the plan must, or the migration silently
+    keeps the default class."""
+    def legacy(obj):
+        obj["metadata"]["annotations"] = {"volume.beta.kubernetes.io/storage-class": "sim-immediate"}
+        obj["spec"].pop("storageClassName")
+    fake.mutate(k.PVC, "data-app-0", "shop", legacy)
+    fake.add(k.STORAGE_CLASS, f.storage_class("fast"))
+    p = build(fake, store, mode="replace", volumes=["data-app-0"], storage_class_map={"sim-immediate": "fast"})
+    vol = p["volumes"][0]
+    assert vol["storage_class"] == "sim-immediate" and vol["new_pvc"]["storage_class"] == "fast"
+    assert not any("match no planned claim" in w for w in p["warnings"])

@@ -177,3 +177,19 @@ def test_unknown_state_fails_before_any_request(kube):
         s.update(kube, NS, "nightly", lambda doc: None, state="done")
     assert kube.count() == before
     assert s.require(kube, NS, "nightly").state == "planned"
+
+
+def test_a_stale_copy_cannot_replace_the_plan_of_a_session_that_started_meanwhile():
+    """Run B read the session while it was planned, then spent seconds building its plan; run A started the
+    restore meanwhile. B's write conflicts, re-reads, and must not put its plan into the started session."""
+    cluster = FakeKube()
+    s.ensure(cluster, NS, "nightly", mode="in_place", plan={"volumes": ["shop/data"]}, run="run-a")
+    run_b = FakeKube()
+    run_b.objects = cluster.objects
+    run_b.session_cache = {}
+    assert s.load(run_b, NS, "nightly").state == "planned"  # B's copy
+    s.set_state(cluster, NS, "nightly", "quiescing")  # A goes on
+    with pytest.raises(PreflightError, match="moved to quiescing while this run was planning it"):
+        s.ensure(run_b, NS, "nightly", mode="in_place", plan={"volumes": ["shop/data", "shop/logs"]}, run="run-b")
+    fresh = s.load(cluster, NS, "nightly")
+    assert fresh.doc["plan"] == {"volumes": ["shop/data"]} and fresh.run == "run-a"
