@@ -209,18 +209,69 @@ def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selector
                 continue
         selected.append(backup)
     selected.sort(key=lambda b: (backup_time(b), b["metadata"]["name"]), reverse=True)
-    if latest:
+    warnings, read = [], {}
+    if latest and volumes and namespace:
+        selected = _latest_with_volumes(kube, velero_ns, selected, namespace, volume_info_timeout, fetch, warnings,
+                                        read)
+    elif latest:
         selected = selected[:1]
 
     records = [summary(b) for b in selected]
-    warnings = []
     if volumes:
         for backup, record in zip(selected, records):
-            vols, source, warns = volume_records(kube, velero_ns, backup, timeout=volume_info_timeout,
-                                                 fetch=fetch)
+            vols, source, warns = read.get(backup["metadata"]["name"]) or volume_records(
+                kube, velero_ns, backup, timeout=volume_info_timeout, fetch=fetch)
             record["volumes"], record["volume_source"], record["warnings"] = vols, source, warns
             warnings.extend("%s: %s" % (record["name"], w) for w in warns)
+    for record, backup in zip(records, selected):
+        expired = expiry_warning(backup)
+        if expired:
+            warnings.append(expired)
     return {"backups": records, "warnings": warnings}
+
+
+# Backups latest=true looks into for volumes of the namespace before it gives up (one volume-info read each).
+LATEST_VOLUME_SEARCH = 5
+
+
+def _latest_with_volumes(kube, velero_ns, newest_first, namespace, timeout, fetch, warnings, read):
+    """[the newest backup that holds a claim volume of ``namespace``]: a backup of every namespace includes it by
+    spec, yet its label selector, resource filters or wildcard expansion (at backup time) may have left that
+    namespace's volumes out. Newer ones skipped are named in ``warnings``; ``read`` keeps the volume records read
+    (by backup name) so that the chosen one is not read twice."""
+    skipped = []
+    for backup in newest_first[:LATEST_VOLUME_SEARCH]:
+        read[backup["metadata"]["name"]] = volume_records(kube, velero_ns, backup, timeout=timeout, fetch=fetch)
+        vols = read[backup["metadata"]["name"]][0]
+        if any(r.get("source_namespace") == namespace and r.get("source_pvc") for r in vols):
+            if skipped:
+                warnings.append("latest: skipped the newer backup(s) %s, which include namespace %s by their spec "
+                                "but hold no volume of it (label selector, resource filters, or no volume backup)."
+                                % (", ".join(skipped), namespace))
+            return [backup]
+        skipped.append(backup["metadata"]["name"])
+    if skipped:
+        warnings.append("latest: none of the %d newest matching backups (%s) holds a volume of namespace %s; give a "
+                        "backup name to look further back." % (len(skipped), ", ".join(skipped), namespace))
+    return []
+
+
+def expiry_warning(backup, now=None):
+    """A warning when the backup's status.expiration has passed: Velero's garbage collection deletes it (and its
+    data in object storage) soon, possibly in the middle of a restore (pkg/controller/gc_controller.go)."""
+    expiration = (backup.get("status") or {}).get("expiration")
+    if not expiration:
+        return None
+    try:
+        expires = parse_time(expiration, "status.expiration")
+    except PreflightError:
+        return None
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if expires > now:
+        return None
+    return ("Backup %s expired at %s: Velero's garbage collection deletes it and its data soon (unless its storage "
+            "location is read-only). Restore from it now, extend its TTL, or pick a newer backup."
+            % (backup["metadata"]["name"], expiration))
 
 
 def get(kube, velero_ns, name):
@@ -590,8 +641,8 @@ def read_volume_info(kube, velero_ns, backup_name, timeout=VOLUME_INFO_TIMEOUT, 
             data = fetch(url)
         except VolumeInfoAbsent:
             raise VolumeInfoAbsent(
-                "backup %s has no volume info document (HTTP 404; backups made before Velero v1.13 have "
-                "none)" % backup_name)
+                "backup %s has no volume info document (HTTP 404: made before Velero v1.13, which wrote none, or its "
+                "files were removed from object storage - then its snapshots may be gone too)" % backup_name)
         except DataRestoreError as exc:
             raise DataRestoreError("volume info not read: %s" % scrub(exc.msg, url))
         try:

@@ -289,6 +289,9 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
     partial = check_phase(backup_obj, allow_partially_failed)
     if partial:
         warnings.append(partial)
+    expired = backups.expiry_warning(backup_obj)
+    if expired:
+        warnings.append(expired)
     check_storage_location(kube, velero_ns, backup_obj)
 
     # Source namespace, from the spec first (no DownloadRequest for a backup without it).

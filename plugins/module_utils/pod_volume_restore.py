@@ -406,6 +406,22 @@ def record_final(kube, velero_ns, session_name, volumes, state=None):
     sessions.update(kube, velero_ns, session_name, apply, state=state)
 
 
+def record_canceled(kube, velero_ns, session_name, items):
+    """Before unfinished CRs are canceled and deleted, keep in the journal how far each got: the report (and a
+    re-run) then says Canceled at so many bytes - for an in-place volume, how much of it may already hold backup
+    data - instead of the phase recorded at creation."""
+    unfinished = [summarize(obj) for obj in items if va.phase_of(obj) not in va.DATA_PATH_FINAL_PHASES]
+    unfinished = [entry for entry in unfinished if entry["key"]]
+    if not unfinished or sessions.load(kube, velero_ns, session_name) is None:
+        return
+    for entry in unfinished:
+        entry["message"] = ("canceled in phase %s after %d of %d bytes were written%s" % (
+            entry["phase"], entry["bytes_done"], entry["total_bytes"],
+            (": " + entry["message"]) if entry["message"] else ""))
+        entry["phase"] = va.PHASE_CANCELED
+    record_final(kube, velero_ns, session_name, unfinished)
+
+
 def _replaced_helper_pod(current, pods, namespace, pvc):
     """(current helper pod of namespace/pvc, the pod UID ``current`` targets) when ``current`` (a PVR not final)
     targets another pod UID than that pod's, else None.
@@ -462,6 +478,8 @@ def cancel_objects(kube, velero_ns, session_name, items, wait=True, timeout=300,
     least CANCEL_TIMEOUT when one is not final. Returns (canceled names, deleted names)."""
     canceled, deleted = [], []
     cancel_field = None  # read from the CRD only when something needs a cancel
+    if not check_mode:
+        record_canceled(kube, velero_ns, session_name, items)
     for obj in items:
         name = obj["metadata"]["name"]
         deleted.append(name)

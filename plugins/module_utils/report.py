@@ -111,8 +111,11 @@ def _volume(vol, doc, pvrs, dds):
         "snapshot_size": vol.get("snapshot_size"),
         "object": "%s/%s" % (obj.get("kind"), _get(obj, "metadata", "name")) if obj is not None else None,
         "phase": _get(status, "phase", default=_get(rec, "phase", default="NotStarted")),
-        "bytes_done": _get(status, "progress", "bytesDone", default=0) if has_progress else 0,
-        "total_bytes": _get(status, "progress", "totalBytes", default=0) if has_progress else 0,
+        # The object gone (canceled by the rescue, or cleaned up): how far it got, as the journal kept it.
+        "bytes_done": _get(status, "progress", "bytesDone", default=0) if has_progress else (
+            _get(rec, "bytes_done", default=0) if obj is None else 0),
+        "total_bytes": _get(status, "progress", "totalBytes", default=0) if has_progress else (
+            _get(rec, "total_bytes", default=0) if obj is None else 0),
         "started": started,
         "completed": completed,
         "duration_seconds": _seconds(started, completed) if started and completed else None,
@@ -175,7 +178,8 @@ def build_report(session_doc, pvrs, dds, warnings=None):
         "finished": history[-1].get("at") if history else None,
         "duration_seconds": _seconds(doc.get("created"), history[-1]["at"]) if history else None,
         "volumes": volumes,
-        "total_bytes": sum(v["bytes_done"] for v in volumes),
+        # restored = what completed volumes hold (a failed or canceled one's partial bytes are not a restore)
+        "total_bytes": sum(v["bytes_done"] for v in volumes if v["phase"] == "Completed"),
         "workloads": _workloads(doc),
         "hooks": doc.get("hooks") or [],
         "phases": _phases(history),

@@ -45,7 +45,12 @@ options:
         is returned (with its phase) instead of nothing.
     type: str
   latest:
-    description: Return only the newest backup that matches the other filters.
+    description:
+      - Return only the newest backup that matches the other filters.
+      - With O(namespace) and O(volumes), the newest one that holds a volume of that namespace. A backup of every
+        namespace includes it by spec, yet its label selector or resource filters may have left its volumes out;
+        such newer backups are skipped with a warning (the 5 newest are looked into, one volume-info read each).
+      - A backup whose C(status.expiration) has passed is returned with a warning (Velero deletes it soon).
     type: bool
     default: false
   schedule:

@@ -27,7 +27,7 @@ def backup(name, phase="Completed", included=None, excluded=None, start="2026-11
                  "itemOperationTimeout": "4h0m0s", "metadata": {}, "snapshotMoveData": snapshot_move_data,
                  "storageLocation": storage_location, "ttl": "720h0m0s"},
         "status": {"phase": phase, "startTimestamp": start, "completionTimestamp": start,
-                   "expiration": "2026-12-24T22:00:00Z", "formatVersion": "1.1.0", "version": 1,
+                   "expiration": "2099-12-24T22:00:00Z", "formatVersion": "1.1.0", "version": 1,
                    "progress": {"itemsBackedUp": 12, "totalItems": 12}},
     }
     if excluded is not None:

@@ -121,7 +121,7 @@ def test_summary_fields(fake, store):
     assert record["csi_snapshot_timeout"] == "30m0s"
     assert record["schedule"] == "daily"
     assert record["included_namespaces"] == ["shop"]
-    assert record["expiration"] == "2026-12-24T22:00:00Z"
+    assert record["expiration"] == "2099-12-24T22:00:00Z"
     assert "volumes" not in record and "volume_source" not in record and "warnings" not in record  # not read
 
 
@@ -410,3 +410,36 @@ def test_a_pod_volume_backup_without_uploader_type_is_restic_and_refused(source)
     backups.assess(record)
     assert record["uploader_type"] == "restic"
     assert record["restorable_by"] == [] and "restic" in record["reason"] and "before Velero 1.10" in record["reason"]
+
+
+# -- latest=true with a namespace: the newest backup that holds its volumes --------------------------------
+def test_latest_skips_a_newer_backup_that_includes_the_namespace_but_holds_none_of_its_volumes(fake, store):
+    fake.add(k.BACKUP, f.backup("shop-app", start="2026-11-24T22:00:00Z"))
+    store.put("shop-app", [f.vi_pvb("data-app-0", "app-0", "data")])
+    # newer, every namespace by spec, but only ConfigMaps (includedResources): nothing of shop's volumes
+    fake.add(k.BACKUP, f.backup("cluster-cm", start="2026-11-25T22:00:00Z", included=["*"]))
+    store.put("cluster-cm", [])
+    result = find(fake, store, latest=True, namespace="shop")
+    assert names_of(result) == ["shop-app"]
+    assert [v["source_pvc"] for v in result["backups"][0]["volumes"]] == ["data-app-0"]
+    assert any("skipped the newer backup(s) cluster-cm" in w for w in result["warnings"]), result["warnings"]
+    # the chosen backup's volume info was read once
+    assert fake.count("create") == 2, fake.requests
+
+
+def test_latest_without_a_backup_holding_the_namespace_volumes_finds_none(fake, store):
+    fake.add(k.BACKUP, f.backup("cluster-cm", start="2026-11-25T22:00:00Z", included=["*"]))
+    store.put("cluster-cm", [])
+    result = find(fake, store, latest=True, namespace="shop")
+    assert result["backups"] == [] and "holds a volume of namespace shop" in result["warnings"][-1]
+
+
+def test_an_expired_backup_is_found_with_a_warning(fake, store):
+    old = f.backup("old", start="2020-01-01T00:00:00Z")
+    old["status"]["expiration"] = "2020-01-31T00:00:00Z"
+    fake.add(k.BACKUP, old)
+    store.put("old", [f.vi_pvb("data-app-0", "app-0", "data")])
+    result = find(fake, store, latest=True, namespace="shop")
+    assert names_of(result) == ["old"]
+    assert any("Backup old expired at 2020-01-31T00:00:00Z" in w for w in result["warnings"]), result["warnings"]
+    assert backups.expiry_warning(f.backup("fresh")) is None

@@ -264,7 +264,7 @@ def test_absent_cancels_then_deletes():
     name = pvr.pvr_name("s1", f.NS, "data")
 
     def running(o):
-        o.setdefault("status", {}).update(phase="InProgress")
+        o.setdefault("status", {}).update(phase="InProgress", progress={"bytesDone": 3072, "totalBytes": 5120})
         o["metadata"].update(finalizers=["velero.io/pod-volume-finalizer"])
     fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, running)
     fake.controllers.append(agent)
@@ -280,6 +280,10 @@ def test_absent_cancels_then_deletes():
     assert result["canceled"] == [name] and result["deleted"] == [name]
     assert fake.find(k.POD_VOLUME_RESTORE, name, f.VNS) is None
     assert pvr.run(fake, params(state="absent"))["changed"] is False
+    # how far it got stays in the journal for the report (the PVR is gone): not the New recorded at creation
+    journal = sessions.load(fake, f.VNS, "s1").doc["volumes"]["shop/data"]
+    assert journal["phase"] == "Canceled" and journal["bytes_done"] == 3072 and journal["total_bytes"] == 5120
+    assert journal["message"].startswith("canceled in phase InProgress after 3072 of 5120 bytes were written")
 
 
 def test_missing_helper_pod_is_explained():

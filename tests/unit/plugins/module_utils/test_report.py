@@ -54,7 +54,7 @@ def test_in_place_volumes_from_pod_volume_restores_and_the_session():
     assert (logs["phase"], logs["bytes_done"], logs["total_bytes"], logs["duration_seconds"]) == ("InProgress", 100, 5000, None)
     # no PVR yet: the phase comes from the session's volume record, no object, no bytes
     assert (cache["object"], cache["phase"], cache["bytes_done"], cache["started"]) == (None, "Pending", 0, None)
-    assert report["total_bytes"] == 1048676
+    assert report["total_bytes"] == 1048576  # completed volumes only: the InProgress one's 100 bytes are no restore
     assert report["backup"] == {"name": "nightly-20261124", "phase": "Completed", "started": "2026-11-24T22:00:00Z",
                                 "completed": "2026-11-24T22:05:00Z"}
     assert (report["created"], report["finished"], report["duration_seconds"]) == ("2026-11-25T10:00:00Z", "2026-11-25T10:01:05Z", 65)
@@ -267,3 +267,16 @@ def test_session_state_in_check_mode_writes_nothing(tmp_path):
     result = r.run_report(kube, NS, "shop-nightly", str(tmp_path), session_state="completed", check_mode=True)
     assert result["changed"] and s.require(kube, NS, "shop-nightly").state == before
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_volume_whose_restore_was_canceled_and_deleted_shows_how_far_it_got():
+    """The rescue cancels and deletes unfinished PodVolumeRestores before the report: the journal's last record
+    (pod_volume_restore.record_canceled) stands in for them, and the partial bytes are no restore."""
+    case = in_place()
+    case["pvrs"] = [p for p in case["pvrs"] if p["metadata"]["name"] != "shop-nightly-shop-logs"]
+    case["doc"]["volumes"]["shop/logs"] = {"phase": "Canceled", "bytes_done": 3072, "total_bytes": 5120,
+                                           "message": "canceled in phase InProgress after 3072 of 5120 bytes"}
+    report = build(case)
+    logs = [v for v in report["volumes"] if v["key"] == "shop/logs"][0]
+    assert (logs["object"], logs["phase"], logs["bytes_done"], logs["total_bytes"]) == (None, "Canceled", 3072, 5120)
+    assert report["total_bytes"] == 1048576
