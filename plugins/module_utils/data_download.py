@@ -140,8 +140,11 @@ def build_dd(rec, sess, velero_namespace, data_mover_config=None):
     }
 
 
-def placeholder_body(session, namespace, pvc, volume_mode, settings, node_selector=None, tolerations=None):
-    """A pod that consumes the PVC so a WaitForFirstConsumer class gets volume.kubernetes.io/selected-node."""
+def placeholder_body(session, namespace, pvc, volume_mode, settings, node_selector=None, tolerations=None,
+                     node_affinity=None):
+    """A pod that consumes the PVC so a WaitForFirstConsumer class gets volume.kubernetes.io/selected-node.
+    ``node_affinity``: the original volume's topology (helper_pod.origin_node_affinities), so the new volume is
+    provisioned where the workload can use it."""
     container = {
         "name": "consumer",
         "image": settings.pause_image,
@@ -165,6 +168,8 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
         spec["nodeSelector"] = dict(node_selector)
     if tolerations:
         spec["tolerations"] = list(tolerations)
+    if node_affinity:
+        spec["affinity"] = helper_pod.require_node_affinity(None, node_affinity)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -315,8 +320,11 @@ def run(kube, params, check_mode=False):
             if pod_name not in placeholders[ns]:
                 if settings is None:
                     settings = helper_pod.resolve_settings(kube, velero_ns, image=params.get("image"))
+                inherited = helper_pod.origin_node_affinities(kube, ns, {pvc: rec["target_pvc"]}) if rec.get(
+                    "target_pvc") else {}
                 body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
-                                        params.get("node_selector"), params.get("tolerations"))
+                                        params.get("node_selector"), params.get("tolerations"),
+                                        node_affinity=inherited.get(pvc))
                 changed = True
                 diffs.append(body)
                 actions.append((key, "create placeholder pod"))

@@ -423,12 +423,14 @@ def _group_id(constraint, hosts, pinned):
     return "g%s" % names.short_hash(constraint)
 
 
-def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warnings=None):
+def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warnings=None, origins=None):
     """Group PVCs that can be mounted by one pod: same PV node constraint (and consumer node).
 
     Returns a sorted list of dicts {id, pvcs, pin_node, tolerations}. Fails for missing PVCs
     and Block-mode PVCs (a PodVolumeRestore restores Filesystem volumes only, contract §2). ``warnings`` (a list)
     gets a line for each claim a running pod still mounts (only looked for with ``pin_to_consumer_node``).
+    ``origins`` ({new claim: original claim}, replace mode): a new claim not bound yet is grouped by the topology of
+    its original's PV, which the group's pod then requires (``node_affinity``; origin_node_affinities).
     """
     claims = {}
     missing = []
@@ -453,10 +455,15 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
         pods = kube.list(k.POD, namespace=namespace)[0]
     groups = {}
     volumes = k.get_many(kube, k.PV, [(c.get("spec") or {}).get("volumeName") for c in claims.values()])
+    unbound_origins = dict((new, old) for new, old in (origins or {}).items()
+                           if new in claims and not (claims[new].get("spec") or {}).get("volumeName"))
+    inherited = origin_node_affinities(kube, namespace, unbound_origins)
     for pvc in sorted(claims):
         claim = claims[pvc]
         volume_name = (claim.get("spec") or {}).get("volumeName")
         pv = volumes.get(volume_name) if volume_name else None
+        if pv is None and pvc in inherited:
+            pv = {"spec": {"nodeAffinity": {"required": inherited[pvc]}}}  # the original volume's topology
         constraint, hosts = pv_node_constraint(pv), pv_hostnames(pv)
         pinned, tolerations = None, []
         if pin_to_consumer_node:
@@ -470,7 +477,9 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
                                 % (namespace, pvc, ", ".join(p["metadata"]["name"] for p in users)))
         gid = _group_id(constraint, hosts, pinned)
         group = groups.setdefault(gid, {"id": gid, "pvcs": [], "pin_node": pinned, "tolerations": [],
-                                        "constraint": constraint})
+                                        "constraint": constraint, "node_affinity": None})
+        if pvc in inherited and not volume_name:
+            group["node_affinity"] = inherited[pvc]
         group["pvcs"].append(pvc)
         for tol in tolerations:
             if tol not in group["tolerations"]:
@@ -509,6 +518,45 @@ def _consumer_node(claim, users):
             if tol not in tolerations:
                 tolerations.append(tol)
     return nodes[0], tolerations
+
+
+def require_node_affinity(affinity, required):
+    """``affinity`` with the node selector ``required`` (a PV's spec.nodeAffinity.required) ANDed into its required
+    node affinity: selector terms are ORed and a term's expressions ANDed, so the result is every pair of terms."""
+    result = copy.deepcopy(affinity) if affinity else {}
+    node_aff = result.setdefault("nodeAffinity", {})
+    current = (node_aff.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [{}]
+    terms = []
+    for mine in current:
+        for theirs in required.get("nodeSelectorTerms") or [{}]:
+            term = {}
+            for field in ("matchExpressions", "matchFields"):
+                merged = list(mine.get(field) or []) + list(theirs.get(field) or [])
+                if merged:
+                    term[field] = copy.deepcopy(merged)
+            terms.append(term)
+    node_aff["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": terms}
+    return result
+
+
+def origin_node_affinities(kube, namespace, origins):
+    """{new claim: the required node affinity of the PV under its original claim} for the new claims of a replace
+    (``origins``: {new claim: original claim}). A new claim of a WaitForFirstConsumer class is provisioned where
+    its first consumer runs; the helper or placeholder pod carries the original volume's topology, so the restored
+    volume lands in the same zone (or on the same node) and the workload can still schedule after the swap."""
+    if not origins:
+        return {}
+    originals = k.get_many(kube, k.PVC, sorted(set(origins.values())), namespace)
+    volume_names = dict((name, (claim.get("spec") or {}).get("volumeName")) for name, claim in originals.items()
+                        if claim is not None)
+    pvs = k.get_many(kube, k.PV, sorted(set(v for v in volume_names.values() if v)))
+    result = {}
+    for new_claim, original in origins.items():
+        pv = pvs.get(volume_names.get(original) or "")
+        required = (((pv or {}).get("spec") or {}).get("nodeAffinity") or {}).get("required")
+        if required:
+            result[new_claim] = required
+    return result
 
 
 def pin_affinity(affinity, node):
@@ -600,7 +648,7 @@ def _scheduling_message(pod):
 
 def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, settings, node_selector=None,
            affinity=None, tolerations=None, node_name=None, pin_to_consumer_node=False, labels=None,
-           check_mode=False, warnings=None):
+           check_mode=False, warnings=None, origins=None):
     """Create the helper pods (one per group); returns (entries, changed, diffs, listed).
 
     ``session_uid`` is None in check mode when the session does not exist yet. ``listed`` is (the session's helper
@@ -609,7 +657,7 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
     """
     session_uid = session_uid or "<session uid>"
     groups = plan_groups(kube, session_name, namespace, pvcs, pin_to_consumer_node=pin_to_consumer_node,
-                         warnings=warnings)
+                         warnings=warnings, origins=origins)
     if node_name and len(groups) > 1:
         raise PreflightError(
             "node_name %s pins every helper pod to one node, but the PVCs %s need %d different node "
@@ -620,6 +668,8 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
     entries, changed, diffs, to_create = [], False, [], []
     for group in groups:
         group_affinity = pin_affinity(affinity, group["pin_node"]) if group["pin_node"] else affinity
+        if group.get("node_affinity"):
+            group_affinity = require_node_affinity(group_affinity, group["node_affinity"])
         group_tolerations = list(tolerations or []) + [t for t in group["tolerations"] if t not in (tolerations or [])]
         body = build_pod(session_name, session_uid, namespace, group["id"], group["pvcs"], settings,
                          node_selector=node_selector, affinity=group_affinity, tolerations=group_tolerations,
@@ -793,6 +843,11 @@ def run(kube, params, check_mode=False):
         if not params.get("namespace"):
             raise PreflightError("Option namespace is required with pvcs (the namespace of the PVCs).")
         wanted[params["namespace"]] = list(params["pvcs"])
+    origins = {}
+    for rec in params.get("volumes") or []:
+        new_name = (rec.get("new_pvc") or {}).get("name")
+        if new_name and rec.get("target_pvc") and rec.get("target_namespace"):
+            origins.setdefault(rec["target_namespace"], {})[new_name] = rec["target_pvc"]
     for ns, pvcs in pvcs_of_records(params.get("volumes")).items():
         if params.get("namespace") and ns != params["namespace"]:
             continue
@@ -812,7 +867,7 @@ def run(kube, params, check_mode=False):
             kube, velero_ns, session_name, sess.uid if sess else None, ns, wanted[ns], settings, node_selector=params.get("node_selector"),
             affinity=params.get("affinity"), tolerations=params.get("tolerations"),
             node_name=params.get("node_name"), pin_to_consumer_node=params.get("pin_to_consumer_node"),
-            labels=params.get("labels"), check_mode=check_mode, warnings=warnings)
+            labels=params.get("labels"), check_mode=check_mode, warnings=warnings, origins=origins.get(ns))
         changed = changed or ns_changed
         diffs.extend(ns_diffs)
         if params["wait"] and not check_mode:

@@ -377,3 +377,18 @@ def test_an_unknown_node_os_is_left_out_the_crd_refuses_an_empty_one():
     fake.controllers.pop()
     dd.run(fake, params(volumes=[f.dm_record("data", node_os="windows")], wait=False))
     assert fake.all(k.DATA_DOWNLOAD)[0]["spec"]["nodeOS"] == "windows" and "" not in enum
+
+
+def test_the_placeholder_carries_the_topology_of_the_original_volume():
+    """WaitForFirstConsumer: the placeholder decides where the new volume is provisioned - in the zone of the volume
+    it replaces, so the workload can still schedule after the swap."""
+    fake = setup()
+    fake.add(k.PVC, f.pvc("data", volume="pv-data"))
+    pv = f.pv("pv-data")
+    pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-b"]}]}]}}
+    fake.add(k.PV, pv)
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", target_pvc="data")], wait=False))
+    [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
+    required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required == pv["spec"]["nodeAffinity"]["required"]

@@ -345,3 +345,44 @@ def test_the_wait_for_restore_wait_starts_from_the_list_that_found_no_helper_pod
     assert result["pods"][0]["restore_wait"] == "running"
     assert [r for r in fake.requests if r[1] == "Pod"] == [
         ("list", "Pod"), ("create", "Pod"), ("watch", "Pod"), ("list", "Pod")], fake.requests
+
+
+def zonal_pv(name, zone):
+    obj = f.pv(name)
+    obj["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}]}}
+    return obj
+
+
+def test_new_unbound_claims_follow_the_topology_of_their_originals(fake):
+    """Replace mode, WaitForFirstConsumer class: the helper pod is the first consumer and decides where a new volume
+    is provisioned. One pod for all would put every restored volume in one zone, and after the swap a workload
+    pinned by its other volumes or its spread rules could not schedule."""
+    for name, zone in (("db-0", "zone-a"), ("db-1", "zone-b")):
+        fake.add(k.PVC, f.pvc(name, volume="pv-" + name))
+        fake.add(k.PV, zonal_pv("pv-" + name, zone))
+        fake.add(k.PVC, f.pvc(name + "-new", sc="sim-wffc"))
+    records = [f.fs_record(name, new_pvc={"name": name + "-new"}) for name in ("db-0", "db-1")]
+    groups = hp.plan_groups(fake, "s1", f.NS, ["db-0-new", "db-1-new"], origins={"db-0-new": "db-0",
+                                                                                 "db-1-new": "db-1"})
+    assert sorted(g["pvcs"] for g in groups) == [["db-0-new"], ["db-1-new"]]
+    result = hp.run(fake, params(namespace=None, volumes=records, wait=False))
+    zones = {}
+    for entry in result["pods"]:
+        pod = fake.find(k.POD, entry["name"], f.NS)
+        terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"]
+        zones[tuple(sorted(entry["volumes"]))] = [e["values"] for t in terms for e in t["matchExpressions"]]
+    assert zones == {("db-0-new",): [["zone-a"]], ("db-1-new",): [["zone-b"]]}
+
+
+def test_required_node_affinities_are_anded():
+    user = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]},
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["b"]}]}]}}}
+    zone = {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}]}
+    merged = hp.require_node_affinity(user, zone)
+    terms = merged["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert [[e["values"][0] for e in t["matchExpressions"]] for t in terms] == [["a", "z1"], ["b", "z1"]]
+    assert len(user["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+        "matchExpressions"]) == 1  # the caller's dict is left alone
