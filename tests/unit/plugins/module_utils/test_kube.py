@@ -207,17 +207,22 @@ def test_lists_are_decoded_from_raw_json_with_kind_and_version():
     assert version == "7" and items == [{"metadata": {"name": "a"}, "kind": "ConfigMap", "apiVersion": "v1"}]
 
 
-def test_watch_timeout_is_rounded_up_so_a_slice_needs_one_watch():
-    """A 14.3 s remainder asked as a 14 s watch would end 0.3 s early and cost a second watch request."""
-    asked = []
+def watch_recording_kube(asked, param):
+    """A Kube whose dynamic client's watch() records params[param] in ``asked`` and yields nothing."""
     dynamic = RecordingDynamic()
 
     def watch(_resource, **params):
-        asked.append(params["timeout"])
+        asked.append(params[param])
         return iter(())
 
     dynamic.watch = watch
-    kube = k.Kube(dynamic, retry_seconds=0)
+    return k.Kube(dynamic, retry_seconds=0)
+
+
+def test_watch_timeout_is_rounded_up_so_a_slice_needs_one_watch():
+    """A 14.3 s remainder asked as a 14 s watch would end 0.3 s early and cost a second watch request."""
+    asked = []
+    kube = watch_recording_kube(asked, "timeout")
     assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=14.3)) == []
     assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=0.2)) == []
     assert asked == [15, 1]
@@ -303,14 +308,7 @@ def test_every_request_has_a_client_side_timeout():
 
 def test_a_watch_reads_with_a_timeout_longer_than_its_own():
     asked = []
-    dynamic = RecordingDynamic()
-
-    def watch(_resource, **params):
-        asked.append(params["watcher"])
-        return iter(())
-
-    dynamic.watch = watch
-    kube = k.Kube(dynamic, retry_seconds=0)
+    kube = watch_recording_kube(asked, "watcher")
     assert list(kube.watch(k.POD, namespace="shop", timeout_seconds=20)) == []
     calls = []
 
