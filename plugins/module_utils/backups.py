@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import datetime
 import fnmatch
+import functools
 import gzip
 import json
 import re
@@ -218,9 +219,13 @@ def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selector
 
     records = [summary(b) for b in selected]
     if volumes:
+        unread = [b for b in selected if b["metadata"]["name"] not in read]
+        # Each read waits for Velero to sign a download URL: a listing reads several at once.
+        results = k.run_parallel([functools.partial(volume_records, kube, velero_ns, b, timeout=volume_info_timeout,
+                                                    fetch=fetch) for b in unread], workers=VOLUME_INFO_WORKERS)
+        read.update(zip([b["metadata"]["name"] for b in unread], results))
         for backup, record in zip(selected, records):
-            vols, source, warns = read.get(backup["metadata"]["name"]) or volume_records(
-                kube, velero_ns, backup, timeout=volume_info_timeout, fetch=fetch)
+            vols, source, warns = read[backup["metadata"]["name"]]
             record["volumes"], record["volume_source"], record["warnings"] = vols, source, warns
             warnings.extend("%s: %s" % (record["name"], w) for w in warns)
     for record, backup in zip(records, selected):
@@ -229,6 +234,9 @@ def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selector
             warnings.append(expired)
     return {"backups": records, "warnings": warnings}
 
+
+# Volume-info reads of a backup listing in flight at once (each a DownloadRequest Velero answers, then a download).
+VOLUME_INFO_WORKERS = 4
 
 # Backups latest=true looks into for volumes of the namespace before it gives up (one volume-info read each).
 LATEST_VOLUME_SEARCH = 5

@@ -34,6 +34,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import kube as
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
+    ForbiddenError,
     PreflightError,
     WaitTimeout,
 )
@@ -477,14 +478,79 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
                                 % (namespace, pvc, ", ".join(p["metadata"]["name"] for p in users)))
         gid = _group_id(constraint, hosts, pinned)
         group = groups.setdefault(gid, {"id": gid, "pvcs": [], "pin_node": pinned, "tolerations": [],
-                                        "constraint": constraint, "node_affinity": None})
+                                        "constraint": constraint, "node_affinity": None, "drivers": {}})
         if pvc in inherited and not volume_name:
             group["node_affinity"] = inherited[pvc]
         group["pvcs"].append(pvc)
+        group["drivers"][pvc] = csi_driver(pv) if volume_name else None
         for tol in tolerations:
             if tol not in group["tolerations"]:
                 group["tolerations"].append(tol)
+    _unbound_drivers(kube, claims, groups)
     return [groups[g] for g in sorted(groups)]
+
+
+def csi_driver(pv):
+    """The CSI driver of a PV ("" for a volume no CSI driver serves)."""
+    return (((pv or {}).get("spec") or {}).get("csi") or {}).get("driver") or ""
+
+
+def _unbound_drivers(kube, claims, groups):
+    """A claim not bound yet (replace mode) gets the driver of its StorageClass's provisioner: a GET per class."""
+    from ansible_collections.velero.data_restore.plugins.module_utils.claims import claim_class
+
+    unbound = [(group, pvc) for group in groups.values() for pvc, driver in group["drivers"].items() if driver is None]
+    provisioners = {}
+    for group, pvc in unbound:
+        name = claim_class(claims[pvc]) or ""
+        if name and name not in provisioners:
+            provisioners[name] = (kube.get(k.STORAGE_CLASS, name) or {}).get("provisioner") or ""
+        group["drivers"][pvc] = provisioners.get(name, "")
+
+
+def attach_limits(kube, drivers, warnings):
+    """{CSI driver: the smallest volume attach limit of any node that runs it} from the CSINode objects, the limit
+    kube-scheduler's NodeVolumeLimits plugin enforces. A driver without a count on any node has no limit (the
+    scheduler's reading too). Without the right to list CSINodes: {} and a warning."""
+    try:
+        nodes = kube.list(k.CSI_NODE)[0]
+    except ForbiddenError:
+        warnings.append(
+            "Could not list CSINodes (RBAC: list csinodes.storage.k8s.io, optional object "
+            "velero-data-restore-attach-limits of docs/rbac.yml), so the helper pods are not split to the nodes' CSI "
+            "volume attach limits; a pod that mounts more volumes than a node can attach stays Pending. Grant it, or "
+            "set max_volumes_per_pod.")
+        return {}
+    limits = {}
+    for node in nodes:
+        for driver in (node.get("spec") or {}).get("drivers") or []:
+            count = (driver.get("allocatable") or {}).get("count")
+            if driver.get("name") in drivers and isinstance(count, int) and count > 0:
+                limits[driver["name"]] = min(limits.get(driver["name"], count), count)
+    return limits
+
+
+def split_groups(kube, groups, max_volumes=0, warnings=None):
+    """Split each group into pods of at most ``max_volumes`` claims, or when 0, of at most the CSI attach limit of its
+    volumes' drivers (attach_limits; read only when a group has more than one CSI volume). A helper pod that mounts
+    more volumes than any node can attach would stay Pending forever ("exceed max volume count"). Chunks keep the
+    sorted claim order, so a re-run splits the same way; a group that fits keeps its id, chunks are <id>-1, <id>-2."""
+    limits = {}
+    if not max_volumes:
+        drivers = set(d for g in groups if len(g["pvcs"]) > 1 for d in g["drivers"].values() if d)
+        limits = attach_limits(kube, drivers, warnings if warnings is not None else []) if drivers else {}
+    result = []
+    for group in groups:
+        cap = max_volumes or min([limits[d] for d in set(group["drivers"].values()) if d in limits] or [0])
+        pvcs = sorted(group["pvcs"])
+        if not cap or len(pvcs) <= cap:
+            result.append(group)
+            continue
+        for number, start in enumerate(range(0, len(pvcs), cap)):
+            chunk = dict(group, id="%s-%d" % (group["id"], number + 1), pvcs=pvcs[start:start + cap],
+                         drivers=dict((p, group["drivers"][p]) for p in pvcs[start:start + cap]))
+            result.append(chunk)
+    return result
 
 
 def refuse_rwop_in_use(claim, users):
@@ -648,8 +714,8 @@ def _scheduling_message(pod):
 
 def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, settings, node_selector=None,
            affinity=None, tolerations=None, node_name=None, pin_to_consumer_node=False, labels=None,
-           check_mode=False, warnings=None, origins=None):
-    """Create the helper pods (one per group); returns (entries, changed, diffs, listed).
+           check_mode=False, warnings=None, origins=None, max_volumes=0):
+    """Create the helper pods (one per group, split_groups); returns (entries, changed, diffs, listed).
 
     ``session_uid`` is None in check mode when the session does not exist yet. ``listed`` is (the session's helper
     pods in the namespace, created ones included, the resourceVersion of the LIST that found them): wait_running
@@ -663,6 +729,7 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
             "node_name %s pins every helper pod to one node, but the PVCs %s need %d different node "
             "constraints (their PVs' node affinity). Restore them in separate runs or drop node_name."
             % (node_name, ", ".join(sorted(pvcs)), len(groups)))
+    groups = split_groups(kube, groups, max_volumes=max_volumes, warnings=warnings)
     items, version = list_pods(kube, session_name, namespace)
     existing = dict((p["metadata"]["name"], p) for p in items)
     entries, changed, diffs, to_create = [], False, [], []
@@ -854,6 +921,9 @@ def run(kube, params, check_mode=False):
         for pvc in pvcs:
             if pvc not in wanted.setdefault(ns, []):
                 wanted[ns].append(pvc)
+    if (params.get("max_volumes_per_pod") or 0) < 0:
+        raise PreflightError("max_volumes_per_pod must be 0 (split to the nodes' CSI attach limits) or a positive "
+                             "number of claims per helper pod, not %s." % params["max_volumes_per_pod"])
     if not wanted:
         raise PreflightError("Nothing to mount: give pvcs (with namespace) or volumes records restored through "
                              "a PodVolumeRestore (restore_via pod_volume_restore).")
@@ -867,7 +937,8 @@ def run(kube, params, check_mode=False):
             kube, velero_ns, session_name, sess.uid if sess else None, ns, wanted[ns], settings, node_selector=params.get("node_selector"),
             affinity=params.get("affinity"), tolerations=params.get("tolerations"),
             node_name=params.get("node_name"), pin_to_consumer_node=params.get("pin_to_consumer_node"),
-            labels=params.get("labels"), check_mode=check_mode, warnings=warnings, origins=origins.get(ns))
+            labels=params.get("labels"), check_mode=check_mode, warnings=warnings, origins=origins.get(ns),
+            max_volumes=params.get("max_volumes_per_pod") or 0)
         changed = changed or ns_changed
         diffs.extend(ns_diffs)
         if params["wait"] and not check_mode:

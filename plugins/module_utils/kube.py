@@ -39,6 +39,7 @@ NODE = Kind("v1", "Node", "nodes", False)
 EVENT = Kind("v1", "Event", "events", True)
 REPLICATION_CONTROLLER = Kind("v1", "ReplicationController", "replicationcontrollers", True)
 STORAGE_CLASS = Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", False)
+CSI_NODE = Kind("storage.k8s.io/v1", "CSINode", "csinodes", False)
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", True)
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets", True)
 REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets", True)
@@ -64,7 +65,7 @@ KEDA_SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", T
 KINDS_BY_NAME = dict(
     (k.kind, k)
     for k in (
-        POD, PVC, PV, CONFIG_MAP, NAMESPACE, NODE, EVENT, REPLICATION_CONTROLLER, STORAGE_CLASS,
+        POD, PVC, PV, CONFIG_MAP, NAMESPACE, NODE, EVENT, REPLICATION_CONTROLLER, STORAGE_CLASS, CSI_NODE,
         DEPLOYMENT, STATEFUL_SET, REPLICA_SET, DAEMON_SET, JOB, CRON_JOB, DEPLOYMENT_CONFIG, CRD,
         BACKUP, POD_VOLUME_BACKUP, POD_VOLUME_RESTORE, DOWNLOAD_REQUEST, BACKUP_STORAGE_LOCATION,
         DATA_UPLOAD, DATA_DOWNLOAD, ARGO_APPLICATION, FLUX_KUSTOMIZATION, FLUX_HELM_RELEASE,

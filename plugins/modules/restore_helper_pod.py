@@ -88,6 +88,16 @@ options:
         not attach the volume.
     type: bool
     default: false
+  max_volumes_per_pod:
+    description:
+      - The most claims one helper pod mounts; a group of co-schedulable claims with more is split into pods
+        C(<group>-1), C(<group>-2), ...
+      - V(0) splits to the CSI volume attach limit of the nodes (the smallest C(allocatable.count) the CSINode objects
+        give for the volumes' drivers), the limit kube-scheduler enforces; a pod over it would stay Pending. No split
+        when no node gives a limit, or (with a warning) when the CSINodes cannot be listed.
+      - Set it where the nodes' attach slots are partly taken by other pods' volumes.
+    type: int
+    default: 0
   labels:
     description: Extra labels of the helper pods.
     type: dict
@@ -145,7 +155,9 @@ pods:
       type: str
       sample: worker-1
     group:
-      description: Group id (C(shared), C(node-<name>) or a hash of the PV node affinity).
+      description:
+        - Group id (C(shared), C(node-<name>) or a hash of the PV node affinity), with a suffix C(-<n>) when the
+          group was split (O(max_volumes_per_pod)).
       type: str
     phase:
       description: Pod phase.
@@ -207,6 +219,7 @@ def main():
         tolerations=dict(type="list", elements="dict"),
         node_name=dict(type="str"),
         pin_to_consumer_node=dict(type="bool", default=False),
+        max_volumes_per_pod=dict(type="int", default=0),
         labels=dict(type="dict"),
         check_node_agent=dict(type="bool", default=True),
     )

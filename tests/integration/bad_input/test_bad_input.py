@@ -265,6 +265,7 @@ PLAYBOOK_INPUTS = [
     ({"restore_timeout": "soon"}, 'restore_timeout must be a whole number of seconds, at least 1; got "soon"'),
     ({"restore_timeout": 0}, "restore_timeout must be a whole number of seconds"),
     ({"quiesce": "stop"}, 'quiesce must be scale or none; got "stop"'),
+    ({"max_volumes_per_pod": -2}, "max_volumes_per_pod must be a whole number of claims (0 splits to the CSI attach limit of the nodes); got -2"),
     ({"pre_restore_hooks": [{"name": "flush", "command": ["sync"], "pod_selector": "app=web", "on_error": "Fail"}]},
      "pre_restore_hooks[0] (flush): on_error must be fail or continue (lowercase); got 'Fail'"),
     ({"post_restore_hooks": [{"name": "warm", "command": "true"}]},
@@ -274,8 +275,8 @@ PLAYBOOK_INPUTS = [
 
 
 @pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
-    "on_failure", "restore_timeout_text", "restore_timeout_zero", "quiesce", "hook_on_error", "hook_without_pod",
-    "hooks_not_a_list"])
+    "on_failure", "restore_timeout_text", "restore_timeout_zero", "quiesce", "max_volumes_per_pod", "hook_on_error",
+    "hook_without_pod", "hooks_not_a_list"])
 def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,
                                                              backup_factory, tmp_path, extra, message):
     app_factory(kind="Deployment", name="web")

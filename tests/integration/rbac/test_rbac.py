@@ -36,8 +36,9 @@ VERB = {"get": "get", "list": "list", "watch": "watch", "create": "create", "pat
 HELPERS = {"create_or_take": ("create", "get"), "get_many": ("get", "list")}
 # Steps only an optional object of docs/rbac.yml grants: the cleanup (claim_patch state=freed, velero-data-restore-cleanup).
 OPTIONAL_FUNCTIONS = {"free", "_free_plan", "_wait_pvs_gone"}
+# Kinds only optional objects grant: GitOps pauses, OpenShift, the nodes' CSI attach limits (a 403 is a warning).
 OPTIONAL_KINDS = {"ARGO_APPLICATION", "FLUX_KUSTOMIZATION", "FLUX_HELM_RELEASE", "KEDA_SCALED_OBJECT",
-                  "DEPLOYMENT_CONFIG"}
+                  "DEPLOYMENT_CONFIG", "CSI_NODE"}
 
 
 # ----------------------------------------------------------------------------- static coverage

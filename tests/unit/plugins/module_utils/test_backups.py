@@ -443,3 +443,28 @@ def test_an_expired_backup_is_found_with_a_warning(fake, store):
     assert names_of(result) == ["old"]
     assert any("Backup old expired at 2020-01-31T00:00:00Z" in w for w in result["warnings"]), result["warnings"]
     assert backups.expiry_warning(f.backup("fresh")) is None
+
+
+def test_a_listing_with_volumes_reads_the_volume_info_of_several_backups_at_once(fake, store):
+    """Each read waits for Velero to sign a download URL: a listing of 6 backups reads 4 at a time, in list order."""
+    import threading
+
+    for day in range(6):
+        name = "b%d" % day
+        fake.add(k.BACKUP, f.backup(name, start="2026-11-%02dT22:00:00Z" % (day + 10)))
+        store.put(name, [f.vi_pvb("data-%s" % name, "app-0", "data")])
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def slow_fetch(url):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return store.fetch(url)
+
+    result = backups.find(fake, VNS, volumes=True, volume_info_timeout=5, fetch=slow_fetch)
+    assert [(b["name"], [v["source_pvc"] for v in b["volumes"]]) for b in result["backups"]] == [
+        ("b%d" % day, ["data-b%d" % day]) for day in range(5, -1, -1)]
+    assert state["most"] == backups.VOLUME_INFO_WORKERS

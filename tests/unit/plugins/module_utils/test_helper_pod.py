@@ -8,6 +8,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import helper_
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
+    ForbiddenError,
     PreflightError,
     WaitTimeout,
 )
@@ -18,7 +19,8 @@ import data_path_fixtures as f
 def params(**kw):
     p = dict(velero_namespace=f.VNS, session="s1", state="present", namespace=f.NS, pvcs=None, volumes=None,
              image=None, node_selector=None, affinity=None, tolerations=None, node_name=None,
-             pin_to_consumer_node=False, labels=None, check_node_agent=True, wait=True, wait_timeout=30)
+             pin_to_consumer_node=False, labels=None, check_node_agent=True, wait=True, wait_timeout=30,
+             max_volumes_per_pod=0)
     p.update(kw)
     return p
 
@@ -386,3 +388,87 @@ def test_required_node_affinities_are_anded():
     assert [[e["values"][0] for e in t["matchExpressions"]] for t in terms] == [["a", "z1"], ["b", "z1"]]
     assert len(user["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
         "matchExpressions"]) == 1  # the caller's dict is left alone
+
+
+def csi_pv(name, driver="sim.csi.example.com", zone=None):
+    obj = zonal_pv(name, zone) if zone else f.pv(name)
+    obj["spec"]["csi"] = {"driver": driver, "volumeHandle": name}
+    return obj
+
+
+def csi_node(name, limits):
+    drivers = []
+    for driver, count in limits.items():
+        entry = {"name": driver, "nodeID": name}
+        if count is not None:
+            entry["allocatable"] = {"count": count}
+        drivers.append(entry)
+    return {"metadata": {"name": name}, "spec": {"drivers": drivers}}
+
+
+def zone_claims(fake, count, driver="sim.csi.example.com"):
+    names = ["v%02d" % i for i in range(count)]
+    for name in names:
+        fake.add(k.PVC, f.pvc(name, volume="pv-" + name))
+        fake.add(k.PV, csi_pv("pv-" + name, driver, zone="zone-a"))
+    return names
+
+
+def test_a_group_over_the_nodes_csi_attach_limit_is_split(fake):
+    """kube-scheduler refuses a pod with more volumes of a driver than a node's CSINode allows ("exceed max volume
+    count"): one helper pod for all 5 volumes of a zone would stay Pending where nodes attach 2 at most."""
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": 3, "other.csi": 1}))
+    fake.add(k.CSI_NODE, csi_node("node-2", {"sim.csi.example.com": 2}))
+    names = zone_claims(fake, 5)
+    result = hp.run(fake, params(pvcs=names, wait=False))
+    assert [(p["group"].rsplit("-", 1)[1], sorted(p["volumes"])) for p in result["pods"]] == [
+        ("1", ["v00", "v01"]), ("2", ["v02", "v03"]), ("3", ["v04"])]
+    assert len(set(p["group"].rsplit("-", 1)[0] for p in result["pods"])) == 1  # one zone group, three chunks
+    assert [r for r in fake.requests if r[1] == "CSINode"] == [("list", "CSINode")]
+    again = hp.run(fake, params(pvcs=names, wait=False))  # a re-run splits the same way and reuses the pods
+    assert not again["changed"] and [p["name"] for p in again["pods"]] == [p["name"] for p in result["pods"]]
+
+
+def test_no_split_without_a_limit_and_no_csinode_read_for_single_volumes(fake):
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": None, "other.csi": 1}))
+    names = zone_claims(fake, 4)
+    assert [len(p["volumes"]) for p in hp.run(fake, params(pvcs=names, wait=False))["pods"]] == [4]
+    fake.requests[:] = []
+    hp.run(fake, params(pvcs=["data"], wait=False))  # one volume per group: nothing to split, no LIST
+    assert ("list", "CSINode") not in fake.requests
+
+
+def test_max_volumes_per_pod_overrides_the_csinode_limit(fake):
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": 2}))
+    names = zone_claims(fake, 5)
+    result = hp.run(fake, params(pvcs=names, wait=False, max_volumes_per_pod=4))
+    assert [len(p["volumes"]) for p in result["pods"]] == [4, 1]
+    assert ("list", "CSINode") not in fake.requests
+    with pytest.raises(PreflightError, match="max_volumes_per_pod must be 0"):
+        hp.run(fake, params(pvcs=names, max_volumes_per_pod=-1))
+
+
+def test_unlisted_csinodes_warn_and_leave_the_group_whole(fake):
+    names = zone_claims(fake, 3)
+    listed = fake.list
+
+    def list_forbidding_csinodes(kind, *args, **kwargs):
+        if kind == k.CSI_NODE:
+            raise ForbiddenError("missing RBAC permission verb=list resource=csinodes", status=403)
+        return listed(kind, *args, **kwargs)
+
+    fake.list = list_forbidding_csinodes
+    result = hp.run(fake, params(pvcs=names, wait=False))
+    assert [len(p["volumes"]) for p in result["pods"]] == [3]
+    assert any("velero-data-restore-attach-limits" in w and "max_volumes_per_pod" in w for w in result["warnings"])
+
+
+def test_unbound_new_claims_take_the_limit_of_their_class_provisioner(fake):
+    fake.add(k.STORAGE_CLASS, {"metadata": {"name": "fast"}, "provisioner": "sim.csi.example.com",
+                               "volumeBindingMode": "WaitForFirstConsumer"})
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": 2}))
+    for name in ("a", "b", "c"):
+        fake.add(k.PVC, f.pvc(name + "-new", sc="fast"))
+    groups = hp.split_groups(fake, hp.plan_groups(fake, "s1", f.NS, ["a-new", "b-new", "c-new"]))
+    assert [g["pvcs"] for g in groups] == [["a-new", "b-new"], ["c-new"]]
+    assert [r for r in fake.requests if r[1] == "StorageClass"] == [("get", "StorageClass")]  # one GET per class
