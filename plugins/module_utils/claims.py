@@ -35,7 +35,8 @@ from ansible_collections.velero.data_restore.plugins.module_utils.workloads impo
     claim_template_patterns,
     pod_label,
     pod_template,
-    pods_using,
+    is_terminal,
+    pods_holding,
 )
 
 ACTION_RETAIN = sessions.ACTION_RETAIN
@@ -230,6 +231,10 @@ def _phase(obj):
     return (obj.get("status") or {}).get("phase")
 
 
+def _deleting(obj):
+    return bool(obj is not None and obj["metadata"].get("deletionTimestamp"))
+
+
 def _volume_name(pvc):
     return ((pvc or {}).get("spec") or {}).get("volumeName")
 
@@ -237,6 +242,24 @@ def _volume_name(pvc):
 def pv_target(pv):
     return {"kind": "PersistentVolume", "namespace": None, "name": pv["metadata"]["name"],
             "uid": pv["metadata"].get("uid")}
+
+
+def in_use_message(namespace, claims, users):
+    """Why ``claims`` cannot be deleted or swapped now, naming the pods that hold them and what to do."""
+    running = [p for p in users if not is_terminal(p)]
+    finished = [p for p in users if is_terminal(p)]
+    parts = []
+    if running:
+        parts.append("PVC(s) %s in namespace %s are in use by pod(s) %s. Stop their workloads first "
+                     "(velero.data_restore.workload_scale state=stopped) and re-run."
+                     % (", ".join(claims), namespace, ", ".join(pod_label(p) for p in running)))
+    if finished:
+        parts.append("Finished pod(s) %s still hold PVC(s) %s in namespace %s: Kubernetes keeps a claim while a "
+                     "scheduled pod names it, whatever its phase (kubernetes.io/pvc-protection). Delete those pods "
+                     "(kubectl delete pod -n %s %s) and re-run."
+                     % (", ".join(pod_label(p) for p in finished), ", ".join(claims), namespace, namespace,
+                        " ".join(p["metadata"]["name"] for p in finished)))
+    return " ".join(parts)
 
 
 class ClaimPatcher(object):
@@ -277,13 +300,10 @@ class ClaimPatcher(object):
     # -- cluster helpers -------------------------------------------------------
     def _refuse_in_use(self, namespace, claims):
         pods = self.kube.list(k.POD, namespace=namespace)[0]
-        users = pods_using(pods, [c for c in claims if c])
+        users = pods_holding(pods, [c for c in claims if c])
         if users:
-            raise PreflightError(
-                "PVC(s) %s in namespace %s are in use by pod(s) %s. Stop their workloads first "
-                "(velero.data_restore.workload_scale state=stopped) and re-run."
-                % (", ".join(c for c in claims if c), namespace, ", ".join(pod_label(p) for p in users)),
-                pods=[p["metadata"]["name"] for p in users])
+            raise PreflightError(in_use_message(namespace, [c for c in claims if c], users),
+                                 pods=[p["metadata"]["name"] for p in users])
 
     def _retain(self, pv_name):
         pv = self.kube.get(k.PV, pv_name)
@@ -308,14 +328,22 @@ class ClaimPatcher(object):
         if record is None or record["status"] == "reverted":
             return
         policy = record["original"].get("persistentVolumeReclaimPolicy")
-        if policy != RETAIN and _phase(pv) != "Bound":
+        if policy != RETAIN and (_phase(pv) != "Bound" or self._claim_deleting(pv)):
             self.warnings.append("PersistentVolume %s is %s: it keeps reclaim policy Retain instead of %s so that "
                                  "it is not deleted; delete it yourself once it is not needed."
-                                 % (pv_name, _phase(pv), policy))
+                                 % (pv_name, _phase(pv) if _phase(pv) != "Bound" else "bound to a claim being "
+                                    "deleted", policy))
             return
         if pv["spec"].get("persistentVolumeReclaimPolicy") != policy:
             self.kube.patch(k.PV, pv_name, {"spec": {"persistentVolumeReclaimPolicy": policy}})
         self._status(rid, "reverted")
+
+    def _claim_deleting(self, pv):
+        """True when the claim a PV is bound to is being deleted: a Delete policy would take the volume with it."""
+        ref = pv["spec"].get("claimRef") or {}
+        if not ref.get("name"):
+            return False
+        return _deleting(self.kube.get(k.PVC, ref["name"], ref.get("namespace")))
 
     def _delete_claims(self, namespace, claims):
         """Delete the given PVC objects and wait until they are gone (pvc-protection: once unused)."""
@@ -353,6 +381,12 @@ class ClaimPatcher(object):
     def _create_bound(self, snapshot, pv_name, storage_class=None):
         namespace, name = snapshot["namespace"], snapshot["name"]
         current = self.kube.get(k.PVC, name, namespace)
+        if _deleting(current):
+            # Taken as bound, it would be deleted later with the volume's Delete policy given back.
+            raise DataRestoreError(
+                "PVC %s/%s is being deleted: a pod that names it still holds it (kubernetes.io/pvc-protection). "
+                "PersistentVolume %s keeps reclaim policy Retain. Delete the pods that name the claim, wait until "
+                "the claim is gone, and re-run with session=%s." % (namespace, name, pv_name, self.session_name))
         existed = [current] if current is not None else []
 
         def take(found, _body):
@@ -409,14 +443,16 @@ class ClaimPatcher(object):
         old_pv, new_pv = original["old_pv"], original["new_pv"]
         result.update(old_pv=old_pv, new_pv=new_pv, new_pvc=original["new_pvc"]["name"])
         current = self.kube.get(k.PVC, name, namespace)
+        # A claim being deleted (a pod still holds it) is gone for this purpose: bound now, deleted later.
+        deleting = _deleting(current)
         if current is not None and _volume_name(current) == new_pv and _phase(current) == "Bound" \
-                and record.get("phase") == "swapped":
+                and record.get("phase") == "swapped" and not deleting:
             result["state"] = "swapped"
             return result
         result.update(state="would_swap" if self.check_mode else "swapped", changed=True,
                       diff=({name: _volume_name(current)}, {name: new_pv}))
         new_claim = self.kube.get(k.PVC, original["new_pvc"]["name"], namespace)
-        if current is None or _volume_name(current) != new_pv:
+        if current is None or _volume_name(current) != new_pv or deleting:
             self._refuse_in_use(namespace, [name, original["new_pvc"]["name"]])
         if self.check_mode:
             return result
@@ -427,8 +463,8 @@ class ClaimPatcher(object):
         doomed = []
         if new_claim is not None and _volume_name(new_claim) == new_pv:
             doomed.append(new_claim)
-        if current is not None and _volume_name(current) != new_pv:
-            if _volume_name(current) not in (old_pv, None):
+        if current is not None and (_volume_name(current) != new_pv or deleting):
+            if _volume_name(current) not in (old_pv, new_pv, None):
                 raise DataRestoreError(
                     "PVC %s/%s is bound to %s, neither the original %s nor the restored %s; someone changed it "
                     "during the swap. Fix it by hand (session %s holds both PVs)." % (
@@ -502,15 +538,15 @@ class ClaimPatcher(object):
         new_claim = self.kube.get(k.PVC, new_snapshot["name"], namespace)
         result.update(state="would_revert" if self.check_mode else "reverted", changed=True,
                       diff=({name: _volume_name(current)}, {name: old_pv}))
-        if current is None or _volume_name(current) != old_pv:
+        if current is None or _volume_name(current) != old_pv or _deleting(current):
             self._refuse_in_use(namespace, [name])
         if self.check_mode:
             return result
         self._status(rid, record["status"], phase="reverting")
         self._retain(old_pv)
         self._retain(new_pv)
-        if current is not None and _volume_name(current) not in (old_pv, None):
-            if _volume_name(current) != new_pv:
+        if current is not None and (_volume_name(current) not in (old_pv, None) or _deleting(current)):
+            if _volume_name(current) not in (old_pv, new_pv, None):
                 raise DataRestoreError(
                     "PVC %s/%s is bound to %s, neither %s nor %s; fix it by hand (session %s holds both PVs)."
                     % (namespace, name, _volume_name(current), old_pv, new_pv, self.session_name))
@@ -701,12 +737,11 @@ class ClaimPatcher(object):
                 claim = self.kube.get(k.PVC, new_name, namespace) if new_name else None
                 if claim is None or not is_session_claim(claim, self.session_name):
                     continue
-                users = pods_using(self.kube.list(k.POD, namespace=namespace)[0], [new_name])
+                users = pods_holding(self.kube.list(k.POD, namespace=namespace)[0], [new_name])
                 if users:
-                    holders = ", ".join(pod_label(p) for p in users)
                     kept.append({"name": "PersistentVolumeClaim %s/%s" % (namespace, new_name),
-                                 "reason": "PVC %s/%s is in use by pod(s) %s although the session was rolled back; "
-                                           "stop them, then re-run." % (namespace, new_name, holders)})
+                                 "reason": "The session was rolled back, but " + in_use_message(
+                                     namespace, [new_name], users)})
                     continue
                 claims_.append(claim)
                 if _volume_name(claim):
@@ -734,6 +769,13 @@ class ClaimPatcher(object):
                 continue
             if name in pvs:
                 records[record["id"]] = record["status"]
+                continue
+            if _phase(pv) == "Bound" and self._claim_deleting(pv):
+                ref = pv["spec"]["claimRef"]
+                kept.append({"name": "PersistentVolume %s" % name,
+                             "reason": "PV %s is bound to PVC %s/%s, which is being deleted; it keeps reclaim policy "
+                                       "Retain. Delete the pods that hold the claim, then re-run."
+                                       % (name, ref.get("namespace"), ref["name"])})
                 continue
             if _phase(pv) == "Bound":
                 policy = record["original"].get("persistentVolumeReclaimPolicy")

@@ -72,6 +72,18 @@ def pods_using(pods, pvcs):
     return [p for p in pods if not is_terminal(p) and wanted & set(claim_names(p))]
 
 
+def is_scheduled(pod):
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
+def pods_holding(pods, pvcs):
+    """Pods that keep one of ``pvcs`` (names) from being deleted or taken over: the running ones, and the finished
+    ones still scheduled, which kubernetes.io/pvc-protection counts whatever their phase (k8s
+    pkg/controller/volume/pvcprotection/pvc_protection_controller.go, podUsesPVC)."""
+    wanted = set(pvcs)
+    return [p for p in pods if (not is_terminal(p) or is_scheduled(p)) and wanted & set(claim_names(p))]
+
+
 def pod_session(pod):
     """The restore session a pod belongs to (helper/placeholder pods of this collection), else None."""
     labels = (pod.get("metadata") or {}).get("labels") or {}

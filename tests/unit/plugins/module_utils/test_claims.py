@@ -6,7 +6,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import claims 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
-from ansible_collections.velero.data_restore.plugins.module_utils.workloads import pods_using
+from ansible_collections.velero.data_restore.plugins.module_utils.workloads import is_scheduled
 from fake_kube import FakeKube
 
 VNS = "velero"
@@ -38,11 +38,15 @@ def pv_controller(fk):
     changed = False
     for pvc in fk.all(k.PVC):
         meta = pvc["metadata"]
-        if meta.get("deletionTimestamp") and not pods_using(fk.all(k.POD, meta["namespace"]), [meta["name"]]):
+        # pvc-protection's podUsesPVC: a scheduled pod that names the claim holds it, whatever its phase.
+        holders = [p for p in fk.all(k.POD, meta["namespace"]) if is_scheduled(p)
+                   and meta["name"] in [(v.get("persistentVolumeClaim") or {}).get("claimName")
+                                        for v in p["spec"].get("volumes") or []]]
+        if meta.get("deletionTimestamp") and not holders:
             fk.remove(k.PVC, meta["name"], meta["namespace"])
             changed = True
-    claims = dict(((p["metadata"]["namespace"], p["metadata"]["name"]), p) for p in fk.all(k.PVC)
-                  if not p["metadata"].get("deletionTimestamp"))
+    # A claim being deleted still exists: its PV stays Bound until it is gone.
+    claims = dict(((p["metadata"]["namespace"], p["metadata"]["name"]), p) for p in fk.all(k.PVC))
     for pv in fk.all(k.PV):
         name, ref, phase = pv["metadata"]["name"], pv["spec"].get("claimRef"), pv["status"]["phase"]
         if ref is None:
@@ -188,18 +192,67 @@ def test_rebind_is_idempotent(fk):
     assert mutations(fk) == before
 
 
+def claim_pod(fk, name, claim, phase="Running", node="node-1"):
+    spec = {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}
+    if node:
+        spec["nodeName"] = node
+    return fk.add(k.POD, {"metadata": {"name": name, "namespace": NS}, "spec": spec, "status": {"phase": phase}})
+
+
 def test_rebind_refused_while_in_use_names_the_pods(fk):
-    fk.add(k.POD, {"metadata": {"name": "web-0", "namespace": NS},
-                   "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]},
-                   "status": {"phase": "Running"}})
-    fk.add(k.POD, {"metadata": {"name": "done", "namespace": NS},
-                   "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data-restored"}}]},
-                   "status": {"phase": "Succeeded"}})
+    claim_pod(fk, "web-0", "data")
+    claim_pod(fk, "never-scheduled", "data-restored", phase="Failed", node=None)
     before = mutations(fk)
     with pytest.raises(PreflightError, match="in use by pod.*shop/web-0") as err:
         c.patch_claims(fk, params())
-    assert "done" not in err.value.msg and "workload_scale" in err.value.msg
+    assert "never-scheduled" not in err.value.msg and "workload_scale" in err.value.msg
     assert mutations(fk) == before
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_rebind_refuses_finished_pods_that_still_hold_a_claim(fk, phase):
+    # pvc-protection keeps a claim while a scheduled pod names it, whatever its phase: the swap would hang.
+    claim_pod(fk, "backup-job-x1", "data-restored", phase=phase)
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="Finished pod.*shop/backup-job-x1.*still hold") as err:
+        c.patch_claims(fk, params())
+    assert "kubectl delete pod -n shop backup-job-x1" in err.value.msg and "workload_scale" not in err.value.msg
+    assert mutations(fk) == before
+    fk.remove(k.POD, "backup-job-x1", NS)
+    c.patch_claims(fk, params())
+    assert_swapped(fk)
+
+
+class HeldOnDeleteKube(FakeKube):
+    """A finished, scheduled pod that names claim "data" turns up once the swap deleted it: the claim stays
+    Terminating and the swap times out (the state the rescue's revert then meets)."""
+
+    held = False
+
+    def delete(self, kind, name, namespace=None, **kw):
+        if kind is k.PVC and name == "data" and not self.held:
+            self.held = True
+            claim_pod(self, "late-job", "data", phase="Succeeded")
+        return super(HeldOnDeleteKube, self).delete(kind, name, namespace, **kw)
+
+
+def test_revert_never_gives_delete_back_to_a_volume_whose_claim_is_terminating():
+    fk = make_kube(HeldOnDeleteKube)
+    with pytest.raises(Exception, match="to be deleted"):
+        c.patch_claims(fk, params(wait_timeout=1))
+    assert fk.find(k.PVC, "data", NS)["metadata"].get("deletionTimestamp")
+    with pytest.raises(PreflightError, match="Finished pod.*late-job"):
+        c.patch_claims(fk, params(state="reverted"))
+    assert fk.find(k.PV, "pv-old")["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    patcher = c.ClaimPatcher(fk, VNS, SESSION)
+    with pytest.raises(c.DataRestoreError, match="shop/data is being deleted.*keeps reclaim policy Retain"):
+        patcher._create_bound(s.require(fk, VNS, SESSION).doc["undo"][-1]["original"]["pvc"], "pv-old")
+    patcher._restore_policy("pv-old")
+    assert fk.find(k.PV, "pv-old")["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert "bound to a claim being deleted" in patcher.warnings[0]
+    fk.remove(k.POD, "late-job", NS)
+    c.patch_claims(fk, params(state="reverted"))
+    assert_reverted(fk)
 
 
 def test_check_mode_plans_without_changes(fk):
