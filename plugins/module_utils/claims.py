@@ -29,7 +29,12 @@ from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    ForbiddenError,
+    MissingApiError,
+    PreflightError,
+)
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import (
     claim_template_patterns,
@@ -55,7 +60,7 @@ DROPPED_ANNOTATIONS = ("volume.kubernetes.io/selected-node",)
 # class so read differs from its volume's.
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
-PVC_SPEC_KEYS = ("accessModes", "resources", "storageClassName", "volumeMode")
+PVC_SPEC_KEYS = ("accessModes", "resources", "storageClassName", "volumeMode", "volumeAttributesClassName")
 
 
 def volume_label(vol):
@@ -94,20 +99,33 @@ def claim_snapshot(pvc):
             "spec": copy.deepcopy(pvc.get("spec") or {})}
 
 
-def recreate_body(snapshot, volume_name, storage_class=None):
-    """A claim like ``snapshot`` pre-bound to ``volume_name`` (no selector, no binding annotations)."""
+def recreate_body(snapshot, pv, owner_references=None):
+    """A claim like ``snapshot`` pre-bound to PersistentVolume ``pv`` (no selector, no binding annotations).
+
+    The PV binder binds a pre-bound claim only when it satisfies the volume (k8s pv_controller.go
+    checkVolumeSatisfyClaim): the class and the volume attributes class are the PV's, and the request is at most
+    the PV's capacity (a claim whose expansion is still pending asks for more). ``owner_references``: the claim's
+    owners now (see ClaimPatcher._owners); None keeps the recorded ones.
+    """
     annotations = dict((key, value) for key, value in snapshot["annotations"].items()
                        if not key.startswith(BINDING_ANNOTATION_PREFIX) and key not in DROPPED_ANNOTATIONS)
-    if storage_class is not None:
-        annotations.pop(BETA_CLASS_ANNOTATION, None)  # it would override the class set below
+    annotations.pop(BETA_CLASS_ANNOTATION, None)  # it would override the class set below
     meta = {"name": snapshot["name"], "namespace": snapshot["namespace"], "labels": snapshot["labels"],
             "annotations": annotations}
-    if snapshot.get("ownerReferences"):
-        meta["ownerReferences"] = snapshot["ownerReferences"]
+    owners = snapshot.get("ownerReferences") if owner_references is None else owner_references
+    if owners:
+        meta["ownerReferences"] = copy.deepcopy(owners)
     spec = dict((key, copy.deepcopy(snapshot["spec"][key])) for key in PVC_SPEC_KEYS if key in snapshot["spec"])
-    if storage_class is not None:
-        spec["storageClassName"] = storage_class
-    spec["volumeName"] = volume_name
+    pv_spec = pv.get("spec") or {}
+    spec["storageClassName"] = pv_spec.get("storageClassName") or ""
+    spec.pop("volumeAttributesClassName", None)
+    if pv_spec.get("volumeAttributesClassName"):
+        spec["volumeAttributesClassName"] = pv_spec["volumeAttributesClassName"]
+    capacity = (pv_spec.get("capacity") or {}).get("storage")
+    request = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if capacity and (request is None or (k.parse_quantity(request) or 0) > (k.parse_quantity(capacity) or 0)):
+        spec.setdefault("resources", {}).setdefault("requests", {})["storage"] = capacity
+    spec["volumeName"] = pv["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
 
 
@@ -368,17 +386,47 @@ class ClaimPatcher(object):
     def _point_pv(self, pv_name, namespace, claim_name, claim_uid=None):
         """Pre-bind a PV to a claim name (no uid) unless it is already bound to that claim."""
         pv = self.kube.get(k.PV, pv_name)
+        if pv is None:
+            raise DataRestoreError("PersistentVolume %s recorded in session %s no longer exists; PVC %s/%s cannot be "
+                                   "bound to it." % (pv_name, self.session_name, namespace, claim_name))
         ref = pv["spec"].get("claimRef") or {}
         if ref.get("name") == claim_name and ref.get("namespace") == namespace and (
                 not ref.get("uid") or (claim_uid and ref.get("uid") == claim_uid)):
-            return
+            return pv
         # Like Velero's ResetPVBinding: a user pre-binding, so drop bound-by-controller too.
-        self.kube.patch(k.PV, pv_name, {
+        return self.kube.patch(k.PV, pv_name, {
             "metadata": {"annotations": {BOUND_BY_CONTROLLER: None}},
             "spec": {"claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": namespace,
                                   "name": claim_name, "uid": None, "resourceVersion": None}}})
 
-    def _create_bound(self, snapshot, pv_name, storage_class=None):
+    def _owners(self, namespace, live, snapshot):
+        """The ownerReferences of a recreated claim: those of the live claim it replaces (the garbage collector keeps
+        them current), else the recorded ones whose owner still exists with that uid. A claim that names only owners
+        that are gone is deleted by the garbage collector, and its volume with it once its Delete policy is back."""
+        if live is not None:
+            return live["metadata"].get("ownerReferences") or []
+        kept = []
+        for ref in snapshot.get("ownerReferences") or []:
+            kind = k.KINDS_BY_NAME.get(ref.get("kind"))
+            if kind is None or kind.api_version != ref.get("apiVersion"):
+                kind = k.Kind(ref.get("apiVersion"), ref.get("kind"), (ref.get("kind") or "").lower() + "s", True)
+            try:
+                owner = self.kube.get(kind, ref.get("name"), namespace)
+            except (ForbiddenError, MissingApiError) as exc:
+                owner, reason = None, "it cannot be read (%s)" % exc
+            else:
+                reason = "it no longer exists with uid %s" % ref.get("uid")
+            if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
+                kept.append(ref)
+                continue
+            self.warnings.append(
+                "PVC %s/%s is recreated without its owner reference to %s %s: %s, and the garbage collector would "
+                "delete the claim." % (namespace, snapshot["name"], ref.get("kind"), ref.get("name"), reason))
+        return kept
+
+    def _create_bound(self, snapshot, pv_name, live=None):
+        """Create the claim of ``snapshot`` pre-bound to PV ``pv_name`` unless it exists, and wait until it is Bound.
+        ``live``: the claim it replaces, as read before it was deleted."""
         namespace, name = snapshot["namespace"], snapshot["name"]
         current = self.kube.get(k.PVC, name, namespace)
         if _deleting(current):
@@ -396,9 +444,9 @@ class ClaimPatcher(object):
             return True
 
         if current is None:
-            self._point_pv(pv_name, namespace, name)
-            current = k.create_or_take(self.kube, k.PVC, recreate_body(snapshot, pv_name, storage_class), namespace,
-                                       same=take)
+            pv = self._point_pv(pv_name, namespace, name)
+            body = recreate_body(snapshot, pv, owner_references=self._owners(namespace, live, snapshot))
+            current = k.create_or_take(self.kube, k.PVC, body, namespace, same=take)
         if _volume_name(current) != pv_name:
             raise DataRestoreError(
                 "PVC %s/%s exists but names volume %s instead of %s; someone recreated it meanwhile. Delete it "
@@ -471,8 +519,7 @@ class ClaimPatcher(object):
                         namespace, name, _volume_name(current), old_pv, new_pv, self.session_name))
             doomed.append(current)
         self._delete_claims(namespace, doomed)
-        pv = self.kube.get(k.PV, new_pv)
-        self._create_bound(original["pvc"], new_pv, storage_class=pv["spec"].get("storageClassName", ""))
+        self._create_bound(original["pvc"], new_pv, live=current)
         self._status(rid, "applied", phase="swapped" if self.wait else "swapping")
         sessions.set_volume(self.kube, self.velero_namespace, self.session_name, vol["key"], {"swap": {
             "mode": "rebind", "old_pv": old_pv, "new_pv": new_pv, "pvc": name, "state": "swapped"}})
@@ -551,9 +598,9 @@ class ClaimPatcher(object):
                     "PVC %s/%s is bound to %s, neither %s nor %s; fix it by hand (session %s holds both PVs)."
                     % (namespace, name, _volume_name(current), old_pv, new_pv, self.session_name))
             self._delete_claims(namespace, [current])
-        self._create_bound(original["pvc"], old_pv)
+        self._create_bound(original["pvc"], old_pv, live=current)
         if new_claim is None or _volume_name(new_claim) == new_pv:
-            self._create_bound(new_snapshot, new_pv)
+            self._create_bound(new_snapshot, new_pv, live=new_claim)
         for pv_name in (old_pv, new_pv):
             self._restore_policy(pv_name)
         self._status(rid, "reverted", phase="reverted")

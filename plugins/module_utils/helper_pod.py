@@ -27,8 +27,6 @@ __metaclass__ = type
 
 import copy
 import json
-import re
-from decimal import Decimal, InvalidOperation
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
@@ -132,23 +130,6 @@ def resolve_command(config):
     return [command or DEFAULT_COMMAND]
 
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-_FACTORS = {None: 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10 ** 3,
-            "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18, "Ki": 2 ** 10,
-            "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-
-
-def parse_quantity(value):
-    """A Kubernetes quantity as Decimal, or None when it does not parse."""
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        return None
-    try:
-        return Decimal(match.group(1)) * _FACTORS[match.group(2)]
-    except InvalidOperation:
-        return None
-
-
 def resolve_resources(config):
     """ParseCPUAndMemoryResources with Velero's defaults (100m/128Mi requests = limits).
 
@@ -158,7 +139,7 @@ def resolve_resources(config):
     data = (config or {}).get("data") or {}
     values = dict(cpuRequest=data.get("cpuRequest") or DEFAULT_CPU, memRequest=data.get("memRequest") or DEFAULT_MEM,
                   cpuLimit=data.get("cpuLimit") or DEFAULT_CPU, memLimit=data.get("memLimit") or DEFAULT_MEM)
-    parsed = dict((key, parse_quantity(value)) for key, value in values.items())
+    parsed = dict((key, k.parse_quantity(value)) for key, value in values.items())
     problem = None
     bad = [key for key, value in parsed.items() if value is None]
     if bad:
@@ -169,7 +150,7 @@ def resolve_resources(config):
                 problem = "%s request %r is greater than limit %r" % (res, values[req], values[lim])
     if problem:
         values = dict(cpuRequest=DEFAULT_CPU, memRequest=DEFAULT_MEM, cpuLimit=DEFAULT_CPU, memLimit=DEFAULT_MEM)
-        parsed = dict((key, parse_quantity(value)) for key, value in values.items())
+        parsed = dict((key, k.parse_quantity(value)) for key, value in values.items())
     resources = {"requests": {}, "limits": {}}
     for key, section, res in (("cpuRequest", "requests", "cpu"), ("memRequest", "requests", "memory"),
                               ("cpuLimit", "limits", "cpu"), ("memLimit", "limits", "memory")):

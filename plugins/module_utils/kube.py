@@ -15,8 +15,10 @@ __metaclass__ = type
 
 import math
 import os
+import re
 import time
 from collections import namedtuple
+from decimal import Decimal, InvalidOperation
 
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ApiError,
@@ -80,6 +82,23 @@ LIST_PAGE_SIZE = 500
 RETRY_SECONDS_ENV = "VELERO_DATA_RESTORE_API_RETRY_SECONDS"
 DEFAULT_RETRY_SECONDS = 30
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_QUANTITY_FACTORS = {None: 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10 ** 3,
+                     "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18, "Ki": 2 ** 10,
+                     "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+
+
+def parse_quantity(value):
+    """A Kubernetes quantity ("10Gi", "500M", "1e9", "100m") as Decimal, or None when it does not parse."""
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        return None
+    try:
+        return Decimal(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
+    except InvalidOperation:
+        return None
 
 
 def describe(kind, name=None, namespace=None):

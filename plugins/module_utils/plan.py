@@ -16,7 +16,6 @@ __metaclass__ = type
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
 
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
 from ansible_collections.velero.data_restore.plugins.module_utils import claims
@@ -48,13 +47,7 @@ NOTE_IN_PLACE_STALE_FILES = (
 NOTE_REPLACE_RETAIN = (
     "Replace: the original volumes are set to Retain and kept for rollback until cleanup is asked for.")
 
-_SUFFIXES = {
-    "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4, "Pi": 1024 ** 5, "Ei": 1024 ** 6,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18,
-}
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
 
 
 def quantity_bytes(quantity):
@@ -63,18 +56,9 @@ def quantity_bytes(quantity):
         return None
     if isinstance(quantity, int):
         return quantity
-    match = _QUANTITY.match(str(quantity).strip())
-    if not match:
+    value = k.parse_quantity(quantity)
+    if value is None:
         return None
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation:
-        return None
-    suffix = match.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        value = number * (Decimal(10) ** int(suffix[1:]))
-    else:
-        value = number * Decimal(_SUFFIXES[suffix])
     whole = int(value)
     return whole + 1 if value > whole else whole
 

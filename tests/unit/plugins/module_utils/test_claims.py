@@ -727,12 +727,88 @@ def test_freed_without_delete_rights_fails_before_any_change():
     assert result["deleted_pvs"] == ["pv-old"] and ("PersistentVolume", None, "pv-old") in fk.dry_run_deletes
 
 
+def pv_of(name, sc=None, capacity="1Gi", vac=None):
+    spec = {"capacity": {"storage": capacity}}
+    if sc is not None:
+        spec["storageClassName"] = sc
+    if vac:
+        spec["volumeAttributesClassName"] = vac
+    return {"metadata": {"name": name}, "spec": spec}
+
+
 def test_a_recreated_claim_drops_the_beta_class_annotation_that_would_override_its_class():
     snapshot = c.claim_snapshot({"metadata": {"name": "data", "namespace": NS, "uid": "u1", "annotations": {
         "volume.beta.kubernetes.io/storage-class": "old", "team": "shop"}},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     assert c.claim_class({"metadata": snapshot, "spec": snapshot["spec"]}) == "old"
-    body = c.recreate_body(snapshot, "pv-new", storage_class="fast")
+    body = c.recreate_body(snapshot, pv_of("pv-new", sc="fast"))
     assert c.claim_class(body) == "fast" and body["metadata"]["annotations"] == {"team": "shop"}
-    kept = c.recreate_body(snapshot, "pv-old")  # no class given: the claim stays as it was
-    assert c.claim_class(kept) == "old"
+
+
+def test_a_recreated_claim_satisfies_the_pv_binder():
+    # k8s pv_controller.go checkVolumeSatisfyClaim: same class (a PV without one needs ""), same volume attributes
+    # class, a request of at most the capacity.
+    snapshot = c.claim_snapshot({"metadata": {"name": "data", "namespace": NS, "uid": "u1"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}},
+        "storageClassName": "standard", "volumeAttributesClassName": "gold", "volumeMode": "Block"}})
+    body = c.recreate_body(snapshot, pv_of("pv-old", capacity="5Gi"))
+    assert body["spec"]["storageClassName"] == "" and "volumeAttributesClassName" not in body["spec"]
+    assert body["spec"]["resources"]["requests"]["storage"] == "5Gi"  # an expansion still pending
+    assert body["spec"]["volumeMode"] == "Block" and body["spec"]["volumeName"] == "pv-old"
+    body = c.recreate_body(snapshot, pv_of("pv-new", sc="fast", capacity="20Gi", vac="silver"))
+    assert body["spec"]["storageClassName"] == "fast" and body["spec"]["volumeAttributesClassName"] == "silver"
+    assert body["spec"]["resources"]["requests"]["storage"] == "10Gi"
+
+
+def test_a_rollback_keeps_the_storage_class_of_a_volume_without_one():
+    fk = make_kube()
+    fk.mutate(k.PV, "pv-old", None, lambda o: o["spec"].pop("storageClassName"))
+    fk.mutate(k.PVC, "data", NS, lambda o: o["spec"].update(storageClassName=""))
+    c.patch_claims(fk, params())
+    c.patch_claims(fk, params(state="reverted"))
+    assert fk.find(k.PVC, "data", NS)["spec"]["storageClassName"] == ""
+    assert fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-old"
+
+
+def owned_kube():
+    fk = make_kube()
+    owner = fk.add(k.STATEFUL_SET, {"metadata": {"name": "db", "namespace": NS}, "spec": {}})
+    ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": owner["metadata"]["uid"]}
+    fk.mutate(k.PVC, "data", NS, lambda o: o["metadata"].update(ownerReferences=[ref]))
+    return fk, ref
+
+
+def test_a_recreated_claim_takes_its_owners_from_the_live_claim():
+    fk, ref = owned_kube()
+    c.patch_claims(fk, params())
+    assert fk.find(k.PVC, "data", NS)["metadata"]["ownerReferences"] == [ref]
+    # The owner is recreated (new uid) and has adopted the claim meanwhile: the rollback keeps the live owner.
+    fk.remove(k.STATEFUL_SET, "db", NS)
+    owner = fk.add(k.STATEFUL_SET, {"metadata": {"name": "db", "namespace": NS}, "spec": {}})
+    adopted = dict(ref, uid=owner["metadata"]["uid"])
+    fk.mutate(k.PVC, "data", NS, lambda o: o["metadata"].update(ownerReferences=[adopted]))
+    c.patch_claims(fk, params(state="reverted"))
+    assert fk.find(k.PVC, "data", NS)["metadata"]["ownerReferences"] == [adopted]
+
+
+def test_a_claim_recreated_after_a_kill_drops_owners_that_are_gone():
+    fk, ref = owned_kube()
+    fk.fail_next["create"] = Killed("SIGKILL")
+    with pytest.raises(Killed):
+        c.patch_claims(fk, params())
+    assert fk.find(k.PVC, "data", NS) is None
+    fk.remove(k.STATEFUL_SET, "db", NS)
+    fk.add(k.STATEFUL_SET, {"metadata": {"name": "db", "namespace": NS}, "spec": {}})  # same name, new uid
+    result = c.patch_claims(fk, params())
+    assert "ownerReferences" not in fk.find(k.PVC, "data", NS)["metadata"]
+    assert any("without its owner reference to StatefulSet db" in w for w in result.get("warnings", []))
+    assert_swapped(fk)
+
+
+def test_a_claim_recreated_after_a_kill_keeps_owners_that_still_exist():
+    fk, ref = owned_kube()
+    fk.fail_next["create"] = Killed("SIGKILL")
+    with pytest.raises(Killed):
+        c.patch_claims(fk, params())
+    c.patch_claims(fk, params())
+    assert fk.find(k.PVC, "data", NS)["metadata"]["ownerReferences"] == [ref]
