@@ -298,6 +298,18 @@ class ClaimPatcher(object):
             sessions.require(kube, velero_namespace, session_name)
 
     # -- journal helpers -------------------------------------------------------
+    def begun_modes(self, volumes):
+        """{volume key: "rebind" or "template"} for the volumes whose swap began and was not reverted."""
+        if not self.journaled:
+            return {}
+        sess = sessions.require(self.kube, self.velero_namespace, self.session_name)
+        out = {}
+        for vol in volumes:
+            began = sess.swap_started(vol["namespace"], vol["pvc"])
+            if began:
+                out[vol["key"]] = began
+        return out
+
     def _record(self, rid):
         if not self.journaled:
             return None
@@ -923,6 +935,17 @@ def template_users(kube, namespace, claim):
 
 
 # ----------------------------------------------------------------------------- entry point
+def refuse_other_mode(session_name, mode, begun):
+    """A swap that began in one mode is finished in that mode: the other one would delete the claim a patched
+    workload mounts (rebind after template) or patch workloads onto a claim the rebind deleted."""
+    other = sorted(key for key, began in begun.items() if began != mode)
+    if other:
+        raise PreflightError(
+            "The swap of %s began with mode=%s in restore session %r; this run asks for mode=%s. Finish it with "
+            "mode=%s (playbook variable swap_mode), or roll it back (playbooks/rollback.yml) first."
+            % (", ".join(other), begun[other[0]], session_name, mode, begun[other[0]]), volumes=other)
+
+
 def patch_claims(kube, params, check_mode=False, on_progress=None):
     if params.get("state") == "prepared":
         return prepare_claims(kube, params, check_mode=check_mode)
@@ -937,12 +960,17 @@ def patch_claims(kube, params, check_mode=False, on_progress=None):
                            timeout=params.get("wait_timeout", 600), on_progress=on_progress,
                            wait=params.get("wait", True))
     mode, state = params.get("mode") or "rebind", params.get("state") or "swapped"
+    begun = patcher.begun_modes(volumes)
+    if state == "swapped":
+        refuse_other_mode(params["session"], mode, begun)
     results, before, after = [], {}, {}
     for vol in volumes:
         if state == "swapped":
             result = patcher.rebind(vol) if mode == "rebind" else patcher.template(vol)
         else:
-            result = patcher.revert_rebind(vol) if mode == "rebind" else patcher.revert_template(vol)
+            # Each volume is swapped back the way its swap began (the journal), whatever mode was asked.
+            vol_mode = begun.get(vol["key"]) or mode
+            result = patcher.revert_rebind(vol) if vol_mode == "rebind" else patcher.revert_template(vol)
         diff = result.pop("diff", None)
         if diff:
             before[vol["key"]], after[vol["key"]] = diff

@@ -447,7 +447,7 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         notes.append(NOTE_IN_PLACE_STALE_FILES)
     else:
         notes.append(NOTE_REPLACE_RETAIN)
-    return {
+    plan = {
         "backup": summary,
         "mode": mode,
         "session": session,
@@ -457,6 +457,9 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         "warnings": warnings,
         "notes": notes,
     }
+    if mode == "replace":
+        plan["swap_mode"] = swap_mode  # pinned: a re-run finishes a begun swap the same way (check_same_request)
+    return plan
 
 
 # Journal bytes beyond the plan: the session's own fields and history, and per volume its restore, swap and undo
@@ -650,6 +653,9 @@ def _request_differences(plan, build_args):
     planned = sorted(set(vol.get("source_pvc") for vol in plan.get("volumes") or []))
     if volumes is not None and sorted(set(volumes)) != planned:
         out.append(("volumes", ", ".join(planned), ", ".join(sorted(set(volumes)))))
+    swap_mode = build_args.get("swap_mode")
+    if plan.get("swap_mode") and swap_mode and swap_mode != plan["swap_mode"]:
+        out.append(("swap_mode", plan["swap_mode"], swap_mode))
     class_map = build_args.get("storage_class_map") or {}
     for vol in plan.get("volumes") or []:
         new_pvc, original = vol.get("new_pvc") or {}, vol.get("storage_class")

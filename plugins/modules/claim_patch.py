@@ -72,7 +72,11 @@ options:
     type: list
     elements: dict
   mode:
-    description: How to swap; see the description.
+    description:
+      - How to swap; see the description.
+      - A swap that began in one mode (recorded in the session) is finished in that mode; asking for the other one
+        fails before any change. With O(state=reverted) each volume is swapped back the way its swap began,
+        whatever O(mode) says.
     type: str
     choices: [rebind, template]
     default: rebind

@@ -220,6 +220,12 @@ plan:
     target_namespace:
       description: Namespace of the claims that receive the data.
       type: str
+    swap_mode:
+      description:
+        - With O(mode=replace), the O(swap_mode) the session swaps with. A re-run of the session that asks for
+          another one is refused, because a begun swap must be finished the way it began.
+      type: str
+      returned: mode=replace
     volumes:
       description:
         - One record per volume, the input of the data-path modules (their C(volumes) option).

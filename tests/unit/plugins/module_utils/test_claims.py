@@ -411,6 +411,21 @@ def test_template_patches_pod_templates_and_reverts(fk):
     assert s.require(fk, VNS, SESSION).undo_record("template:Deployment/shop/web")["status"] == "reverted"
 
 
+def test_a_begun_swap_is_finished_and_rolled_back_in_its_own_mode(fk):
+    workload(fk, k.DEPLOYMENT, "web", "data")
+    c.patch_claims(fk, params(mode="template"))
+    before = mutations(fk)
+    # rebind now would delete claim data-restored, which the patched Deployment mounts.
+    with pytest.raises(PreflightError, match="shop/data began with mode=template.*asks for mode=rebind") as err:
+        c.patch_claims(fk, params(mode="rebind"))
+    assert "rollback.yml" in err.value.msg and mutations(fk) == before
+    back = c.patch_claims(fk, params(mode="rebind", state="reverted"))  # the rollback asked for the wrong mode
+    assert back["volumes"][0]["mode"] == "template" and back["volumes"][0]["state"] == "reverted"
+    dep = fk.find(k.DEPLOYMENT, "web", NS)
+    assert dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data"
+    assert c.patch_claims(fk, params(mode="rebind"))["volumes"][0]["state"] == "swapped"  # a new cycle, any mode
+
+
 def test_template_refuses_statefulset_claim_templates(fk):
     fk.add(k.STATEFUL_SET, {"metadata": {"name": "db", "namespace": NS},
                             "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}],

@@ -228,6 +228,24 @@ def test_plan_session_refuses_another_mode_for_a_started_session(planned):
         plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace", source_namespace="shop")
 
 
+def test_plan_session_pins_the_swap_mode_of_a_replace(planned):
+    """A re-run that asks for another swap_mode would finish a begun swap the other way (claim deleted under a
+    patched workload)."""
+    fake, store = planned
+    fake.add(k.STORAGE_CLASS, f.storage_class("sim-immediate"))
+    first, _s, _c, _ch = plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace",
+                                           source_namespace="shop", fetch=store.fetch, volume_info_timeout=5,
+                                           quiesce="none", swap_mode="template")
+    assert first["swap_mode"] == "template"
+    s.set_state(fake, VNS, "nightly-shop", "restored")
+    with pytest.raises(PreflightError, match=r"swap_mode: recorded template, asked rebind"):
+        plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace", source_namespace="shop",
+                          swap_mode="rebind")
+    again, _s, continued, _ch = plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace",
+                                                  source_namespace="shop", swap_mode="template")
+    assert continued and again == first
+
+
 def _started(fake, store, state):
     plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="in_place", source_namespace="shop",
                       fetch=store.fetch, volume_info_timeout=5, quiesce="none")
