@@ -48,11 +48,11 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, u"\u00b5s": 1e-6, "ms": 1e-3, "s": 1, "m": 60,
 
 
 def dd_name(session, namespace, pvc):
-    return names.stable_name(session, namespace, pvc)
+    return names.stable_name(session, namespace, pvc, distinct=True)
 
 
 def consumer_name(session, namespace, pvc):
-    return names.stable_name("consumer", session, namespace, pvc)
+    return names.stable_name("consumer", session, namespace, pvc, distinct=True)
 
 
 def selector_value(session, namespace, pvc):

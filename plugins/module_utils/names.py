@@ -51,11 +51,13 @@ def stable_name(*parts, **kwargs):
     """A DNS-1123 name from parts, ≤ max_len, the same for the same parts on every run.
 
     When the plain join is too long, it is cut and suffixed with a hash of all parts, so
-    two long names that share a prefix still differ.
+    two long names that share a prefix still differ. ``distinct=True``: also when sanitizing changed the join
+    (claim ``db.data`` would otherwise share ``db-data``'s name).
     """
     max_len = kwargs.get("max_len", MAX_NAME)
-    plain = sanitize("-".join(str(p) for p in parts if p not in (None, "")))
-    if len(plain) <= max_len:
+    joined = "-".join(str(p) for p in parts if p not in (None, ""))
+    plain = sanitize(joined)
+    if len(plain) <= max_len and not (kwargs.get("distinct") and plain != joined):
         return plain
     suffix = short_hash(*parts)
     head = plain[:max_len - len(suffix) - 1].rstrip("-")

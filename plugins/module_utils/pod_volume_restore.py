@@ -43,7 +43,7 @@ UPLOADER_SETTING_KEYS = ("WriteSparseFiles", "ParallelFilesDownload")
 
 def pvr_name(session, namespace, pvc):
     """Stable name ≤ 63: the node-agent names its hosting pod after it (contract §7.14)."""
-    return names.stable_name(session, namespace, pvc)
+    return names.stable_name(session, namespace, pvc, distinct=True)
 
 
 def volume_key(rec):

@@ -42,6 +42,8 @@ STATES = ("planned", "quiescing", "quiesced", "restoring", "restored", "swapping
 ACTION_RETAIN = "retain_pv"
 ACTION_REBIND = "rebind"
 ACTION_TEMPLATE = "template"
+# The undo record action of a workload stopped by workload_scale (workloads.py).
+ACTION_SCALE = "scale"
 # Undo record statuses in which the recorded change is (or may be) in effect.
 IN_EFFECT = ("recorded", "applied")
 # Nothing is left to do in these states: a re-run adopts the run that holds the session instead of taking it over,
@@ -242,10 +244,17 @@ class Session(object):
         return {"started": started, "mode": sorted(modes)[0] if len(modes) == 1 else None,
                 "partial": bool(started) and finished < len(plan_volumes)}
 
+    def stopped_workloads(self):
+        """The workloads ("Kind namespace/name") this session stopped and has not started again: a re-run finds them
+        stopped, so the pre-restore hooks (which act on their pods) ran already and are skipped."""
+        return sorted("%s %s/%s" % (r["target"].get("kind"), r["target"].get("namespace"), r["target"].get("name"))
+                      for r in self.doc.get("undo") or [] if r["action"] == ACTION_SCALE and r["status"] == "applied")
+
     def result(self):
         """What modules return about the session."""
         return {"name": self.name, "object_name": self.object_name, "namespace": self.namespace,
-                "uid": self.uid, "state": self.state, "swaps": self.swaps(), "document": copy.deepcopy(self.doc)}
+                "uid": self.uid, "state": self.state, "swaps": self.swaps(),
+                "stopped_workloads": self.stopped_workloads(), "document": copy.deepcopy(self.doc)}
 
 
 # A ConfigMap holds at most 1 MiB (the apiserver refuses a larger one with 422). The preflight refuses a plan whose

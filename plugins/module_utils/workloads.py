@@ -33,7 +33,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.waiting import
 
 ANNOTATION_ORIGINAL = names.ANNOTATION_ORIGINAL
 QUIESCE_NODE_SELECTOR = names.PREFIX + "quiesced"
-ACTION_SCALE = "scale"
+ACTION_SCALE = sessions.ACTION_SCALE
 ACTION_ARGOCD = "pause_argocd"
 ACTION_FLUX = "suspend_flux"
 ACTION_KEDA = "pause_keda"

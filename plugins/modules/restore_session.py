@@ -169,6 +169,14 @@ session:
               first).
           type: bool
           sample: false
+    stopped_workloads:
+      description:
+        - The workloads (V(Kind namespace/name)) the session stopped and has not started again. The quiesce role
+          skips the pre-restore hooks of a re-run while this list is not empty, because the hooks ran before the
+          workloads were stopped, and their pods are gone.
+      type: list
+      elements: str
+      sample: [Deployment shop/web]
     document:
       description: The full session document (plan, volumes, undo records, hooks, history).
       type: dict

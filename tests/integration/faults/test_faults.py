@@ -129,6 +129,36 @@ def test_sigkill_at_step_boundary_then_rerun_completes(api_client, kube, kubecon
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
 
 
+PRE_HOOK_NEEDS_RUNNING_POD = """
+- name: The flush needs a Running pod of the app
+  kubernetes.core.k8s_info:
+    kind: Pod
+    namespace: %s
+    label_selectors: [app=web]
+  register: flush__pods
+
+- name: Fail without a Running pod to flush
+  ansible.builtin.assert:
+    that: flush__pods.resources | selectattr('status.phase', 'equalto', 'Running') | list | length > 0
+    fail_msg: no Running pod of the app to flush
+"""
+
+
+def test_rerun_after_the_stop_skips_the_pre_restore_hooks(api_client, kube, kubeconfig, state_dir, restored_app,
+                                                          sim_config, tmp_path):
+    """The first run ran the hook and stopped the app; the re-run finds no pod to act on and must not fail (and
+    cancel the running PodVolumeRestores in its rescue): the hooks of a session that stopped its workloads are
+    not run again."""
+    hook_file = tmp_path / "flush.yml"
+    hook_file.write_text(PRE_HOOK_NEEDS_RUNNING_POD % restored_app["app"]["namespace"])
+    proc = _start("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path, pre_restore_tasks=[str(hook_file)]))
+    _kill_when(proc, lambda: BOUNDARIES["after-pvr-creation"](kube, restored_app))
+    _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config,
+                        pre_restore_tasks=[str(hook_file)])
+    hooks = [h for h in _session_doc(kube, restored_app["session"]).get("hooks") or [] if h.get("phase") == "pre"]
+    assert [h["name"] for h in hooks] == ["flush.yml"], hooks
+
+
 def test_a_second_run_of_the_session_takes_over_and_the_first_stops_without_changing_anything(
         api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
     """Two launches of one session (a job started twice, an operator's re-run while the first still waits): the

@@ -33,3 +33,14 @@ def test_derived_session_name_fits_and_is_valid():
 
 def test_session_selector_matches_labels():
     assert names.session_selector("s1") == "app.kubernetes.io/managed-by=velero.data_restore,data-restore.ansible/session=s1"
+
+
+def test_claims_differing_only_by_dot_and_dash_get_different_object_names():
+    from ansible_collections.velero.data_restore.plugins.module_utils import data_download as dd
+    from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs
+
+    for make in (pvrs.pvr_name, dd.dd_name, dd.consumer_name):
+        dotted, dashed = make("nightly", "shop", "db.data"), make("nightly", "shop", "db-data")
+        assert dotted != dashed and names.is_dns1123_label(dotted) and len(dotted) <= 63
+        assert dashed.endswith("db-data")  # a name that needs no sanitizing keeps its readable form
+    assert pvrs.pvr_name("nightly", "shop", "db.data") == pvrs.pvr_name("nightly", "shop", "db.data")
