@@ -511,18 +511,25 @@ def attach_limits(kube, drivers, warnings):
     return limits
 
 
-def split_groups(kube, groups, max_volumes=0, warnings=None):
+def split_groups(kube, groups, max_volumes=0, warnings=None, pinned=None):
     """Split each group into pods of at most ``max_volumes`` claims, or when 0, of at most the CSI attach limit of its
     volumes' drivers (attach_limits; read only when a group has more than one CSI volume). A helper pod that mounts
     more volumes than any node can attach would stay Pending forever ("exceed max volume count"). Chunks keep the
-    sorted claim order, so a re-run splits the same way; a group that fits keeps its id, chunks are <id>-1, <id>-2."""
+    sorted claim order, so a re-run splits the same way; a group that fits keeps its id, chunks are <id>-1, <id>-2.
+    ``pinned`` ({group id: claims per pod, 0 for not split}): the split of the session's existing helper pods, kept
+    whatever the limits say now (pinned_splits)."""
+    pinned = pinned or {}
     limits = {}
     if not max_volumes:
-        drivers = set(d for g in groups if len(g["pvcs"]) > 1 for d in g["drivers"].values() if d)
+        drivers = set(d for g in groups if len(g["pvcs"]) > 1 and g["id"] not in pinned
+                      for d in g["drivers"].values() if d)
         limits = attach_limits(kube, drivers, warnings if warnings is not None else []) if drivers else {}
     result = []
     for group in groups:
-        cap = max_volumes or min([limits[d] for d in set(group["drivers"].values()) if d in limits] or [0])
+        if group["id"] in pinned:
+            cap = pinned[group["id"]]
+        else:
+            cap = max_volumes or min([limits[d] for d in set(group["drivers"].values()) if d in limits] or [0])
         pvcs = sorted(group["pvcs"])
         if not cap or len(pvcs) <= cap:
             result.append(group)
@@ -532,6 +539,29 @@ def split_groups(kube, groups, max_volumes=0, warnings=None):
                          drivers=dict((p, group["drivers"][p]) for p in pvcs[start:start + cap]))
             result.append(chunk)
     return result
+
+
+def pinned_splits(session, groups, existing, max_volumes=0, warnings=None):
+    """{group id: claims per pod} of the groups whose helper pods exist already (an earlier run of the session):
+    0 when the group's pod is not split, else the claim count of its first chunk. A re-run keeps that split even
+    when the attach limit or max_volumes changed, because the pods may be serving their restores."""
+    pinned = {}
+    for group in groups:
+        whole = existing.get(helper_pod_name(session, group["id"]))
+        first = existing.get(helper_pod_name(session, "%s-1" % group["id"]))
+        if whole is not None:
+            pinned[group["id"]] = 0
+        elif first is not None:
+            pinned[group["id"]] = len(_pod_claims(first))
+        else:
+            continue
+        if max_volumes and pinned[group["id"]] != max_volumes and warnings is not None:
+            warnings.append("The helper pods of session %s for claims %s exist already with %s; the split is kept "
+                            "(max_volumes_per_pod=%d applies to new sessions)."
+                            % (session, ", ".join(sorted(group["pvcs"])),
+                               "all of them in one pod" if not pinned[group["id"]]
+                               else "%d claims per pod" % pinned[group["id"]], max_volumes))
+    return pinned
 
 
 def refuse_rwop_in_use(claim, users):
@@ -710,9 +740,10 @@ def ensure(kube, velero_namespace, session_name, session_uid, namespace, pvcs, s
             "node_name %s pins every helper pod to one node, but the PVCs %s need %d different node "
             "constraints (their PVs' node affinity). Restore them in separate runs or drop node_name."
             % (node_name, ", ".join(sorted(pvcs)), len(groups)))
-    groups = split_groups(kube, groups, max_volumes=max_volumes, warnings=warnings)
     items, version = list_pods(kube, session_name, namespace)
     existing = dict((p["metadata"]["name"], p) for p in items)
+    groups = split_groups(kube, groups, max_volumes=max_volumes, warnings=warnings,
+                          pinned=pinned_splits(session_name, groups, existing, max_volumes, warnings))
     entries, changed, diffs, to_create = [], False, [], []
     for group in groups:
         group_affinity = pin_affinity(affinity, group["pin_node"]) if group["pin_node"] else affinity
@@ -817,6 +848,10 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
                     % (namespace, name, reason, ((status.get("state") or {}).get("waiting") or {}).get("message") or "",
                        status.get("image") or "?"), pod=name)
             why = _scheduling_message(pod) if not node else state
+            if why and "max volume count" in why:
+                # The CSINode count is the node's total: volumes other pods attached there count too.
+                why += ("; the node cannot attach this pod's %d volumes next to those attached already: re-run "
+                        "with a smaller max_volumes_per_pod after state=absent" % len(_pod_claims(pod)))
             pending.append("%s (%s)" % (name, why or "pending"))
         return WaitState(not pending, pending=pending, progress=tuple(pending))
 

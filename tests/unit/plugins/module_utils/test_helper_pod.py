@@ -249,6 +249,23 @@ def test_timeout_names_pending_pods(fake):
     assert err.value.pending == ["restore-s1-shared (pending)"]
 
 
+def test_a_pod_over_the_attach_limit_names_max_volumes_per_pod(fake):
+    fake.controllers[:] = []
+
+    def unschedulable(fk):
+        pod = fk.find(k.POD, "restore-s1-shared", f.NS)
+        if pod is not None and not (pod.get("status") or {}).get("conditions"):
+            fk.mutate(k.POD, "restore-s1-shared", f.NS, lambda o: o.setdefault("status", {}).update(conditions=[{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) exceed max volume count."}]))
+            return True
+        return False
+    fake.controllers.append(unschedulable)
+    with pytest.raises(WaitTimeout) as err:
+        hp.run(fake, params(pvcs=["data"], wait_timeout=1))
+    assert "exceed max volume count" in err.value.pending[0] and "max_volumes_per_pod" in err.value.pending[0]
+
+
 def test_idempotent_rerun(fake):
     first = hp.run(fake, params(pvcs=["data"]))
     creates = fake.count("create")
@@ -427,6 +444,31 @@ def test_a_group_over_the_nodes_csi_attach_limit_is_split(fake):
     assert [r for r in fake.requests if r[1] == "CSINode"] == [("list", "CSINode")]
     again = hp.run(fake, params(pvcs=names, wait=False))  # a re-run splits the same way and reuses the pods
     assert not again["changed"] and [p["name"] for p in again["pods"]] == [p["name"] for p in result["pods"]]
+
+
+@pytest.mark.parametrize("limit_now,max_now", [(5, 0), (1, 0), (2, 3)], ids=["limit-raised", "limit-lowered",
+                                                                           "max-volumes-given"])
+def test_a_rerun_keeps_the_split_of_the_existing_helper_pods(fake, limit_now, max_now):
+    """The pods of the first run may be serving restores: another limit now must neither refuse them ("different
+    spec") nor mount their claims in a second pod."""
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": 2}))
+    names = zone_claims(fake, 5)
+    first = hp.run(fake, params(pvcs=names, wait=False))
+    fake.mutate(k.CSI_NODE, "node-1", None, lambda o: o["spec"]["drivers"][0].update(allocatable={"count": limit_now}))
+    again = hp.run(fake, params(pvcs=names, wait=False, max_volumes_per_pod=max_now))
+    assert not again["changed"] and [p["name"] for p in again["pods"]] == [p["name"] for p in first["pods"]]
+    assert [sorted(p["volumes"]) for p in again["pods"]] == [sorted(p["volumes"]) for p in first["pods"]]
+    assert any("the split is kept" in w for w in again["warnings"]) == bool(max_now)
+
+
+def test_an_unsplit_helper_pod_stays_whole_when_a_limit_appears(fake):
+    names = zone_claims(fake, 3)
+    first = hp.run(fake, params(pvcs=names, wait=False))
+    assert [len(p["volumes"]) for p in first["pods"]] == [3]
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": 2}))
+    again = hp.run(fake, params(pvcs=names, wait=False))
+    assert not again["changed"] and [len(p["volumes"]) for p in again["pods"]] == [3]
+    assert ("list", "CSINode") not in fake.requests[-5:]
 
 
 def test_no_split_without_a_limit_and_no_csinode_read_for_single_volumes(fake):
