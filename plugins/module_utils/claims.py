@@ -331,6 +331,12 @@ class ClaimPatcher(object):
     def _refuse_in_use(self, namespace, claims):
         pods = self.kube.list(k.POD, namespace=namespace)[0]
         users = pods_holding(pods, [c for c in claims if c])
+        running = [p for p in users if not is_terminal(p)]
+        if self.check_mode and running:
+            # In a check run the playbooks' stop before this step did not happen: say what a real run needs.
+            self.warnings.append("Check mode: " + in_use_message(namespace, [c for c in claims if c], running)
+                                 + " (The restore and rollback playbooks stop them before this step.)")
+            users = [p for p in users if is_terminal(p)]
         if users:
             raise PreflightError(in_use_message(namespace, [c for c in claims if c], users),
                                  pods=[p["metadata"]["name"] for p in users])
@@ -952,7 +958,12 @@ def patch_claims(kube, params, check_mode=False, on_progress=None):
     if params.get("state") == "freed":
         patcher = ClaimPatcher(kube, params["velero_namespace"], params["session"], check_mode=check_mode,
                                timeout=params.get("wait_timeout", 600), on_progress=on_progress)
-        return dict(patcher.free(), volumes=[], warnings=patcher.warnings)
+        freed = patcher.free()
+        before = {"claims": freed["deleted_claims"], "pvs": freed["deleted_pvs"],
+                  "reclaim_policies": dict((p["pv"], RETAIN) for p in freed["policies_restored"])}
+        after = {"claims": [], "pvs": [], "reclaim_policies": dict((p["pv"], p["policy"])
+                                                                   for p in freed["policies_restored"])}
+        return dict(freed, volumes=[], warnings=patcher.warnings, diff=dict(before=before, after=after))
     volumes = normalize_volumes(params.get("volumes"))
     if not volumes:
         raise PreflightError("volumes is empty: give plan volume records or {namespace, pvc, new_pvc} items.")

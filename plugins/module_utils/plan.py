@@ -457,9 +457,22 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         "warnings": warnings,
         "notes": notes,
     }
+    plan["restore_timeout"] = restore_timeout(plan_volumes)
     if mode == "replace":
         plan["swap_mode"] = swap_mode  # pinned: a re-run finishes a begun swap the same way (check_same_request)
     return plan
+
+
+# The default time the playbooks give the data path (restore_timeout), from the backup's size (DESIGN §4.5): an hour
+# for the node-agent to prepare, queue and finish, plus the bytes at the pace of a slow object store.
+RESTORE_TIMEOUT_BASE = 3600
+RESTORE_ASSUMED_BYTES_PER_SECOND = 20 * 1024 * 1024
+
+
+def restore_timeout(plan_volumes):
+    """Seconds to wait for the restores of ``plan_volumes``, as if they ran one after another."""
+    total = sum(quantity_bytes(vol.get("snapshot_size")) or 0 for vol in plan_volumes)
+    return RESTORE_TIMEOUT_BASE + -(-total // RESTORE_ASSUMED_BYTES_PER_SECOND)
 
 
 # Journal bytes beyond the plan: the session's own fields and history, and per volume its restore, swap and undo

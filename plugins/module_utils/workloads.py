@@ -584,6 +584,19 @@ def _keda_objects(kube, obj):
     return out
 
 
+def gitops_markers(obj):
+    """Names of the GitOps tools whose marks ``obj`` carries (no request): Argo CD's tracking annotation, Flux's
+    labels. Argo CD's default label tracking (app.kubernetes.io/instance) is left out: Helm sets it too."""
+    meta = obj["metadata"]
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    found = []
+    if annotations.get(ARGO_TRACKING):
+        found.append("Argo CD (%s)" % ARGO_TRACKING)
+    if labels.get(FLUX_KS_NAME) or labels.get(FLUX_HR_NAME):
+        found.append("Flux (%s)" % (FLUX_KS_NAME if labels.get(FLUX_KS_NAME) else FLUX_HR_NAME))
+    return found
+
+
 def gitops_pauses(kube, workloads):
     """[(action, kind, object, original, patch, workload ref label)] for the served GitOps APIs."""
     plans, seen = [], set()
@@ -704,6 +717,14 @@ class Scaler(object):
         if not targets and pvcs:
             self.warn("No workload mounts PVC(s) %s in namespace %s." % (", ".join(pvcs), namespace))
         results, gitops = [], []
+        if not pause_gitops:
+            for obj in targets:
+                markers = gitops_markers(obj)
+                if markers:
+                    self.warn("%s %s/%s is managed by %s: with pause_gitops=false it may be scaled up again (self-heal, "
+                              "sync) while the restore runs. Set pause_gitops=true, or pause it yourself."
+                              % (obj.get("kind"), obj["metadata"].get("namespace"), obj["metadata"]["name"],
+                                 " and ".join(markers)))
         if pause_gitops:
             for plan in gitops_pauses(self.kube, targets):
                 try:

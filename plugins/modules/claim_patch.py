@@ -60,7 +60,7 @@ attributes:
     support: full
     description: >-
       Shows the volume each claim is bound to (rebind) or the template volumes (template), before and after;
-      the claims to create (prepared).
+      the claims to create (prepared); the claims and PVs to delete and the reclaim policies to give back (freed).
 options:
   volumes:
     description:

@@ -220,6 +220,12 @@ plan:
     target_namespace:
       description: Namespace of the claims that receive the data.
       type: str
+    restore_timeout:
+      description:
+        - Seconds the restore playbooks wait for the data path when C(restore_timeout) is not given. One hour, plus
+          the backup's bytes of the planned volumes at 20 MiB/s, as if they were restored one after another.
+      type: int
+      sample: 3652
     swap_mode:
       description:
         - With O(mode=replace), the O(swap_mode) the session swaps with. A re-run of the session that asks for

@@ -271,19 +271,24 @@ PLAYBOOK_INPUTS = [
     ({"post_restore_hooks": [{"name": "warm", "command": "true"}]},
      "post_restore_hooks[0] (warm): give pod (a pod name) or pod_selector"),
     ({"post_restore_hooks": "curl http://app/warm"}, "post_restore_hooks must be a list of hooks"),
+    ({"source_namespace": None}, "Set source_namespace: the namespace of the volumes at backup time."),
+    ({"source_namespace": ""}, "Set source_namespace"),
+    ({"namespace_mapping": ["shop:shop-copy"]}, "namespace_mapping must be a mapping of source namespace"),
 ]
 
 
 @pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
     "on_failure", "restore_timeout_text", "restore_timeout_zero", "quiesce", "max_volumes_per_pod", "hook_on_error",
-    "hook_without_pod", "hooks_not_a_list"])
+    "hook_without_pod", "hooks_not_a_list", "source_namespace_missing", "source_namespace_empty",
+    "namespace_mapping_not_a_mapping"])
 def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,
                                                              backup_factory, tmp_path, extra, message):
     app_factory(kind="Deployment", name="web")
     backup = backup_factory(method="fs")["metadata"]["name"]
     for playbook in ("restore_in_place.yml", "restore_replace.yml"):
-        (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], playbook, dict(
-            extra, source_namespace=namespace, backup=backup), tmp_path)
+        given = dict({"source_namespace": namespace, "backup": backup}, **extra)
+        given = dict((key, value) for key, value in given.items() if value is not None)  # None: not given at all
+        (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], playbook, given, tmp_path)
         assert name.startswith("Check the playbook inputs"), (playbook, name, result.get("msg"))
         assert message in result.get("msg", "") and "nothing was changed" in result["msg"], result.get("msg")
         assert not mutations, (playbook, mutations)

@@ -262,6 +262,20 @@ def test_check_mode_plans_without_changes(fk):
     assert mutations(fk) == before
 
 
+def test_check_mode_of_a_rollback_on_a_running_app_warns_instead_of_failing(fk):
+    c.patch_claims(fk, params())
+    claim_pod(fk, "web-0", "data")  # the app runs again: a checked rollback does not stop it
+    before = mutations(fk)
+    result = c.patch_claims(fk, params(state="reverted"), check_mode=True)
+    assert result["volumes"][0]["state"] == "would_revert" and mutations(fk) == before
+    assert any(w.startswith("Check mode: PVC(s) data") and "shop/web-0" in w for w in result["warnings"])
+    claim_pod(fk, "report-x", "data", phase="Succeeded")  # no stop would free this one: refused in check mode too
+    with pytest.raises(PreflightError, match="Finished pod.*report-x"):
+        c.patch_claims(fk, params(state="reverted"), check_mode=True)
+    with pytest.raises(PreflightError, match="in use by pod.*web-0"):
+        c.patch_claims(fk, params(state="reverted"))
+
+
 def test_simple_volume_form_and_missing_claim():
     fk = make_kube()
     simple = [{"namespace": NS, "pvc": "data", "new_pvc": "data-restored"}]
@@ -688,6 +702,8 @@ def test_freed_after_a_completed_replace_deletes_the_old_pv_and_gives_the_new_on
     fk = swapped_and_completed()
     preview = freed(fk, check_mode=True)
     assert preview["deleted_pvs"] == ["pv-old"] and fk.find(k.PV, "pv-old") is not None
+    assert preview["diff"] == {"before": {"claims": [], "pvs": ["pv-old"], "reclaim_policies": {"pv-new": "Retain"}},
+                               "after": {"claims": [], "pvs": [], "reclaim_policies": {"pv-new": "Delete"}}}
     result = freed(fk)
     assert result["changed"] and result["deleted_pvs"] == ["pv-old"] and result["deleted_claims"] == []
     assert result["policies_restored"] == [{"pv": "pv-new", "policy": "Delete"}]

@@ -541,3 +541,13 @@ def test_a_claim_classed_by_the_beta_annotation_is_mapped_by_that_class(fake, st
     vol = p["volumes"][0]
     assert vol["storage_class"] == "sim-immediate" and vol["new_pvc"]["storage_class"] == "fast"
     assert not any("match no planned claim" in w for w in p["warnings"])
+
+
+def test_the_default_restore_timeout_grows_with_the_backup_size():
+    from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
+
+    assert plans.restore_timeout([]) == 3600
+    assert plans.restore_timeout([{"snapshot_size": None}, {}]) == 3600
+    tib = 1024 ** 4
+    # 1 TiB at 20 MiB/s is 52429 s (14.6 h), on top of the hour
+    assert plans.restore_timeout([{"snapshot_size": tib // 2}, {"snapshot_size": tib // 2}]) == 3600 + 52429

@@ -203,6 +203,7 @@ def test_plan_session_creates_the_session_with_plan_and_backup(planned):
     assert sess.state == "planned" and sess.doc["plan"] == result and sess.doc["backup"]["name"] == "nightly"
     assert "volumes" not in sess.doc["backup"]
     assert [v["target_pvc"] for v in result["volumes"]] == ["data-app-0"]
+    assert result["restore_timeout"] == 3601  # an hour, plus 1 KiB at 20 MiB/s rounded up
 
 
 def test_plan_session_continues_a_started_session_without_reading_the_backup(planned):

@@ -432,6 +432,21 @@ def gitops_kube():
     return fake
 
 
+def test_a_gitops_managed_workload_stopped_without_pause_gitops_is_warned_about():
+    fake = gitops_kube()
+    deployment(fake, labels={w.FLUX_KS_NAME: "apps", w.ARGO_INSTANCE_LABEL: "shop"},
+               annotations={w.ARGO_TRACKING: "shop:apps/Deployment:shop/web"})
+    before = len(fake.requests)
+    result = w.scale(fake, params(pvcs=["data"]))
+    (warning,) = [x for x in result["warnings"] if "pause_gitops" in x]
+    assert "Deployment shop/web is managed by Argo CD" in warning and "Flux" in warning
+    assert not [r for r in fake.requests[before:] if r[1] in ("Application", "Kustomization", "ScaledObject")]
+    # Helm's instance label alone is not taken for Argo CD
+    fake2 = gitops_kube()
+    deployment(fake2, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    assert not [x for x in w.scale(fake2, params(pvcs=["data"]))["warnings"] if "pause_gitops" in x]
+
+
 def test_gitops_pauses_recorded_and_resumed():
     fake = gitops_kube()
     deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps",
