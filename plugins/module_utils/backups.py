@@ -249,9 +249,20 @@ def _latest_with_volumes(kube, velero_ns, newest_first, namespace, timeout, fetc
     (by backup name) so that the chosen one is not read twice."""
     skipped = []
     for backup in newest_first[:LATEST_VOLUME_SEARCH]:
-        read[backup["metadata"]["name"]] = volume_records(kube, velero_ns, backup, timeout=timeout, fetch=fetch)
+        errors = []
+        read[backup["metadata"]["name"]] = volume_records(kube, velero_ns, backup, timeout=timeout, fetch=fetch,
+                                                          read_errors=errors)
         vols = read[backup["metadata"]["name"]][0]
-        if any(r.get("source_namespace") == namespace and r.get("source_pvc") for r in vols):
+        found = any(r.get("source_namespace") == namespace and r.get("source_pvc") for r in vols)
+        if not found and errors:
+            # Unread is not empty: skipping it would restore an older backup than the newest one with the data.
+            raise PreflightError(
+                "latest: the volume info of backup %s, the newest matching one%s, could not be read (%s), so it is "
+                "not known whether it holds volumes of namespace %s. It is not skipped for an older backup: fix the "
+                "read and re-run, or give a backup name." % (
+                    backup["metadata"]["name"], " after %s" % ", ".join(skipped) if skipped else "",
+                    "; ".join(errors), namespace), backup=backup["metadata"]["name"])
+        if found:
             if skipped:
                 warnings.append("latest: skipped the newer backup(s) %s, which include namespace %s by their spec "
                                 "but hold no volume of it (label selector, resource filters, or no volume backup)."
@@ -488,8 +499,11 @@ def _sort_key(record):
             record.get("pod_name") or "", record.get("pod_volume") or "")
 
 
-def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None):
+def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None, read_errors=None):
     """(records, source, warnings) for one Backup object.
+
+    ``read_errors`` (a list) gets the message when the volume info exists but could not be read (not when the
+    backup has none, as before Velero 1.13): the records then come from the fallback and may miss volumes.
 
     The volume info document lists every volume; the PodVolumeBackup and DataUpload objects are read only
     when it is missing (the fallback) or, for DataUploads, when it has data-mover volumes (their nodeOS and
@@ -504,6 +518,8 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
         warnings.append(exc.msg)
     except DataRestoreError as exc:
         warnings.append(exc.msg)
+        if read_errors is not None:
+            read_errors.append(exc.msg)
 
     if entries is not None:
         records = [from_volume_info(e, backup) for e in entries if isinstance(e, dict)]

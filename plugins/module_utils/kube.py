@@ -16,6 +16,7 @@ __metaclass__ = type
 import math
 import os
 import re
+import threading
 import time
 from collections import namedtuple
 from decimal import Decimal, InvalidOperation
@@ -236,6 +237,8 @@ class Kube(object):
         self._dynamic = dynamic
         self.host = host
         self._resources = {}
+        # Parallel reads (run_parallel) discover a kind once, not once per thread.
+        self._discovery_lock = threading.Lock()
         if retry_seconds is None:
             retry_seconds = float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
         self.retry_seconds = retry_seconds
@@ -288,6 +291,12 @@ class Kube(object):
             return True  # unknown: let discovery decide
 
     def resource(self, kind):
+        if kind in self._resources:
+            return self._resources[kind]
+        with self._discovery_lock:
+            return self._discover(kind)
+
+    def _discover(self, kind):
         if kind not in self._resources:
             def discover():
                 from kubernetes.dynamic.exceptions import ResourceNotFoundError

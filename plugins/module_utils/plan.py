@@ -247,11 +247,46 @@ def _human(size):
 
 
 # -- the plan ------------------------------------------------------------------------------------
-def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
-          namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
-          allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
-          fetch=None, quiesce="scale", swap_mode="rebind"):
+def build(kube, velero_ns, backup, mode, **options):
     """Validate everything and return the plan dict; PreflightError on any problem, no mutation.
+
+    A refusal carries the warnings met on the way (a volume info that could not be read explains a missing
+    volume). Options: see _build.
+    """
+    warnings = []
+    try:
+        return _build(kube, velero_ns, backup, mode, warnings=warnings, **options)
+    except PreflightError as exc:
+        if warnings:
+            exc.msg = "%s Warnings on the way: %s" % (exc.msg, " ".join(warnings))
+            exc.args = (exc.msg,)
+            exc.details.setdefault("warnings", list(warnings))
+        raise
+
+
+def _restorable_of(by_pvc, claim_names, source_namespace, allow_partially_failed, warnings):
+    """The records of ``claim_names`` that a restore of all of them takes: a claim Velero skipped, or (with
+    allow_partially_failed) one whose backup failed, is left out with a warning. Claims named in ``volumes`` are
+    not filtered: asked for by name, an unrestorable one is refused."""
+    chosen = []
+    for name in claim_names:
+        rec = by_pvc[name]
+        if rec.get("method") == backups.METHOD_SKIPPED:
+            warnings.append("claim %s/%s was skipped by Velero at backup time; left out." % (source_namespace, name))
+        elif allow_partially_failed and backups.backup_incomplete(rec):
+            # the opt-in restores what did succeed (the refusal of a PartiallyFailed backup says so)
+            warnings.append("the backup of claim %s/%s failed (PartiallyFailed backup); left out."
+                            % (source_namespace, name))
+        else:
+            chosen.append(rec)
+    return chosen
+
+
+def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
+           namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
+           allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
+           fetch=None, quiesce="scale", swap_mode="rebind", warnings=None):
+    """The plan of build(); ``warnings`` (a list) gets the warnings as they are met.
 
     ``quiesce="scale"``: the workloads mounting the target claims will be stopped by workload_scale (in
     place for the restore, replace for the swap), so its refusals (workloads.stop_refusals) are checked here.
@@ -269,7 +304,7 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
     record = backup if isinstance(backup, dict) else None
     backup_name = record["name"] if record else backup.strip()
     backup_obj = backups.get(kube, velero_ns, backup_name)
-    warnings, notes = [], []
+    notes = []
     partial = check_phase(backup_obj, allow_partially_failed)
     if partial:
         warnings.append(partial)
@@ -301,6 +336,13 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
         warnings.extend(warns)
     summary["volumes"] = None
 
+    if summary.get("snapshot_move_data") and summary["volume_source"] == backups.SOURCE_CUSTOM_RESOURCES \
+            and not volumes and not any(r.get("method") == backups.METHOD_DATA_MOVER for r in vol_records):
+        raise PreflightError(
+            "Backup %s moved its CSI snapshots' data (snapshotMoveData: true), but its volume info was not read and "
+            "no DataUpload of it is in this cluster (DataUploads are not synced into other clusters): its "
+            "data-mover volumes are unknown, and a plan would silently leave them out. Fix the volume-info read and "
+            "re-run, or, when every claim of it was file-system backed up, name them in volumes." % backup_name)
     claim_volumes = [r for r in vol_records if r.get("source_pvc")]
     namespaces = sorted(set(r.get("source_namespace") for r in claim_volumes if r.get("source_namespace")))
     if source_namespace is None:
@@ -367,32 +409,25 @@ def build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace
     elif volume_selector is not None:
         selected = kube.list(k.PVC, namespace=target_ns, label_selector=volume_selector)[0]
         selected_names = sorted(p["metadata"]["name"] for p in selected)
-        chosen = [by_pvc[n] for n in selected_names if n in by_pvc]
+        chosen = _restorable_of(by_pvc, [n for n in selected_names if n in by_pvc], source_namespace,
+                                allow_partially_failed, warnings)
         outside = [n for n in selected_names if n not in by_pvc]
         if outside:
             warnings.append("claims %s match volume_selector but are not in backup %s; left out."
                             % (", ".join(outside), backup_name))
-        if not chosen:
+        if not chosen and not [n for n in selected_names if n in by_pvc]:
             problems.add("volume_selector %r matches no claim in %s that is in backup %s (matched: %s; in the "
                          "backup: %s). Fix the selector or use volumes." % (
                              volume_selector, target_ns, backup_name, ", ".join(selected_names) or "none",
                              ", ".join(sorted(by_pvc))))
     else:
-        chosen = []
-        for name in sorted(by_pvc):
-            rec = by_pvc[name]
-            if rec.get("method") == backups.METHOD_SKIPPED:
-                warnings.append("claim %s/%s was skipped by Velero at backup time; left out." % (source_namespace, name))
-            elif allow_partially_failed and backups.backup_incomplete(rec):
-                # the opt-in restores what did succeed (the refusal of a PartiallyFailed backup says so)
-                warnings.append("the backup of claim %s/%s failed (PartiallyFailed backup); left out."
-                                % (source_namespace, name))
-            else:
-                chosen.append(rec)
+        chosen = _restorable_of(by_pvc, sorted(by_pvc), source_namespace, allow_partially_failed, warnings)
     problems.raise_if_any("backup %s, volumes" % backup_name)
     if not chosen:
-        raise PreflightError("Nothing to restore from backup %s in namespace %s: every claim there was "
-                             "skipped at backup time." % (backup_name, source_namespace))
+        raise PreflightError("Nothing to restore from backup %s in namespace %s: every claim %s was skipped at "
+                             "backup time or its backup failed (see the warnings)."
+                             % (backup_name, source_namespace,
+                                "that volume_selector matches" if volume_selector is not None else "there"))
 
     # Per-volume rules.
     storage_classes = {}

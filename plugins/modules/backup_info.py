@@ -309,7 +309,9 @@ backups:
         uploader_type:
           description:
             - V(kopia) (or V(restic) for old backups, which cannot be restored) for V(fs) and V(data_mover)
-              volumes; empty when a file-system backup does not record it; null for the other methods.
+              volumes; null for the other methods.
+            - A file-system backup that does not record it (a PodVolumeBackup from before Velero 1.10) is
+              V(restic), as Velero reads it (C(getUploaderTypeOrDefault)).
           returned: always
           type: str
           sample: kopia

@@ -274,13 +274,16 @@ PLAYBOOK_INPUTS = [
     ({"source_namespace": None}, "Set source_namespace: the namespace of the volumes at backup time."),
     ({"source_namespace": ""}, "Set source_namespace"),
     ({"namespace_mapping": ["shop:shop-copy"]}, "namespace_mapping must be a mapping of source namespace"),
+    ({"latest": True}, "Give either backup (a Backup name) or latest=true, not both and not neither."),
+    ({"backup": None}, "Give either backup (a Backup name) or latest=true"),
+    ({"volumes": ["data"], "volume_selector": "app=web"}, "Give volumes or volume_selector, not both."),
 ]
 
 
 @pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
     "on_failure", "restore_timeout_text", "restore_timeout_zero", "quiesce", "max_volumes_per_pod", "hook_on_error",
     "hook_without_pod", "hooks_not_a_list", "source_namespace_missing", "source_namespace_empty",
-    "namespace_mapping_not_a_mapping"])
+    "namespace_mapping_not_a_mapping", "backup_and_latest", "neither_backup_nor_latest", "volumes_and_selector"])
 def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,
                                                              backup_factory, tmp_path, extra, message):
     app_factory(kind="Deployment", name="web")

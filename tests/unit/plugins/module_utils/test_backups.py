@@ -427,6 +427,25 @@ def test_latest_skips_a_newer_backup_that_includes_the_namespace_but_holds_none_
     assert fake.count("create") == 2, fake.requests
 
 
+def test_latest_does_not_skip_a_newer_backup_whose_volume_info_could_not_be_read(fake, store):
+    """Unread is not empty: taking the older backup would restore older data than the newest backup holds."""
+    fake.add(k.BACKUP, f.backup("shop-old", start="2026-11-24T22:00:00Z"))
+    store.put("shop-old", [f.vi_pvb("data-app-0", "app-0", "data")])
+    fake.add(k.BACKUP, f.backup("shop-new", start="2026-11-25T22:00:00Z"))
+    store.put("shop-new", [f.vi_pvb("data-app-0", "app-0", "data")])
+    fetch = store.fetch
+
+    def new_one_fails(url):
+        if "/backups/shop-new/" in url:
+            return f.failing_fetch(url)
+        return fetch(url)
+    store.fetch = new_one_fails
+    with pytest.raises(PreflightError, match="volume info of backup shop-new, the newest matching one, could not "
+                                             "be read .*timed out.*It is not skipped") as err:
+        find(fake, store, latest=True, namespace="shop")
+    assert err.value.details["backup"] == "shop-new"
+
+
 def test_latest_without_a_backup_holding_the_namespace_volumes_finds_none(fake, store):
     fake.add(k.BACKUP, f.backup("cluster-cm", start="2026-11-25T22:00:00Z", included=["*"]))
     store.put("cluster-cm", [])

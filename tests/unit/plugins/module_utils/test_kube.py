@@ -201,6 +201,22 @@ def test_an_optional_group_is_checked_with_one_get_before_discovery():
     assert served.lookups == [dict(api_version="apps.openshift.io/v1", kind="DeploymentConfig")]
 
 
+def test_parallel_reads_discover_a_kind_once():
+    import time
+
+    dynamic = RecordingDynamic()
+    slow_get = dynamic.resources.get
+
+    def get(**kwargs):
+        time.sleep(0.05)  # every thread arrives while the first lookup is still on its way
+        return slow_get(**kwargs)
+
+    dynamic.resources.get = get
+    kube = k.Kube(dynamic, retry_seconds=0)
+    k.run_parallel([lambda: kube.has_api(k.DATA_UPLOAD) for _ in range(4)], workers=4)
+    assert dynamic.lookups == [dict(api_version="velero.io/v2alpha1", kind="DataUpload")]
+
+
 def test_lists_are_decoded_from_raw_json_with_kind_and_version():
     kube = k.Kube(RecordingDynamic(), retry_seconds=0)
     items, version = kube.list(k.CONFIG_MAP, "velero")

@@ -551,3 +551,32 @@ def test_the_default_restore_timeout_grows_with_the_backup_size():
     tib = 1024 ** 4
     # 1 TiB at 20 MiB/s is 52429 s (14.6 h), on top of the hour
     assert plans.restore_timeout([{"snapshot_size": tib // 2}, {"snapshot_size": tib // 2}]) == 3600 + 52429
+
+
+def test_a_data_mover_backup_whose_volumes_are_unknown_is_refused_with_the_read_error(fake, store):
+    """Volume info unreadable and no DataUpload here (not synced): the data-mover claims would silently be left out."""
+    fake.add(k.BACKUP, f.backup("moved", snapshot_move_data=True))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("moved", "app-0", "data", pvc="data-app-0"))
+    with pytest.raises(PreflightError) as err:
+        plan.build(fake, VNS, backup="moved", mode="in_place", volume_info_timeout=5, fetch=f.failing_fetch)
+    msg = err.value.msg
+    assert "snapshotMoveData: true" in msg and "data-mover volumes are unknown" in msg
+    assert "Warnings on the way" in msg and "timed out" in msg  # the read error that explains it
+    assert "timed out" in " ".join(err.value.details["warnings"])
+    # named claims that were file-system backed up are still planned
+    named = plan.build(fake, VNS, backup="moved", mode="in_place", volume_info_timeout=5, fetch=f.failing_fetch,
+                       volumes=["data-app-0"])
+    assert [v["source_pvc"] for v in named["volumes"]] == ["data-app-0"]
+
+
+def test_volume_selector_leaves_out_skipped_claims_like_a_restore_of_all(fake, store):
+    fake.add(k.PVC, f.pvc("scratch", labels={"app": "web"}))
+    p = build(fake, store, volume_selector="app=web")
+    assert [v["target_pvc"] for v in p["volumes"]] == ["data-app-0", "data-app-1"]
+    assert any("claim shop/scratch was skipped by Velero at backup time; left out." in w for w in p["warnings"])
+    fake.mutate(k.PVC, "data-app-0", "shop", lambda o: o["metadata"]["labels"].update(app="other"))
+    fake.mutate(k.PVC, "data-app-1", "shop", lambda o: o["metadata"]["labels"].update(app="other"))
+    msg = fail(fake, store, volume_selector="app=web")
+    assert "every claim that volume_selector matches was skipped at backup time or its backup failed" in msg
+    # named, the skipped claim is refused rather than left out
+    assert "scratch" in fail(fake, store, volumes=["scratch"])
