@@ -446,8 +446,8 @@ def test_a_group_over_the_nodes_csi_attach_limit_is_split(fake):
     assert not again["changed"] and [p["name"] for p in again["pods"]] == [p["name"] for p in result["pods"]]
 
 
-@pytest.mark.parametrize("limit_now,max_now", [(5, 0), (1, 0), (2, 3)], ids=["limit-raised", "limit-lowered",
-                                                                           "max-volumes-given"])
+@pytest.mark.parametrize("limit_now,max_now", [(5, 0), (1, 0), (2, 3)],
+                         ids=["limit-raised", "limit-lowered", "max-volumes-given"])
 def test_a_rerun_keeps_the_split_of_the_existing_helper_pods(fake, limit_now, max_now):
     """The pods of the first run may be serving restores: another limit now must neither refuse them ("different
     spec") nor mount their claims in a second pod."""

@@ -213,7 +213,7 @@ def test_parallel_reads_discover_a_kind_once():
 
     dynamic.resources.get = get
     kube = k.Kube(dynamic, retry_seconds=0)
-    k.run_parallel([lambda: kube.has_api(k.DATA_UPLOAD) for _ in range(4)], workers=4)
+    k.run_parallel([lambda: kube.has_api(k.DATA_UPLOAD) for _thread in range(4)], workers=4)
     assert dynamic.lookups == [dict(api_version="velero.io/v2alpha1", kind="DataUpload")]
 
 
