@@ -219,15 +219,6 @@ def _playbook_case(api_client, kubeconfig, namespaces, playbook, extra_vars, tmp
     return failed[0], ph.diff_snapshots(before, after, (ph.VELERO_NS,))
 
 
-@pytest.mark.parametrize("playbook", ["restore_in_place.yml", "restore_replace.yml"])
-def test_playbooks_refuse_missing_backup_choice_in_preflight(api_client, kubeconfig, namespace, tmp_path, playbook):
-    (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], playbook,
-                                               {"source_namespace": namespace}, tmp_path)
-    assert "preflight" in name.lower() or "preflight" in (result.get("msg") or ""), name
-    assert "preflight_backup" in result.get("msg", "") or "backup" in result.get("msg", ""), result.get("msg")
-    assert not mutations, mutations
-
-
 def test_playbook_unknown_backup_fails_in_preflight(api_client, kubeconfig, namespace, tmp_path):
     (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], "restore_in_place.yml",
                                                {"source_namespace": namespace, "backup": "no-such-backup"}, tmp_path)
