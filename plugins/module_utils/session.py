@@ -245,10 +245,11 @@ class Session(object):
                 "partial": bool(started) and finished < len(plan_volumes)}
 
     def stopped_workloads(self):
-        """The workloads ("Kind namespace/name") this session stopped and has not started again: a re-run finds them
-        stopped, so the pre-restore hooks (which act on their pods) ran already and are skipped."""
+        """The workloads ("Kind namespace/name") this session stopped (or began to: a record is written right before
+        the stop, after the pre-restore hooks) and has not started again: a re-run skips the hooks, which ran
+        already and whose pods are gone."""
         return sorted("%s %s/%s" % (r["target"].get("kind"), r["target"].get("namespace"), r["target"].get("name"))
-                      for r in self.doc.get("undo") or [] if r["action"] == ACTION_SCALE and r["status"] == "applied")
+                      for r in self.doc.get("undo") or [] if r["action"] == ACTION_SCALE and r["status"] in IN_EFFECT)
 
     def result(self):
         """What modules return about the session."""

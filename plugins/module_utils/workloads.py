@@ -79,9 +79,12 @@ def is_scheduled(pod):
 def pods_holding(pods, pvcs):
     """Pods that keep one of ``pvcs`` (names) from being deleted or taken over: the running ones, and the finished
     ones still scheduled, which kubernetes.io/pvc-protection counts whatever their phase (k8s
-    pkg/controller/volume/pvcprotection/pvc_protection_controller.go, podUsesPVC)."""
+    pkg/controller/volume/pvcprotection/pvc_protection_controller.go, podUsesPVC). A pod being deleted is left out:
+    it goes by itself (a stopped workload's pod turns Failed/Succeeded before it is removed, Kubernetes >= 1.27), and
+    the claim's delete waits for it."""
     wanted = set(pvcs)
-    return [p for p in pods if (not is_terminal(p) or is_scheduled(p)) and wanted & set(claim_names(p))]
+    return [p for p in pods if (not is_terminal(p) or is_scheduled(p)) and not (p.get("metadata") or {}).get(
+        "deletionTimestamp") and wanted & set(claim_names(p))]
 
 
 def pod_session(pod):

@@ -223,6 +223,22 @@ def test_rebind_refuses_finished_pods_that_still_hold_a_claim(fk, phase):
     assert_swapped(fk)
 
 
+def test_a_pod_of_the_stopped_app_that_is_being_deleted_does_not_refuse_the_swap(fk):
+    """Kubernetes >= 1.27 gives a deleted Running pod a terminal phase before it removes it; the stop's wait ends
+    then. The swap waits for it (the claim's delete does) instead of asking to delete it."""
+    claim_pod(fk, "web-5d9f-0", "data", phase="Failed")
+    fk.mutate(k.POD, "web-5d9f-0", NS, lambda o: o["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z"))
+
+    def kubelet_removes_it(fake):
+        if fake.find(k.POD, "web-5d9f-0", NS) is not None:
+            fake.remove(k.POD, "web-5d9f-0", NS)
+            return True
+        return False
+    fk.controllers.insert(0, kubelet_removes_it)
+    c.patch_claims(fk, params())
+    assert_swapped(fk)
+
+
 class HeldOnDeleteKube(FakeKube):
     """A finished, scheduled pod that names claim "data" turns up once the swap deleted it: the claim stays
     Terminating and the swap times out (the state the rescue's revert then meets)."""

@@ -696,3 +696,19 @@ def test_a_start_refuses_while_another_session_restores_another_claim_of_the_wor
     fk.remove(k.POD, helper["metadata"]["name"], NS)  # the other session is done
     w.scale(fk, params(state="started", pvcs=["a"], wait=False))
     assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 2
+
+
+def test_a_stop_killed_during_its_wait_counts_as_stopped_for_the_hooks():
+    """The records are written right before the stop (after the pre-restore hooks) and marked applied after the wait:
+    a re-run after a kill in the wait must skip the hooks too, whose pods are gone."""
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
+                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+    s.ensure(fake, VNS, SESSION, mode="in_place")
+    fake.controllers.append(workload_controller)
+    deployment(fake)
+    scaler = w.Scaler(fake, VNS, SESSION)
+    scaler.stop(scaler.targets_for_stop(None, NS, ["data"]), NS, ["data"])  # killed before mark_applied
+    assert record(fake, "Deployment", "web")["status"] == "recorded"
+    assert s.require(fake, VNS, SESSION).stopped_workloads() == ["Deployment shop/web"]
+    w.scale(fake, params(state="started", pvcs=["data"]))
+    assert s.require(fake, VNS, SESSION).stopped_workloads() == []
