@@ -24,6 +24,8 @@ LABEL_VOLUME = PREFIX + "volume"
 ANNOTATION_ORIGINAL = PREFIX + "original"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Characters sanitize() replaces (a "." of a claim name): a name that had them gets a hash with distinct=True.
+_NOT_IN_NAMES = re.compile(r"[^a-z0-9-]")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -51,13 +53,14 @@ def stable_name(*parts, **kwargs):
     """A DNS-1123 name from parts, ≤ max_len, the same for the same parts on every run.
 
     When the plain join is too long, it is cut and suffixed with a hash of all parts, so
-    two long names that share a prefix still differ. ``distinct=True``: also when sanitizing changed the join
-    (claim ``db.data`` would otherwise share ``db-data``'s name).
+    two long names that share a prefix still differ. ``distinct=True``: also when the join has characters that
+    sanitizing replaces (claim ``db.data`` would otherwise share ``db-data``'s name); a ``--`` alone keeps the
+    name it always had.
     """
     max_len = kwargs.get("max_len", MAX_NAME)
     joined = "-".join(str(p) for p in parts if p not in (None, ""))
     plain = sanitize(joined)
-    if len(plain) <= max_len and not (kwargs.get("distinct") and plain != joined):
+    if len(plain) <= max_len and not (kwargs.get("distinct") and _NOT_IN_NAMES.search(joined)):
         return plain
     suffix = short_hash(*parts)
     head = plain[:max_len - len(suffix) - 1].rstrip("-")

@@ -502,12 +502,16 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
 # for the node-agent to prepare, queue and finish, plus the bytes at the pace of a slow object store.
 RESTORE_TIMEOUT_BASE = 3600
 RESTORE_ASSUMED_BYTES_PER_SECOND = 20 * 1024 * 1024
+# At most 3 hours: the roles wait in slices of up to 60 s, each an include of the next, and ansible-core stops at
+# about 245 nested includes (4 hours) without running the rescue. A run that times out is rescued cleanly and a
+# re-run with the same session continues the restore.
+RESTORE_TIMEOUT_MAX = 3 * 3600
 
 
 def restore_timeout(plan_volumes):
-    """Seconds to wait for the restores of ``plan_volumes``, as if they ran one after another."""
+    """Seconds to wait for the restores of ``plan_volumes``, as if they ran one after another (capped)."""
     total = sum(quantity_bytes(vol.get("snapshot_size")) or 0 for vol in plan_volumes)
-    return RESTORE_TIMEOUT_BASE + -(-total // RESTORE_ASSUMED_BYTES_PER_SECOND)
+    return min(RESTORE_TIMEOUT_MAX, RESTORE_TIMEOUT_BASE + -(-total // RESTORE_ASSUMED_BYTES_PER_SECOND))
 
 
 # Journal bytes beyond the plan: the session's own fields and history, and per volume its restore, swap and undo
@@ -724,6 +728,9 @@ def check_same_request(existing, build_args, warnings):
     asked = backup.get("name") if isinstance(backup, dict) else (backup or "").strip()
     settled = existing.state in sessions.SETTLED_STATES
     differences = _request_differences(plan, build_args)
+    if not existing.swaps()["started"]:
+        # No swap began: another swap_mode is still open (e.g. template refused for a claim template, use rebind).
+        differences = [d for d in differences if d[0] != "swap_mode"]
     latest_only = isinstance(backup, dict) and not settled
     if recorded and asked and asked != recorded and not latest_only:
         differences.insert(0, ("backup", recorded, asked))

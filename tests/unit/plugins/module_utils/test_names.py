@@ -44,3 +44,6 @@ def test_claims_differing_only_by_dot_and_dash_get_different_object_names():
         assert dotted != dashed and names.is_dns1123_label(dotted) and len(dotted) <= 63
         assert dashed.endswith("db-data")  # a name that needs no sanitizing keeps its readable form
     assert pvrs.pvr_name("nightly", "shop", "db.data") == pvrs.pvr_name("nightly", "shop", "db.data")
+
+    # only the characters sanitizing replaces add a hash: names of claims like data--0 stay as they were
+    assert pvrs.pvr_name("nightly", "shop", "data--0") == "nightly-shop-data-0"

@@ -239,6 +239,13 @@ def test_plan_session_pins_the_swap_mode_of_a_replace(planned):
                                            quiesce="none", swap_mode="template")
     assert first["swap_mode"] == "template"
     s.set_state(fake, VNS, "nightly-shop", "restored")
+    # no swap began: another mode is still open (template refused for a claim template: use rebind)
+    plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace", source_namespace="shop",
+                      swap_mode="rebind")
+    target = {"kind": "Deployment", "namespace": "shop", "name": "web", "uid": "u"}
+    s.record_undo(fake, VNS, "nightly-shop", s.ACTION_TEMPLATE, target, {"volumes": []})
+    s.set_undo_status(fake, VNS, "nightly-shop", s.undo_id(s.ACTION_TEMPLATE, target), "applied",
+                      swaps={"data-app-0": "data-app-0-restored"})  # a template swap began
     with pytest.raises(PreflightError, match=r"swap_mode: recorded template, asked rebind"):
         plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace", source_namespace="shop",
                           swap_mode="rebind")
