@@ -6,7 +6,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import claims 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
-from ansible_collections.velero.data_restore.plugins.module_utils.workloads import is_scheduled
+from ansible_collections.velero.data_restore.plugins.module_utils.workloads import claim_names, is_scheduled
 from fake_kube import FakeKube
 
 VNS = "velero"
@@ -39,9 +39,7 @@ def pv_controller(fk):
     for pvc in fk.all(k.PVC):
         meta = pvc["metadata"]
         # pvc-protection's podUsesPVC: a scheduled pod that names the claim holds it, whatever its phase.
-        holders = [p for p in fk.all(k.POD, meta["namespace"]) if is_scheduled(p)
-                   and meta["name"] in [(v.get("persistentVolumeClaim") or {}).get("claimName")
-                                        for v in p["spec"].get("volumes") or []]]
+        holders = [p for p in fk.all(k.POD, meta["namespace"]) if is_scheduled(p) and meta["name"] in claim_names(p)]
         if meta.get("deletionTimestamp") and not holders:
             fk.remove(k.PVC, meta["name"], meta["namespace"])
             changed = True
@@ -746,6 +744,19 @@ def test_freed_after_a_rollback_deletes_the_unused_session_claim_and_its_volume(
     assert fk.find(k.PVC, "data-restored", NS) is None and fk.find(k.PV, "pv-new") is None
     pv = fk.find(k.PV, "pv-old")
     assert pv["status"]["phase"] == "Bound" and fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-old"
+
+
+def test_freed_keeps_retain_on_a_volume_whose_claim_is_being_deleted():
+    """Giving pv-new its Delete policy back while its claim is Terminating would delete the restored data with it."""
+    fk = swapped_and_completed()
+    claim_pod(fk, "report-x", "data", phase="Succeeded")  # scheduled, finished: holds the claim
+    fk.mutate(k.PVC, "data", NS, lambda o: o["metadata"].update(finalizers=[PROTECTION]))  # admission adds it
+    fk.delete(k.PVC, "data", NS)
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="PV pv-new is bound to PVC shop/data, which is being deleted"):
+        freed(fk)
+    assert mutations(fk) == before
+    assert fk.find(k.PV, "pv-new")["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
 
 
 def test_freed_keeps_everything_when_a_recorded_pv_is_claimed_again():
