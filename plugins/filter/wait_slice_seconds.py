@@ -17,6 +17,10 @@ description:
     each.
   - Slices double from O(first) seconds, so the first lines come quickly, up to O(maximum) seconds, so a long restore
     costs one watch per O(maximum) seconds at most; the last slice ends at the timeout.
+  - With O(total), a wait takes about 100 slices at most (100 long ones, after the few short ones that double):
+    each slice is an include of the next, and ansible-core stops a play that nests about 245 includes (Python's
+    recursion limit) without running its rescue. A long timeout therefore gets longer slices than O(maximum)
+    (a 24 hour wait, 864 s slices).
 options:
   _input:
     description: The number of slices already waited (0 for the first slice).
@@ -34,12 +38,23 @@ options:
     description: Seconds left until the timeout; the slice never exceeds it.
     type: int
     required: true
+  total:
+    description:
+      - Seconds of the whole wait (the timeout). When given, slices are at least O(total) / 100 seconds long, so
+        the wait takes about 100 slices at most.
+      - Leave it out only for a wait that cannot get long.
+    type: int
+    required: false
 """
 
 EXAMPLES = r"""
 - name: Size the third slice of a wait that started with 15 s slices (15, 30, then 60)
   ansible.builtin.set_fact:
     slice_seconds: "{{ 2 | velero.data_restore.wait_slice_seconds(first=15, maximum=60, remaining=3600) }}"
+
+- name: Size a slice of a 24 hour wait (slices grow to 864 s, so the wait takes 100 slices at most)
+  ansible.builtin.set_fact:
+    slice_seconds: "{{ 5 | velero.data_restore.wait_slice_seconds(first=15, maximum=60, remaining=80000, total=86400) }}"
 """
 
 RETURN = r"""
@@ -49,6 +64,10 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+
+# Each slice is an include of the next; ansible-core hits Python's recursion limit at about 245 nested includes and
+# then stops the play without its rescue. 100 leaves room for the includes around the loop.
+MAX_SLICES = 100
 
 
 def _whole(value, what, negative=False):
@@ -61,10 +80,14 @@ def _whole(value, what, negative=False):
     return number
 
 
-def wait_slice_seconds(slice_index, first, maximum, remaining):
+def wait_slice_seconds(slice_index, first, maximum, remaining, total=None):
     slice_index = _whole(slice_index, "the slice number")
     first = max(1, _whole(first, "first"))
     maximum = max(1, _whole(maximum, "maximum"))
+    if total is not None:
+        # Ceiling division: MAX_SLICES slices of this length cover the whole wait.
+        least = -(-_whole(total, "total") // MAX_SLICES)
+        maximum = max(maximum, least)
     remaining = _whole(remaining, "remaining", negative=True)  # negative once a slice overran the timeout
     if remaining <= 0:
         return 0

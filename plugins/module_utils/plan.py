@@ -502,10 +502,9 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
 # for the node-agent to prepare, queue and finish, plus the bytes at the pace of a slow object store.
 RESTORE_TIMEOUT_BASE = 3600
 RESTORE_ASSUMED_BYTES_PER_SECOND = 20 * 1024 * 1024
-# At most 3 hours: the roles wait in slices of up to 60 s, each an include of the next, and ansible-core stops at
-# about 245 nested includes (4 hours) without running the rescue. A run that times out is rescued cleanly and a
-# re-run with the same session continues the restore.
-RESTORE_TIMEOUT_MAX = 3 * 3600
+# At most a day (1.6 TiB at that pace): a run that times out is rescued cleanly and a re-run with the same session
+# continues the restore. (The roles' wait slices grow with the timeout, so any timeout nests about 100 includes.)
+RESTORE_TIMEOUT_MAX = 24 * 3600
 
 
 def restore_timeout(plan_volumes):

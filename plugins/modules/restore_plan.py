@@ -223,7 +223,8 @@ plan:
     restore_timeout:
       description:
         - Seconds the restore playbooks wait for the data path when C(restore_timeout) is not given. One hour, plus
-          the backup's bytes of the planned volumes at 20 MiB/s, as if they were restored one after another.
+          the backup's bytes of the planned volumes at 20 MiB/s, as if they were restored one after another,
+          at most 24 hours (a run that times out is rescued, and a re-run of the session continues the restore).
       type: int
       sample: 3652
     swap_mode:

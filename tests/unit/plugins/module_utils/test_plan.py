@@ -551,8 +551,9 @@ def test_the_default_restore_timeout_grows_with_the_backup_size():
     tib = 1024 ** 4
     # 1 TiB at 20 MiB/s is 52429 s (14.6 h), on top of the hour
     assert plans.restore_timeout([{"snapshot_size": 100 * 1024 ** 3}]) == 3600 + 5120
-    # capped at 3 hours: longer waits nest too many includes in the roles (a re-run continues a timed-out restore)
-    assert plans.restore_timeout([{"snapshot_size": tib}]) == 3 * 3600
+    assert plans.restore_timeout([{"snapshot_size": tib}]) == 3600 + 52429
+    # capped at a day (a re-run continues a timed-out restore)
+    assert plans.restore_timeout([{"snapshot_size": 4 * tib}]) == 24 * 3600
 
 
 def test_a_data_mover_backup_whose_volumes_are_unknown_is_refused_with_the_read_error(fake, store):
