@@ -36,12 +36,11 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
     PreflightError,
 )
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
+from ansible_collections.velero.data_restore.plugins.module_utils.pods import is_terminal, pods_holding
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import (
     claim_template_patterns,
     pod_label,
     pod_template,
-    is_terminal,
-    pods_holding,
 )
 
 ACTION_RETAIN = sessions.ACTION_RETAIN

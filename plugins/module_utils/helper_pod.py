@@ -30,6 +30,7 @@ import json
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import pods
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
     ForbiddenError,
@@ -63,7 +64,6 @@ HOSTNAME_KEY = "kubernetes.io/hostname"
 SECCTX_FIELDS = ("allowPrivilegeEscalation", "appArmorProfile", "capabilities", "privileged", "procMount",
                  "readOnlyRootFilesystem", "runAsGroup", "runAsNonRoot", "runAsUser", "seLinuxOptions",
                  "seccompProfile", "windowsOptions")
-TERMINAL_POD_PHASES = ("Succeeded", "Failed")
 # Waiting reasons of restore-wait that never heal by themselves.
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                  "CreateContainerError", "RunContainerError")
@@ -377,24 +377,6 @@ def pv_hostnames(pv):
     return sorted(set(hosts))
 
 
-def _pod_claims(pod):
-    return [v["persistentVolumeClaim"]["claimName"] for v in (pod.get("spec") or {}).get("volumes") or []
-            if v.get("persistentVolumeClaim")]
-
-
-def consumers(pods, pvc, exclude_session=None):
-    """Non-terminal pods (not ours) that mount ``pvc``."""
-    found = []
-    for pod in pods:
-        if (pod.get("status") or {}).get("phase") in TERMINAL_POD_PHASES:
-            continue
-        if exclude_session and (pod["metadata"].get("labels") or {}).get(names.LABEL_SESSION) == exclude_session:
-            continue
-        if pvc in _pod_claims(pod):
-            found.append(pod)
-    return found
-
-
 def _group_id(constraint, hosts, pinned):
     if pinned:
         return "node-%s" % pinned
@@ -432,9 +414,9 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
             "PersistentVolumeClaim(s) %s in namespace %s are Block mode; a PodVolumeRestore only restores "
             "Filesystem volumes (velero-contract.md §2). Restore them with velero.data_restore.data_download."
             % (", ".join(block), namespace), block=block)
-    pods = []
+    existing_pods = []
     if pin_to_consumer_node:
-        pods = kube.list(k.POD, namespace=namespace)[0]
+        existing_pods = kube.list(k.POD, namespace=namespace)[0]
     groups = {}
     volumes = k.get_many(kube, k.PV, [(c.get("spec") or {}).get("volumeName") for c in claims.values()])
     unbound_origins = dict((new, old) for new, old in (origins or {}).items()
@@ -449,7 +431,7 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
         constraint, hosts = pv_node_constraint(pv), pv_hostnames(pv)
         pinned, tolerations = None, []
         if pin_to_consumer_node:
-            users = consumers(pods, pvc, exclude_session=session)
+            users = pods.pods_using(existing_pods, [pvc], exclude_session=session)
             pinned, tolerations = _consumer_node(claim, users)
             if users and warnings is not None:
                 # Kopia overwrites files in place (contract §2): an application still running sees, and may change,
@@ -543,25 +525,42 @@ def split_groups(kube, groups, max_volumes=0, warnings=None, pinned=None):
 
 def pinned_splits(session, groups, existing, max_volumes=0, warnings=None):
     """{group id: claims per pod} of the groups whose helper pods exist already (an earlier run of the session):
-    0 when the group's pod is not split, else the claim count of its first chunk. A re-run keeps that split even
+    0 when the group's pod is not split, else the claims per pod of its chunks. A re-run keeps that split even
     when the attach limit or max_volumes changed, because the pods may be serving their restores."""
     pinned = {}
     for group in groups:
-        whole = existing.get(helper_pod_name(session, group["id"]))
-        first = existing.get(helper_pod_name(session, "%s-1" % group["id"]))
-        if whole is not None:
-            pinned[group["id"]] = 0
-        elif first is not None:
-            pinned[group["id"]] = len(_pod_claims(first))
-        else:
+        cap = _existing_split(session, group, existing)
+        if cap is None:
             continue
-        if max_volumes and pinned[group["id"]] != max_volumes and warnings is not None:
+        pinned[group["id"]] = cap
+        claims = len(group["pvcs"])
+        asked = max_volumes if max_volumes and claims > max_volumes else 0
+        if max_volumes and cap != asked and warnings is not None:
             warnings.append("The helper pods of session %s for claims %s exist already with %s; the split is kept "
                             "(max_volumes_per_pod=%d applies to new sessions)."
                             % (session, ", ".join(sorted(group["pvcs"])),
-                               "all of them in one pod" if not pinned[group["id"]]
-                               else "%d claims per pod" % pinned[group["id"]], max_volumes))
+                               "all of them in one pod" if not cap else "%d claims per pod" % cap, max_volumes))
     return pinned
+
+
+def _existing_split(session, group, existing):
+    """The split of ``group`` that ``existing`` helper pods show: 0 for one pod, else the claims per pod; None
+    when none exists. Any chunk tells it (split_groups cuts the sorted claims into chunks <id>-1, <id>-2 ... of
+    equal size): the first by its size, chunk n by where its first claim sits."""
+    if existing.get(helper_pod_name(session, group["id"])) is not None:
+        return 0
+    claims = sorted(group["pvcs"])
+    for number in range(1, len(claims) + 1):
+        chunk = existing.get(helper_pod_name(session, "%s-%d" % (group["id"], number)))
+        mounted = sorted(c for c in pods.claim_names(chunk) if c in claims) if chunk is not None else []
+        if not mounted:
+            continue
+        if number == 1:
+            return len(mounted)
+        cap, rest = divmod(claims.index(mounted[0]), number - 1)
+        if cap and not rest:
+            return cap
+    return None
 
 
 def refuse_rwop_in_use(claim, users):
@@ -799,7 +798,7 @@ def check_reusable(current, body):
     if meta.get("deletionTimestamp"):
         raise DataRestoreError("Helper pod %s is being deleted; wait until it is gone and re-run." % name)
     phase = (current.get("status") or {}).get("phase")
-    if phase in TERMINAL_POD_PHASES:
+    if phase in pods.TERMINAL_PHASES:
         raise DataRestoreError(
             "Helper pod %s is %s (%s); it no longer holds the volumes. Delete it with state=absent and "
             "re-run." % (name, phase, (current.get("status") or {}).get("reason") or "no reason given"))
@@ -836,7 +835,7 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
             state = restore_wait_state(pod)
             if state in ("running", "completed"):
                 continue
-            if (pod.get("status") or {}).get("phase") in TERMINAL_POD_PHASES:
+            if (pod.get("status") or {}).get("phase") in pods.TERMINAL_PHASES:
                 raise DataRestoreError("Helper pod %s/%s is %s: %s" % (
                     namespace, name, pod["status"]["phase"], pod["status"].get("message") or "no message"), pod=name)
             reason = state.split(":", 1)[1] if state.startswith("waiting:") else ""
@@ -851,7 +850,7 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
             if why and "max volume count" in why:
                 # The CSINode count is the node's total: volumes other pods attached there count too.
                 why += ("; the node cannot attach this pod's %d volumes next to those attached already: re-run "
-                        "with a smaller max_volumes_per_pod after state=absent" % len(_pod_claims(pod)))
+                        "with a smaller max_volumes_per_pod after state=absent" % len(pods.claim_names(pod)))
             pending.append("%s (%s)" % (name, why or "pending"))
         return WaitState(not pending, pending=pending, progress=tuple(pending))
 

@@ -22,6 +22,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import claims
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import pods
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads
@@ -449,11 +450,11 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
                          "two sessions." % (", ".join(keys), new_name))
     if mode == "in_place" and quiesce == "none" and plan_volumes:
         # Nothing will stop the workloads: a ReadWriteOncePod claim a pod mounts cannot get a helper pod.
-        pods = kube.list(k.POD, namespace=target_ns)[0]
+        existing_pods = kube.list(k.POD, namespace=target_ns)[0]
         for vol in plan_volumes:
             try:
-                helper_pod.refuse_rwop_in_use(target_pvcs[vol["target_pvc"]], helper_pod.consumers(
-                    pods, vol["target_pvc"], exclude_session=session))
+                helper_pod.refuse_rwop_in_use(target_pvcs[vol["target_pvc"]], pods.pods_using(
+                    existing_pods, [vol["target_pvc"]], exclude_session=session))
             except PreflightError as exc:
                 problems.add(exc.msg)
     if storage_class_map:

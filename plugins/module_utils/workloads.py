@@ -29,6 +29,13 @@ from ansible_collections.velero.data_restore.plugins.module_utils import kube as
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.pods import (
+    claim_names,
+    is_own_pod,
+    is_terminal,
+    pod_session,
+    pods_using,
+)
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 
 ANNOTATION_ORIGINAL = names.ANNOTATION_ORIGINAL
@@ -48,58 +55,7 @@ FLUX_HR_NAME = "helm.toolkit.fluxcd.io/name"
 FLUX_HR_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
 
-TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
 # ----------------------------------------------------------------------------- pods
-def is_terminal(pod):
-    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
-
-
-def claim_names(pod):
-    """Names of the PVCs a pod mounts."""
-    out = []
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
-        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-        if claim:
-            out.append(claim)
-    return out
-
-
-def pods_using(pods, pvcs):
-    """Non-terminal pods that mount one of ``pvcs`` (names)."""
-    wanted = set(pvcs)
-    return [p for p in pods if not is_terminal(p) and wanted & set(claim_names(p))]
-
-
-def is_scheduled(pod):
-    return bool((pod.get("spec") or {}).get("nodeName"))
-
-
-def pods_holding(pods, pvcs):
-    """Pods that keep one of ``pvcs`` (names) from being deleted or taken over: the running ones, and the finished
-    ones still scheduled, which kubernetes.io/pvc-protection counts whatever their phase (k8s
-    pkg/controller/volume/pvcprotection/pvc_protection_controller.go, podUsesPVC). A pod being deleted is left out:
-    it goes by itself (a stopped workload's pod turns Failed/Succeeded before it is removed, Kubernetes >= 1.27), and
-    the claim's delete waits for it."""
-    wanted = set(pvcs)
-    return [p for p in pods if (not is_terminal(p) or is_scheduled(p)) and not (p.get("metadata") or {}).get(
-        "deletionTimestamp") and wanted & set(claim_names(p))]
-
-
-def pod_session(pod):
-    """The restore session a pod belongs to (helper/placeholder pods of this collection), else None."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    if labels.get(names.LABEL_MANAGED_BY) != names.MANAGED_BY:
-        return None
-    return labels.get(names.LABEL_SESSION) or None
-
-
-def is_own_pod(pod, session):
-    """A pod of this collection for ``session`` (its helper or placeholder): never a workload to stop."""
-    return bool(session) and pod_session(pod) == session
-
-
 def pod_label(pod):
     meta = pod["metadata"]
     return "%s/%s (uid %s)" % (meta.get("namespace"), meta["name"], meta.get("uid"))

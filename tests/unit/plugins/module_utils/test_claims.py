@@ -6,7 +6,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import claims 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
-from ansible_collections.velero.data_restore.plugins.module_utils.workloads import claim_names, is_scheduled
+from ansible_collections.velero.data_restore.plugins.module_utils.pods import claim_names, is_scheduled
 from fake_kube import FakeKube
 
 VNS = "velero"

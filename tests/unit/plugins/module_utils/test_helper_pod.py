@@ -461,6 +461,33 @@ def test_a_rerun_keeps_the_split_of_the_existing_helper_pods(fake, limit_now, ma
     assert any("the split is kept" in w for w in again["warnings"]) == bool(max_now)
 
 
+@pytest.mark.parametrize("count,first_max,max_now", [(5, 2, 2), (3, 0, 5)], ids=["same-split", "fits-in-one"])
+def test_a_rerun_that_asks_for_the_kept_split_is_not_warned(fake, count, first_max, max_now):
+    names = zone_claims(fake, count)
+    first = hp.run(fake, params(pvcs=names, wait=False, max_volumes_per_pod=first_max))
+    again = hp.run(fake, params(pvcs=names, wait=False, max_volumes_per_pod=max_now))
+    assert [p["name"] for p in again["pods"]] == [p["name"] for p in first["pods"]]
+    assert not any("the split is kept" in w for w in again["warnings"]), again["warnings"]
+
+
+def test_the_split_is_kept_from_a_later_chunk_when_the_first_pod_is_gone(fake):
+    """The chunks' sizes are equal but the last: chunk 2 starting at the third claim means 2 per pod."""
+    fake.add(k.CSI_NODE, csi_node("node-1", {"sim.csi.example.com": 2}))
+    names = zone_claims(fake, 5)
+    first = hp.run(fake, params(pvcs=names, wait=False))
+    fake.delete(k.POD, first["pods"][0]["name"], f.NS)
+    fake.mutate(k.CSI_NODE, "node-1", None, lambda o: o["spec"]["drivers"][0].update(allocatable={"count": 5}))
+    again = hp.run(fake, params(pvcs=names, wait=False))
+    assert again["changed"]  # the first pod was created again
+    assert [p["name"] for p in again["pods"]] == [p["name"] for p in first["pods"]]
+    assert [sorted(p["volumes"]) for p in again["pods"]] == [["v00", "v01"], ["v02", "v03"], ["v04"]]
+    fake.delete(k.POD, first["pods"][0]["name"], f.NS)
+    fake.delete(k.POD, first["pods"][1]["name"], f.NS)
+    last_only = hp.run(fake, params(pvcs=names, wait=False))  # chunk 3 alone: its first claim is the fifth
+    assert last_only["changed"]
+    assert [sorted(p["volumes"]) for p in last_only["pods"]] == [["v00", "v01"], ["v02", "v03"], ["v04"]]
+
+
 def test_an_unsplit_helper_pod_stays_whole_when_a_limit_appears(fake):
     names = zone_claims(fake, 3)
     first = hp.run(fake, params(pvcs=names, wait=False))

@@ -6,6 +6,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import kube as
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads as w
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.pods import is_terminal
 from fake_kube import FakeKube
 
 VNS = "velero"
@@ -49,7 +50,7 @@ def workload_controller(fk):
     reports readiness of running ones."""
     changed = False
     for p in fk.all(k.POD):
-        if not w.is_terminal(p) and top_is_stopped(fk, p):
+        if not is_terminal(p) and top_is_stopped(fk, p):
             fk.remove(k.POD, p["metadata"]["name"], p["metadata"]["namespace"])
             changed = True
     for kind in (k.DEPLOYMENT, k.STATEFUL_SET, k.REPLICA_SET):
