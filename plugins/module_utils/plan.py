@@ -462,9 +462,24 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         unused = sorted(set(storage_class_map) - used)
         if unused:
             warnings.append("storage_class_map entries for %s match no planned claim." % ", ".join(unused))
+    target_claims = [vol["target_pvc"] for vol in plan_volumes]
+    listed_pods = None
+    if mode == "replace" and plan_volumes:
+        try:
+            listed_pods = kube.list(k.POD, namespace=target_ns)[0]
+        except ForbiddenError:
+            warnings.append("cannot list the pods of namespace %s (no permission); whether finished pods hold the "
+                            "claims that replace mode swaps was not checked." % target_ns)
+        else:
+            finished = finished_pods_holding(listed_pods, target_claims)
+            if finished:
+                # The swap deletes these claims after the restore, and would refuse then: say it before the hours.
+                problems.add("the swap of replace mode deletes claims that finished pods still hold. "
+                             + claims.in_use_message(target_ns, sorted(set(target_claims) & set(
+                                 c for p in finished for c in pods.claim_names(p))), finished))
     if quiesce == "scale" and plan_volumes:
         try:
-            for problem in workloads.stop_refusals(kube, target_ns, [vol["target_pvc"] for vol in plan_volumes]):
+            for problem in workloads.stop_refusals(kube, target_ns, target_claims, listed_pods):
                 problems.add(problem)
         except ForbiddenError:
             warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); whether their "
@@ -497,6 +512,15 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     if mode == "replace":
         plan["swap_mode"] = swap_mode  # pinned: a re-run finishes a begun swap the same way (check_same_request)
     return plan
+
+
+def finished_pods_holding(listed_pods, claim_names):
+    """The finished pods that keep ``claim_names`` from being deleted (pods.pods_holding) and that stopping the
+    workloads does not remove: a StatefulSet deletes its pods, failed ones included, when scaled to 0; a
+    ReplicaSet leaves its failed pods (evicted ones, for instance), and a Job keeps its pods until it goes."""
+    return [p for p in pods.pods_holding(listed_pods, claim_names) if pods.is_terminal(p) and not any(
+        ref.get("kind") == "StatefulSet" and ref.get("controller")
+        for ref in (p.get("metadata") or {}).get("ownerReferences") or [])]
 
 
 # The default time the playbooks give the data path (restore_timeout), from the backup's size (DESIGN §4.5): an hour

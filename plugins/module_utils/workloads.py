@@ -450,14 +450,15 @@ def check_stoppable(obj):
                 workload=ref_of(obj))
 
 
-def stop_refusals(kube, namespace, pvcs):
+def stop_refusals(kube, namespace, pvcs, listed_pods=None):
     """Preflight: why the workloads mounting ``pvcs`` could not be stopped (messages of ``check_stoppable``).
 
     Read only. restore_plan calls it so that a refusal comes before the session exists; workload_scale
-    applies the same ``check_stoppable`` to its targets before its first change.
+    applies the same ``check_stoppable`` to its targets before its first change. ``listed_pods``: the namespace's
+    pods when the caller just listed them.
     """
     problems = []
-    for obj in discover(kube, namespace, pvcs, strict=False, idle_cronjobs=False)[0]:
+    for obj in discover(kube, namespace, pvcs, strict=False, pods=listed_pods, idle_cronjobs=False)[0]:
         try:
             check_stoppable(obj)
         except PreflightError as exc:

@@ -97,9 +97,18 @@ def scenario(kube, api_client, kubeconfig, namespace, app_factory, backup_factor
     _pvc(kube, s["small"], "web-data", size="1Mi")
     s["block"] = _namespace(kube, made, "bi-block")                # web-data in Block mode
     _pvc(kube, s["block"], "web-data", mode="Block")
-    for ns in (s["small"], s["block"]):
+    s["finished"] = _namespace(kube, made, "bi-finished")          # a finished pod still holds web-data
+    _pvc(kube, s["finished"], "web-data")
+    kube.create("Pod", {"metadata": {"name": "report", "namespace": s["finished"]}, "spec": {
+        "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": "report", "image": "busybox:1.36", "command": ["true"],
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}}]}})
+    for ns in (s["small"], s["block"], s["finished"]):
         wait_for(lambda ns=ns: (kube.get("PersistentVolumeClaim", ns, "web-data").get("status") or {}).get("phase")
                  == "Bound", 60, message="PVC %s/web-data Bound" % ns)
+    wait_for(lambda: (kube.get("Pod", s["finished"], "report").get("status") or {}).get("phase") == "Succeeded", 60,
+             message="pod %s/report Succeeded" % s["finished"])
     # another unfinished session already holds <ns>/web-data
     s["holder"] = "holder-" + secrets.token_hex(3)
     held = ansible_run.run_module("restore_session", dict(
@@ -149,6 +158,8 @@ def cases(s):
         c("mapping-and-target-namespace", "mutually exclusive", namespace_mapping={ns: ns}, target_namespace=ns),
         c("name-collision-new-claim", "already exists and does not belong to this restore", mode="replace",
           session="collide"),
+        c("finished-pod-holds-a-claim-replace-swaps", "finished pods still hold", mode="replace",
+          target_namespace=s["finished"], session="fin-" + secrets.token_hex(2)),
         c("storage-class-map-unknown-class", "StorageClass no-such-class", mode="replace",
           storage_class_map={"sim-immediate": "no-such-class"}, session="scm-" + secrets.token_hex(2)),
         c("storage-class-map-in-place", "applies to mode=replace only", storage_class_map={"a": "b"}),

@@ -583,3 +583,38 @@ def test_volume_selector_leaves_out_skipped_claims_like_a_restore_of_all(fake, s
     assert "every claim that volume_selector matches was skipped at backup time or its backup failed" in msg
     # named, the skipped claim is refused rather than left out
     assert "scratch" in fail(fake, store, volumes=["scratch"])
+
+
+# -- finished pods that hold a claim replace mode swaps ------------------------------------------
+def _finished_pod(name, claim, phase="Succeeded", node="node-1", owner=None):
+    meta = {"name": name, "namespace": "shop", "uid": "u-" + name}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1" if owner != "Job" else "batch/v1", "kind": owner,
+                                    "name": "x", "uid": "u-x", "controller": True}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]},
+            "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize("quiesce", ["scale", "none"])
+def test_replace_refuses_a_finished_pod_that_holds_a_swapped_claim_before_the_restore(fake, store, quiesce):
+    """pvc-protection keeps the claim while a scheduled pod names it: the swap, hours later, would refuse it."""
+    fake.add(k.POD, _finished_pod("report-28391", "data-app-0", owner="Job"))
+    fake.add(k.POD, _finished_pod("evicted", "data-app-1", phase="Failed"))
+    msg = fail(fake, store, mode="replace", volumes=["data-app-0", "data-app-1"], quiesce=quiesce)
+    assert "finished pods still hold" in msg and "kubectl delete pod -n shop evicted report-28391" in msg
+    assert "data-app-0, data-app-1" in msg, msg
+
+
+def test_replace_lets_finished_pods_pass_that_go_by_themselves_or_hold_nothing_swapped(fake, store):
+    fake.add(k.POD, _finished_pod("app-0", "data-app-0", phase="Failed", owner="StatefulSet"))  # scaled away
+    fake.add(k.POD, _finished_pod("never-scheduled", "data-app-0", phase="Failed", node=None))
+    deleting = _finished_pod("deleting", "data-app-0")
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-05T00:00:00Z"
+    fake.add(k.POD, deleting)
+    fake.add(k.POD, _finished_pod("other-claim", "logs", owner="Job"))
+    assert len(build(fake, store, mode="replace", volumes=["data-app-0"])["volumes"]) == 1
+    # in place does not delete claims: a finished pod is no obstacle there
+    fake.add(k.POD, _finished_pod("report-1", "data-app-0", owner="Job"))
+    assert len(build(fake, store, volumes=["data-app-0"])["volumes"]) == 1
