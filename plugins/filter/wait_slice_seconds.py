@@ -17,7 +17,7 @@ description:
     each.
   - Slices double from O(first) seconds, so the first lines come quickly, up to O(maximum) seconds, so a long restore
     costs one watch per O(maximum) seconds at most; the last slice ends at the timeout.
-  - With O(total), a wait takes about 100 slices at most (100 long ones, after the few short ones that double):
+  - With O(total), a wait takes about 100 slices at most (100 long ones, after the few short ones that double);
     each slice is an include of the next, and ansible-core stops a play that nests about 245 includes (Python's
     recursion limit) without running its rescue. A long timeout therefore gets longer slices than O(maximum)
     (a 24 hour wait, 864 s slices).
