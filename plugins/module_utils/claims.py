@@ -98,13 +98,13 @@ def claim_snapshot(pvc):
             "spec": copy.deepcopy(pvc.get("spec") or {})}
 
 
-def recreate_body(snapshot, pv, owner_references=None):
+def recreate_body(snapshot, pv, owner_references=None, warnings=None):
     """A claim like ``snapshot`` pre-bound to PersistentVolume ``pv`` (no selector, no binding annotations).
 
     The PV binder binds a pre-bound claim only when it satisfies the volume (k8s pv_controller.go
     checkVolumeSatisfyClaim): the class and the volume attributes class are the PV's, and the request is at most
-    the PV's capacity (a claim whose expansion is still pending asks for more). ``owner_references``: the claim's
-    owners now (see ClaimPatcher._owners); None keeps the recorded ones.
+    the PV's capacity (a claim whose expansion is still pending asks for more; ``warnings`` gets a line then).
+    ``owner_references``: the claim's owners now (see ClaimPatcher._owners); None keeps the recorded ones.
     """
     annotations = dict((key, value) for key, value in snapshot["annotations"].items()
                        if not key.startswith(BINDING_ANNOTATION_PREFIX) and key not in DROPPED_ANNOTATIONS)
@@ -124,6 +124,13 @@ def recreate_body(snapshot, pv, owner_references=None):
     request = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     if capacity and (request is None or (k.parse_quantity(request) or 0) > (k.parse_quantity(capacity) or 0)):
         spec.setdefault("resources", {}).setdefault("requests", {})["storage"] = capacity
+        if request is not None and warnings is not None:
+            warnings.append(
+                "PVC %s/%s asked for %s, more than the %s of volume %s (an expansion not finished yet); it is "
+                "recreated asking for %s, or the volume would not bind. Ask for %s again once the restore is done "
+                "(kubectl patch pvc -n %s %s -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%s\"}}}}')."
+                % (snapshot["namespace"], snapshot["name"], request, capacity, pv["metadata"]["name"], capacity,
+                   request, snapshot["namespace"], snapshot["name"], request))
     spec["volumeName"] = pv["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
 
@@ -462,7 +469,8 @@ class ClaimPatcher(object):
 
         if current is None:
             pv = self._point_pv(pv_name, namespace, name)
-            body = recreate_body(snapshot, pv, owner_references=self._owners(namespace, live, snapshot))
+            body = recreate_body(snapshot, pv, owner_references=self._owners(namespace, live, snapshot),
+                                 warnings=self.warnings)
             current = k.create_or_take(self.kube, k.PVC, body, namespace, same=take)
         if _volume_name(current) != pv_name:
             raise DataRestoreError(

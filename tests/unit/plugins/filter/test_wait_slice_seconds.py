@@ -80,12 +80,10 @@ def test_ansible_core_nests_the_slices_of_the_longest_wait(tmp_path):
     (tmp_path / "slice.yml").write_text(yaml.safe_dump([
         {"name": "count", "ansible.builtin.set_fact": {"level": "{{ level | int + 1 }}"}},
         {"name": "next", "ansible.builtin.include_tasks": "slice.yml", "when": "level | int < %d" % depth}]))
+    block = {"block": [{"ansible.builtin.include_tasks": "slice.yml"}, {"ansible.builtin.fail": {"msg": "deepest"}}],
+             "rescue": [{"ansible.builtin.debug": {"msg": "rescued at {{ level }}"}}]}
     (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
-                                                          "vars": {"level": 0}, "tasks": [{"block": [
-                                                              {"ansible.builtin.include_tasks": "slice.yml"},
-                                                              {"ansible.builtin.fail": {"msg": "deepest"}}],
-                                                              "rescue": [{"ansible.builtin.debug": {
-                                                                  "msg": "rescued at {{ level }}"}}]}]}]))
+                                                          "vars": {"level": 0}, "tasks": [block]}]))
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
                            "-c", "local", str(tmp_path / "play.yml")], capture_output=True, text=True, env=env,

@@ -809,13 +809,17 @@ def test_a_recreated_claim_satisfies_the_pv_binder():
     snapshot = c.claim_snapshot({"metadata": {"name": "data", "namespace": NS, "uid": "u1"}, "spec": {
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}},
         "storageClassName": "standard", "volumeAttributesClassName": "gold", "volumeMode": "Block"}})
-    body = c.recreate_body(snapshot, pv_of("pv-old", capacity="5Gi"))
+    warnings = []
+    body = c.recreate_body(snapshot, pv_of("pv-old", capacity="5Gi"), warnings=warnings)
     assert body["spec"]["storageClassName"] == "" and "volumeAttributesClassName" not in body["spec"]
     assert body["spec"]["resources"]["requests"]["storage"] == "5Gi"  # an expansion still pending
+    assert len(warnings) == 1 and "asked for 10Gi, more than the 5Gi of volume pv-old" in warnings[0]
+    assert '"storage":"10Gi"' in warnings[0]  # the command that asks for it again
     assert body["spec"]["volumeMode"] == "Block" and body["spec"]["volumeName"] == "pv-old"
-    body = c.recreate_body(snapshot, pv_of("pv-new", sc="fast", capacity="20Gi", vac="silver"))
+    body = c.recreate_body(snapshot, pv_of("pv-new", sc="fast", capacity="20Gi", vac="silver"), warnings=warnings)
     assert body["spec"]["storageClassName"] == "fast" and body["spec"]["volumeAttributesClassName"] == "silver"
     assert body["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert len(warnings) == 1  # a request within the capacity is kept, without a warning
 
 
 def test_a_rollback_keeps_the_storage_class_of_a_volume_without_one():
