@@ -55,6 +55,7 @@ FLUX_HR_NAME = "helm.toolkit.fluxcd.io/name"
 FLUX_HR_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
 
+
 # ----------------------------------------------------------------------------- pods
 def pod_label(pod):
     meta = pod["metadata"]

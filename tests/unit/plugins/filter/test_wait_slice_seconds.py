@@ -82,8 +82,8 @@ def test_ansible_core_nests_the_slices_of_the_longest_wait(tmp_path):
         {"name": "next", "ansible.builtin.include_tasks": "slice.yml", "when": "level | int < %d" % depth}]))
     block = {"block": [{"ansible.builtin.include_tasks": "slice.yml"}, {"ansible.builtin.fail": {"msg": "deepest"}}],
              "rescue": [{"ansible.builtin.debug": {"msg": "rescued at {{ level }}"}}]}
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
-                                                          "vars": {"level": 0}, "tasks": [block]}]))
+    play = {"hosts": "localhost", "gather_facts": False, "vars": {"level": 0}, "tasks": [block]}
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play]))
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
                            "-c", "local", str(tmp_path / "play.yml")], capture_output=True, text=True, env=env,
