@@ -127,7 +127,7 @@ def recreate_body(snapshot, pv, owner_references=None, warnings=None):
         if request is not None and warnings is not None:
             warnings.append(
                 "PVC %s/%s asked for %s, more than the %s of volume %s (an expansion not finished yet); it is "
-                "recreated asking for %s, or the volume would not bind. Ask for %s again once the restore is done "
+                "recreated asking for %s, or the volume would not bind. Ask for %s again once this run is done "
                 "(kubectl patch pvc -n %s %s -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%s\"}}}}')."
                 % (snapshot["namespace"], snapshot["name"], request, capacity, pv["metadata"]["name"], capacity,
                    request, snapshot["namespace"], snapshot["name"], request))

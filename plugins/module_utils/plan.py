@@ -464,26 +464,32 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
             warnings.append("storage_class_map entries for %s match no planned claim." % ", ".join(unused))
     target_claims = [vol["target_pvc"] for vol in plan_volumes]
     listed_pods = None
-    if mode == "replace" and plan_volumes:
+    if mode == "replace" and swap_mode == "rebind" and plan_volumes:
+        # Only a rebind deletes the claims (template mode leaves the old claim where it is).
         try:
             listed_pods = kube.list(k.POD, namespace=target_ns)[0]
         except ForbiddenError:
-            warnings.append("cannot list the pods of namespace %s (no permission); whether finished pods hold the "
-                            "claims that replace mode swaps was not checked." % target_ns)
+            listed_pods = False
         else:
             finished = finished_pods_holding(listed_pods, target_claims)
             if finished:
                 # The swap deletes these claims after the restore, and would refuse then: say it before the hours.
-                problems.add("the swap of replace mode deletes claims that finished pods still hold. "
-                             + claims.in_use_message(target_ns, sorted(set(target_claims) & set(
+                problems.add("the swap of replace mode (swap_mode=rebind) deletes claims that finished pods still "
+                             "hold. " + claims.in_use_message(target_ns, sorted(set(target_claims) & set(
                                  c for p in finished for c in pods.claim_names(p))), finished))
-    if quiesce == "scale" and plan_volumes:
+    if quiesce == "scale" and plan_volumes and listed_pods is not False:
         try:
             for problem in workloads.stop_refusals(kube, target_ns, target_claims, listed_pods):
                 problems.add(problem)
         except ForbiddenError:
-            warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); whether their "
-                            "workloads can be stopped was not checked." % target_ns)
+            listed_pods = False
+    if listed_pods is False:
+        warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); %s not checked."
+                        % (target_ns, " and ".join(
+                            part for part, wanted in (
+                                ("whether finished pods hold the claims the swap deletes", mode == "replace"
+                                 and swap_mode == "rebind"),
+                                ("whether their workloads can be stopped", quiesce == "scale")) if wanted)))
     check_other_sessions(kube, velero_ns, session, [vol["key"] for vol in plan_volumes], problems)
     expected = journal_estimate(plan_volumes, target_pvcs, mode, summary)
     if expected > sessions.JOURNAL_BUDGET:
@@ -516,10 +522,10 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
 
 def finished_pods_holding(listed_pods, claim_names):
     """The finished pods that keep ``claim_names`` from being deleted (pods.pods_holding) and that stopping the
-    workloads does not remove: a StatefulSet deletes its pods, failed ones included, when scaled to 0; a
+    workloads does not remove: a StatefulSet (apps/v1) deletes its pods, failed ones included, when scaled to 0; a
     ReplicaSet leaves its failed pods (evicted ones, for instance), and a Job keeps its pods until it goes."""
     return [p for p in pods.pods_holding(listed_pods, claim_names) if pods.is_terminal(p) and not any(
-        ref.get("kind") == "StatefulSet" and ref.get("controller")
+        ref.get("kind") == "StatefulSet" and ref.get("apiVersion") == "apps/v1" and ref.get("controller")
         for ref in (p.get("metadata") or {}).get("ownerReferences") or [])]
 
 

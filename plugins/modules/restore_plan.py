@@ -24,10 +24,10 @@ description:
   - For O(mode=replace) it plans one new claim per volume, named C(<claim>-restored-<hash>), with the mapped
     storage class, size max(original request, snapshot size rounded up to Mi), and the access modes and
     volume mode of the original claim. A claim of that name that does not belong to the session is refused.
-  - For O(mode=replace), a finished pod that still holds a target claim (a Job's pod, an evicted pod) is refused;
-    Kubernetes keeps a claim while a scheduled pod names it, whatever its phase, so the swap could not delete it.
-    The message gives the C(kubectl delete pod) command. A StatefulSet's own pods are not refused (its stop
-    deletes them).
+  - For O(mode=replace) with O(swap_mode=rebind), a finished pod that still holds a target claim (a Job's pod,
+    an evicted pod) is refused; Kubernetes keeps a claim while a scheduled pod names it, whatever its phase, so
+    the swap could not delete it. The message gives the C(kubectl delete pod) command. A StatefulSet's own pods
+    are not refused (its stop deletes them).
   - No other unfinished restore session may hold one of the claims.
   - With O(quiesce=scale) (default), the workloads whose pods mount the target claims (and StatefulSets whose
     claim templates made them) must be stoppable by M(velero.data_restore.workload_scale) - in place for the

@@ -618,3 +618,26 @@ def test_replace_lets_finished_pods_pass_that_go_by_themselves_or_hold_nothing_s
     # in place does not delete claims: a finished pod is no obstacle there
     fake.add(k.POD, _finished_pod("report-1", "data-app-0", owner="Job"))
     assert len(build(fake, store, volumes=["data-app-0"])["volumes"]) == 1
+
+
+def test_replace_with_the_template_swap_lets_finished_pods_pass(fake, store):
+    """swap_mode=template never deletes the old claim: a finished pod holding it is no obstacle."""
+    fake.add(k.POD, _finished_pod("report-28391", "data-app-0", owner="Job"))
+    built = build(fake, store, mode="replace", swap_mode="template", volumes=["data-app-0"])
+    assert len(built["volumes"]) == 1
+
+
+def test_a_forbidden_pod_list_is_tried_once_and_warned_once(fake, store, monkeypatch):
+    from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError
+    real_list, pod_lists = fake.list, []
+
+    def list_(kind, *args, **kwargs):
+        if kind is k.POD:
+            pod_lists.append(kind)
+            raise ForbiddenError("missing RBAC permission verb=list resource=pods", status=403)
+        return real_list(kind, *args, **kwargs)
+    monkeypatch.setattr(fake, "list", list_)
+    built = build(fake, store, mode="replace", volumes=["data-app-0"])
+    assert len(pod_lists) == 1
+    cannot = [w for w in built["warnings"] if "cannot list the pods" in w]
+    assert len(cannot) == 1 and "finished pods" in cannot[0] and "can be stopped" in cannot[0], cannot
