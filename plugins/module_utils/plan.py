@@ -484,7 +484,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         except ForbiddenError:
             listed_pods = False
     if listed_pods is False:
-        warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); %s not checked."
+        warnings.append("cannot list the pods/StatefulSets of namespace %s (no permission); not checked: %s."
                         % (target_ns, " and ".join(
                             part for part, wanted in (
                                 ("whether finished pods hold the claims the swap deletes", mode == "replace"
