@@ -493,6 +493,11 @@ def attach_limits(kube, drivers, warnings):
     return limits
 
 
+def chunk_id(group_id, number):
+    """The id of chunk ``number`` (from 1) of a group split_groups splits; _existing_split reads the split back."""
+    return "%s-%d" % (group_id, number)
+
+
 def split_groups(kube, groups, max_volumes=0, warnings=None, pinned=None):
     """Split each group into pods of at most ``max_volumes`` claims, or when 0, of at most the CSI attach limit of its
     volumes' drivers (attach_limits; read only when a group has more than one CSI volume). A helper pod that mounts
@@ -517,7 +522,7 @@ def split_groups(kube, groups, max_volumes=0, warnings=None, pinned=None):
             result.append(group)
             continue
         for number, start in enumerate(range(0, len(pvcs), cap)):
-            chunk = dict(group, id="%s-%d" % (group["id"], number + 1), pvcs=pvcs[start:start + cap],
+            chunk = dict(group, id=chunk_id(group["id"], number + 1), pvcs=pvcs[start:start + cap],
                          drivers=dict((p, group["drivers"][p]) for p in pvcs[start:start + cap]))
             result.append(chunk)
     return result
@@ -551,7 +556,7 @@ def _existing_split(session, group, existing):
         return 0
     claims = sorted(group["pvcs"])
     for number in range(1, len(claims) + 1):
-        chunk = existing.get(helper_pod_name(session, "%s-%d" % (group["id"], number)))
+        chunk = existing.get(helper_pod_name(session, chunk_id(group["id"], number)))
         mounted = sorted(c for c in pods.claim_names(chunk) if c in claims) if chunk is not None else []
         if not mounted:
             continue

@@ -471,7 +471,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         except ForbiddenError:
             listed_pods = False
         else:
-            finished = finished_pods_holding(listed_pods, target_claims)
+            finished = pods.finished_pods_holding(listed_pods, target_claims)
             if finished:
                 # The swap deletes these claims after the restore, and would refuse then: say it before the hours.
                 problems.add("the swap of replace mode (swap_mode=rebind) deletes claims that finished pods still "
@@ -518,15 +518,6 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     if mode == "replace":
         plan["swap_mode"] = swap_mode  # pinned: a re-run finishes a begun swap the same way (check_same_request)
     return plan
-
-
-def finished_pods_holding(listed_pods, claim_names):
-    """The finished pods that keep ``claim_names`` from being deleted (pods.pods_holding) and that stopping the
-    workloads does not remove: a StatefulSet (apps/v1) deletes its pods, failed ones included, when scaled to 0; a
-    ReplicaSet leaves its failed pods (evicted ones, for instance), and a Job keeps its pods until it goes."""
-    return [p for p in pods.pods_holding(listed_pods, claim_names) if pods.is_terminal(p) and not any(
-        ref.get("kind") == "StatefulSet" and ref.get("apiVersion") == "apps/v1" and ref.get("controller")
-        for ref in (p.get("metadata") or {}).get("ownerReferences") or [])]
 
 
 # The default time the playbooks give the data path (restore_timeout), from the backup's size (DESIGN §4.5): an hour

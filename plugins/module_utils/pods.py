@@ -62,3 +62,12 @@ def pod_session(pod):
 def is_own_pod(pod, session):
     """A pod of this collection for ``session`` (its helper or placeholder): never a workload to stop."""
     return bool(session) and pod_session(pod) == session
+
+
+def finished_pods_holding(listed_pods, pvcs):
+    """The finished pods that keep ``pvcs`` (names) from being deleted (pods_holding) and that stopping the
+    workloads does not remove: a StatefulSet (apps/v1) deletes its pods, failed ones included, when scaled to 0; a
+    ReplicaSet leaves its failed pods (evicted ones, for instance), and a Job keeps its pods until it goes."""
+    return [p for p in pods_holding(listed_pods, pvcs) if is_terminal(p) and not any(
+        ref.get("kind") == "StatefulSet" and ref.get("apiVersion") == "apps/v1" and ref.get("controller")
+        for ref in (p.get("metadata") or {}).get("ownerReferences") or [])]
