@@ -286,12 +286,14 @@ def _restorable_of(by_pvc, claim_names, source_namespace, allow_partially_failed
 def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
            namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
            allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
-           fetch=None, quiesce="scale", swap_mode="rebind", warnings=None):
+           fetch=None, quiesce="scale", swap_mode="rebind", pause_gitops=False, warnings=None):
     """The plan of build(); ``warnings`` (a list) gets the warnings as they are met.
 
     ``quiesce="scale"``: the workloads mounting the target claims will be stopped by workload_scale (in
     place for the restore, replace for the swap), so its refusals (workloads.stop_refusals) are checked here.
     ``swap_mode`` (replace): how claim_patch will swap; rebind needs bound target claims, checked here.
+    ``pause_gitops``: workload_scale will pause the GitOps tools and KEDA; without it, a workload that KEDA would
+    start again while it is stopped is refused here (workloads.keda_refusals).
     """
     validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
                      volume_selector, storage_class_map, allow_partially_failed, session)
@@ -479,7 +481,8 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
                                  c for p in finished for c in pods.claim_names(p))), finished))
     if quiesce == "scale" and plan_volumes and listed_pods is not False:
         try:
-            for problem in workloads.stop_refusals(kube, target_ns, target_claims, listed_pods):
+            for problem in workloads.stop_refusals(kube, target_ns, target_claims, listed_pods,
+                                                   pause_gitops=pause_gitops, warnings=warnings):
                 problems.add(problem)
         except ForbiddenError:
             listed_pods = False

@@ -28,7 +28,11 @@ from ansible_collections.velero.data_restore.plugins.module_utils import helper_
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    ForbiddenError,
+    PreflightError,
+)
 from ansible_collections.velero.data_restore.plugins.module_utils.pods import (
     claim_names,
     is_own_pod,
@@ -54,6 +58,9 @@ FLUX_KS_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 FLUX_HR_NAME = "helm.toolkit.fluxcd.io/name"
 FLUX_HR_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
+# KEDA >= 2.13: pause at the current replica count (parsed with Go's strconv.ParseBool).
+KEDA_PAUSED_AT_CURRENT = "autoscaling.keda.sh/paused"
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 
 
 # ----------------------------------------------------------------------------- pods
@@ -198,6 +205,9 @@ KINDS = dict((w.kind.kind, w) for w in (
     WorkloadKind(k.DAEMON_SET, daemonset_current, daemonset_stop, daemonset_start, daemonset_is_stopped,
                  daemonset_is_ready),
 ))
+
+# The kinds a KEDA ScaledObject can scale (those with a /scale subresource).
+KEDA_SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "DeploymentConfig")
 
 
 def workload_kind(name):
@@ -451,19 +461,23 @@ def check_stoppable(obj):
                 workload=ref_of(obj))
 
 
-def stop_refusals(kube, namespace, pvcs, listed_pods=None):
-    """Preflight: why the workloads mounting ``pvcs`` could not be stopped (messages of ``check_stoppable``).
+def stop_refusals(kube, namespace, pvcs, listed_pods=None, pause_gitops=False, warnings=None):
+    """Preflight: why the workloads mounting ``pvcs`` could not be stopped (messages of ``check_stoppable``), or
+    would not stay stopped (``keda_refusals``, unless ``pause_gitops``).
 
     Read only. restore_plan calls it so that a refusal comes before the session exists; workload_scale
-    applies the same ``check_stoppable`` to its targets before its first change. ``listed_pods``: the namespace's
-    pods when the caller just listed them.
+    applies the same rules to its targets before its first change. ``listed_pods``: the namespace's
+    pods when the caller just listed them. ``warnings`` (a list) gets what could not be checked.
     """
     problems = []
-    for obj in discover(kube, namespace, pvcs, strict=False, pods=listed_pods, idle_cronjobs=False)[0]:
+    found = discover(kube, namespace, pvcs, strict=False, pods=listed_pods, idle_cronjobs=False)[0]
+    for obj in found:
         try:
             check_stoppable(obj)
         except PreflightError as exc:
             problems.append(exc.msg)
+    if not pause_gitops:
+        problems.extend(keda_refusals(kube, found, warnings if warnings is not None else []))
     return problems
 
 
@@ -536,13 +550,57 @@ def _flux_objects(kube, obj):
 
 
 def _keda_objects(kube, obj):
-    items = kube.list(k.KEDA_SCALED_OBJECT, namespace=obj["metadata"]["namespace"])[0]
+    return _keda_scaling(kube.list(k.KEDA_SCALED_OBJECT, namespace=obj["metadata"]["namespace"])[0], obj)
+
+
+def _keda_scaling(scaled_objects, obj):
+    """The ScaledObjects whose scaleTargetRef is ``obj`` (kind Deployment when left out)."""
     out = []
-    for item in items:
+    for item in scaled_objects:
         target = _spec(item).get("scaleTargetRef") or {}
         if target.get("name") == obj["metadata"]["name"] and (target.get("kind") or "Deployment") == obj["kind"]:
             out.append(item)
     return out
+
+
+def keda_keeps_stopped(scaled_object):
+    """True when KEDA leaves a stopped target at 0 replicas: paused at 0 (``paused-replicas: "0"``; another count
+    scales it to that count), or paused at the current count (``paused: "true"``)."""
+    annotations = scaled_object["metadata"].get("annotations") or {}
+    if KEDA_PAUSED in annotations:
+        return annotations[KEDA_PAUSED] == "0"
+    return annotations.get(KEDA_PAUSED_AT_CURRENT) in GO_TRUE
+
+
+def keda_refusals(kube, workloads, warnings):
+    """With pause_gitops=false: why KEDA would start ``workloads`` again while they are stopped (it scales a target
+    back to minReplicaCount, and from zero when a trigger is active), one message per workload. Read only: the
+    group's discovery GET (404 without KEDA), then one LIST of ScaledObjects per namespace. A forbidden LIST is
+    added to ``warnings`` (the rule is optional in docs/rbac.yml)."""
+    scalable = [obj for obj in workloads if obj.get("kind") in KEDA_SCALABLE_KINDS]
+    if not scalable or not kube.has_api(k.KEDA_SCALED_OBJECT):
+        return []
+    problems, listed = [], {}
+    for obj in scalable:
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if namespace not in listed:
+            try:
+                listed[namespace] = kube.list(k.KEDA_SCALED_OBJECT, namespace=namespace)[0]
+            except ForbiddenError:
+                listed[namespace] = []
+                warnings.append("cannot list the KEDA ScaledObjects of namespace %s (no permission); not checked: "
+                                "whether KEDA would start the stopped workloads again." % namespace)
+        for scaler in _keda_scaling(listed[namespace], obj):
+            if keda_keeps_stopped(scaler):
+                continue
+            so = scaler["metadata"]["name"]
+            problems.append(
+                "%s %s/%s is scaled by KEDA ScaledObject %s/%s, which would start it again while its volumes are "
+                "restored (minReplicaCount, or an active trigger). Set pause_gitops=true (the ScaledObject is paused "
+                "with %s: \"0\" and put back at the end), or pause it yourself: kubectl annotate scaledobject %s "
+                "-n %s %s=0" % (obj["kind"], namespace, name, namespace, so, KEDA_PAUSED, so, namespace,
+                                KEDA_PAUSED))
+    return problems
 
 
 def gitops_markers(obj):
@@ -675,6 +733,13 @@ class Scaler(object):
                                  "before anything is changed.")
         for obj in targets:  # every refusal before the first change
             check_stoppable(obj)
+        if not pause_gitops:
+            unchecked = []
+            problems = keda_refusals(self.kube, targets, unchecked)
+            for warning in unchecked:
+                self.warn(warning)
+            if problems:
+                raise PreflightError(" ".join(problems), workloads=[ref_of(obj) for obj in targets])
         if not targets and pvcs:
             self.warn("No workload mounts PVC(s) %s in namespace %s." % (", ".join(pvcs), namespace))
         results, gitops = [], []

@@ -33,6 +33,11 @@ description:
     claim templates made them) must be stoppable by M(velero.data_restore.workload_scale) - in place for the
     restore, replace for the swap. A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete)
     is refused here, before a session exists, since scaling it to 0 would delete its claims.
+  - With O(quiesce=scale) and O(pause_gitops=false), a workload that a KEDA ScaledObject scales is refused
+    unless the ScaledObject is paused at 0 replicas (C(autoscaling.keda.sh/paused-replicas) V("0")) or at its
+    current count (C(autoscaling.keda.sh/paused) V("true")) - KEDA would start it again (its minReplicaCount, or
+    an active trigger) while its volumes are restored. This costs one discovery request where KEDA is not
+    installed; a forbidden LIST of ScaledObjects is a warning, not a refusal.
   - All problems found are reported together, each with its fix. Nothing in the cluster is changed (reading
     the volume info of a backup passed by name creates and deletes a transient DownloadRequest), except the
     session with O(create_session).
@@ -129,6 +134,13 @@ options:
     type: str
     choices: [rebind, template]
     default: rebind
+  pause_gitops:
+    description:
+      - Whether M(velero.data_restore.workload_scale) will pause the GitOps tools and KEDA (its O(pause_gitops)).
+        With V(false) (default), O(quiesce=scale) refuses the workloads a KEDA ScaledObject would start again while
+        they are stopped; the playbooks pass their C(pause_gitops) here.
+    type: bool
+    default: false
   session:
     description:
       - Name of the restore session the plan is for. Claims held by other unfinished sessions are refused,
@@ -270,7 +282,7 @@ def run(module, kube):
         target_namespace=p["target_namespace"], namespace_mapping=p["namespace_mapping"],
         volumes=p["volumes"], volume_selector=p["volume_selector"], storage_class_map=p["storage_class_map"],
         allow_partially_failed=p["allow_partially_failed"], volume_info_timeout=p["volume_info_timeout"],
-        quiesce=p["quiesce"], swap_mode=p["swap_mode"])
+        quiesce=p["quiesce"], swap_mode=p["swap_mode"], pause_gitops=p["pause_gitops"])
     if not p["create_session"]:
         result = plans.build(kube, p["velero_namespace"], session=p["session"], **build_args)
         for warning in result["warnings"]:
@@ -306,6 +318,7 @@ def main():
             volume_info_timeout=dict(type="int", default=30),
             quiesce=dict(type="str", default="scale", choices=list(plans.QUIESCE)),
             swap_mode=dict(type="str", default="rebind", choices=["rebind", "template"]),
+            pause_gitops=dict(type="bool", default=False),
         ),
         run,
         takes_over=True,

@@ -97,6 +97,11 @@ options:
         the ones listing the workload in C(status.resources), else the ones deploying to its namespace); Flux
         Kustomizations and HelmReleases named by the C(kustomize.toolkit.fluxcd.io/*) and C(helm.toolkit.fluxcd.io/*) labels get C(spec.suspend=true);
         KEDA ScaledObjects targeting a workload get C(autoscaling.keda.sh/paused-replicas=0).
+      - With V(false), O(state=stopped) refuses, before any change, a workload that a KEDA ScaledObject would start
+        again while it is stopped (KEDA keeps a target at its minReplicaCount, and scales it from zero when a
+        trigger is active) - unless that ScaledObject is paused at 0 replicas (C(autoscaling.keda.sh/paused-replicas)
+        V("0")) or at its current count (C(autoscaling.keda.sh/paused) V("true")). Argo CD and Flux marks on a
+        workload are warned about instead.
       - Ignored with O(state=started), which always undoes the pauses the session recorded for the started workloads.
     type: bool
     default: false

@@ -307,3 +307,28 @@ def test_swap_mode_is_refused_before_anything_changes(api_client, kubeconfig, na
         swap_mode="rename", source_namespace=namespace, backup=backup), tmp_path)
     assert 'swap_mode must be rebind or template; got "rename"' in result.get("msg", ""), (name, result.get("msg"))
     assert not mutations, mutations
+
+
+def test_a_keda_scaled_workload_without_pause_gitops_is_refused_in_preflight(api_client, kube, kubeconfig, namespace,
+                                                                            app_factory, backup_factory, tmp_path):
+    """KEDA would start the stopped Deployment again while its volumes are restored (a stand-in KEDA CRD: the real
+    API server serves keda.sh/v1alpha1, no KEDA controller runs)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "modules"))
+    import stand_in_apis  # pylint: disable=import-error,import-outside-toplevel
+
+    app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    keda = stand_in_apis.crd("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
+    with stand_in_apis.served_for_module(api_client, [keda]) as custom:
+        custom.create_namespaced_custom_object("keda.sh", "v1alpha1", namespace, "scaledobjects", {
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "web-scaler", "namespace": namespace},
+            "spec": {"scaleTargetRef": {"name": "web"}, "minReplicaCount": 1}})
+        (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], "restore_in_place.yml",
+                                                   {"source_namespace": namespace, "backup": backup}, tmp_path)
+    assert "preflight" in name.lower(), (name, result.get("msg"))
+    assert "Deployment %s/web is scaled by KEDA ScaledObject %s/web-scaler" % (namespace, namespace) \
+        in result.get("msg", ""), result.get("msg")
+    assert "Set pause_gitops=true" in result["msg"], result["msg"]
+    assert not mutations, mutations
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1

@@ -181,3 +181,44 @@ def test_without_an_optional_rule_the_stop_names_it_and_changes_nothing(api_clie
     assert not started.get("failed"), started
     marks = _marks(gitops_apis, namespace)
     assert all(marks[name] in (None, RESUMED[name]) for name in marks), (marks, started)  # None: never paused
+
+
+def test_without_pause_gitops_a_keda_scaled_workload_is_refused_before_any_change(kube, kubeconfig, namespace,
+                                                                                  app_factory, gitops_apis):
+    """KEDA would start the stopped Deployment again (minReplicaCount 1) while its volumes are restored."""
+    pvcs = _managed_app(kube, gitops_apis, namespace, app_factory)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": pvcs}
+    refused = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert refused.get("failed"), refused
+    assert "Deployment %s/web is scaled by KEDA ScaledObject %s/web-scaler" % (namespace, namespace) \
+        in refused["msg"], refused["msg"]
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+    assert kube.get("StatefulSet", namespace, "db")["spec"]["replicas"] == 1
+    assert _marks(gitops_apis, namespace) == {name: None for name in PAUSED}
+
+    # paused by the user at zero replicas: KEDA keeps it stopped, the stop goes on (Flux's labels are warned about)
+    keda = GITOPS_APIS[3]
+    gitops_apis.patch_namespaced_custom_object(keda[0], keda[1], namespace, keda[3], "web-scaler",
+                                               {"metadata": {"annotations": {KEDA_PAUSED: "0"}}})
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert not stopped.get("failed"), stopped
+    assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 0
+    assert [w for w in stopped.get("warnings", []) if "managed by Flux" in w], stopped.get("warnings")
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert not started.get("failed"), started
+
+
+def test_without_the_optional_rules_the_keda_check_is_a_warning(api_client, kube, kubeconfig, namespace, app_factory,
+                                                                 gitops_apis):
+    """docs/rbac.yml's required rules alone: the LIST of ScaledObjects is forbidden, the stop warns and goes on."""
+    pvcs = _managed_app(kube, gitops_apis, namespace, app_factory)
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": pvcs}
+    with ph.ServiceAccountGrant(api_client, [namespace]) as grant:
+        stopped = run_module("workload_scale", args, kubeconfig=kubeconfig, env=grant.env())
+        assert not stopped.get("failed"), stopped
+        assert [w for w in stopped.get("warnings", []) if "cannot list the KEDA ScaledObjects of namespace %s"
+                % namespace in w], stopped.get("warnings")
+        started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig, env=grant.env())
+        assert not started.get("failed"), started

@@ -446,6 +446,20 @@ def test_statefulset_when_scaled_retain_or_not_scaled_passes(fake, store):
     assert len(build(fake, store, volumes=["data-app-0"], quiesce="none")["volumes"]) == 1
 
 
+def test_a_keda_scaled_workload_is_refused_in_preflight_unless_pause_gitops(fake, store):
+    _statefulset_app(fake, "Retain")
+    fake.add(k.KEDA_SCALED_OBJECT, {"metadata": {"name": "app-scaler", "namespace": "shop"},
+                                    "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "app"},
+                                             "minReplicaCount": 1}})
+    msg = fail(fake, store, volumes=["data-app-0"])
+    assert "StatefulSet shop/app is scaled by KEDA ScaledObject shop/app-scaler" in msg
+    assert not [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")
+                and r[1] != "DownloadRequest"]
+    assert len(build(fake, store, volumes=["data-app-0"], pause_gitops=True)["volumes"]) == 1
+    # the user stops the workloads another way: nothing is scaled, nothing to refuse
+    assert len(build(fake, store, volumes=["data-app-0"], quiesce="none")["volumes"]) == 1
+
+
 def test_unstoppable_pod_is_left_to_workload_scale(fake, store):
     # a bare pod (no controller) mounting the claim is refused by workload_scale when it runs, not by the plan
     fake.add(k.POD, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug", "namespace": "shop"},

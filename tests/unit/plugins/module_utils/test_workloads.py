@@ -435,17 +435,94 @@ def gitops_kube():
 
 def test_a_gitops_managed_workload_stopped_without_pause_gitops_is_warned_about():
     fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)  # KEDA is refused instead (below)
     deployment(fake, labels={w.FLUX_KS_NAME: "apps", w.ARGO_INSTANCE_LABEL: "shop"},
                annotations={w.ARGO_TRACKING: "shop:apps/Deployment:shop/web"})
     before = len(fake.requests)
     result = w.scale(fake, params(pvcs=["data"]))
     (warning,) = [x for x in result["warnings"] if "pause_gitops" in x]
     assert "Deployment shop/web is managed by Argo CD" in warning and "Flux" in warning
-    assert not [r for r in fake.requests[before:] if r[1] in ("Application", "Kustomization", "ScaledObject")]
+    assert not [r for r in fake.requests[before:] if r[1] in ("Application", "Kustomization")]
     # Helm's instance label alone is not taken for Argo CD
     fake2 = gitops_kube()
+    fake2.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
     deployment(fake2, labels={w.ARGO_INSTANCE_LABEL: "shop"})
     assert not [x for x in w.scale(fake2, params(pvcs=["data"]))["warnings"] if "pause_gitops" in x]
+
+
+def _writes(fake, since):
+    return [r for r in fake.requests[since:] if r[0] in k.WRITE_VERBS]
+
+
+def test_a_keda_scaled_workload_is_refused_without_pause_gitops_before_any_change():
+    """KEDA keeps a target at minReplicaCount (and scales it from zero on an active trigger): stopped without a pause,
+    the app would start again and write while its volumes are restored."""
+    fake = gitops_kube()
+    deployment(fake)
+    journal = s.require(fake, VNS, SESSION).doc
+    before = len(fake.requests)
+    with pytest.raises(PreflightError) as refused:
+        w.scale(fake, params(pvcs=["data"]))
+    msg = refused.value.msg
+    assert "Deployment shop/web is scaled by KEDA ScaledObject shop/web-scaler" in msg
+    assert "Set pause_gitops=true" in msg
+    assert "kubectl annotate scaledobject web-scaler -n shop autoscaling.keda.sh/paused-replicas=0" in msg
+    assert not _writes(fake, before)
+    assert s.require(fake, VNS, SESSION).doc == journal
+    assert fake.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3
+    # with pause_gitops the same stop pauses the ScaledObject and goes on
+    assert w.scale(fake, params(pvcs=["data"], pause_gitops=True))["workloads"][0]["action"] == "stopped"
+
+
+@pytest.mark.parametrize("annotations, refused", [
+    ({w.KEDA_PAUSED: "0"}, False),
+    ({w.KEDA_PAUSED_AT_CURRENT: "true"}, False),
+    ({w.KEDA_PAUSED_AT_CURRENT: "1"}, False),
+    ({w.KEDA_PAUSED: "4"}, True),  # KEDA scales the target to 4 and holds it there
+    ({w.KEDA_PAUSED: "4", w.KEDA_PAUSED_AT_CURRENT: "true"}, True),  # paused-replicas wins
+    ({w.KEDA_PAUSED_AT_CURRENT: "false"}, True),
+    ({}, True),
+])
+def test_a_scaled_object_paused_at_zero_or_at_the_current_count_keeps_the_workload_stopped(annotations, refused):
+    fake = gitops_kube()
+    fake.mutate(k.KEDA_SCALED_OBJECT, "web-scaler", NS, lambda o: o["metadata"].update(annotations=annotations))
+    deployment(fake)
+    if refused:
+        with pytest.raises(PreflightError):
+            w.scale(fake, params(pvcs=["data"]))
+    else:
+        assert w.scale(fake, params(pvcs=["data"]))["workloads"][0]["action"] == "stopped"
+
+
+def test_keda_targets_are_matched_by_kind_and_name():
+    fake = gitops_kube()
+    fake.mutate(k.KEDA_SCALED_OBJECT, "web-scaler", NS,
+                lambda o: o["spec"].update(scaleTargetRef={"kind": "StatefulSet", "name": "web"}))
+    deployment(fake)
+    assert w.scale(fake, params(pvcs=["data"]))["workloads"][0]["action"] == "stopped"
+
+
+def test_without_keda_installed_nothing_is_listed(fk):
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    assert not [r for r in fk.requests if r[1] == "ScaledObject"]
+
+
+def test_a_forbidden_list_of_scaled_objects_is_warned_about_and_the_stop_goes_on():
+    fake = gitops_kube()
+    deployment(fake)
+    original_list = fake.list
+
+    def refuse_keda(kind, *args, **kwargs):
+        if kind is k.KEDA_SCALED_OBJECT:
+            raise ForbiddenError("missing RBAC permission verb=list resource=scaledobjects apiGroup=keda.sh",
+                                 status=403)
+        return original_list(kind, *args, **kwargs)
+
+    fake.list = refuse_keda
+    result = w.scale(fake, params(pvcs=["data"]))
+    assert result["workloads"][0]["action"] == "stopped"
+    assert [x for x in result["warnings"] if "cannot list the KEDA ScaledObjects of namespace shop" in x]
 
 
 def test_gitops_pauses_recorded_and_resumed():
