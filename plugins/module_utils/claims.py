@@ -334,9 +334,13 @@ class ClaimPatcher(object):
         return max(0, self.deadline - time.monotonic())
 
     # -- cluster helpers -------------------------------------------------------
-    def _refuse_in_use(self, namespace, claims):
+    def _refuse_in_use(self, namespace, claims, keeps_claims=False):
+        """Refuse the pods that hold ``claims``: running ones, and finished ones unless the change ``keeps_claims``
+        (pvc-protection stops only the delete of a claim a scheduled pod names)."""
         pods = self.kube.list(k.POD, namespace=namespace)[0]
         users = pods_holding(pods, [c for c in claims if c])
+        if keeps_claims:
+            users = [p for p in users if not is_terminal(p)]
         running = [p for p in users if not is_terminal(p)]
         if self.check_mode and running:
             # In a check run the playbooks' stop before this step did not happen: say what a real run needs.
@@ -521,6 +525,10 @@ class ClaimPatcher(object):
         if current is not None and _volume_name(current) == new_pv and _phase(current) == "Bound" \
                 and record.get("phase") == "swapped" and not deleting:
             result["state"] = "swapped"
+            # A run killed before its last write left the volume without its swap entry: the swap would count as
+            # partial for good (the rescue of a later failure rolls back partial swaps) and the report shows no PVs.
+            if self._write_swap_entry(vol["key"], "rebind", old_pv, new_pv, name, only_missing=True):
+                result["changed"] = True
             return result
         result.update(state="would_swap" if self.check_mode else "swapped", changed=True,
                       diff=({name: _volume_name(current)}, {name: new_pv}))
@@ -546,9 +554,21 @@ class ClaimPatcher(object):
         self._delete_claims(namespace, doomed)
         self._create_bound(original["pvc"], new_pv, live=current)
         self._status(rid, "applied", phase="swapped" if self.wait else "swapping")
-        sessions.set_volume(self.kube, self.velero_namespace, self.session_name, vol["key"], {"swap": {
-            "mode": "rebind", "old_pv": old_pv, "new_pv": new_pv, "pvc": name, "state": "swapped"}})
+        self._write_swap_entry(vol["key"], "rebind", old_pv, new_pv, name)
         return result
+
+    def _write_swap_entry(self, key, mode, old_pv, new_pv, pvc, only_missing=False):
+        """The volume's swap entry in the journal (what the report and the rescue read). ``only_missing``: only when
+        it does not say this swap is done yet. Returns whether it was (or, in check mode, would be) written."""
+        entry = {"mode": mode, "old_pv": old_pv, "new_pv": new_pv, "pvc": pvc, "state": "swapped"}
+        if only_missing:
+            recorded = ((sessions.require(self.kube, self.velero_namespace, self.session_name).doc.get("volumes") or {})
+                        .get(key) or {}).get("swap") or {}
+            if (recorded.get("mode"), recorded.get("state")) == (mode, "swapped"):
+                return False
+        if not self.check_mode:
+            sessions.set_volume(self.kube, self.velero_namespace, self.session_name, key, {"swap": entry})
+        return True
 
     def _plan_rebind(self, vol):
         namespace, name, new_name = vol["namespace"], vol["pvc"], vol["new_pvc"]
@@ -678,10 +698,8 @@ class ClaimPatcher(object):
             self.warnings.append("No Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s "
                                  "mounts PVC %s; nothing to patch." % (namespace, name))
         result["diff"] = (before, after)
-        if result["changed"] and not self.check_mode:
-            sessions.set_volume(self.kube, self.velero_namespace, self.session_name, vol["key"], {"swap": {
-                "mode": "template", "old_pv": result["old_pv"], "new_pv": result["new_pv"], "pvc": name,
-                "state": "swapped"}})
+        if result["changed"]:
+            self._write_swap_entry(vol["key"], "template", result["old_pv"], result["new_pv"], name)
         return result
 
     def _finish_interrupted_template(self, namespace, claim):
@@ -712,12 +730,15 @@ class ClaimPatcher(object):
         result = dict(vol, mode="template", changed=False, old_pv=None, new_pv=None, workloads=[],
                       state="reverted")
         before, after = {}, {}
-        for record in self._undo_records():
-            if record["action"] != ACTION_TEMPLATE or record["target"].get("namespace") != namespace:
-                continue
-            swaps = record.get("swaps") or {}
-            if name not in swaps or record["status"] == "reverted":
-                continue
+        records = [r for r in self._undo_records()
+                   if r["action"] == ACTION_TEMPLATE and r["target"].get("namespace") == namespace
+                   and name in (r.get("swaps") or {}) and r["status"] != "reverted"]
+        if records:
+            # Patched back under running pods, a workload would roll out onto the original volume while its old pods
+            # still write to the restored one (lost when cleanup deletes it): they are stopped first (rollback.yml).
+            self._refuse_in_use(namespace, sorted(set(r["swaps"][name] for r in records)), keeps_claims=True)
+        for record in records:
+            swaps = record["swaps"]
             target = record["target"]
             obj = self.kube.get(KIND_OF[target["kind"]], target["name"], namespace)
             label = "%s/%s" % (target["kind"], target["name"])

@@ -439,6 +439,28 @@ def test_template_patches_pod_templates_and_reverts(fk):
     assert s.require(fk, VNS, SESSION).undo_record("template:Deployment/shop/web")["status"] == "reverted"
 
 
+def test_a_template_revert_refuses_running_pods_of_the_restored_claim(fk):
+    """Patched back under running pods, the Deployment would roll out onto the original volume while its old pods
+    still write to the restored one: the rollback stops them first, and the revert refuses otherwise."""
+    workload(fk, k.DEPLOYMENT, "web", "data")
+    c.patch_claims(fk, params(mode="template"))
+    pod = {"metadata": {"name": "web-7c9d-x1", "namespace": NS, "uid": "u-x1"},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-restored"}}]},
+           "status": {"phase": "Running"}}
+    fk.add(k.POD, pod)
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="data-restored in namespace shop are in use by pod"):
+        c.patch_claims(fk, params(mode="template", state="reverted"))
+    assert mutations(fk) == before
+    preview = c.patch_claims(fk, params(mode="template", state="reverted"), check_mode=True)
+    assert [w for w in preview["warnings"] if w.startswith("Check mode: PVC(s) data-restored")], preview["warnings"]
+    # a finished pod does not stand in the way: the revert keeps both claims
+    fk.mutate(k.POD, "web-7c9d-x1", NS, lambda o: o["status"].update(phase="Succeeded"))
+    assert c.patch_claims(fk, params(mode="template", state="reverted"))["changed"]
+    assert c.template_volumes(fk.find(k.DEPLOYMENT, "web", NS))[0]["persistentVolumeClaim"]["claimName"] == "data"
+
+
 def test_a_begun_swap_is_finished_and_rolled_back_in_its_own_mode(fk):
     workload(fk, k.DEPLOYMENT, "web", "data")
     c.patch_claims(fk, params(mode="template"))
@@ -618,6 +640,21 @@ def swaps_killed_at_each_write():
             c.patch_claims(fk, params())
         fk.kill_at = 0
         yield kill_at, fk
+
+
+def test_the_rerun_of_a_swap_killed_at_any_write_leaves_it_finished_with_its_entry():
+    """Killed before its last write (the volume's swap entry), a re-run found the claims swapped and returned: the swap
+    stayed "partial" for good - the rescue of any later failure would roll it back - and the report had no PVs."""
+    for kill_at, fk in swaps_killed_at_each_write():
+        result = c.patch_claims(fk, params())
+        assert_swapped(fk)
+        sess = s.require(fk, VNS, SESSION)
+        assert sess.swaps() == {"started": ["shop/data"], "mode": "rebind", "partial": False}, kill_at
+        assert sess.doc["volumes"]["shop/data"]["swap"] == {
+            "mode": "rebind", "old_pv": "pv-old", "new_pv": "pv-new", "pvc": "data", "state": "swapped"}, kill_at
+        assert result["changed"], kill_at
+        again = c.patch_claims(fk, params())
+        assert not again["changed"], kill_at
 
 
 def test_prepared_refuses_a_new_claim_for_a_volume_whose_swap_began():
