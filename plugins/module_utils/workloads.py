@@ -861,31 +861,40 @@ class Scaler(object):
 
     def _recorded(self, namespace, pvcs, active_only=False):
         """Workloads this session stopped for ``pvcs`` (their pods are gone, so discovery cannot see them)."""
+        return self._recorded_and_gone(namespace, pvcs, active_only)[0]
+
+    def _recorded_and_gone(self, namespace, pvcs, active_only=False):
+        """(``_recorded``, the records in effect whose workload was deleted, or recreated with another uid)."""
         if self.session is None:
-            return []
-        targets = []
+            return [], []
+        records = []
         for record in self.session.doc.get("undo") or []:
             target = record["target"]
             if (record["action"] != ACTION_SCALE or target.get("namespace") != namespace
                     or not set(pvcs) & set(record.get("pvcs") or [])
                     or (active_only and record["status"] == "reverted")):
                 continue
-            targets.append(target)
-        out = []
-        for kind_name in sorted(set(t["kind"] for t in targets)):
-            wanted = [t for t in targets if t["kind"] == kind_name]
-            found = k.get_many(self.kube, KINDS[kind_name].kind, [t["name"] for t in wanted], namespace)
-            for target in wanted:
+            records.append(record)
+        out, gone = [], []
+        for kind_name in sorted(set(r["target"]["kind"] for r in records)):
+            wanted = [r for r in records if r["target"]["kind"] == kind_name]
+            found = k.get_many(self.kube, KINDS[kind_name].kind, [r["target"]["name"] for r in wanted], namespace)
+            for record in wanted:
+                target = record["target"]
                 obj = found.get(target["name"])
                 if obj is not None and obj["metadata"].get("uid") == target.get("uid"):
                     obj.setdefault("kind", kind_name)
                     out.append(obj)
-        return out
+                elif record["status"] in sessions.IN_EFFECT:
+                    gone.append(dict(record, replaced_by=obj["metadata"].get("uid") if obj is not None else None))
+        return out, gone
 
     # -- start -----------------------------------------------------------------
     def targets_for_start(self, workloads=None, namespace=None, pvcs=None):
-        """(object, original or None) pairs: named, from the session's records, or from annotations."""
+        """(object, original or None) pairs: named, from the session's records, or from annotations. The records of
+        workloads deleted or recreated while stopped go to ``self._gone`` (start closes them)."""
         found = {}
+        self._gone = []
         if workloads:
             for obj in get_named(self.kube, workloads, namespace):
                 found[obj["metadata"]["uid"]] = obj
@@ -893,7 +902,8 @@ class Scaler(object):
             if not namespace:
                 raise PreflightError("pvcs needs namespace: the namespace of the PVCs.")
             wanted = set(pvcs)
-            for obj in self._recorded(namespace, pvcs):
+            recorded, self._gone = self._recorded_and_gone(namespace, pvcs)
+            for obj in recorded:
                 found.setdefault(obj["metadata"]["uid"], obj)
             # The journal is complete (record before mutate): a workload this session stopped is in it. Scanning
             # the namespace is for starts without a session journal (annotations only).
@@ -924,6 +934,7 @@ class Scaler(object):
             refuse_start_during_other_restore(self.kube, namespace, self.session_name, targets)
         for obj in targets:
             results.append(self._start_one(obj))
+        results.extend(self._close_gone(getattr(self, "_gone", [])))
         self._apply_start_patches()
         sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, self._reverted,
                                       check_mode=self.check_mode)
@@ -972,6 +983,23 @@ class Scaler(object):
             self._reverted[rid] = ("reverted", {"outcome": out["action"]})
         return out
 
+    def _close_gone(self, records):
+        """A workload this session stopped that was deleted (a Job's TTL, an uninstall) or recreated with another uid
+        (kubectl replace --force, a GitOps re-create) has nothing to start: its record is closed (outcome gone) so
+        that the session no longer counts it as stopped, and the pauses kept for it are lifted."""
+        out = []
+        for record in records:
+            target = record["target"]
+            label = ref_label(target)
+            again = record.get("replaced_by")
+            self.warn("%s, which this session stopped, %s while it was stopped; nothing to start there%s."
+                      % (label, "was recreated (uid %s)" % again if again else "was deleted",
+                         " (the new one is left as it is)" if again else ""))
+            out.append(dict(target, current=None, before=None, original=record["original"], action="gone"))
+            if not self.check_mode:
+                self._reverted[record["id"]] = ("reverted", {"outcome": "gone"})
+        return out
+
     def _apply_start_patches(self):
         def apply(out, wk, patch):
             out["current"] = wk.current(self.kube.patch(wk.kind, out["name"], patch, out["namespace"]))
@@ -983,7 +1011,7 @@ class Scaler(object):
     def _resume_gitops(self, started):
         if self.session is None:
             return []
-        resumable = ("started", "left_changed", "already_started")
+        resumable = ("started", "left_changed", "already_started", "gone")
         labels = set(ref_label(r) for r in started if r["action"] in resumable)
         undo = self.session.doc.get("undo") or []
         # A pause serves the workloads this session keeps stopped. One whose workloads were never stopped (the stop
@@ -1129,7 +1157,7 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         if params.get("delete_helper_pods"):
             helpers_deleted = release_claims(kube, params, check_mode)
         results, gitops = scaler.start(params.get("workloads"), namespace, pvcs)
-    changed_actions = ("stopped", "started")
+    changed_actions = ("stopped", "started", "gone")  # gone: its journal record is closed
     changed = any(r["action"] in changed_actions for r in results) or any(
         g["result"] in ("paused", "resumed") for g in gitops) or bool(helpers_deleted)
     pods_waited, pods_ready = [], []

@@ -191,7 +191,9 @@ workloads:
     action:
       description:
         - What was done; V(stopped), V(already_stopped), V(started), V(already_started), V(left_changed)
-          (someone else changed it; left alone) or V(no_record) (nothing recorded to restore).
+          (someone else changed it; left alone), V(no_record) (nothing recorded to restore) or V(gone) (a workload
+          the session stopped was deleted, or recreated with another uid, while stopped - nothing to start, its record
+          is closed and the pauses kept for it are lifted; a warning names it).
       type: str
       sample: stopped
 gitops:

@@ -703,6 +703,52 @@ def test_a_workload_recreated_between_runs_is_started_again(fk, rescued):
     assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3
 
 
+def test_a_workload_recreated_while_stopped_closes_its_record_and_lifts_its_pauses():
+    """Recreated during the restore (kubectl replace --force, a GitOps re-create): its record stayed applied for good,
+    so the pauses kept for it were never lifted - Argo CD stayed at skip-reconcile, KEDA at 0 replicas."""
+    fake = gitops_kube()
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"][w.ARGO_SKIP] == "true"
+    _recreate_web(fake)
+    new_uid = fake.find(k.DEPLOYMENT, "web", NS)["metadata"]["uid"]
+    result = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert [(x["name"], x["action"]) for x in result["workloads"]] == [("web", "gone")]
+    assert [x for x in result["warnings"] if "Deployment shop/web, which this session stopped, was recreated (uid %s)"
+            % new_uid in x], result["warnings"]
+    assert fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"].get(w.ARGO_SKIP) is None
+    assert w.KEDA_PAUSED not in fake.find(k.KEDA_SCALED_OBJECT, "web-scaler", NS)["metadata"]["annotations"]
+    sess = s.require(fake, VNS, SESSION)
+    assert sess.stopped_workloads() == []
+    assert sess.undo_record("scale:Deployment/shop/web")["outcome"] == "gone"
+    assert fake.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3  # the new one is left as it is
+    again = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert not again["changed"] and not [x for x in again["warnings"] if "which this session stopped" in x]
+
+
+def test_a_stopped_job_deleted_while_stopped_no_longer_counts_as_stopped(fk):
+    """A CronJob's running Job stopped with it, then deleted (ttlSecondsAfterFinished, or by hand): the session kept
+    it as stopped, so a re-run skipped the pre-restore hooks."""
+    cj = fk.add(k.CRON_JOB, {"metadata": {"name": "compact", "namespace": NS}, "spec": {
+        "schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}}}}})
+    job = fk.add(k.JOB, {"metadata": {"name": "compact-1", "namespace": NS, "ownerReferences": [owner(cj)]},
+                         "spec": {"parallelism": 1, "template": {"spec": {}}}})
+    fk.add(k.POD, pod("compact-1-x", ["data"], job))
+    w.scale(fk, params(pvcs=["data"], wait=False))
+    for p in fk.all(k.POD, NS):
+        fk.remove(k.POD, p["metadata"]["name"], NS)
+    fk.remove(k.JOB, "compact-1", NS)
+    preview = w.scale(fk, params(state="started", pvcs=["data"]), check_mode=True)
+    assert ("compact-1", "gone") in [(x["name"], x["action"]) for x in preview["workloads"]]
+    assert len(s.require(fk, VNS, SESSION).stopped_workloads()) == 2, "check mode closed a record"
+    result = w.scale(fk, params(state="started", pvcs=["data"]))
+    assert ("compact-1", "gone") in [(x["name"], x["action"]) for x in result["workloads"]]
+    assert [x for x in result["warnings"] if "Job shop/compact-1, which this session stopped, was deleted" in x]
+    assert s.require(fk, VNS, SESSION).stopped_workloads() == []
+    assert fk.find(k.CRON_JOB, "compact", NS)["spec"].get("suspend") is False
+
+
 def test_a_rerun_stop_after_a_killed_start_keeps_a_scale_by_hand(fk, monkeypatch):
     deployment(fk)
     w.scale(fk, params(pvcs=["data"]))
