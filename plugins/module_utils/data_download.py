@@ -39,6 +39,8 @@ CLAIM_ROLE = claims.CLAIM_ROLE
 CONSUMER_ROLE = "consumer"
 ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 NODE_OS = ("", "linux", "windows")
+NODE_OS_WINDOWS = "windows"
+NODE_OS_LABEL = "kubernetes.io/os"
 PLACEHOLDER_MODES = ("auto", "always", "never")
 MOUNT_PATH = "/restore-target"
 DEVICE_PATH = "/dev/restore-target"
@@ -141,10 +143,12 @@ def build_dd(rec, sess, velero_namespace, data_mover_config=None):
 
 
 def placeholder_body(session, namespace, pvc, volume_mode, settings, node_selector=None, tolerations=None,
-                     node_affinity=None):
+                     node_affinity=None, node_os=""):
     """A pod that consumes the PVC so a WaitForFirstConsumer class gets volume.kubernetes.io/selected-node.
     ``node_affinity``: the original volume's topology (helper_pod.origin_node_affinities), so the new volume is
-    provisioned where the workload can use it."""
+    provisioned where the workload can use it. ``node_os``: the DataDownload's; the placeholder keeps to the nodes
+    Velero's restore pod may use (generic_restore.go createRestorePod: kubernetes.io/os In [windows] for windows,
+    else NotIn [windows]), since that pod must run on the selected node."""
     container = {
         "name": "consumer",
         "image": settings.pause_image,
@@ -170,6 +174,14 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
         spec["tolerations"] = list(tolerations)
     if node_affinity:
         spec["affinity"] = helper_pod.require_node_affinity(None, node_affinity)
+    windows = node_os == NODE_OS_WINDOWS
+    spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [{
+        "matchExpressions": [{"key": NODE_OS_LABEL, "operator": "In" if windows else "NotIn",
+                              "values": [NODE_OS_WINDOWS]}]}]})
+    if windows:  # Velero's restore pod tolerates the usual taints of Windows nodes too
+        spec["tolerations"] = list(spec.get("tolerations") or []) + [
+            {"key": "os", "operator": "Equal", "effect": effect, "value": NODE_OS_WINDOWS}
+            for effect in ("NoSchedule", "NoExecute")]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -324,7 +336,7 @@ def run(kube, params, check_mode=False):
                     "target_pvc") else {}
                 body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
                                         params.get("node_selector"), params.get("tolerations"),
-                                        node_affinity=inherited.get(pvc))
+                                        node_affinity=inherited.get(pvc), node_os=rec.get("node_os") or "")
                 changed = True
                 diffs.append(body)
                 actions.append((key, "create placeholder pod"))

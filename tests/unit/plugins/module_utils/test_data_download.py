@@ -391,4 +391,22 @@ def test_the_placeholder_carries_the_topology_of_the_original_volume():
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", target_pvc="data")], wait=False))
     [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
     required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert required == pv["spec"]["nodeAffinity"]["required"]
+    assert required == {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-b"]},
+        {"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}]}]}
+
+
+@pytest.mark.parametrize("node_os, operator", [("", "NotIn"), ("linux", "NotIn"), ("windows", "In")])
+def test_the_placeholder_keeps_to_the_nodes_of_velero_restore_pod_os(node_os, operator):
+    """Velero's restore pod must run on the node the placeholder was scheduled to, and it requires kubernetes.io/os In
+    [windows] for a windows DataDownload, else NotIn [windows] (generic_restore.go createRestorePod): a placeholder on
+    a node of the other OS made the DataDownload time out."""
+    fake = setup()
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", node_os=node_os)], wait=False))
+    [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
+    required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required == {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/os", "operator": operator, "values": ["windows"]}]}]}
+    tolerated = [(t["key"], t["value"], t["effect"]) for t in created["spec"].get("tolerations") or []]
+    assert tolerated == ([("os", "windows", "NoSchedule"), ("os", "windows", "NoExecute")] if node_os == "windows"
+                         else [])
