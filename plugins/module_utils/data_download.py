@@ -252,6 +252,9 @@ def run(kube, params, check_mode=False):
         raise PreflightError("No volume records with restore_via data_download in volumes.")
     for rec in records:
         check_record(rec)
+    problems = va.data_path_setting_problems(params.get("data_mover_config"), "data_mover_config")
+    if problems:
+        raise PreflightError(" ".join(problems))
     resumed = pvrs.resume_state(params.get("resume"), session_name, kind=k.DATA_DOWNLOAD, role=ROLE)
     sess = sessions.load(kube, velero_ns, session_name)
     if sess is None and not check_mode:

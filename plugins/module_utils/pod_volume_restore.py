@@ -134,6 +134,9 @@ def check_uploader_settings(settings):
     if unknown:
         raise PreflightError("uploader_settings keys %s are unknown to Velero; use %s."
                              % (", ".join(unknown), ", ".join(UPLOADER_SETTING_KEYS)))
+    problems = va.data_path_setting_problems(settings, "uploader_settings")
+    if problems:
+        raise PreflightError(" ".join(problems))
 
 
 def _parse_time(value):

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import re
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
@@ -116,6 +117,25 @@ def data_path_settings(settings):
     (pkg/uploader/util/uploader_config.go StoreRestoreConfig, contract §1.4)."""
     return dict((key, str(value).lower() if isinstance(value, bool) else str(value))
                 for key, value in (settings or {}).items())
+
+
+# What kopia's restore parses (pkg/uploader/util/uploader_config.go): GetWriteSparseFiles with Go's strconv.ParseBool,
+# GetRestoreConcurrency with strconv.Atoi. A value they refuse fails the restore only after the data path was exposed.
+GO_BOOLS = ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False")
+_GO_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+def data_path_setting_problems(settings, option):
+    """Messages for the values of ``settings`` (an uploaderSettings / dataMoverConfig map) that Velero's restore
+    refuses; ``option`` names the module option."""
+    problems = []
+    for key, value in sorted(data_path_settings(settings).items()):
+        if key == "WriteSparseFiles" and value not in GO_BOOLS:
+            problems.append("%s.WriteSparseFiles is %r; Velero parses it as a boolean (true or false)." % (option, value))
+        elif key == "ParallelFilesDownload" and (not _GO_INT.match(value) or abs(int(value)) >= 2 ** 63):
+            problems.append("%s.ParallelFilesDownload is %r; Velero parses it as a whole number (0 or less: one "
+                            "per CPU of the node)." % (option, value))
+    return problems
 
 
 def backup_selector(backup_name):

@@ -81,7 +81,9 @@ options:
     type: list
     elements: dict
   data_mover_config:
-    description: Velero data mover settings, C(WriteSparseFiles) and C(ParallelFilesDownload).
+    description:
+      - Velero data mover settings, C(WriteSparseFiles) and C(ParallelFilesDownload). Values kopia would refuse
+        (Go's C(strconv.ParseBool) and C(strconv.Atoi)) are refused before any change.
     type: dict
   retry_failed:
     description: Delete Failed or Canceled DataDownloads of these volumes and create them again.

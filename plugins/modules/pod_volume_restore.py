@@ -68,6 +68,7 @@ options:
   uploader_settings:
     description:
       - Velero uploader settings for the restore, C(WriteSparseFiles) (bool) and C(ParallelFilesDownload) (int).
+        Values kopia would refuse (Go's C(strconv.ParseBool) and C(strconv.Atoi)) are refused before any change.
     type: dict
   retry_failed:
     description: Delete Failed or Canceled PodVolumeRestores of these volumes and create them again.

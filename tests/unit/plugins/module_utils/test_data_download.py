@@ -410,3 +410,11 @@ def test_the_placeholder_keeps_to_the_nodes_of_velero_restore_pod_os(node_os, op
     tolerated = [(t["key"], t["value"], t["effect"]) for t in created["spec"].get("tolerations") or []]
     assert tolerated == ([("os", "windows", "NoSchedule"), ("os", "windows", "NoExecute")] if node_os == "windows"
                          else [])
+
+
+def test_data_mover_config_values_kopia_refuses_are_refused_before_any_change():
+    fake = setup()
+    fake.controllers.pop()
+    with pytest.raises(PreflightError, match="data_mover_config.WriteSparseFiles is 'maybe'"):
+        dd.run(fake, params(volumes=[f.dm_record("data")], wait=False, data_mover_config={"WriteSparseFiles": "maybe"}))
+    assert not fake.all(k.DATA_DOWNLOAD) and not fake.all(k.PVC)

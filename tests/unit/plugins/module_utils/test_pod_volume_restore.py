@@ -1,5 +1,7 @@
 """pod_volume_restore.py: PVR bodies the node-agent accepts, one watch for all, cancel, idempotency."""
 
+import re
+
 import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod as hp
@@ -433,3 +435,24 @@ def test_check_mode_before_the_helper_pods_exist_plans_instead_of_failing():
     assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == before
     with pytest.raises(PreflightError, match="has no UID yet"):
         pvr.run(fake, params(volumes=records, pods=planned, wait=False))
+
+
+@pytest.mark.parametrize("settings, refused", [
+    ({"WriteSparseFiles": "yes"}, "uploader_settings.WriteSparseFiles is 'yes'"),
+    ({"ParallelFilesDownload": "4.0"}, "uploader_settings.ParallelFilesDownload is '4.0'"),
+    ({"ParallelFilesDownload": " 4"}, "uploader_settings.ParallelFilesDownload is ' 4'"),
+    ({"WriteSparseFiles": "T", "ParallelFilesDownload": "+8"}, None),  # what Go's ParseBool / Atoi take
+    ({"WriteSparseFiles": False, "ParallelFilesDownload": -1}, None),
+])
+def test_uploader_settings_values_kopia_refuses_are_refused_before_any_change(settings, refused):
+    """kopia's restore parses them (uploader_config.go GetWriteSparseFiles, GetRestoreConcurrency) only after the data
+    path was exposed: a bad value failed the restore after the application was stopped."""
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    if refused:
+        with pytest.raises(PreflightError, match=re.escape(refused)):
+            pvr.run(fake, params(volumes=records, pods=pods, wait=False, uploader_settings=settings))
+        assert not fake.all(k.POD_VOLUME_RESTORE)
+    else:
+        pvr.run(fake, params(volumes=records, pods=pods, wait=False, uploader_settings=settings))
+        assert len(fake.all(k.POD_VOLUME_RESTORE)) == 1
