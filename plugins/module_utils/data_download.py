@@ -509,6 +509,10 @@ def cancel(kube, velero_ns, session_name, records, params, check_mode):
             ident = (claim["metadata"]["namespace"], claim["metadata"]["name"])
             if wanted is not None and ident not in wanted:
                 continue
+            if ident[0] == velero_ns or any(o.get("kind") == k.DATA_DOWNLOAD.kind
+                                            for o in claim["metadata"].get("ownerReferences") or []):
+                # Velero's own restore claim copies the target claim's labels (exposer createRestorePVC): not ours.
+                continue
             if (claim.get("spec") or {}).get("volumeName"):
                 claims_kept.append("%s/%s" % ident)
                 continue

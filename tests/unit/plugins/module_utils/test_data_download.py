@@ -266,6 +266,26 @@ def test_absent_keeps_bound_claims():
     assert result["claims_kept"] == ["shop/data-restored"] and result["claims_deleted"] == []
 
 
+@pytest.mark.parametrize("bound", [True, False])
+def test_absent_of_the_whole_session_leaves_veleros_own_restore_claim_alone(bound):
+    """Velero's temporary restore claim (exposer createRestorePVC: named after the DataDownload, in Velero's
+    namespace) copies the target claim's labels, ours included: a cleanup of the whole session took it for one of
+    its new claims - reported, or deleted while unbound."""
+    fake = setup()
+    fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
+    target = fake.find(k.PVC, "data-restored", f.NS)
+    name = dd.dd_name("s1", f.NS, "data-restored")
+    velero_claim = {"metadata": {"name": name, "namespace": f.VNS, "labels": dict(target["metadata"]["labels"])},
+                    "spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+    if bound:
+        velero_claim["spec"]["volumeName"] = "pvc-tmp"
+    fake.add(k.PVC, velero_claim)
+    result = dd.run(fake, params(state="absent", wait=False))
+    assert "%s/%s" % (f.VNS, name) not in result["claims_kept"] + result["claims_deleted"], result
+    assert fake.find(k.PVC, name, f.VNS) is not None
+
+
 def test_go_durations():
     assert dd.go_duration_seconds("10m0s") == 600 and dd.go_duration_seconds("1h30m") == 5400
     assert dd.go_duration_seconds("0s") == 0 and dd.go_duration_seconds("10") is None
