@@ -129,6 +129,19 @@ def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None):
     }
 
 
+def refuse_finished_restore_wait(pod, namespace):
+    """The node-agent takes a PodVolumeRestore only while its pod's restore-wait init container runs
+    (pod_volume_restore_controller.go shouldProcess / isInitContainerRunning): one created for a helper pod whose
+    restore-wait has exited (its done files were there already) would stay New for good."""
+    state = pod.get("restore_wait") or ""
+    if state == "completed" or state.startswith("terminated:"):
+        raise PreflightError(
+            "The restore-wait init container of helper pod %s/%s has already exited (%s), and Velero's node-agent only "
+            "takes a PodVolumeRestore while it runs, so this one would never start. Delete the session's helper pods "
+            "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created."
+            % (namespace, pod.get("name"), state), pod=pod.get("name"))
+
+
 def check_uploader_settings(settings):
     unknown = sorted(set(settings or {}) - set(UPLOADER_SETTING_KEYS))
     if unknown:
@@ -292,6 +305,7 @@ def run(kube, params, check_mode=False):
             continue
         ns, pvc = helper_pod.receiving_claim(rec)
         pod, volume = match_helper_pod(pods, ns, pvc)
+        refuse_finished_restore_wait(pod, ns)
         if not pod.get("uid"):
             if not check_mode:
                 raise PreflightError("Helper pod %s/%s has no UID yet; create it first (velero.data_restore."

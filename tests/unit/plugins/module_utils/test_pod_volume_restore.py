@@ -456,3 +456,17 @@ def test_uploader_settings_values_kopia_refuses_are_refused_before_any_change(se
     else:
         pvr.run(fake, params(volumes=records, pods=pods, wait=False, uploader_settings=settings))
         assert len(fake.all(k.POD_VOLUME_RESTORE)) == 1
+
+
+@pytest.mark.parametrize("state", ["completed", "terminated:1"])
+def test_no_pvr_is_created_for_a_helper_pod_whose_restore_wait_has_exited(state):
+    """Velero's node-agent takes a PVR only while restore-wait runs (shouldProcess): one created after it exited
+    stayed New until the wait timed out, with a message that blamed labels and the node-agent."""
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    finished = [dict(p, restore_wait=state) for p in pods]
+    with pytest.raises(PreflightError, match="restore-wait init container of helper pod .* has already exited") as err:
+        pvr.run(fake, params(volumes=records, pods=finished, wait=False))
+    assert "restore_helper_pod state=absent" in err.value.msg
+    assert not fake.all(k.POD_VOLUME_RESTORE)
+    assert pvr.run(fake, params(volumes=records, pods=pods, wait=False))["changed"]  # running: created
