@@ -363,9 +363,10 @@ def assess(record):
         reason = "volume %s has an unknown backup method; it cannot be restored data-only." % where
     elif (record.get("uploader_type") or "") == v.UPLOADER_RESTIC:
         reason = ("volume %s was uploaded with restic (a PodVolumeBackup without uploaderType, from before "
-                  "Velero 1.10, is restic too): current Velero node-agents accept only kopia "
-                  "(restic support was removed), so no PodVolumeRestore can read it. Restore it with a "
-                  "Velero version that still supports restic, or take a new kopia backup." % where)
+                  "Velero 1.10, is restic too): this collection restores kopia snapshots only; Velero v1.17 and "
+                  "v1.18 restore restic ones only through their legacy restic controller (not driven here), later "
+                  "versions not at all. Restore it with a Velero Restore on v1.18 or older, or take a new kopia "
+                  "backup." % where)
     elif backup_incomplete(record):
         reason = ("the backup of volume %s did not complete (phase %s, result %s): its snapshot cannot be "
                   "trusted. Pick another backup."

@@ -62,11 +62,11 @@ def check_record(rec):
     uploader = rec.get("uploader_type")
     if method == "fs" and va.pod_volume_uploader(uploader) != va.UPLOADER_KOPIA:
         raise PreflightError(
-            "Volume %s was backed up with uploader %r (empty means restic); Velero's node-agent only restores "
-            "PodVolumeRestores with "
-            "uploaderType kopia (restic support was removed; other values are dropped silently, velero-contract.md "
-            "§1.4, §7.2). Restore it with a Velero version that still has restic, or re-back it up with kopia."
-            % (key, uploader), volume=key)
+            "Volume %s was backed up with uploader %r (empty means restic); this collection restores only "
+            "PodVolumeRestores with uploaderType kopia. Velero v1.17 and v1.18 restore restic snapshots only through "
+            "their legacy restic controller (which needs the BackupRepository's restic identifier and is not driven "
+            "here), and later versions not at all (velero-contract.md §1.4, §7.2). Restore it with a Velero Restore "
+            "on v1.18 or older, or take a new kopia backup." % (key, uploader), volume=key)
     if method == "data_mover" and (rec.get("data_mover") or "") not in va.BUILTIN_DATA_MOVERS:
         raise PreflightError(
             "Volume %s was moved by data mover %r; only Velero's built-in data mover (\"\" or velero) writes kopia "
