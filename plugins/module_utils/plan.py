@@ -45,6 +45,10 @@ NOTE_IN_PLACE_STALE_FILES = (
     "In-place restore: Kopia overwrites the files of the backup but never deletes files that were "
     "created after the backup, so they stay in the volume. Use mode=replace for an exact copy of the "
     "backup.")
+NOTE_VELERO_MARKER = (
+    "A PodVolumeRestore leaves Velero's .velero directory (its done file) in the root of the volume it restored when "
+    "restore-wait runs as a non-root user, Velero's default too: the node-agent creates it as root and restore-wait "
+    "cannot remove it (velero-restore-helper removeFolder). Delete it if the application minds.")
 NOTE_REPLACE_RETAIN = (
     "Replace: the original volumes are set to Retain and kept for rollback until cleanup is asked for.")
 
@@ -507,6 +511,8 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         notes.append(NOTE_IN_PLACE_STALE_FILES)
     else:
         notes.append(NOTE_REPLACE_RETAIN)
+    if any(vol.get("restore_via") == "pod_volume_restore" for vol in plan_volumes):
+        notes.append(NOTE_VELERO_MARKER)
     plan = {
         "backup": summary,
         "mode": mode,
