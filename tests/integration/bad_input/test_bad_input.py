@@ -309,8 +309,8 @@ def test_swap_mode_is_refused_before_anything_changes(api_client, kubeconfig, na
     assert not mutations, mutations
 
 
-def test_a_keda_scaled_workload_without_pause_gitops_is_refused_in_preflight(api_client, kube, kubeconfig, namespace,
-                                                                            app_factory, backup_factory, tmp_path):
+def test_a_keda_scaled_workload_without_pause_gitops_is_refused_in_preflight(
+        api_client, kube, kubeconfig, namespace, app_factory, backup_factory, tmp_path):
     """KEDA would start the stopped Deployment again while its volumes are restored (a stand-in KEDA CRD: the real
     API server serves keda.sh/v1alpha1, no KEDA controller runs)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "modules"))

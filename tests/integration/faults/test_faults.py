@@ -277,7 +277,11 @@ def test_node_agent_missing_snapshot(api_client, kube, kubeconfig, state_dir, re
 def test_node_agent_crash_mid_copy(api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
     sim_config.set(crashAfterBytes=1024, bytesPerSecond=4096)
     rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path))
-    _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "PodVolumeRestore")
+    msgs = _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "PodVolumeRestore")
+    # 1024 bytes of the backup were written over the volume's own data before the crash: the message says so
+    assert "stopped before it finished: in place, those volumes may now hold a mix of the backup's files and their " \
+        "own" in msgs, msgs
+    assert "retry_failed=true for the failed ones" in msgs, msgs
     # after the node-agent is healthy again, a re-run with the same session finishes the job
     sim_config.set(crashAfterBytes="")
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config,

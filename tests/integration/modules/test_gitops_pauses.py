@@ -210,7 +210,7 @@ def test_without_pause_gitops_a_keda_scaled_workload_is_refused_before_any_chang
 
 
 def test_without_the_optional_rules_the_keda_check_is_a_warning(api_client, kube, kubeconfig, namespace, app_factory,
-                                                                 gitops_apis):
+                                                                gitops_apis):
     """docs/rbac.yml's required rules alone: the LIST of ScaledObjects is forbidden, the stop warns and goes on."""
     pvcs = _managed_app(kube, gitops_apis, namespace, app_factory)
     make_session(kubeconfig, namespace)
