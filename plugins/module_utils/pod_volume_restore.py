@@ -138,7 +138,9 @@ def refuse_finished_restore_wait(pod, namespace):
         raise PreflightError(
             "The restore-wait init container of helper pod %s/%s has already exited (%s), and Velero's node-agent only "
             "takes a PodVolumeRestore while it runs, so this one would never start. Delete the session's helper pods "
-            "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created."
+            "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created. (A new one exits at "
+            "once too when each of its volumes still holds the done file .velero/<session uid> of an earlier restore "
+            "of this session: those volumes were restored already.)"
             % (namespace, pod.get("name"), state), pod=pod.get("name"))
 
 
