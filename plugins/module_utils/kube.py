@@ -237,6 +237,7 @@ class Kube(object):
         self._dynamic = dynamic
         self.host = host
         self._resources = {}
+        self._missing = set()
         # Parallel reads (run_parallel) discover a kind once, not once per thread.
         self._discovery_lock = threading.Lock()
         if retry_seconds is None:
@@ -320,10 +321,13 @@ class Kube(object):
         return self._resources[kind]
 
     def has_api(self, kind):
+        if kind in self._missing:
+            return False
         try:
             self.resource(kind)
             return True
         except MissingApiError:
+            self._missing.add(kind)  # one discovery request per kind and module run, not one per question
             return False
 
     # -- reads -------------------------------------------------------------

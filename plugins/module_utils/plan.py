@@ -524,6 +524,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         "notes": notes,
     }
     plan["restore_timeout"] = restore_timeout(plan_volumes)
+    plan["pause_gitops"] = bool(pause_gitops)  # the rollback pauses what the restore paused
     if mode == "replace":
         plan["swap_mode"] = swap_mode  # pinned: a re-run finishes a begun swap the same way (check_same_request)
     return plan

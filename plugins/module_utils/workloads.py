@@ -58,9 +58,10 @@ FLUX_KS_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 FLUX_HR_NAME = "helm.toolkit.fluxcd.io/name"
 FLUX_HR_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
-# KEDA >= 2.13: pause at the current replica count (parsed with Go's strconv.ParseBool).
+# KEDA >= 2.13: pause at the current replica count. KEDA takes any value but a false one as paused (Go's
+# strconv.ParseBool false values; "false" is how its docs say to unpause).
 KEDA_PAUSED_AT_CURRENT = "autoscaling.keda.sh/paused"
-GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 # ----------------------------------------------------------------------------- pods
@@ -477,7 +478,7 @@ def stop_refusals(kube, namespace, pvcs, listed_pods=None, pause_gitops=False, w
         except PreflightError as exc:
             problems.append(exc.msg)
     if not pause_gitops:
-        problems.extend(keda_refusals(kube, found, warnings if warnings is not None else []))
+        problems.extend(keda_refusals(kube, found, warnings if warnings is not None else [], namespace, pvcs))
     return problems
 
 
@@ -564,43 +565,83 @@ def _keda_scaling(scaled_objects, obj):
 
 
 def keda_keeps_stopped(scaled_object):
-    """True when KEDA leaves a stopped target at 0 replicas: paused at 0 (``paused-replicas: "0"``; another count
-    scales it to that count), or paused at the current count (``paused: "true"``)."""
+    """True when KEDA leaves a stopped target at 0 replicas: paused at 0 (``paused-replicas`` a whole number equal to
+    0, as Go's ParseInt reads it; another count scales it to that count), or paused at the current count
+    (``paused`` set to anything but a false value)."""
     annotations = scaled_object["metadata"].get("annotations") or {}
     if KEDA_PAUSED in annotations:
-        return annotations[KEDA_PAUSED] == "0"
-    return annotations.get(KEDA_PAUSED_AT_CURRENT) in GO_TRUE
+        value = str(annotations[KEDA_PAUSED])
+        return bool(re.match(r"^[+-]?[0-9]+$", value)) and int(value) == 0
+    return KEDA_PAUSED_AT_CURRENT in annotations and str(annotations[KEDA_PAUSED_AT_CURRENT]) not in GO_FALSE
 
 
-def keda_refusals(kube, workloads, warnings):
+def keda_refusals(kube, workloads, warnings, namespace=None, pvcs=None):
     """With pause_gitops=false: why KEDA would start ``workloads`` again while they are stopped (it scales a target
-    back to minReplicaCount, and from zero when a trigger is active), one message per workload. Read only: the
-    group's discovery GET (404 without KEDA), then one LIST of ScaledObjects per namespace. A forbidden LIST is
-    added to ``warnings`` (the rule is optional in docs/rbac.yml)."""
+    back to minReplicaCount, and from zero when a trigger is active), one message per workload - also for the
+    workloads of ``namespace`` that sit idle at zero replicas with a pod template mounting one of ``pvcs``
+    (keda_idle_targets). Read only: the group's discovery GET (404 without KEDA), then one LIST of ScaledObjects
+    per namespace. A forbidden LIST is added to ``warnings`` (the rule is optional in docs/rbac.yml)."""
     scalable = [obj for obj in workloads if obj.get("kind") in KEDA_SCALABLE_KINDS]
-    if not scalable or not kube.has_api(k.KEDA_SCALED_OBJECT):
+    idle_wanted = bool(namespace and pvcs)
+    if not (scalable or idle_wanted) or not kube.has_api(k.KEDA_SCALED_OBJECT):
         return []
-    problems, listed = [], {}
+    listed = {}
+    for ns in sorted(set(obj["metadata"]["namespace"] for obj in scalable) | ({namespace} if idle_wanted else set())):
+        listed[ns] = keda_scaled_objects(kube, ns, warnings)
+    if idle_wanted:
+        scalable += keda_idle_targets(kube, namespace, pvcs, workloads, listed[namespace])
+    problems = []
     for obj in scalable:
-        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        if namespace not in listed:
-            try:
-                listed[namespace] = kube.list(k.KEDA_SCALED_OBJECT, namespace=namespace)[0]
-            except ForbiddenError:
-                listed[namespace] = []
-                warnings.append("cannot list the KEDA ScaledObjects of namespace %s (no permission); not checked: "
-                                "whether KEDA would start the stopped workloads again." % namespace)
-        for scaler in _keda_scaling(listed[namespace], obj):
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        for scaler in _keda_scaling(listed[ns], obj):
             if keda_keeps_stopped(scaler):
                 continue
             so = scaler["metadata"]["name"]
             problems.append(
                 "%s %s/%s is scaled by KEDA ScaledObject %s/%s, which would start it again while its volumes are "
-                "restored (minReplicaCount, or an active trigger). Set pause_gitops=true (the ScaledObject is paused "
-                "with %s: \"0\" and put back at the end), or pause it yourself: kubectl annotate scaledobject %s "
-                "-n %s %s=0" % (obj["kind"], namespace, name, namespace, so, KEDA_PAUSED, so, namespace,
-                                KEDA_PAUSED))
+                "restored (minReplicaCount, or an active trigger%s). Set pause_gitops=true (the ScaledObject is "
+                "paused with %s: \"0\" and put back at the end), or pause it yourself: kubectl annotate scaledobject %s "
+                "-n %s %s=0" % (obj["kind"], ns, name, ns, so,
+                                " - it is idle at zero replicas now" if replicas_is_stopped(obj) else "",
+                                KEDA_PAUSED, so, ns, KEDA_PAUSED))
     return problems
+
+
+def keda_scaled_objects(kube, namespace, warnings=None):
+    """The ScaledObjects of ``namespace``. A forbidden LIST: with ``warnings`` (a list) a warning and [], else the
+    ForbiddenError."""
+    try:
+        return kube.list(k.KEDA_SCALED_OBJECT, namespace=namespace)[0]
+    except ForbiddenError:
+        if warnings is None:
+            raise
+        warnings.append("cannot list the KEDA ScaledObjects of namespace %s (no permission); not checked: whether "
+                        "KEDA would start the stopped workloads again." % namespace)
+        return []
+
+
+def keda_idle_targets(kube, namespace, pvcs, found, scaled_objects):
+    """The workloads ``scaled_objects`` scale whose pods would mount one of ``pvcs`` but that ``found`` (found through
+    their pods) lacks: idle at zero replicas, they have no pod to be found by, and KEDA starts them when a trigger
+    fires. One GET per such ScaledObject target."""
+    known = set((o.get("kind"), o["metadata"]["name"]) for o in found)
+    out = []
+    for scaler in scaled_objects:
+        target = _spec(scaler).get("scaleTargetRef") or {}
+        kind, name = target.get("kind") or "Deployment", target.get("name")
+        if not name or kind not in KEDA_SCALABLE_KINDS or (kind, name) in known:
+            continue
+        if kind == "DeploymentConfig" and not kube.has_api(k.DEPLOYMENT_CONFIG):
+            continue
+        obj = kube.get(KINDS[kind].kind, name, namespace)
+        if obj is None:
+            continue
+        obj.setdefault("kind", kind)
+        mounts = template_claims(obj)
+        if any(mounts(claim) for claim in pvcs):
+            out.append(obj)
+            known.add((kind, name))
+    return out
 
 
 def gitops_markers(obj):
@@ -735,11 +776,16 @@ class Scaler(object):
             check_stoppable(obj)
         if not pause_gitops:
             unchecked = []
-            problems = keda_refusals(self.kube, targets, unchecked)
+            problems = keda_refusals(self.kube, targets, unchecked, namespace, pvcs)
             for warning in unchecked:
                 self.warn(warning)
             if problems:
                 raise PreflightError(" ".join(problems), workloads=[ref_of(obj) for obj in targets])
+        elif namespace and pvcs and self.kube.has_api(k.KEDA_SCALED_OBJECT):
+            # Idle at zero, they have no pods to be found by: stopping leaves them at zero, and their ScaledObjects
+            # are paused with the others below (so no trigger starts them during the restore).
+            targets = list(targets) + keda_idle_targets(self.kube, namespace, pvcs, targets,
+                                                        keda_scaled_objects(self.kube, namespace))
         if not targets and pvcs:
             self.warn("No workload mounts PVC(s) %s in namespace %s." % (", ".join(pvcs), namespace))
         results, gitops = [], []

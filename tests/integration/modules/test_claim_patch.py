@@ -112,6 +112,16 @@ def test_template_mode_patches_deployment(kubeconfig, kube, api_client, state_di
     dep = kube.get("Deployment", namespace, "web")
     assert dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim + "-restored"
     assert not run_module("claim_patch", args, kubeconfig=kubeconfig)["changed"]
+    # The Deployment rolled out onto the restored claim: patched back under its running pods, they would keep writing
+    # to the restored volume during the rollout. The revert refuses them (rollback.yml stops the workload first).
+    wait_for(lambda: [p for p in kube.list("Pod", namespace) if p["status"].get("phase") == "Running" and any(
+        (v.get("persistentVolumeClaim") or {}).get("claimName") == claim + "-restored" for v in p["spec"]["volumes"])],
+        120, message="a running pod of the restored claim")
+    refused = run_module("claim_patch", dict(args, state="reverted"), kubeconfig=kubeconfig)
+    assert refused.get("failed") and "%s-restored in namespace %s are in use by pod" % (claim, namespace) \
+        in refused["msg"], refused
+    stop = {"session": namespace, "namespace": namespace, "pvcs": [claim + "-restored"], "wait_timeout": 120}
+    assert run_module("workload_scale", stop, kubeconfig=kubeconfig)["changed"]
     back = run_module("claim_patch", dict(args, state="reverted"), kubeconfig=kubeconfig)
     assert back["changed"], back
     dep = kube.get("Deployment", namespace, "web")

@@ -481,6 +481,9 @@ def test_a_keda_scaled_workload_is_refused_without_pause_gitops_before_any_chang
     ({w.KEDA_PAUSED: "4"}, True),  # KEDA scales the target to 4 and holds it there
     ({w.KEDA_PAUSED: "4", w.KEDA_PAUSED_AT_CURRENT: "true"}, True),  # paused-replicas wins
     ({w.KEDA_PAUSED_AT_CURRENT: "false"}, True),
+    ({w.KEDA_PAUSED_AT_CURRENT: "yes"}, False),  # KEDA: anything but a false value pauses
+    ({w.KEDA_PAUSED: "00"}, False),  # ParseInt: 0
+    ({w.KEDA_PAUSED: "zero"}, True),
     ({}, True),
 ])
 def test_a_scaled_object_paused_at_zero_or_at_the_current_count_keeps_the_workload_stopped(annotations, refused):
@@ -492,6 +495,46 @@ def test_a_scaled_object_paused_at_zero_or_at_the_current_count_keeps_the_worklo
             w.scale(fake, params(pvcs=["data"]))
     else:
         assert w.scale(fake, params(pvcs=["data"]))["workloads"][0]["action"] == "stopped"
+
+
+def _idle_keda_deployment(fake):
+    """Deployment "web" idle at zero replicas (KEDA minReplicaCount 0): no pod, its template mounts claim data."""
+    fake.add(k.DEPLOYMENT, {"metadata": {"name": "web", "namespace": NS},
+                            "spec": {"replicas": 0, "template": {"spec": {"volumes": [
+                                {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}},
+                            "status": {"observedGeneration": 1}})
+    fake.mutate(k.KEDA_SCALED_OBJECT, "web-scaler", NS, lambda o: o["spec"].update(minReplicaCount=0))
+
+
+def test_an_idle_keda_target_mounting_the_claim_is_refused_without_pause_gitops():
+    """Idle at zero it has no pod, so nothing found it: a trigger during the restore started it on the volume."""
+    fake = gitops_kube()
+    _idle_keda_deployment(fake)
+    before = len(fake.requests)
+    with pytest.raises(PreflightError, match="Deployment shop/web is scaled by KEDA ScaledObject shop/web-scaler.*"
+                                             "idle at zero replicas now"):
+        w.scale(fake, params(pvcs=["data"]))
+    assert not _writes(fake, before)
+
+
+def test_an_idle_keda_target_gets_its_scaled_object_paused_with_pause_gitops():
+    fake = gitops_kube()
+    _idle_keda_deployment(fake)
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [(g["kind"], g["name"], g["result"]) for g in result["gitops"]] == [("ScaledObject", "web-scaler", "paused")]
+    assert fake.find(k.KEDA_SCALED_OBJECT, "web-scaler", NS)["metadata"]["annotations"][w.KEDA_PAUSED] == "0"
+    started = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert [g["result"] for g in started["gitops"]] == ["resumed"]
+    assert w.KEDA_PAUSED not in fake.find(k.KEDA_SCALED_OBJECT, "web-scaler", NS)["metadata"]["annotations"]
+    assert fake.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 0
+
+
+def test_an_idle_keda_target_of_another_claim_is_left_alone():
+    fake = gitops_kube()
+    _idle_keda_deployment(fake)
+    fake.add(k.POD, {"metadata": {"name": "other", "namespace": NS}, "spec": {"volumes": []},
+                     "status": {"phase": "Running"}})
+    assert w.scale(fake, params(pvcs=["logs"]))["workloads"] == []
 
 
 def test_keda_targets_are_matched_by_kind_and_name():
