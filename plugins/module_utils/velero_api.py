@@ -121,8 +121,18 @@ def data_path_settings(settings):
 
 # What kopia's restore parses (pkg/uploader/util/uploader_config.go): GetWriteSparseFiles with Go's strconv.ParseBool,
 # GetRestoreConcurrency with strconv.Atoi. A value they refuse fails the restore only after the data path was exposed.
-GO_BOOLS = ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False")
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+GO_BOOLS = GO_TRUE + GO_FALSE
 _GO_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+def go_int(value):
+    """``value`` read as Go's strconv.Atoi / ParseInt(s, 10, 64) would: an int, or None where Go fails."""
+    value = str(value)
+    if not _GO_INT.match(value) or abs(int(value)) >= 2 ** 63:
+        return None
+    return int(value)
 
 
 def data_path_setting_problems(settings, option):
@@ -132,7 +142,7 @@ def data_path_setting_problems(settings, option):
     for key, value in sorted(data_path_settings(settings).items()):
         if key == "WriteSparseFiles" and value not in GO_BOOLS:
             problems.append("%s.WriteSparseFiles is %r; Velero parses it as a boolean (true or false)." % (option, value))
-        elif key == "ParallelFilesDownload" and (not _GO_INT.match(value) or abs(int(value)) >= 2 ** 63):
+        elif key == "ParallelFilesDownload" and go_int(value) is None:
             problems.append("%s.ParallelFilesDownload is %r; Velero parses it as a whole number (0 or less: one "
                             "per CPU of the node)." % (option, value))
     return problems

@@ -28,6 +28,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import helper_
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
+from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
     ForbiddenError,
@@ -61,7 +62,6 @@ KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
 # KEDA >= 2.13: pause at the current replica count. KEDA takes any value but a false one as paused (Go's
 # strconv.ParseBool false values; "false" is how its docs say to unpause).
 KEDA_PAUSED_AT_CURRENT = "autoscaling.keda.sh/paused"
-GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 # ----------------------------------------------------------------------------- pods
@@ -551,7 +551,7 @@ def _flux_objects(kube, obj):
 
 
 def _keda_objects(kube, obj):
-    return _keda_scaling(kube.list(k.KEDA_SCALED_OBJECT, namespace=obj["metadata"]["namespace"])[0], obj)
+    return _keda_scaling(keda_scaled_objects(kube, obj["metadata"]["namespace"]), obj)
 
 
 def _keda_scaling(scaled_objects, obj):
@@ -570,9 +570,8 @@ def keda_keeps_stopped(scaled_object):
     (``paused`` set to anything but a false value)."""
     annotations = scaled_object["metadata"].get("annotations") or {}
     if KEDA_PAUSED in annotations:
-        value = str(annotations[KEDA_PAUSED])
-        return bool(re.match(r"^[+-]?[0-9]+$", value)) and int(value) == 0
-    return KEDA_PAUSED_AT_CURRENT in annotations and str(annotations[KEDA_PAUSED_AT_CURRENT]) not in GO_FALSE
+        return va.go_int(annotations[KEDA_PAUSED]) == 0
+    return KEDA_PAUSED_AT_CURRENT in annotations and str(annotations[KEDA_PAUSED_AT_CURRENT]) not in va.GO_FALSE
 
 
 def keda_refusals(kube, workloads, warnings, namespace=None, pvcs=None):
@@ -700,7 +699,7 @@ def gitops_is_paused(action, obj):
     if action == ACTION_ARGOCD:
         return current["annotation"] == "true"
     if action == ACTION_KEDA:
-        return current["annotation"] == "0"
+        return keda_keeps_stopped(obj)  # the same rule as the refusal without pause_gitops
     return current["suspend"]
 
 
