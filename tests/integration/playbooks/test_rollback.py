@@ -9,6 +9,9 @@
 * After a template swap the pods mount the restored claim: the rollback stops them before it points the workload
   back at the original claim. Before 2026-12-05 it looked for pods of the original claim, found none, and patched
   the running Deployment - its old pods kept writing to the restored volume during the rollout.
+* A rollback pauses what its restore paused: the plan records pause_gitops, so a KEDA-scaled workload restored
+  with pause_gitops=true is rolled back by a default rollback.yml (without rollback_pause_gitops), its ScaledObject
+  paused while it is stopped and put back afterwards.
 """
 
 import json
@@ -18,10 +21,22 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "modules"))
 
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
+import stand_in_apis  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
+
+KEDA = ("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
+KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+
+@pytest.fixture(scope="module")
+def keda_api(api_client):
+    """KEDA's ScaledObject API (a stand-in CRD, no KEDA controller) for the tests that ask for it."""
+    with stand_in_apis.served_for_module(api_client, [stand_in_apis.crd(*KEDA)]) as custom:
+        yield custom
 
 
 def _state(kube, session):
@@ -101,6 +116,46 @@ def test_a_template_swap_is_rolled_back_with_the_workload_stopped(api_client, ku
         assert kube.get("PersistentVolumeClaim", namespace, restored_claim), "the restored claim is kept"
         assert _state(kube, session) == "rolled_back"
         ph.assert_nothing_lost(api_client, state_dir, pvs)
+    finally:
+        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
+            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+
+
+def _keda_pause(custom, namespace):
+    group, version, _kind, plural = KEDA
+    scaled = custom.get_namespaced_custom_object(group, version, namespace, plural, "web-scaler")
+    return (scaled["metadata"].get("annotations") or {}).get(KEDA_PAUSED)
+
+
+def test_a_rollback_pauses_what_its_restore_paused(api_client, kube, kubeconfig, namespace, app_factory,
+                                                   backup_factory, keda_api, sim_config, tmp_path):
+    app = app_factory(kind="Deployment", name="web")
+    group, version, kind, plural = KEDA
+    keda_api.create_namespaced_custom_object(group, version, namespace, plural, {
+        "apiVersion": "%s/%s" % (group, version), "kind": kind,
+        "metadata": {"name": "web-scaler", "namespace": namespace},
+        "spec": {"scaleTargetRef": {"name": "web"}, "minReplicaCount": 1}})
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    sim_config.set(bytesPerSecond=100000)
+    session = "keda-" + namespace[-8:]
+    try:
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
+            "source_namespace": namespace, "backup": backup, "session": session, "pause_gitops": True,
+            "report_directory": str(tmp_path), "wait_slice": 2})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        assert _keda_pause(keda_api, namespace) is None, "the restore puts the ScaledObject back as it was"
+
+        # no rollback_pause_gitops: without the plan's pause_gitops the stop refuses the KEDA-scaled Deployment
+        rc, results, failed, _out, stderr = ph.run_restore("rollback.yml", kubeconfig, {
+            "session": session, "report_directory": str(tmp_path)})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        (stop,) = _task(results, "Stop the workloads that mount the PVCs")
+        assert [(w["kind"], w["name"], w["action"]) for w in stop["workloads"]] == [("Deployment", "web", "stopped")], \
+            (stop["workloads"], stop.get("warnings"))
+        assert [(g["kind"], g["name"]) for g in stop["gitops"]] == [("ScaledObject", "web-scaler")], stop["gitops"]
+        assert _state(kube, session) == "rolled_back"
+        assert _keda_pause(keda_api, namespace) is None, "the rollback puts the ScaledObject back as it was"
+        ph.replicas_back(api_client, app)
     finally:
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
