@@ -55,12 +55,13 @@ def build_argument_spec(*specs):
     return spec
 
 
-def run_module(argument_spec, runner, takes_over=False, **module_kwargs):
+def run_module(argument_spec, runner, takes_over=False, runner_sets_state=False, **module_kwargs):
     """Build the module, call ``runner(module, kube) -> result dict``, exit or fail.
 
     Every DataRestoreError becomes fail_json with its message and details; anything else is
     a bug and keeps its traceback. ``takes_over`` (bool, or a function of the params): the module takes the
-    session over for ``session_run`` instead of being fenced by it.
+    session over for ``session_run`` instead of being fenced by it. ``runner_sets_state``: the runner applies
+    ``session_state`` itself (restore_session, with its ``error``), so it is not applied again afterwards.
     """
     module_kwargs.setdefault("supports_check_mode", True)
     module = AnsibleModule(argument_spec=build_argument_spec(argument_spec), **module_kwargs)
@@ -72,7 +73,7 @@ def run_module(argument_spec, runner, takes_over=False, **module_kwargs):
         kube.session_cache = {}  # one read of the session per module run (session.load)
         _fence(module, kube, takes_over)
         result = runner(module, kube)
-        if module.params.get("session_state"):
+        if module.params.get("session_state") and not runner_sets_state:
             result = _move_session(module, kube, result)
     except DataRestoreError as exc:
         details = dict((key, value) for key, value in exc.details.items() if key not in ("msg", "changed"))

@@ -242,6 +242,7 @@ def main():
         ),
         run,
         takes_over=lambda params: params["take_over"],
+        runner_sets_state=True,
         required_by=dict(error=["session_state"]),
     )
 

@@ -4,11 +4,8 @@ FakeKube behind module.run_module instead of a cluster."""
 import json
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
-from ansible_collections.velero.data_restore.plugins.module_utils import module as module_utils
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.modules import restore_report
 from fake_kube import FakeKube
@@ -26,20 +23,9 @@ def seed(case):
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
+def run(module_main):
     """run(kube, args, check=False, diff=False) -> the module's result dict."""
-
-    def runner(kube, args, check=False, diff=False):
-        args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
-        if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19 decodes the arguments with a profile
-            monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-        monkeypatch.setattr(module_utils, "get_kube", lambda params: kube)
-        with pytest.raises(SystemExit):
-            restore_report.main()
-        return json.loads(capsys.readouterr().out)
-
-    return runner
+    return module_main(restore_report.main)
 
 
 def test_writes_both_files_then_is_idempotent(run, tmp_path):
