@@ -788,8 +788,8 @@ def plan_session(kube, velero_ns, session, check_mode=False, run=None, continue_
     Returns (plan, Session or None, continued, changed). A session past ``planned`` keeps its recorded plan
     and backup: a re-run after an interruption goes on with what was decided then, even when ``latest`` would
     now pick a newer backup; the plan is not re-validated because the workloads may be stopped by then.
-    ``run``: the playbook run that takes the session over (session.ensure); a settled session is not taken over
-    (its re-run changes nothing), the run that holds it is kept. A continued session asked for another backup:
+    ``run``: the playbook run that takes the session over (session.ensure); a settled or rolling back session is
+    not taken over (its re-run changes nothing), the run that holds it is kept. A continued session asked for another backup:
     check_same_request (``continue_warnings`` receives its warning).
     """
     continue_warnings = [] if continue_warnings is None else continue_warnings
@@ -801,7 +801,7 @@ def plan_session(kube, velero_ns, session, check_mode=False, run=None, continue_
         check_same_request(existing, build_args, continue_warnings)
         existing, changed = sessions.ensure(kube, velero_ns, session, mode=build_args.get("mode"),
                                             check_mode=check_mode,
-                                            run=None if existing.state in sessions.SETTLED_STATES else run)
+                                            run=None if existing.state in sessions.KEPT_BY_HOLDER_STATES else run)
         return existing.doc["plan"], existing, True, changed
     plan = build(kube, velero_ns, session=session, **build_args)
     backup = dict((key, value) for key, value in plan["backup"].items() if key != "volumes")

@@ -49,6 +49,9 @@ IN_EFFECT = ("recorded", "applied")
 # Nothing is left to do in these states: a re-run adopts the run that holds the session instead of taking it over,
 # so that it stays idempotent (the rollback role takes a completed replace over when it acts).
 SETTLED_STATES = ("completed", "rolled_back")
+# A restore re-run takes none of these over: nor a rollback under way, which belongs to the rollback run (the restore
+# playbooks refuse it before any change; rollback.yml finishes it).
+KEPT_BY_HOLDER_STATES = SETTLED_STATES + ("rolling_back",)
 # How often an update is retried when someone else changed the session meanwhile.
 CONFLICT_RETRIES = 8
 # A write of a fenced module run re-reads the session when its copy is older than this (session.fence).

@@ -53,7 +53,8 @@ description:
     at its next step before it changes anything. Taking over from a run that may still have a module running
     waits 6 seconds, so that such a module sees the take-over before its next write (no wait when that run
     marked the session V(failed), since it has ended). A V(completed) or V(rolled_back) session is not taken over (a
-    re-run of it changes nothing); RV(session_run) is then the run that holds it.
+    re-run of it changes nothing), nor a V(rolling_back) one (the rollback run holds it; the restore playbooks refuse
+    it); RV(session_run) is then the run that holds it.
 author:
   - velero.data_restore contributors (@velero-data-restore)
 extends_documentation_fragment:
@@ -200,7 +201,7 @@ RETURN = r"""
 session_run:
   description:
     - With O(create_session) - the playbook run that now holds the session (in check mode, the one that would);
-      null for a completed or rolled back session that no run was recorded for.
+      null for a completed, rolled back or rolling back session that no run was recorded for.
       Pass it as O(session_run) to the later modules of the run (the preflight role adds it to
       C(connection__velero)).
   returned: success
@@ -295,7 +296,7 @@ def run(module, kube):
         continue_warnings=continue_warnings, **build_args)
     for warning in continue_warnings if continued else result["warnings"]:
         module.warn(warning)
-    if recorded is not None and (recorded.state in sessions.SETTLED_STATES or not module.check_mode):
+    if recorded is not None and (recorded.state in sessions.KEPT_BY_HOLDER_STATES or not module.check_mode):
         run = recorded.run  # the run that holds it now: this one, or the one a settled session keeps
     return dict(changed=changed, plan=result, continued=continued, session=recorded.result() if recorded else None,
                 session_run=run)

@@ -197,8 +197,10 @@ def test_the_roles_dict_fences_each_session_by_its_own_run(cluster):
         s.load(module_run(cluster, runs), VNS, "nightly")
 
 
-@pytest.mark.parametrize("state", s.SETTLED_STATES)
+@pytest.mark.parametrize("state", ["completed", "rolled_back", "rolling_back"])
 def test_a_rerun_of_a_settled_session_keeps_its_run_and_changes_nothing(cluster, state):
+    """rolling_back: a restore re-run during rollback.yml took the session over before the preflight role refused
+    it (until 2026-12-05), and the rollback failed at its next step with the workloads stopped."""
     from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
 
     s.ensure(cluster, VNS, "nightly", plan={"volumes": []})
