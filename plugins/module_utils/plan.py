@@ -51,6 +51,10 @@ NOTE_VELERO_MARKER = (
     "cannot remove it (velero-restore-helper removeFolder). Delete it if the application minds.")
 NOTE_REPLACE_RETAIN = (
     "Replace: the original volumes are set to Retain and kept for rollback until cleanup is asked for.")
+NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS = (
+    "Replace with swap_mode=template: the original claims stay as they are, bound to their volumes (reclaim policy "
+    "unchanged), for rollback; cleanup.yml does not delete them. Delete an original claim yourself once you no "
+    "longer need it (with reclaim policy Delete, that deletes its volume).")
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -510,7 +514,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     if mode == "in_place":
         notes.append(NOTE_IN_PLACE_STALE_FILES)
     else:
-        notes.append(NOTE_REPLACE_RETAIN)
+        notes.append(NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS if swap_mode == "template" else NOTE_REPLACE_RETAIN)
     if any(vol.get("restore_via") == "pod_volume_restore" for vol in plan_volumes):
         notes.append(NOTE_VELERO_MARKER)
     plan = {

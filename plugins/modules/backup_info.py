@@ -80,8 +80,9 @@ options:
     type: str
   volumes:
     description:
-      - Whether to read the volume records of the returned backups (one PodVolumeBackup list and one
-        DownloadRequest per backup).
+      - Whether to read the volume records of the returned backups (one DownloadRequest per backup, for Velero's
+        volume info; DataUploads are listed too when it names data-mover volumes, and PodVolumeBackups and
+        DataUploads when a backup has no volume info).
       - Defaults to V(true) with O(name) or O(latest), else V(false).
     type: bool
   volume_info_timeout:

@@ -64,7 +64,7 @@ attributes:
 options:
   volumes:
     description:
-      - The volumes to swap. Either plan volume records from M(velero.data_restore.restore_session) plans
+      - The volumes to swap. Either plan volume records from M(velero.data_restore.restore_plan) plans
         (C(key), C(target_namespace), C(target_pvc), C(new_pvc.name); other keys are ignored), or simple items
         C({namespace, pvc, new_pvc}) where C(new_pvc) is the restored claim's name.
       - With O(state=reverted), C(new_pvc) may be left out; the session knows it.

@@ -123,7 +123,10 @@ EXAMPLES = r"""
   retries: 240
   delay: 0
 
-- name: Wait in slices of 60 seconds, each one continuing the watch of the one before
+# One slice of 60 seconds that continues the watch of the slice before. Put it in a task file that includes itself
+# while not pvr.done (as the in_place role's wait_slice.yml does): until/retries template a task's arguments once,
+# so the retries of one task would not pass on resume.
+- name: Wait one slice of 60 seconds, continuing the watch of the slice before
   velero.data_restore.pod_volume_restore:
     session: shop-restore
     volumes: "{{ plan.volumes }}"
@@ -131,9 +134,6 @@ EXAMPLES = r"""
     fail_on_timeout: false
     resume: "{{ pvr.resume | default(omit) }}"
   register: pvr
-  until: pvr.done
-  retries: 60
-  delay: 0
 
 - name: Cancel and delete the session's PodVolumeRestores
   velero.data_restore.pod_volume_restore:

@@ -223,7 +223,9 @@ plan:
   type: dict
   contains:
     backup:
-      description: Summary of the backup (as returned by M(velero.data_restore.backup_info), without volumes).
+      description:
+        - Summary of the backup, as returned by M(velero.data_restore.backup_info), with C(volumes) null (the
+          volumes are in C(volumes) below) and C(volume_source), where the volume records came from.
       type: dict
     mode:
       description: V(in_place) or V(replace).
@@ -250,6 +252,11 @@ plan:
           another one is refused, because a begun swap must be finished the way it began.
       type: str
       returned: mode=replace
+    pause_gitops:
+      description:
+        - The O(pause_gitops) the plan was made with. The rollback role pauses GitOps tools and KEDA when the
+          restore it undoes did.
+      type: bool
     volumes:
       description:
         - One record per volume, the input of the data-path modules (their C(volumes) option).

@@ -97,6 +97,11 @@ def test_replace_plan_new_claims(fake, store):
     again = build(fake, store, mode="replace", volumes=["data-app-1"], session="s1",
                   storage_class_map={"sim-immediate": "fast"})
     assert again["volumes"][0]["new_pvc"]["name"] == new["name"]
+    # a template swap leaves the original claims (and their reclaim policies) as they are: no Retain promised
+    template = build(fake, store, mode="replace", volumes=["data-app-1"], session="s1", swap_mode="template",
+                     storage_class_map={"sim-immediate": "fast"})
+    assert plan.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS in template["notes"]
+    assert plan.NOTE_REPLACE_RETAIN not in template["notes"]
 
 
 def test_replace_size_is_max_of_request_and_snapshot_rounded_up(fake, store):
