@@ -599,6 +599,7 @@ class ClaimPatcher(object):
             pvs[claim_name] = pv
         return {"pvc": claim_snapshot(claims[name]), "new_pvc": claim_snapshot(claims[new_name]),
                 "old_pv": pvs[name]["metadata"]["name"], "new_pv": pvs[new_name]["metadata"]["name"],
+                "old_pv_uid": pvs[name]["metadata"].get("uid"), "new_pv_uid": pvs[new_name]["metadata"].get("uid"),
                 "old_pv_reclaim_policy": pvs[name]["spec"].get("persistentVolumeReclaimPolicy"),
                 "new_pv_reclaim_policy": pvs[new_name]["spec"].get("persistentVolumeReclaimPolicy")}
 
@@ -761,6 +762,16 @@ class ClaimPatcher(object):
         result["diff"] = (before, after)
         return result
 
+    def refuse_after_cleanup(self):
+        """A swap back needs the volumes the session kept: none once cleanup began to delete them."""
+        began = sessions.require(self.kube, self.velero_namespace, self.session_name).cleanup_began()
+        if began:
+            raise PreflightError(
+                "Restore session %r cannot be rolled back: cleanup.yml began to delete the volumes it kept "
+                "(PersistentVolume %s), and a swap back would bind the workloads to a volume being deleted or gone. "
+                "Nothing was changed. Finish the cleanup: ansible-playbook velero.data_restore.cleanup -e session=%s "
+                "-e confirm=true." % (self.session_name, ", ".join(began), self.session_name))
+
     # -- cleanup ---------------------------------------------------------------
     def free(self):
         """Free what a settled session kept (cleanup): after a completed replace the old PVs of finished rebinds,
@@ -805,8 +816,8 @@ class ClaimPatcher(object):
             self._delete_claims(namespace, claims_)
         for name in sorted(plan["pvs"]):
             pv = self.kube.get(k.PV, name)
-            if pv is None:
-                continue  # reclaimed with its claim (policy Delete)
+            if pv is None or pv["metadata"].get("uid") != plan["pvs"][name]:
+                continue  # reclaimed with its claim (policy Delete); or gone, and another PV took its name
             if pv["spec"].get("persistentVolumeReclaimPolicy") != "Delete":
                 # Delete lets the storage free the volume behind the PV, not just the PV object.
                 self.kube.patch(k.PV, name, {"spec": {"persistentVolumeReclaimPolicy": "Delete"}})
@@ -818,12 +829,16 @@ class ClaimPatcher(object):
         return result
 
     def _free_plan(self, sess):
-        """What free() does: {"claims": [PVC objects], "pvs": set, "policies": [(pv, policy, record id)],
-        "records": {retain record id: status}, "kept": [{"name", "reason"}]} (reads only)."""
+        """What free() does: {"claims": [PVC objects], "pvs": {name: uid}, "policies": [(pv, policy, record id)],
+        "records": {id: status of the records marked freeing}, "kept": [{"name", "reason"}]} (reads only).
+
+        A PV is freed only while it is the object the session recorded (its uid): a PV deleted by hand since, whose
+        name a new PV took, is not the session's."""
         retained = dict((r["target"]["name"], r) for r in sess.doc.get("undo") or []
                         if r["action"] == ACTION_RETAIN and r["status"] in sessions.IN_EFFECT)
         rolled_back = sess.state == "rolled_back"
-        claims_, pvs, kept = [], set(), []
+        claims_, pvs, kept, records = [], set(), [], {}
+        recorded_uids = dict((name, r["target"].get("uid")) for name, r in retained.items())
         if rolled_back:
             for rec in (sess.doc.get("plan") or {}).get("volumes") or []:
                 namespace, new_name = rec.get("target_namespace"), (rec.get("new_pvc") or {}).get("name")
@@ -848,6 +863,9 @@ class ClaimPatcher(object):
                 claim = self.kube.get(k.PVC, snapshot["name"], snapshot["namespace"])
                 if record.get("phase") == "swapped" and claim is not None and _volume_name(claim) == original["new_pv"]:
                     pvs.add(original["old_pv"])
+                    records[record["id"]] = record["status"]
+                    if original.get("old_pv_uid"):  # recorded since 2026-12-05
+                        recorded_uids[original["old_pv"]] = original["old_pv_uid"]
                 else:
                     kept.append({"name": "PersistentVolume %s" % original["old_pv"],
                                  "reason": "The swap of PVC %s/%s to %s did not finish (record %s, %s); re-run the "
@@ -855,10 +873,11 @@ class ClaimPatcher(object):
                                            % (snapshot["namespace"], snapshot["name"], original["new_pv"],
                                               record["status"], record.get("phase"), self.session_name)})
         claim_uids = set(c["metadata"]["uid"] for c in claims_)
-        policies, records = [], {}
+        policies, live_uids = [], {}
         for name, record in sorted(retained.items()):
             pv = self.kube.get(k.PV, name)
-            if pv is None:
+            if pv is None or not self._is_recorded_pv(pv, recorded_uids):
+                pvs.discard(name)
                 continue
             if name in pvs:
                 records[record["id"]] = record["status"]
@@ -880,20 +899,31 @@ class ClaimPatcher(object):
                                    "yourself, then re-run." % (name, _phase(pv))})
         for name in sorted(pvs):  # a PV a claim (other than the ones freed here) holds or is about to take stays
             pv = self.kube.get(k.PV, name)
-            if pv is None:
+            if pv is None or not self._is_recorded_pv(pv, recorded_uids):
                 pvs.discard(name)  # gone already (freed before, or reclaimed with its claim)
                 continue
+            live_uids[name] = pv["metadata"].get("uid")
             ref = pv["spec"].get("claimRef") or {}
             if ref.get("uid") in claim_uids:
                 continue
             holder = self.kube.get(k.PVC, ref["name"], ref.get("namespace")) if ref.get("name") else None
             if _phase(pv) == "Bound" or (holder is not None and (
                     not ref.get("uid") or holder["metadata"].get("uid") == ref.get("uid"))):
-                pvs.discard(name)
+                del live_uids[name]
                 kept.append({"name": "PersistentVolume %s" % name,
                              "reason": "PV %s is %s and claimed by PVC %s/%s; it is not freed."
                                        % (name, _phase(pv), ref.get("namespace"), ref.get("name"))})
-        return {"claims": claims_, "pvs": pvs, "policies": policies, "records": records, "kept": kept}
+        return {"claims": claims_, "pvs": live_uids, "policies": policies, "records": records, "kept": kept}
+
+    def _is_recorded_pv(self, pv, recorded_uids):
+        """False (with a warning) for a PV that has the name of one the session recorded but is another object."""
+        name, uid = pv["metadata"]["name"], pv["metadata"].get("uid")
+        recorded = recorded_uids.get(name)
+        if not recorded or recorded == uid:
+            return True
+        self.warnings.append("PersistentVolume %s is not the volume session %s recorded (uid %s, now %s): that one "
+                             "was deleted since, and this one is left alone." % (name, self.session_name, recorded, uid))
+        return False
 
     def _wait_pvs_gone(self, names):
         def predicate(objs):
@@ -1002,6 +1032,8 @@ def patch_claims(kube, params, check_mode=False, on_progress=None):
     begun = patcher.begun_modes(volumes)
     if state == "swapped":
         refuse_other_mode(params["session"], mode, begun)
+    else:
+        patcher.refuse_after_cleanup()
     results, before, after = [], {}, {}
     for vol in volumes:
         if state == "swapped":

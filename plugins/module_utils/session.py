@@ -254,11 +254,24 @@ class Session(object):
         return sorted("%s %s/%s" % (r["target"].get("kind"), r["target"].get("namespace"), r["target"].get("name"))
                       for r in self.doc.get("undo") or [] if r["action"] == ACTION_SCALE and r["status"] in IN_EFFECT)
 
+    def cleanup_began(self):
+        """The volumes (PV names) cleanup.yml began to free: marked in the journal right before its first change. A
+        rollback from then on could swap back onto a volume being deleted, or one already gone."""
+        return sorted(set(_freed_volume(r) for r in self.doc.get("undo") or [] if r.get("freeing")))
+
     def result(self):
         """What modules return about the session."""
         return {"name": self.name, "object_name": self.object_name, "namespace": self.namespace,
                 "uid": self.uid, "state": self.state, "swaps": self.swaps(),
-                "stopped_workloads": self.stopped_workloads(), "document": copy.deepcopy(self.doc)}
+                "stopped_workloads": self.stopped_workloads(), "cleanup_began": self.cleanup_began(),
+                "document": copy.deepcopy(self.doc)}
+
+
+def _freed_volume(record):
+    """The PV an undo record marked freeing stands for: a retained PV, or the old PV of a rebind."""
+    if record["action"] == ACTION_REBIND:
+        return (record.get("original") or {}).get("old_pv")
+    return record["target"].get("name")
 
 
 # A ConfigMap holds at most 1 MiB (the apiserver refuses a larger one with 422). The preflight refuses a plan whose

@@ -177,6 +177,13 @@ session:
       type: list
       elements: str
       sample: [Deployment shop/web]
+    cleanup_began:
+      description:
+        - The PersistentVolumes cleanup (M(velero.data_restore.claim_patch) O(state=freed)) began to delete, marked in
+          the journal before its first change. Once it is not empty the session cannot be rolled back.
+      type: list
+      elements: str
+      sample: []
     document:
       description: The full session document (plan, volumes, undo records, hooks, history).
       type: dict

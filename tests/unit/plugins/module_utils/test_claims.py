@@ -768,6 +768,77 @@ def test_freed_after_a_completed_replace_deletes_the_old_pv_and_gives_the_new_on
     assert not again["changed"] and mutations(fk) == before
 
 
+def test_freed_leaves_a_new_pv_that_took_the_name_of_a_recorded_one():
+    """The retained old PV was deleted by hand and a new static PV took its name: not the session's, not deleted.
+    Before 2026-12-05 cleanup matched PVs by name, set this one to Delete and deleted it (and its storage)."""
+    fk = swapped_and_completed()
+    fk.remove(k.PV, "pv-old")
+    fk.add(k.PV, {"metadata": {"name": "pv-old"},
+                  "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
+                           "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "manual",
+                           "csi": {"driver": "sim.csi", "volumeHandle": "precious"}},
+                  "status": {"phase": "Available"}})
+    preview = freed(fk, check_mode=True)
+    assert preview["deleted_pvs"] == []
+    result = freed(fk)
+    assert result["deleted_pvs"] == [] and result["policies_restored"] == [{"pv": "pv-new", "policy": "Delete"}]
+    assert [w for w in result["warnings"] if "PersistentVolume pv-old is not the volume session" in w], result
+    pv = fk.find(k.PV, "pv-old")
+    assert pv is not None and pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+
+
+def test_freed_checks_the_uid_of_an_old_pv_that_was_retain_already():
+    """A static PV that was Retain before the swap has no retain record: the rebind record keeps its uid."""
+    fk = make_kube()
+    fk.mutate(k.PV, "pv-old", None, lambda o: o["spec"].update(persistentVolumeReclaimPolicy="Retain"))
+    plan_volumes(fk)
+    c.patch_claims(fk, params())
+    s.set_state(fk, VNS, SESSION, "completed")
+    recorded_uid = fk.find(k.PV, "pv-old")["metadata"]["uid"]
+    record = [r for r in s.require(fk, VNS, SESSION).doc["undo"] if r["action"] == "rebind"][0]
+    assert record["original"]["old_pv_uid"] == recorded_uid
+    fk.remove(k.PV, "pv-old")
+    fk.add(k.PV, {"metadata": {"name": "pv-old"}, "spec": {"persistentVolumeReclaimPolicy": "Retain"},
+                  "status": {"phase": "Available"}})
+    assert freed(fk)["deleted_pvs"] == [] and fk.find(k.PV, "pv-old") is not None
+
+
+@pytest.mark.parametrize("old_policy", ["Delete", "Retain"])
+def test_a_rollback_is_refused_once_cleanup_began(old_policy):
+    """cleanup.yml killed (or timed out) after its first change: the old PV is deleting or gone. The swap back
+    would fail with the workloads stopped, or bind the claim to a volume being deleted; it is refused first."""
+    def completed():
+        fk = make_kube(KillableKube)
+        fk.mutate(k.PV, "pv-old", None, lambda o: o["spec"].update(persistentVolumeReclaimPolicy=old_policy))
+        plan_volumes(fk)
+        c.patch_claims(fk, params())
+        s.set_state(fk, VNS, SESSION, "completed")
+        return fk
+
+    fk = completed()
+    assert s.require(fk, VNS, SESSION).cleanup_began() == []
+    fk.kill_at, fk.mutations = 10 ** 6, 0
+    freed(fk)
+    total = fk.mutations  # dry-run deletes, the intent write, patches, the delete, the last journal write
+    for kill_at in range(3, total + 2):  # from right after the intent write to a cleanup that finished
+        fk = completed()
+        fk.kill_at, fk.mutations = kill_at, 0
+        if kill_at <= total:
+            with pytest.raises(Killed):
+                freed(fk)
+        else:
+            freed(fk)
+        fk.kill_at = 0
+        assert s.require(fk, VNS, SESSION).result()["cleanup_began"] == ["pv-old"], kill_at
+        before = mutations(fk)
+        with pytest.raises(PreflightError, match="cannot be rolled back: cleanup.yml began to delete the volumes it "
+                                                 r"kept \(PersistentVolume pv-old\)"):
+            c.patch_claims(fk, params(state="reverted"))
+        assert mutations(fk) == before
+        freed(fk)  # the cleanup finishes
+        assert fk.find(k.PV, "pv-old") is None and fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-new"
+
+
 def test_freed_after_a_rollback_deletes_the_unused_session_claim_and_its_volume():
     fk = make_kube()
     fk.mutate(k.PVC, "data-restored", NS, lambda o: o["metadata"].update(labels=dict(
