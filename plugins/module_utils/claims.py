@@ -804,9 +804,8 @@ class ClaimPatcher(object):
             self.kube.delete(k.PVC, claim["metadata"]["name"], claim["metadata"]["namespace"], dry_run=True)
         for name in sorted(plan["pvs"]):
             self.kube.delete(k.PV, name, dry_run=True)
-        # The intent first: the records of the PVs about to go say so.
-        sessions.set_undo_status_many(self.kube, self.velero_namespace, self.session_name, dict(
-            (rid, (status, {"freeing": True})) for rid, status in plan["records"].items()))
+        # The intent first: the records of the PVs about to go say so, and the journal keeps which PVs (and uids).
+        sessions.mark_freeing(self.kube, self.velero_namespace, self.session_name, plan["records"], plan["pvs"])
         for name, policy, rid in plan["policies"]:
             self.kube.patch(k.PV, name, {"spec": {"persistentVolumeReclaimPolicy": policy}})
         by_namespace = {}
@@ -839,6 +838,10 @@ class ClaimPatcher(object):
         rolled_back = sess.state == "rolled_back"
         claims_, pvs, kept, records = [], set(), [], {}
         recorded_uids = dict((name, r["target"].get("uid")) for name, r in retained.items())
+        # PVs a cleanup killed part-way recorded: their claims may be gone already.
+        for name, uid in sess.freeing_volumes().items():
+            pvs.add(name)
+            recorded_uids[name] = uid
         if rolled_back:
             for rec in (sess.doc.get("plan") or {}).get("volumes") or []:
                 namespace, new_name = rec.get("target_namespace"), (rec.get("new_pvc") or {}).get("name")

@@ -255,9 +255,14 @@ class Session(object):
                       for r in self.doc.get("undo") or [] if r["action"] == ACTION_SCALE and r["status"] in IN_EFFECT)
 
     def cleanup_began(self):
-        """The volumes (PV names) cleanup.yml began to free: marked in the journal right before its first change. A
+        """The volumes (PV names) cleanup.yml began to free: recorded in the journal right before its first change. A
         rollback from then on could swap back onto a volume being deleted, or one already gone."""
-        return sorted(set(_freed_volume(r) for r in self.doc.get("undo") or [] if r.get("freeing")))
+        marked = set(_freed_volume(r) for r in self.doc.get("undo") or [] if r.get("freeing"))
+        return sorted(marked | set(self.freeing_volumes()))
+
+    def freeing_volumes(self):
+        """{PV name: uid} that a cleanup recorded before its first change (mark_freeing)."""
+        return dict((self.doc.get("cleanup") or {}).get("pvs") or {})
 
     def result(self):
         """What modules return about the session."""
@@ -565,6 +570,21 @@ def set_undo_status_many(kube, velero_namespace, session, changes, check_mode=Fa
                 record.update(extra)
 
     return update(kube, velero_namespace, session, apply, state=state)
+
+
+def mark_freeing(kube, velero_namespace, session, records, pvs):
+    """The intent of a cleanup, in one write before its first change: the undo records whose PVs go (``records``:
+    {id: status}) are marked, and the PVs to delete ({name: uid}) are kept, so that a re-run after a kill between
+    a claim's delete and its PV's still finds the PV (it is no longer any claim's)."""
+    def apply(doc):
+        for record in doc["undo"]:
+            if record["id"] in records:
+                record["status"] = records[record["id"]]
+                record["freeing"] = True
+        cleanup = doc.setdefault("cleanup", {})
+        cleanup["pvs"] = dict(cleanup.get("pvs") or {}, **pvs)
+
+    return update(kube, velero_namespace, session, apply)
 
 
 def _undo_entry(rid, action, target, original):

@@ -854,6 +854,38 @@ def test_freed_after_a_rollback_deletes_the_unused_session_claim_and_its_volume(
     assert pv["status"]["phase"] == "Bound" and fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-old"
 
 
+def test_a_cleanup_killed_between_a_claim_and_its_volume_finds_the_volume_again():
+    """After a rollback, a restored PV with reclaim policy Retain (its class says so) has no retain record; killed
+    after its claim was deleted, the re-run found no claim and so no PV, and cleanup.yml then deleted the session:
+    the Released PV and its storage were left with no record (until 2026-12-05). The intent write keeps the PVs."""
+    def rolled_back():
+        fk = make_kube(KillableKube)
+        fk.mutate(k.PVC, "data-restored", NS, lambda o: o["metadata"].update(labels=dict(
+            c.names.session_labels(SESSION, c.CLAIM_ROLE))))
+        fk.mutate(k.PV, "pv-new", None, lambda o: o["spec"].update(persistentVolumeReclaimPolicy="Retain"))
+        plan_volumes(fk)
+        c.patch_claims(fk, params())
+        c.patch_claims(fk, params(state="reverted"))
+        s.set_state(fk, VNS, SESSION, "rolled_back")
+        return fk
+
+    fk = rolled_back()
+    fk.kill_at, fk.mutations = 10 ** 6, 0
+    freed(fk)
+    total = fk.mutations
+    for kill_at in range(1, total + 1):
+        fk = rolled_back()
+        fk.kill_at, fk.mutations = kill_at, 0
+        with pytest.raises(Killed):
+            freed(fk)
+        fk.kill_at = 0
+        while pv_controller(fk):  # time passes: the binder releases the PV of a deleted claim
+            pass
+        freed(fk)
+        assert fk.find(k.PVC, "data-restored", NS) is None and fk.find(k.PV, "pv-new") is None, kill_at
+        assert fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-old", kill_at
+
+
 def test_freed_keeps_retain_on_a_volume_whose_claim_is_being_deleted():
     """Giving pv-new its Delete policy back while its claim is Terminating would delete the restored data with it."""
     fk = swapped_and_completed()
