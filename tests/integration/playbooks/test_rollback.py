@@ -159,3 +159,57 @@ def test_a_rollback_pauses_what_its_restore_paused(api_client, kube, kubeconfig,
     finally:
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+
+
+def test_a_rollback_is_refused_once_cleanup_began(api_client, kube, kubeconfig, namespace, app_factory,
+                                                  backup_factory, sim_config, tmp_path):
+    """cleanup.yml set the old PV to Delete and deleted it, and its wait timed out (a slow storage delete, here a
+    finalizer): rollback.yml would swap the app back onto a volume being deleted. It is refused before it stops
+    anything, and the cleanup finishes when re-run."""
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    sim_config.set(bytesPerSecond=100000)
+    session = "clean-" + namespace[-8:]
+    claim = app["pvcs"][0]
+    hold = "data-restore.test/hold"
+    old_pv = None
+    try:
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
+            "source_namespace": namespace, "backup": backup, "session": session, "report_directory": str(tmp_path),
+            "wait_slice": 2})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        (old_pv,) = [r["original"]["old_pv"] for r in doc["undo"] if r["action"] == "rebind"]
+        restored_pv = kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"]
+        kube.patch("PersistentVolume", None, old_pv, {"metadata": {"finalizers": [hold]}})
+
+        rc, _results, failed, _out, stderr = ph.run_restore("cleanup.yml", kubeconfig, {
+            "session": session, "confirm": True, "cleanup_wait_timeout": 5})
+        assert rc != 0 and failed, "the cleanup did not time out"
+        assert kube.get("PersistentVolume", None, old_pv)["metadata"].get("deletionTimestamp")
+
+        before = ph.snapshot(api_client, [namespace, ph.VELERO_NS], tokens=[session])
+        rc, _results, failed, _out, _err = ph.run_restore("rollback.yml", kubeconfig, {
+            "session": session, "report_directory": str(tmp_path)})
+        after = ph.snapshot(api_client, [namespace, ph.VELERO_NS], tokens=[session])
+        assert rc != 0 and failed, "the rollback after a begun cleanup did not fail"
+        name, result = failed[0]
+        assert name.endswith("Refuse a rollback once cleanup began"), (name, result.get("msg"))
+        assert "cleanup.yml began to delete the volumes it kept (PersistentVolume %s)" % old_pv in result["msg"], \
+            result["msg"]
+        assert "-e session=%s -e confirm=true" % session in result["msg"], result["msg"]
+        assert not ph.diff_snapshots(before, after, (ph.VELERO_NS, namespace))
+        assert kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"] == restored_pv
+        ph.replicas_back(api_client, app)
+
+        kube.patch("PersistentVolume", None, old_pv, {"metadata": {"finalizers": None}})
+        rc, _results, failed, _out, stderr = ph.run_restore("cleanup.yml", kubeconfig, {
+            "session": session, "confirm": True})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        assert kube.get_or_none("PersistentVolume", None, old_pv) is None
+        assert kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session) is None
+    finally:
+        if old_pv and kube.get_or_none("PersistentVolume", None, old_pv):
+            kube.patch("PersistentVolume", None, old_pv, {"metadata": {"finalizers": None}})
+        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
+            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
