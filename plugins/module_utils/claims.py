@@ -522,8 +522,15 @@ class ClaimPatcher(object):
         current = self.kube.get(k.PVC, name, namespace)
         # A claim being deleted (a pod still holds it) is gone for this purpose: bound now, deleted later.
         deleting = _deleting(current)
-        if current is not None and _volume_name(current) == new_pv and _phase(current) == "Bound" \
-                and record.get("phase") == "swapped" and not deleting:
+        bound_to_new = current is not None and _volume_name(current) == new_pv and _phase(current) == "Bound" \
+            and not deleting
+        if bound_to_new and record.get("phase") == "swapping" and record["status"] == "applied":
+            # A swap with wait=false: the recreated claim has bound since; the journal says so once.
+            if not self.check_mode:
+                self._status(rid, "applied", phase="swapped")
+            record = dict(record, phase="swapped")
+            result["changed"] = True
+        if bound_to_new and record.get("phase") == "swapped":
             result["state"] = "swapped"
             # A run killed before its last write left the volume without its swap entry: the swap would count as
             # partial for good (the rescue of a later failure rolls back partial swaps) and the report shows no PVs.

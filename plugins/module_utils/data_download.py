@@ -269,6 +269,9 @@ def run(kube, params, check_mode=False):
     # when one is needed; each StorageClass once.
     for rec in records:  # before any change
         claims.refuse_new_claim_mid_swap(sess, rec["target_namespace"], rec.get("target_pvc"), rec["new_pvc"]["name"])
+        dd = existing.get(dd_name(session_name, rec["target_namespace"], rec["new_pvc"]["name"]))
+        if dd is not None and not dd["metadata"].get("deletionTimestamp"):
+            pvrs.refuse_other_snapshot(dd, rec, pvrs.volume_key(rec), session_name)
     claims_now = _claims_of(kube, records)
     placeholders, classes, created, recreated = {}, {}, [], False
     settings = None
@@ -357,7 +360,10 @@ def run(kube, params, check_mode=False):
     if check_mode:
         planned = [dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}}, expected[n]),
                         **volumes_info.get(n, {})) for n in sorted(expected)]
-        result.update(done=False, volumes=planned)
+        if not changed and planned and all(v.get("phase") == "Completed" for v in planned):
+            # the real run deletes the placeholder pods of completed DataDownloads
+            changed = bool(_placeholders(kube, session_name, [volumes_info[n] for n in sorted(expected)]))
+        result.update(done=False, volumes=planned, changed=changed)
         return result
     if not params["wait"]:
         volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
@@ -448,7 +454,8 @@ def _wait(kube, velero_ns, session_name, expected, volumes_info, params, result,
                           resume=pvrs.resume_value(list(final.values()), version))
             return result
     removed = _delete_placeholders(kube, session_name, volumes)
-    result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed)
+    result.update(done=True, volumes=volumes, progress=pvrs.progress_line(volumes), placeholders_deleted=removed,
+                  changed=bool(result.get("changed") or removed))
     return result
 
 
@@ -479,14 +486,21 @@ def _timed_out(volumes, pending, velero_ns, params, result):
     return result
 
 
+def _placeholders(kube, session_name, volumes):
+    """(namespace, pod name) of the session's placeholder pods for ``volumes`` (entries with namespace and pvc)."""
+    found = []
+    for ns in sorted(set(v["namespace"] for v in volumes)):
+        wanted = set(consumer_name(session_name, ns, v["pvc"]) for v in volumes if v["namespace"] == ns)
+        items = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0]
+        found.extend((ns, pod["metadata"]["name"]) for pod in items if pod["metadata"]["name"] in wanted)
+    return found
+
+
 def _delete_placeholders(kube, session_name, volumes):
     removed = []
-    for ns in sorted(set(v["namespace"] for v in volumes)):
-        items = kube.list(k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0]
-        for pod in items:
-            if pod["metadata"]["name"] in set(consumer_name(session_name, ns, v["pvc"]) for v in volumes):
-                kube.delete(k.POD, pod["metadata"]["name"], ns)
-                removed.append("%s/%s" % (ns, pod["metadata"]["name"]))
+    for ns, name in _placeholders(kube, session_name, volumes):
+        kube.delete(k.POD, name, ns)
+        removed.append("%s/%s" % (ns, name))
     return removed
 
 

@@ -51,6 +51,20 @@ def volume_key(rec):
     return rec.get("key") or "%s/%s" % (rec.get("target_namespace") or ns, rec.get("target_pvc") or pvc)
 
 
+def refuse_other_snapshot(obj, rec, key, session_name):
+    """An object of the session (same stable name) restores another snapshot into the volume: taking it for this
+    record would report another backup's data as restored."""
+    current = (obj.get("spec") or {}).get("snapshotID")
+    if current and current != rec["snapshot_id"]:
+        kind = obj.get("kind") or "PodVolumeRestore"
+        raise PreflightError(
+            "%s %s/%s of session %s restores snapshot %s into volume %s, and this run asks for snapshot %s (another "
+            "backup?). Nothing was changed. To restore another backup, use a new session name; to restore this one "
+            "again under this session, delete the session's %ss first (state=absent)."
+            % (kind, obj["metadata"].get("namespace"), obj["metadata"]["name"], session_name, current, key,
+               rec["snapshot_id"], kind), volume=key)
+
+
 def check_record(rec):
     """Refuse what a node-agent would drop or fail, with the contract's reason."""
     key = rec.get("key") or "%s/%s" % helper_pod.receiving_claim(rec)
@@ -274,6 +288,7 @@ def run(kube, params, check_mode=False):
         expected[name] = key
         current = existing.get(name)
         if current is not None and not current["metadata"].get("deletionTimestamp"):
+            refuse_other_snapshot(current, rec, key, session_name)
             phase = va.phase_of(current)
             if phase in FAILED_PHASES and params.get("retry_failed"):
                 plan.append(("recreate", rec, key, name, current))

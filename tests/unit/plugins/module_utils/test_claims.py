@@ -190,6 +190,25 @@ def test_rebind_is_idempotent(fk):
     assert mutations(fk) == before
 
 
+def test_a_rebind_without_wait_becomes_idempotent_once_the_claim_is_bound(fk):
+    """wait=false left the record "swapping" and every later run said changed (until 2026-12-05)."""
+    first = c.patch_claims(fk, params(wait=False))
+    assert first["changed"]
+    for _ in range(5):  # the PV controller binds the recreated claim
+        pv_controller(fk)
+    before = mutations(fk)
+    check = c.patch_claims(fk, params(wait=False), check_mode=True)
+    assert check["changed"] and mutations(fk) == before
+    second = c.patch_claims(fk, params(wait=False))
+    assert second["changed"] and second["volumes"][0]["state"] == "swapped"
+    record = [r for r in s.require(fk, VNS, SESSION).doc["undo"] if r["action"] == "rebind"][0]
+    assert (record["status"], record["phase"]) == ("applied", "swapped")
+    before = mutations(fk)
+    third = c.patch_claims(fk, params(wait=False))
+    assert not third["changed"] and third["volumes"][0]["state"] == "swapped" and mutations(fk) == before
+    assert_swapped(fk)
+
+
 def claim_pod(fk, name, claim, phase="Running", node="node-1"):
     spec = {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}
     if node:

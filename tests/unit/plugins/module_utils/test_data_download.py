@@ -438,3 +438,39 @@ def test_data_mover_config_values_kopia_refuses_are_refused_before_any_change():
     with pytest.raises(PreflightError, match="data_mover_config.WriteSparseFiles is 'maybe'"):
         dd.run(fake, params(volumes=[f.dm_record("data")], wait=False, data_mover_config={"WriteSparseFiles": "maybe"}))
     assert not fake.all(k.DATA_DOWNLOAD) and not fake.all(k.PVC)
+
+
+def test_a_datadownload_of_the_session_for_another_snapshot_is_refused_before_any_change():
+    fake = setup()
+    records = [f.dm_record("data", sc="sim-immediate"), f.dm_record("logs", sc="sim-immediate")]
+    dd.run(fake, params(volumes=records[:1]))
+    writes = [r for r in fake.requests if r[0] not in ("get", "list", "watch")]
+    other = [records[1], dict(records[0], snapshot_id="snap-of-another-backup")]  # the refused one comes second
+    with pytest.raises(PreflightError) as err:
+        dd.run(fake, params(volumes=other))
+    assert "DataDownload" in err.value.msg and "this run asks for snapshot snap-of-another-backup" in err.value.msg
+    assert [r for r in fake.requests if r[0] not in ("get", "list", "watch")] == writes
+
+
+def test_the_run_that_deletes_the_placeholders_reports_a_change():
+    """The placeholder pods are deleted by the run that sees the DataDownloads complete (in the playbooks, a later
+    wait slice): that run said changed=False (until 2026-12-05), and so did its check mode."""
+    fake = setup()
+    agent = fake.controllers.pop()
+    rec = f.dm_record("data", sc="sim-wffc")
+    first = dd.run(fake, params(volumes=[rec], wait=False))
+    assert first["changed"] and len(fake.all(k.POD, f.NS)) == 1
+    writes = [r for r in fake.requests if r[0] not in ("get", "list", "watch")]
+    assert dd.run(fake, params(volumes=[rec]), check_mode=True)["changed"] is False  # not complete: nothing to do
+    # as if the DataDownload had completed meanwhile: check mode predicts the delete of the placeholder
+    [obj] = fake.all(k.DATA_DOWNLOAD, f.VNS)
+    fake.mutate(k.DATA_DOWNLOAD, obj["metadata"]["name"], f.VNS,
+                lambda o: o.setdefault("status", {}).update(phase="Completed"))
+    assert dd.run(fake, params(volumes=[rec]), check_mode=True)["changed"] is True
+    fake.mutate(k.DATA_DOWNLOAD, obj["metadata"]["name"], f.VNS, lambda o: o["status"].update(phase="New"))
+    assert [r for r in fake.requests if r[0] not in ("get", "list", "watch")] == writes
+    fake.controllers.append(agent)
+    second = dd.run(fake, params(volumes=[rec]))  # waits: the agent completes it, the PVC binds
+    assert second["placeholders_deleted"] and second["changed"] is True
+    assert dd.run(fake, params(volumes=[rec]), check_mode=True)["changed"] is False
+    assert dd.run(fake, params(volumes=[rec]))["changed"] is False

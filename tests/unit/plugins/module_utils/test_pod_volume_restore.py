@@ -470,3 +470,18 @@ def test_no_pvr_is_created_for_a_helper_pod_whose_restore_wait_has_exited(state)
     assert "restore_helper_pod state=absent" in err.value.msg
     assert not fake.all(k.POD_VOLUME_RESTORE)
     assert pvr.run(fake, params(volumes=records, pods=pods, wait=False))["changed"]  # running: created
+
+
+def test_a_pvr_of_the_session_for_another_snapshot_is_refused_not_reused():
+    """A re-run of the session with another backup's record (direct module use: the playbooks' preflight refuses
+    another backup first) was answered changed=False, done=True: another backup's data reported as restored."""
+    fake, records, pods = setup()
+    pvr.run(fake, params(volumes=records, pods=pods))
+    writes = [r for r in fake.requests if r[0] not in ("get", "list", "watch")]
+    other = [dict(records[0], snapshot_id="snap-of-another-backup")]
+    with pytest.raises(PreflightError) as err:
+        pvr.run(fake, params(volumes=other, pods=pods))
+    assert "restores snapshot %s into volume %s, and this run asks for snapshot snap-of-another-backup" % (
+        records[0]["snapshot_id"], records[0]["key"]) in err.value.msg, err.value.msg
+    assert "use a new session name" in err.value.msg
+    assert [r for r in fake.requests if r[0] not in ("get", "list", "watch")] == writes
