@@ -368,6 +368,8 @@ def run_report(kube, velero_namespace, session, directory, warnings=None, write=
     if session_state:
         _sess, moved = sessions.set_state(kube, velero_namespace, session, session_state, check_mode=check_mode)
     doc, pvrs, dds = collect(kube, velero_namespace, session)
+    if moved and check_mode:  # the report the real run writes: the session in the state it moves to
+        doc = sessions.with_state(doc, session_state)
     report = build_report(doc, pvrs, dds, warnings)
     files = dict((fmt, os.path.join(directory, base)) for fmt, base in file_names(session).items())
     changed, diffs = moved, []

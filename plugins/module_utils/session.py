@@ -480,15 +480,9 @@ def update(kube, velero_namespace, session, mutate, event=None, state=None):
             event = "state %s" % state
     for _attempt in range(CONFLICT_RETRIES):
         current = require(kube, velero_namespace, session)
-        doc = copy.deepcopy(current.doc)
-        mutate(doc)
-        if state:
-            _apply_state(doc, state)
-        if doc == current.doc:
+        doc = _next_document(current.doc, mutate, event, state)
+        if doc is None:
             return current
-        doc["updated"] = now()
-        if event:
-            doc["history"].append({"at": doc["updated"], "event": event})
         body = copy.deepcopy(current.config_map)
         body["data"] = {DATA_KEY: dump(doc)}
         try:
@@ -500,6 +494,25 @@ def update(kube, velero_namespace, session, mutate, event=None, state=None):
         return Session(written)
     raise DataRestoreError("Session %r kept changing while being updated (%d conflicts); is another "
                            "run using it? Retry when it is done." % (session, CONFLICT_RETRIES))
+
+
+def _next_document(current, mutate, event=None, state=None):
+    """The document ``update`` writes, or None when ``mutate`` changes nothing."""
+    doc = copy.deepcopy(current)
+    mutate(doc)
+    if state:
+        _apply_state(doc, state)
+    if doc == current:
+        return None
+    doc["updated"] = now()
+    if event:
+        doc["history"].append({"at": doc["updated"], "event": event})
+    return doc
+
+
+def with_state(doc, state, error=None):
+    """The document as set_state would write it (what check mode shows)."""
+    return _next_document(doc, lambda d: _apply_state(d, state, error), event="state %s" % state) or doc
 
 
 def undo_id(action, target):

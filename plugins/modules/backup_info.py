@@ -34,7 +34,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Runs the same way in check mode; it changes nothing (the transient DownloadRequest is removed).
+    description:
+      - Runs the same way in check mode. Reading a backup's volume info creates a DownloadRequest and deletes it
+        once read, in check mode too (Velero serves the volume info only that way); nothing else is written.
   diff_mode:
     support: none
     description: Nothing is changed, so there is no diff.

@@ -63,7 +63,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Runs the same way in check mode; with O(create_session) the session is not written.
+    description:
+      - Runs the same way in check mode; with O(create_session) the session is not written.
+      - Reading the backup's volume info creates a DownloadRequest and deletes it once read, in check mode too, since
+        Velero serves the volume info only that way.
   diff_mode:
     support: none
     description: Only the session journal may be written, so there is no diff.

@@ -64,3 +64,15 @@ def test_missing_session_fails_naming_it(run, tmp_path):
     assert "'gone'" in result["msg"] and "openshift-adp/data-restore-gone" in result["msg"]
     assert "velero_namespace" in result["msg"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_mode_reports_the_state_the_run_moves_the_session_to(run, tmp_path, monkeypatch):
+    """The roles pass session_state: check mode showed the report of the unmoved session (until 2026-12-05)."""
+    monkeypatch.setattr(s, "now", lambda: "2026-12-05T23:00:00Z")  # both runs end the session at the same time
+    kube = seed(in_place())
+    args = {"session": "shop-nightly", "directory": str(tmp_path), "session_state": "failed"}
+    predicted = run(kube, args, check=True, diff=True)
+    assert predicted["changed"] and not list(tmp_path.iterdir())
+    written = run(kube, args, diff=True)
+    assert predicted["report"] == written["report"] and written["report"]["state"] == "failed"
+    assert predicted["diff"] == written["diff"]
