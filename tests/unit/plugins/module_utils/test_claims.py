@@ -194,8 +194,8 @@ def test_a_rebind_without_wait_becomes_idempotent_once_the_claim_is_bound(fk):
     """wait=false left the record "swapping" and every later run said changed (until 2026-12-05)."""
     first = c.patch_claims(fk, params(wait=False))
     assert first["changed"]
-    for _ in range(5):  # the PV controller binds the recreated claim
-        pv_controller(fk)
+    while pv_controller(fk):  # the PV controller binds the recreated claim
+        pass
     before = mutations(fk)
     check = c.patch_claims(fk, params(wait=False), check_mode=True)
     assert check["changed"] and mutations(fk) == before
