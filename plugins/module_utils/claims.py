@@ -876,6 +876,17 @@ class ClaimPatcher(object):
                     records[record["id"]] = record["status"]
                     if original.get("old_pv_uid"):  # recorded since 2026-12-05
                         recorded_uids[original["old_pv"]] = original["old_pv_uid"]
+                elif record.get("phase") == "swapped":
+                    # finished, then the claim was swapped again (another session) or deleted
+                    kept.append({"name": "PersistentVolume %s" % original["old_pv"],
+                                 "reason": "PVC %s/%s is %s now, no longer the volume %s this session swapped in "
+                                           "(another restore session, or someone, changed it since); PV %s, the "
+                                           "data from before this session's swap, is left for you to decide: delete "
+                                           "it yourself once not needed, then delete the session (restore_session "
+                                           "state=absent force=true)."
+                                           % (snapshot["namespace"], snapshot["name"],
+                                              "bound to %s" % _volume_name(claim) if claim is not None else "gone",
+                                              original["new_pv"], original["old_pv"])})
                 else:
                     kept.append({"name": "PersistentVolume %s" % original["old_pv"],
                                  "reason": "The swap of PVC %s/%s to %s did not finish (record %s, %s); re-run the "
@@ -904,9 +915,10 @@ class ClaimPatcher(object):
                 if policy and policy != pv["spec"].get("persistentVolumeReclaimPolicy"):
                     policies.append((name, policy, record["id"]))
                 continue
-            kept.append({"name": "PersistentVolume %s" % name,
-                         "reason": "PV %s is %s and no finished swap of the session explains it; delete or bind it "
-                                   "yourself, then re-run." % (name, _phase(pv))})
+            if not any(item["name"] == "PersistentVolume %s" % name for item in kept):  # said above already
+                kept.append({"name": "PersistentVolume %s" % name,
+                             "reason": "PV %s is %s and no finished swap of the session explains it; delete or bind "
+                                       "it yourself, then re-run." % (name, _phase(pv))})
         for name in sorted(pvs):  # a PV a claim (other than the ones freed here) holds or is about to take stays
             pv = self.kube.get(k.PV, name)
             if pv is None or not self._is_recorded_pv(pv, recorded_uids):

@@ -905,6 +905,25 @@ def test_a_cleanup_killed_between_a_claim_and_its_volume_finds_the_volume_again(
         assert fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-old", kill_at
 
 
+def test_freed_after_another_session_swapped_the_claim_again_says_so_once():
+    """Session A completed; session B replaced the same claim later and was cleaned up. A keeps pv-old (the data
+    from before A's swap); its message said A's swap "did not finish" and listed pv-old twice (until 2026-12-05)."""
+    fk = swapped_and_completed()
+    other = "second"
+    s.ensure(fk, VNS, other, mode="replace")
+    bound_pair(fk, "data-restored-b", "pv-b")
+    c.patch_claims(fk, params(session=other, volumes=[{"namespace": NS, "pvc": "data", "new_pvc": "data-restored-b"}]))
+    s.set_state(fk, VNS, other, "completed")
+    c.patch_claims(fk, dict(velero_namespace=VNS, session=other, state="freed", wait_timeout=30))
+    before = mutations(fk)
+    with pytest.raises(PreflightError) as err:
+        freed(fk)
+    assert err.value.msg.count("PersistentVolume pv-old") == 1, err.value.msg
+    assert "PVC shop/data is bound to pv-b now, no longer the volume pv-new this session swapped in" in err.value.msg
+    assert "did not finish" not in err.value.msg
+    assert mutations(fk) == before and fk.find(k.PV, "pv-old") is not None
+
+
 def test_freed_keeps_retain_on_a_volume_whose_claim_is_being_deleted():
     """Giving pv-new its Delete policy back while its claim is Terminating would delete the restored data with it."""
     fk = swapped_and_completed()
