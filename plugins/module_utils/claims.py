@@ -771,13 +771,9 @@ class ClaimPatcher(object):
 
     def refuse_after_cleanup(self):
         """A swap back needs the volumes the session kept: none once cleanup began to delete them."""
-        began = sessions.require(self.kube, self.velero_namespace, self.session_name).cleanup_began()
-        if began:
-            raise PreflightError(
-                "Restore session %r cannot be rolled back: cleanup.yml began to delete the volumes it kept "
-                "(PersistentVolume %s), and a swap back would bind the workloads to a volume being deleted or gone. "
-                "Nothing was changed. Finish the cleanup: ansible-playbook velero.data_restore.cleanup -e session=%s "
-                "-e confirm=true." % (self.session_name, ", ".join(began), self.session_name))
+        sess = sessions.load(self.kube, self.velero_namespace, self.session_name)
+        if sess is not None:  # no session: nothing recorded to revert (revert_* say so)
+            sessions.refuse_rollback_after_cleanup(sess.doc, self.session_name)
 
     # -- cleanup ---------------------------------------------------------------
     def free(self):

@@ -360,7 +360,7 @@ def run(kube, params, check_mode=False):
     if check_mode:
         planned = [dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}}, expected[n]),
                         **volumes_info.get(n, {})) for n in sorted(expected)]
-        if not changed and planned and all(v.get("phase") == "Completed" for v in planned):
+        if not changed and params["wait"] and planned and all(v.get("phase") == "Completed" for v in planned):
             # the real run deletes the placeholder pods of completed DataDownloads
             changed = bool(_placeholders(kube, session_name, [volumes_info[n] for n in sorted(expected)]))
         result.update(done=False, volumes=planned, changed=changed)

@@ -255,10 +255,8 @@ class Session(object):
                       for r in self.doc.get("undo") or [] if r["action"] == ACTION_SCALE and r["status"] in IN_EFFECT)
 
     def cleanup_began(self):
-        """The volumes (PV names) cleanup.yml began to free: recorded in the journal right before its first change. A
-        rollback from then on could swap back onto a volume being deleted, or one already gone."""
-        marked = set(_freed_volume(r) for r in self.doc.get("undo") or [] if r.get("freeing"))
-        return sorted(marked | set(self.freeing_volumes()))
+        """The volumes (PV names) cleanup.yml began to free (cleanup_began)."""
+        return cleanup_began(self.doc)
 
     def freeing_volumes(self):
         """{PV name: uid} that a cleanup recorded before its first change (mark_freeing)."""
@@ -270,6 +268,24 @@ class Session(object):
                 "uid": self.uid, "state": self.state, "swaps": self.swaps(),
                 "stopped_workloads": self.stopped_workloads(), "cleanup_began": self.cleanup_began(),
                 "document": copy.deepcopy(self.doc)}
+
+
+def cleanup_began(doc):
+    """The volumes (PV names) cleanup.yml began to free: recorded in the journal right before its first change. A
+    rollback from then on could swap back onto a volume being deleted, or one already gone."""
+    marked = set(_freed_volume(r) for r in doc.get("undo") or [] if r.get("freeing"))
+    return sorted(marked | set((doc.get("cleanup") or {}).get("pvs") or {}))
+
+
+def refuse_rollback_after_cleanup(doc, session):
+    """Checked on the document being written too: a rollback and a cleanup that overlap cannot both begin."""
+    began = cleanup_began(doc)
+    if began:
+        raise PreflightError(
+            "Restore session %r cannot be rolled back: cleanup.yml began to delete the volumes it kept "
+            "(PersistentVolume %s), and a swap back would bind the workloads to a volume being deleted or gone. "
+            "Nothing was changed. Finish the cleanup: ansible-playbook velero.data_restore.cleanup -e session=%s "
+            "-e confirm=true." % (session, ", ".join(began), session))
 
 
 def _freed_volume(record):
@@ -590,6 +606,10 @@ def mark_freeing(kube, velero_namespace, session, records, pvs):
     {id: status}) are marked, and the PVs to delete ({name: uid}) are kept, so that a re-run after a kill between
     a claim's delete and its PV's still finds the PV (it is no longer any claim's)."""
     def apply(doc):
+        if doc.get("state") not in SETTLED_STATES:  # a rollback (or a restore) began since the cleanup read it
+            raise PreflightError(
+                "Restore session %r moved to %s while cleanup.yml was about to delete its volumes; nothing was "
+                "changed. Let that run finish, then clean up." % (session, doc.get("state")))
         for record in doc["undo"]:
             if record["id"] in records:
                 record["status"] = records[record["id"]]
@@ -618,6 +638,8 @@ def set_state(kube, velero_namespace, session, state, error=None, check_mode=Fal
         return current, True
 
     def apply(doc):
+        if state == "rolling_back":
+            refuse_rollback_after_cleanup(doc, session)
         _apply_state(doc, state, error)
 
     return update(kube, velero_namespace, session, apply, event="state %s" % state), True

@@ -858,6 +858,41 @@ def test_a_rollback_is_refused_once_cleanup_began(old_policy):
         assert fk.find(k.PV, "pv-old") is None and fk.find(k.PVC, "data", NS)["spec"]["volumeName"] == "pv-new"
 
 
+def test_a_rollback_and_a_cleanup_that_overlap_cannot_both_begin():
+    """Each checks the other on the document it writes: rollback.yml reads the session, a cleanup begins, then the
+    rollback marks the session rolling back and stops the app (until 2026-12-05) - and neither could go on."""
+    fk = swapped_and_completed()
+    # the cleanup's intent write landed first: the rollback's mark is refused, nothing changes
+    freed_first = make_kube(KillableKube)
+    plan_volumes(freed_first)
+    c.patch_claims(freed_first, params())
+    s.set_state(freed_first, VNS, SESSION, "completed")
+    freed_first.kill_at, freed_first.mutations = 3, 0
+    with pytest.raises(Killed):
+        freed(freed_first)
+    freed_first.kill_at = 0
+    before = mutations(freed_first)
+    with pytest.raises(PreflightError, match="cannot be rolled back: cleanup.yml began"):
+        s.set_state(freed_first, VNS, SESSION, "rolling_back")
+    assert mutations(freed_first) == before and s.require(freed_first, VNS, SESSION).state == "completed"
+    # the rollback's mark landed first (after the cleanup read the session): the cleanup's intent write is refused
+    s.set_state(fk, VNS, SESSION, "rolling_back")
+    patcher = c.ClaimPatcher(fk, VNS, SESSION)
+    plan = patcher._free_plan(s.Session(fk.find(k.CONFIG_MAP, "data-restore-" + SESSION, VNS)))
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="moved to rolling_back while cleanup.yml was about to delete"):
+        s.mark_freeing(fk, VNS, SESSION, plan["records"], plan["pvs"])
+    assert mutations(fk) == before and s.require(fk, VNS, SESSION).cleanup_began() == []
+
+
+def test_check_mode_of_a_revert_without_a_session_plans_nothing_to_revert():
+    """Check mode plans without a session a previous task would create; the cleanup check kept that path."""
+    fk = make_kube()
+    s.delete(fk, VNS, SESSION, force=True)
+    result = c.patch_claims(fk, params(state="reverted"), check_mode=True)
+    assert not result["changed"] and result["volumes"][0]["state"] == "not_swapped"
+
+
 def test_freed_after_a_rollback_deletes_the_unused_session_claim_and_its_volume():
     fk = make_kube()
     fk.mutate(k.PVC, "data-restored", NS, lambda o: o["metadata"].update(labels=dict(

@@ -467,6 +467,7 @@ def test_the_run_that_deletes_the_placeholders_reports_a_change():
     fake.mutate(k.DATA_DOWNLOAD, obj["metadata"]["name"], f.VNS,
                 lambda o: o.setdefault("status", {}).update(phase="Completed"))
     assert dd.run(fake, params(volumes=[rec]), check_mode=True)["changed"] is True
+    assert dd.run(fake, params(volumes=[rec], wait=False), check_mode=True)["changed"] is False  # no wait, no delete
     fake.mutate(k.DATA_DOWNLOAD, obj["metadata"]["name"], f.VNS, lambda o: o["status"].update(phase="New"))
     assert [r for r in fake.requests if r[0] not in ("get", "list", "watch")] == writes
     fake.controllers.append(agent)
