@@ -82,6 +82,23 @@ def _task(results, suffix):
     return [r for n, r in results if n.endswith(suffix)]
 
 
+def _claims_of_web(kube, namespace):
+    return [v["persistentVolumeClaim"]["claimName"] for v in
+            kube.get("Deployment", namespace, "web")["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v]
+
+
+def _rolled_back_stopping_web(kubeconfig, session, tmp_path):
+    """Run rollback.yml; it must pass and stop Deployment web before the swap back. Returns the stop's result."""
+    rc, results, failed, _out, stderr = ph.run_restore("rollback.yml", kubeconfig, {
+        "session": session, "report_directory": str(tmp_path)})
+    assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+    (stop,) = _task(results, "Stop the workloads that mount the PVCs")
+    assert [(w["kind"], w["name"], w["action"]) for w in stop["workloads"]] == [("Deployment", "web", "stopped")], \
+        (stop["workloads"], stop.get("warnings"))
+    return stop
+
+
 def test_a_template_swap_is_rolled_back_with_the_workload_stopped(api_client, kube, kubeconfig, namespace, app_factory,
                                                                   backup_factory, state_dir, sim_config, tmp_path):
     app = app_factory(kind="Deployment", name="web")
@@ -91,26 +108,17 @@ def test_a_template_swap_is_rolled_back_with_the_workload_stopped(api_client, ku
     session = "tmpl-" + namespace[-8:]
     claim = app["pvcs"][0]
     try:
-        rc, results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
             "source_namespace": namespace, "backup": backup, "session": session, "swap_mode": "template",
             "report_directory": str(tmp_path), "wait_slice": 2})
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
         ph.replicas_back(api_client, app)
-        mounted = [v["persistentVolumeClaim"]["claimName"] for v in
-                   kube.get("Deployment", namespace, "web")["spec"]["template"]["spec"]["volumes"]
-                   if "persistentVolumeClaim" in v]
+        mounted = _claims_of_web(kube, namespace)
         assert mounted and claim not in mounted, mounted
         restored_claim = mounted[0]
 
-        rc, results, failed, _out, stderr = ph.run_restore("rollback.yml", kubeconfig, {
-            "session": session, "report_directory": str(tmp_path)})
-        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
-        (stop,) = _task(results, "Stop the workloads that mount the PVCs")
-        assert [(w["kind"], w["name"], w["action"]) for w in stop["workloads"]] == [("Deployment", "web", "stopped")], \
-            (stop["workloads"], stop.get("warnings"))
-        mounted = [v["persistentVolumeClaim"]["claimName"] for v in
-                   kube.get("Deployment", namespace, "web")["spec"]["template"]["spec"]["volumes"]
-                   if "persistentVolumeClaim" in v]
+        _rolled_back_stopping_web(kubeconfig, session, tmp_path)
+        mounted = _claims_of_web(kube, namespace)
         assert mounted == [claim], mounted
         ph.replicas_back(api_client, app)
         assert kube.get("PersistentVolumeClaim", namespace, restored_claim), "the restored claim is kept"
@@ -146,12 +154,7 @@ def test_a_rollback_pauses_what_its_restore_paused(api_client, kube, kubeconfig,
         assert _keda_pause(keda_api, namespace) is None, "the restore puts the ScaledObject back as it was"
 
         # no rollback_pause_gitops: without the plan's pause_gitops the stop refuses the KEDA-scaled Deployment
-        rc, results, failed, _out, stderr = ph.run_restore("rollback.yml", kubeconfig, {
-            "session": session, "report_directory": str(tmp_path)})
-        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
-        (stop,) = _task(results, "Stop the workloads that mount the PVCs")
-        assert [(w["kind"], w["name"], w["action"]) for w in stop["workloads"]] == [("Deployment", "web", "stopped")], \
-            (stop["workloads"], stop.get("warnings"))
+        stop = _rolled_back_stopping_web(kubeconfig, session, tmp_path)
         assert [(g["kind"], g["name"]) for g in stop["gitops"]] == [("ScaledObject", "web-scaler")], stop["gitops"]
         assert _state(kube, session) == "rolled_back"
         assert _keda_pause(keda_api, namespace) is None, "the rollback puts the ScaledObject back as it was"
