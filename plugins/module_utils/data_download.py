@@ -360,10 +360,15 @@ def run(kube, params, check_mode=False):
     if check_mode:
         planned = [dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}}, expected[n]),
                         **volumes_info.get(n, {})) for n in sorted(expected)]
+        # done as the real run would say it: nothing to create, every DataDownload final, its claim Bound.
+        done = bool(planned) and not changed and all(
+            v.get("phase") in va.DATA_PATH_FINAL_PHASES and (v.get("phase") != "Completed" or (
+                (claims_now.get((v["namespace"], v["pvc"])) or {}).get("status") or {}).get("phase") == "Bound")
+            for v in planned)
         if not changed and params["wait"] and planned and all(v.get("phase") == "Completed" for v in planned):
             # the real run deletes the placeholder pods of completed DataDownloads
             changed = bool(_placeholders(kube, session_name, [volumes_info[n] for n in sorted(expected)]))
-        result.update(done=False, volumes=planned, changed=changed)
+        result.update(done=done, volumes=planned, changed=changed)
         return result
     if not params["wait"]:
         volumes = _current(kube, velero_ns, session_name, expected, volumes_info)

@@ -334,8 +334,9 @@ def run(kube, params, check_mode=False):
     if check_mode:
         volumes = [dict(summarize(c or bodies.get(n) or {"metadata": {"name": n}}, key), action=a)
                    for a, _rec, key, n, c in plan]
-        return dict(changed=changed, done=False, volumes=volumes, diff=diff,
-                    progress=progress_line(volumes))
+        # done as the real run would say it: nothing to create and every PodVolumeRestore final already.
+        done = not changed and all(v["phase"] in va.DATA_PATH_FINAL_PHASES for v in volumes)
+        return dict(changed=changed, done=done, volumes=volumes, diff=diff, progress=progress_line(volumes))
     if changed:
         # Record before mutate: the session knows every PVR before it exists (one update for all).
         def record(doc):

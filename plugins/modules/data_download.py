@@ -128,7 +128,8 @@ RETURN = r"""
 done:
   description:
     - Whether every DataDownload completed and its PVC is Bound.
-    - V(false) in check mode, with O(wait=false), and after a timeout with O(fail_on_timeout=false).
+    - V(false) with O(wait=false) and after a timeout with O(fail_on_timeout=false).
+    - In check mode, whether that holds already (nothing left to create).
   returned: state is present
   type: bool
   sample: true

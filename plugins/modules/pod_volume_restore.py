@@ -149,7 +149,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 done:
-  description: Whether every volume reached a final phase.
+  description:
+    - Whether every volume reached a final phase.
+    - In check mode, whether that holds already (nothing left to create).
   returned: state is present
   type: bool
 progress:

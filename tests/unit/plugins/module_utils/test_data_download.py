@@ -198,6 +198,20 @@ def test_check_mode():
     assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")] == []
 
 
+def test_check_mode_says_done_only_when_the_data_downloads_are_final_and_their_claims_bound():
+    fake = setup()
+    agent = fake.controllers.pop()
+    dd.run(fake, params(volumes=[f.dm_record("data")], wait=False))
+    assert dd.run(fake, params(volumes=[f.dm_record("data")]), check_mode=True)["done"] is False  # still New
+    fake.controllers.append(agent)
+    dd.run(fake, params(volumes=[f.dm_record("data")]))
+    again = dd.run(fake, params(volumes=[f.dm_record("data")]), check_mode=True)
+    assert again["changed"] is False and again["done"] is True
+    # a completed DataDownload whose claim is not Bound: the run still waits
+    fake.mutate(k.PVC, "data-restored", f.NS, lambda claim: claim.setdefault("status", {}).update(phase="Pending"))
+    assert dd.run(fake, params(volumes=[f.dm_record("data")]), check_mode=True)["done"] is False
+
+
 def test_adopt_unbound_claim_with_selector():
     fake = setup()
     fake.add(k.PVC, f.pvc("data-restored", selector="mine-123"))

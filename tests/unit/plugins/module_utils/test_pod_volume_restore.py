@@ -144,6 +144,14 @@ def test_check_mode():
     assert result["diff"]["after"]["podvolumerestores"][0]["spec"]["repoIdentifier"] == ""
 
 
+def test_check_mode_says_done_when_every_pod_volume_restore_is_final_and_not_before():
+    fake, records, pods = setup()
+    assert pvr.run(fake, params(volumes=records, pods=pods), check_mode=True)["done"] is False
+    pvr.run(fake, params(volumes=records, pods=pods))
+    again = pvr.run(fake, params(volumes=records, pods=pods), check_mode=True)
+    assert again["changed"] is False and again["done"] is True
+
+
 def test_failed_volume_reports_node_agent_message_and_retry():
     fake, records, pods = setup(fail={"snap-data"})
     with pytest.raises(DataRestoreError, match="shop/data .* Failed: data path restore failed: snapshot not found"):
