@@ -51,7 +51,10 @@ options:
       - A different backup name than the recorded one fails.
     type: dict
   plan:
-    description: The validated restore plan to store. Replaced only while the session is still V(planned).
+    description:
+      - The validated restore plan to store. Replaced only while the session is still V(planned).
+      - A session that has started keeps the plan it recorded; a different plan given then is not stored, and a
+        warning says so.
     type: dict
   session_state:
     description: Move the session to this state (e.g. V(failed) with O(error)).
@@ -216,6 +219,9 @@ def run(module, kube):
         run = sessions.run_for(p["session_run"], name) or sessions.new_run_id()
     current, changed = sessions.ensure(kube, ns, name, mode=p["mode"], backup=p["backup"],
                                        plan=p["plan"], check_mode=check, run=run)
+    if before is not None and p["plan"] is not None and before.state != "planned" and before_doc.get("plan") != p["plan"]:
+        module.warn("Restore session %s is %s: it keeps the plan it recorded, the plan given was not stored. Use another "
+                    "session name for a different restore, or roll this one back first." % (name, before.state))
     if current is not None and p["session_state"]:
         current, moved = sessions.set_state(kube, ns, name, p["session_state"], error=p["error"],
                                             check_mode=check)

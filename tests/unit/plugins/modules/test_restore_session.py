@@ -1,6 +1,7 @@
 """The restore_session module end to end through AnsibleModule, with FakeKube behind module.run_module."""
 
 import pytest
+from ansible.module_utils import basic
 
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.modules import restore_session
@@ -40,3 +41,18 @@ def test_check_mode_predicts_the_state_change_and_writes_nothing(run):
     assert result["changed"], result
     assert [r for r in kube.requests if r[0] not in ("get", "list")] == writes
     assert s.require(kube, NS, "nightly").doc["error"] is None
+
+
+def test_a_plan_given_to_a_started_session_is_not_stored_and_says_so(run, monkeypatch):
+    warned = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda module, msg: warned.append(msg))
+    kube = FakeKube()
+    s.ensure(kube, NS, "nightly", plan={"volumes": [{"key": "shop/data"}]})
+    s.set_state(kube, NS, "nightly", "restoring")
+    result = run(kube, {"session": "nightly", "plan": {"volumes": [{"key": "shop/logs"}]}})
+    assert not result["changed"], result
+    assert s.require(kube, NS, "nightly").doc["plan"] == {"volumes": [{"key": "shop/data"}]}
+    assert len(warned) == 1 and "nightly is restoring: it keeps the plan it recorded" in warned[0], warned
+
+    run(kube, {"session": "nightly", "plan": {"volumes": [{"key": "shop/data"}]}})  # the recorded plan: nothing to say
+    assert len(warned) == 1, warned
