@@ -27,6 +27,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import session
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as v
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
     ForbiddenError,
     MissingApiError,
     PreflightError,
@@ -211,13 +212,22 @@ def check_storage_location(kube, velero_ns, backup_obj):
 
 
 def _session_claims(config_map):
+    """(session, state, keys of the claims it holds). A finished session holds none, except a failed one whose
+    swaps are still in effect (its rescue could not undo them): those claims are its until it is rolled back or
+    finished, or another session would take its restored PV for the "old" one."""
     try:
-        doc = json.loads((config_map.get("data") or {}).get(SESSION_DATA_KEY) or "{}")
-    except ValueError:
+        found = sessions.Session(config_map)
+    except DataRestoreError:
         return None, None, set()
+    doc = found.doc
+    state = doc.get("state")
+    if state == "failed":
+        return doc.get("session"), state, set(key for key in found.swaps()["started"] if key)
+    if state in FINISHED_SESSION_STATES:
+        return doc.get("session"), state, set()
     plan = doc.get("plan") or {}
     keys = set(vol.get("key") for vol in plan.get("volumes") or [] if isinstance(vol, dict))
-    return doc.get("session"), doc.get("state"), keys
+    return doc.get("session"), state, keys
 
 
 def check_other_sessions(kube, velero_ns, session, keys, problems):
@@ -226,9 +236,15 @@ def check_other_sessions(kube, velero_ns, session, keys, problems):
                       label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))[0]
     for cm in items:
         other, state, held = _session_claims(cm)
-        if other is None or other == session or state in FINISHED_SESSION_STATES:
+        if other is None or other == session:
             continue
         for key in sorted(held & set(keys)):
+            if state == "failed":
+                problems.add(
+                    "claim %s is swapped by restore session %r, which failed before it could finish or undo the swap "
+                    "(ConfigMap %s/%s): roll that session back (playbooks/rollback.yml) or re-run it to finish, "
+                    "or leave the claim out." % (key, other, velero_ns, cm["metadata"]["name"]))
+                continue
             problems.add(
                 "claim %s is already part of restore session %r (state %s, ConfigMap %s/%s): two sessions "
                 "must not restore the same claim. Finish or roll back that session (or delete it with "
@@ -740,9 +756,6 @@ def _request_differences(plan, build_args):
     planned = sorted(set(vol.get("source_pvc") for vol in plan.get("volumes") or []))
     if volumes is not None and sorted(set(volumes)) != planned:
         out.append(("volumes", ", ".join(planned), ", ".join(sorted(set(volumes)))))
-    swap_mode = build_args.get("swap_mode")
-    if plan.get("swap_mode") and swap_mode and swap_mode != plan["swap_mode"]:
-        out.append(("swap_mode", plan["swap_mode"], swap_mode))
     class_map = build_args.get("storage_class_map") or {}
     for vol in plan.get("volumes") or []:
         new_pvc, original = vol.get("new_pvc") or {}, vol.get("storage_class")
@@ -763,9 +776,11 @@ def check_same_request(existing, build_args, warnings):
     asked = backup.get("name") if isinstance(backup, dict) else (backup or "").strip()
     settled = existing.state in sessions.SETTLED_STATES
     differences = _request_differences(plan, build_args)
-    if not existing.swaps()["started"]:
-        # No swap began: another swap_mode is still open (e.g. template refused for a claim template, use rebind).
-        differences = [d for d in differences if d[0] != "swap_mode"]
+    # swap_mode is held to the mode the begun swaps were made with, from the journal: until a swap begins another mode
+    # is still open (e.g. template refused for a claim template, use rebind), so the plan's may be an earlier run's.
+    swaps, asked_mode = existing.swaps(), build_args.get("swap_mode")
+    if swaps["started"] and swaps["mode"] and asked_mode and asked_mode != swaps["mode"]:
+        differences.append(("swap_mode", swaps["mode"], asked_mode))
     latest_only = isinstance(backup, dict) and not settled
     if recorded and asked and asked != recorded and not latest_only:
         differences.insert(0, ("backup", recorded, asked))

@@ -21,6 +21,7 @@ import tempfile
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
+from ansible_collections.velero.data_restore.plugins.module_utils import plan as plans
 from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs_mod
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError, MissingApiError
@@ -147,12 +148,28 @@ def _phases(history):
 
 def _notes(doc, plan):
     notes = list(plan.get("notes") or [])
+    if doc.get("mode") == "replace":
+        # The note of the swap mode in effect: a re-run may swap with another mode than the run that made the plan.
+        right, wrong = plans.NOTE_REPLACE_RETAIN, plans.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS
+        if _swap_mode(doc, plan) == "template":
+            right, wrong = wrong, right
+        notes = [right if note == wrong else note for note in notes]
     if doc.get("mode") == "in_place" and not [n for n in notes if re.search("created after the backup", n)]:
         notes.append(IN_PLACE_NOTE)
-    if (doc.get("mode") == "replace" and doc.get("state") in ("completed", "swapped")
+    if (doc.get("mode") == "replace" and doc.get("state") in ("completed", "swapped") and _swap_mode(doc, plan) == "rebind"
             and not [n for n in notes if re.search("Retain", n)]):
         notes.append(RETAIN_NOTE)
     return notes
+
+
+def _swap_mode(doc, plan):
+    """How the claims were swapped: the journal's swap records, else the plan's mode (rebind by default). Only a
+    rebind retains the original PVs; a template swap leaves the original claims as they were."""
+    recorded = set(((vol or {}).get("swap") or {}).get("mode") for vol in (doc.get("volumes") or {}).values())
+    recorded.discard(None)
+    if recorded:
+        return "rebind" if "rebind" in recorded else sorted(recorded)[0]
+    return plan.get("swap_mode") or "rebind"
 
 
 def build_report(session_doc, pvrs, dds, warnings=None):

@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import plan
+from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
 from fake_kube import FakeKube
 import velero_fixtures as f
@@ -660,3 +661,46 @@ def test_a_forbidden_pod_list_is_tried_once_and_warned_once(fake, store, monkeyp
     assert len(pod_lists) == 1
     cannot = [w for w in built["warnings"] if "cannot list the pods" in w]
     assert len(cannot) == 1 and "finished pods" in cannot[0] and "can be stopped" in cannot[0], cannot
+
+
+def test_a_failed_session_whose_swap_is_still_in_effect_holds_those_claims():
+    """Its rescue could not undo the swap: another session planning the claim would retain the first one's restored PV
+    as its "old" PV, and the first session's rollback would then fail (review of 2026-12-06)."""
+    fake = FakeKube()
+    vols = [{"key": "shop/data", "target_namespace": "shop", "target_pvc": "data"},
+            {"key": "shop/logs", "target_namespace": "shop", "target_pvc": "logs"}]
+    s.ensure(fake, VNS, "a", mode="replace", backup={"name": "nightly"}, plan={"volumes": vols})
+    s.record_undo(fake, VNS, "a", s.ACTION_REBIND, {"kind": "PersistentVolumeClaim", "namespace": "shop",
+                                                   "name": "data"}, {"old_pv": "pv-old", "new_pv": "pv-new"})
+    s.set_state(fake, VNS, "a", "failed")
+    problems = plan.Problems()
+    plan.check_other_sessions(fake, VNS, "b", ["shop/data", "shop/logs"], problems)
+    assert len(problems.items) == 1, problems.items
+    assert "shop/data is swapped by restore session 'a', which failed" in problems.items[0]
+
+    s.ensure(fake, VNS, "c", mode="in_place", backup={"name": "nightly"}, plan={"volumes": vols})
+    s.set_state(fake, VNS, "c", "failed")  # no swap: a failed in-place session holds nothing
+    problems = plan.Problems()
+    plan.check_other_sessions(fake, VNS, "b", ["shop/logs"], problems)
+    assert problems.items == []
+
+
+def test_swap_mode_is_held_to_the_mode_the_begun_swaps_were_made_with():
+    """Run 1 planned template and failed before any swap; run 2 swapped with rebind and failed after. Run 3 must go on
+    with rebind (the journal's), not with the plan's template, which claim_patch would refuse (review of 2026-12-06)."""
+    fake = FakeKube()
+    vol = {"key": "shop/data", "source_pvc": "data", "target_namespace": "shop", "target_pvc": "data",
+           "new_pvc": {"name": "data-restored", "storage_class": "sc"}, "storage_class": "sc"}
+    s.ensure(fake, VNS, "r1", mode="replace", backup={"name": "nightly"},
+             plan={"mode": "replace", "source_namespace": "shop", "target_namespace": "shop", "swap_mode": "template",
+                   "volumes": [vol]})
+    s.set_state(fake, VNS, "r1", "failed")
+    asked = dict(backup="nightly", mode="replace", source_namespace="shop", swap_mode="rebind")
+    plan.check_same_request(s.load(fake, VNS, "r1"), asked, [])  # nothing began: another mode is open
+    s.record_undo(fake, VNS, "r1", s.ACTION_REBIND, {"kind": "PersistentVolumeClaim", "namespace": "shop",
+                                                    "name": "data"}, {"old_pv": "a", "new_pv": "b"})
+    s.set_volume(fake, VNS, "r1", "shop/data", {"swap": {"mode": "rebind", "state": "swapping"}})
+    s.set_state(fake, VNS, "r1", "failed")
+    plan.check_same_request(s.load(fake, VNS, "r1"), asked, [])
+    with pytest.raises(PreflightError, match="swap_mode: recorded rebind, asked template"):
+        plan.check_same_request(s.load(fake, VNS, "r1"), dict(asked, swap_mode="template"), [])

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
+from ansible_collections.velero.data_restore.plugins.module_utils import plan
 from ansible_collections.velero.data_restore.plugins.module_utils import report as r
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import PreflightError
@@ -112,6 +113,26 @@ def test_a_completed_replace_gets_the_retain_note_once():
     assert build(case)["notes"] == [r.RETAIN_NOTE]
     case["doc"]["plan"]["notes"] = ["PVs kept with reclaim policy Retain."]
     assert build(case)["notes"] == ["PVs kept with reclaim policy Retain."]
+
+
+def test_a_completed_template_swap_gets_no_retain_note():
+    """A template swap leaves the original claims and their PVs as they were: no Retain, nothing for cleanup.yml to
+    free (review of 2026-12-06: the note said both)."""
+    doc = {"session": "s", "mode": "replace", "state": "completed", "history": [], "volumes": {}, "undo": [],
+           "plan": {"swap_mode": "template", "volumes": [], "notes": [plan.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS]}}
+    assert r.build_report(doc, [], [])["notes"] == [plan.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS]
+    doc["volumes"] = {"shop/data": {"swap": {"mode": "template", "state": "swapped"}}}
+    doc["plan"].update(swap_mode="rebind", notes=[plan.NOTE_REPLACE_RETAIN])  # an earlier run planned a rebind
+    assert r.build_report(doc, [], [])["notes"] == [plan.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS]
+
+
+def test_the_notes_follow_the_swap_mode_the_journal_recorded():
+    """A run refused at a template swap (claim templates) re-run with swap_mode=rebind keeps the plan of the first run:
+    the report says what was done."""
+    doc = {"session": "s", "mode": "replace", "state": "completed", "history": [], "undo": [],
+           "volumes": {"shop/data": {"swap": {"mode": "rebind", "state": "swapped"}}},
+           "plan": {"swap_mode": "template", "volumes": [], "notes": [plan.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS]}}
+    assert r.build_report(doc, [], [])["notes"] == [plan.NOTE_REPLACE_RETAIN]
 
 
 def test_the_last_matching_object_wins_as_in_the_templates():
