@@ -545,6 +545,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     }
     plan["restore_timeout"] = restore_timeout(plan_volumes)
     plan["pause_gitops"] = bool(pause_gitops)  # the rollback pauses what the restore paused
+    plan["volume_selector"] = volume_selector  # a re-run asking another selector is another restore (check_same_request)
     if mode == "replace":
         plan["swap_mode"] = swap_mode  # pinned: a re-run finishes a begun swap the same way (check_same_request)
     return plan
@@ -756,6 +757,10 @@ def _request_differences(plan, build_args):
     planned = sorted(set(vol.get("source_pvc") for vol in plan.get("volumes") or []))
     if volumes is not None and sorted(set(volumes)) != planned:
         out.append(("volumes", ", ".join(planned), ", ".join(sorted(set(volumes)))))
+    selector = build_args.get("volume_selector")
+    # Plans recorded before 2026-12-06 have no volume_selector key: their selector is unknown, not compared.
+    if selector is not None and "volume_selector" in plan and selector != plan["volume_selector"]:
+        out.append(("volume_selector", plan["volume_selector"] or "none (volumes %s)" % ", ".join(planned), selector))
     class_map = build_args.get("storage_class_map") or {}
     for vol in plan.get("volumes") or []:
         new_pvc, original = vol.get("new_pvc") or {}, vol.get("storage_class")

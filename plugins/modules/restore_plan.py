@@ -251,10 +251,16 @@ plan:
       sample: 3652
     swap_mode:
       description:
-        - With O(mode=replace), the O(swap_mode) the session swaps with. A re-run of the session that asks for
-          another one is refused, because a begun swap must be finished the way it began.
+        - With O(mode=replace), the O(swap_mode) the plan was made with. Until a swap begins, a re-run of the
+          session may ask for another one; once a swap began, a re-run that asks for another mode than the one the
+          journal recorded for it is refused, because a begun swap must be finished the way it began.
       type: str
       returned: mode=replace
+    volume_selector:
+      description:
+        - The O(volume_selector) the volumes were chosen with (null when they were not). A re-run of the session
+          that asks for another selector is refused.
+      type: str
     pause_gitops:
       description:
         - The O(pause_gitops) the plan was made with. The rollback role pauses GitOps tools and KEDA when the

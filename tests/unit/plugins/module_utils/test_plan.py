@@ -704,3 +704,23 @@ def test_swap_mode_is_held_to_the_mode_the_begun_swaps_were_made_with():
     plan.check_same_request(s.load(fake, VNS, "r1"), asked, [])
     with pytest.raises(PreflightError, match="swap_mode: recorded rebind, asked template"):
         plan.check_same_request(s.load(fake, VNS, "r1"), dict(asked, swap_mode="template"), [])
+
+
+def test_a_continued_session_asked_for_another_volume_selector_is_refused():
+    """The default session name does not hold the selector: a re-run with another one must not report the first
+    selection's restore as done, nor restore it (review of 2026-12-06)."""
+    fake = FakeKube()
+    vol = {"key": "shop/web-data", "source_pvc": "web-data", "target_namespace": "shop", "target_pvc": "web-data"}
+    recorded = {"mode": "replace", "source_namespace": "shop", "target_namespace": "shop", "swap_mode": "rebind",
+                "volume_selector": "app=web", "volumes": [vol]}
+    s.ensure(fake, VNS, "replace-shop-nightly", mode="replace", backup={"name": "nightly"}, plan=recorded)
+    s.set_state(fake, VNS, "replace-shop-nightly", "completed")
+    asked = dict(backup="nightly", mode="replace", source_namespace="shop")
+    plan.check_same_request(s.load(fake, VNS, "replace-shop-nightly"), dict(asked, volume_selector="app=web"), [])
+    with pytest.raises(PreflightError, match="volume_selector: recorded app=web, asked app=db"):
+        plan.check_same_request(s.load(fake, VNS, "replace-shop-nightly"), dict(asked, volume_selector="app=db"), [])
+
+    recorded.update(volume_selector=None)  # planned without a selector: all volumes, or volumes=[...]
+    s.ensure(fake, VNS, "other", mode="replace", backup={"name": "nightly"}, plan=recorded)
+    with pytest.raises(PreflightError, match=r"volume_selector: recorded none \(volumes web-data\), asked app=db"):
+        plan.check_same_request(s.load(fake, VNS, "other"), dict(asked, volume_selector="app=db"), [])
