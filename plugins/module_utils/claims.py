@@ -988,18 +988,24 @@ def _controlled_by(obj, kinds):
                for ref in obj["metadata"].get("ownerReferences") or [])
 
 
-def template_users(kube, namespace, claim):
-    """Workloads whose pod template mounts ``claim``; refuses StatefulSet claim templates and Jobs."""
+def template_workloads(kube, namespace):
+    """{kind name: the namespace's objects of that kind} for every kind a template swap may patch (one LIST each)."""
+    return dict((kind_name, kube.list(KIND_OF[kind_name], namespace=namespace)[0]) for kind_name in TEMPLATE_KINDS)
+
+
+def template_users(kube, namespace, claim, listed=None):
+    """Workloads whose pod template mounts ``claim``; refuses StatefulSet claim templates and Jobs. ``listed``: what
+    template_workloads returned (the preflight checks every claim from one LIST per kind)."""
     users = []
     for kind_name in TEMPLATE_KINDS:
-        items = kube.list(KIND_OF[kind_name], namespace=namespace)[0]
+        items = listed[kind_name] if listed is not None else kube.list(KIND_OF[kind_name], namespace=namespace)[0]
         for obj in items:
             obj.setdefault("kind", kind_name)
             name = obj["metadata"]["name"]
             if kind_name == "StatefulSet" and any(p.match(claim) for p in claim_template_patterns(obj)):
                 raise PreflightError(
                     "PVC %s/%s comes from the volumeClaimTemplates of StatefulSet %s, which cannot be "
-                    "patched to another claim name. Use mode=rebind (it keeps the PVC name)."
+                    "patched to another claim name. Use swap_mode=rebind (it keeps the PVC name)."
                     % (namespace, claim, name))
             if kind_name == "ReplicaSet" and _controlled_by(obj, ("Deployment",)):
                 continue  # its Deployment is patched
@@ -1010,10 +1016,29 @@ def template_users(kube, namespace, claim):
                 continue
             if kind_name == "Job":
                 raise PreflightError(
-                    "Job %s/%s mounts PVC %s, and a Job's pod template is immutable. Use mode=rebind, or delete "
+                    "Job %s/%s mounts PVC %s, and a Job's pod template is immutable. Use swap_mode=rebind, or delete "
                     "and recreate the Job with the new claim name." % (namespace, name, claim))
             users.append(obj)
     return users
+
+
+def template_swap_problems(kube, namespace, claim_names):
+    """Why a template swap of ``claim_names`` would be refused, or would patch nothing (the app would go on with the
+    old data): one message per claim. The preflight says it before the restore and the stop, not at the swap."""
+    listed = template_workloads(kube, namespace)
+    problems = []
+    for claim in claim_names:
+        try:
+            users = template_users(kube, namespace, claim, listed)
+        except PreflightError as exc:
+            problems.append(exc.msg)
+            continue
+        if not users:
+            problems.append(
+                "no Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s mounts PVC %s, so "
+                "swap_mode=template would patch nothing and the app would keep the old data. Use swap_mode=rebind "
+                "(it keeps the claim name)." % (namespace, claim))
+    return problems
 
 
 # ----------------------------------------------------------------------------- entry point

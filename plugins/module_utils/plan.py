@@ -503,6 +503,13 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
                 problems.add("the swap of replace mode (swap_mode=rebind) deletes claims that finished pods still "
                              "hold. " + claims.in_use_message(target_ns, sorted(set(target_claims) & set(
                                  c for p in finished for c in pods.claim_names(p))), finished))
+    if mode == "replace" and swap_mode == "template" and plan_volumes:
+        try:
+            for problem in claims.template_swap_problems(kube, target_ns, target_claims):
+                problems.add(problem)
+        except ForbiddenError as exc:
+            warnings.append("cannot list the workloads of namespace %s (%s); not checked: whether swap_mode=template "
+                            "can patch them onto the new claims." % (target_ns, exc.msg))
     if quiesce == "scale" and plan_volumes and listed_pods is not False:
         try:
             for problem in workloads.stop_refusals(kube, target_ns, target_claims, listed_pods,

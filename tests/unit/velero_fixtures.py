@@ -231,3 +231,13 @@ def download_controller(store, process=True):
 
 def failing_fetch(url):
     raise DataRestoreError("download from https://minio.example:9000/<redacted> failed: timed out")
+
+
+def deployment_mounting(name, claims, ns="shop"):
+    """A Deployment whose pod template mounts ``claims`` (what a template swap patches)."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                         "volumes": [{"name": "v%d" % i, "persistentVolumeClaim": {"claimName": claim}}
+                                     for i, claim in enumerate(claims)]}}}}

@@ -99,6 +99,7 @@ def test_replace_plan_new_claims(fake, store):
                   storage_class_map={"sim-immediate": "fast"})
     assert again["volumes"][0]["new_pvc"]["name"] == new["name"]
     # a template swap leaves the original claims (and their reclaim policies) as they are: no Retain promised
+    fake.add(k.DEPLOYMENT, f.deployment_mounting("web", ["data-app-1"]))
     template = build(fake, store, mode="replace", volumes=["data-app-1"], session="s1", swap_mode="template",
                      storage_class_map={"sim-immediate": "fast"})
     assert plan.NOTE_REPLACE_TEMPLATE_KEEPS_CLAIMS in template["notes"]
@@ -240,6 +241,7 @@ def test_target_claim_unbound(fake, store):
     # a rebind swap moves the restored volume under the claim: refused here, not after the whole restore
     msg = fail(fake, store, volumes=["data-app-0"], mode="replace")
     assert "is Pending, not Bound: swap_mode=rebind" in msg and "Use swap_mode=template" in msg
+    fake.add(k.DEPLOYMENT, f.deployment_mounting("web", ["data-app-0"]))
     assert build(fake, store, volumes=["data-app-0"], mode="replace", swap_mode="template")["volumes"]
 
 
@@ -643,6 +645,7 @@ def test_replace_lets_finished_pods_pass_that_go_by_themselves_or_hold_nothing_s
 def test_replace_with_the_template_swap_lets_finished_pods_pass(fake, store):
     """swap_mode=template never deletes the old claim: a finished pod holding it is no obstacle."""
     fake.add(k.POD, _finished_pod("report-28391", "data-app-0", owner="Job"))
+    fake.add(k.DEPLOYMENT, f.deployment_mounting("web", ["data-app-0"]))
     built = build(fake, store, mode="replace", swap_mode="template", volumes=["data-app-0"])
     assert len(built["volumes"]) == 1
 
@@ -670,8 +673,8 @@ def test_a_failed_session_whose_swap_is_still_in_effect_holds_those_claims():
     vols = [{"key": "shop/data", "target_namespace": "shop", "target_pvc": "data"},
             {"key": "shop/logs", "target_namespace": "shop", "target_pvc": "logs"}]
     s.ensure(fake, VNS, "a", mode="replace", backup={"name": "nightly"}, plan={"volumes": vols})
-    s.record_undo(fake, VNS, "a", s.ACTION_REBIND, {"kind": "PersistentVolumeClaim", "namespace": "shop",
-                                                   "name": "data"}, {"old_pv": "pv-old", "new_pv": "pv-new"})
+    claim = {"kind": "PersistentVolumeClaim", "namespace": "shop", "name": "data"}
+    s.record_undo(fake, VNS, "a", s.ACTION_REBIND, claim, {"old_pv": "pv-old", "new_pv": "pv-new"})
     s.set_state(fake, VNS, "a", "failed")
     problems = plan.Problems()
     plan.check_other_sessions(fake, VNS, "b", ["shop/data", "shop/logs"], problems)
@@ -697,8 +700,8 @@ def test_swap_mode_is_held_to_the_mode_the_begun_swaps_were_made_with():
     s.set_state(fake, VNS, "r1", "failed")
     asked = dict(backup="nightly", mode="replace", source_namespace="shop", swap_mode="rebind")
     plan.check_same_request(s.load(fake, VNS, "r1"), asked, [])  # nothing began: another mode is open
-    s.record_undo(fake, VNS, "r1", s.ACTION_REBIND, {"kind": "PersistentVolumeClaim", "namespace": "shop",
-                                                    "name": "data"}, {"old_pv": "a", "new_pv": "b"})
+    claim = {"kind": "PersistentVolumeClaim", "namespace": "shop", "name": "data"}
+    s.record_undo(fake, VNS, "r1", s.ACTION_REBIND, claim, {"old_pv": "a", "new_pv": "b"})
     s.set_volume(fake, VNS, "r1", "shop/data", {"swap": {"mode": "rebind", "state": "swapping"}})
     s.set_state(fake, VNS, "r1", "failed")
     plan.check_same_request(s.load(fake, VNS, "r1"), asked, [])
@@ -724,3 +727,22 @@ def test_a_continued_session_asked_for_another_volume_selector_is_refused():
     s.ensure(fake, VNS, "other", mode="replace", backup={"name": "nightly"}, plan=recorded)
     with pytest.raises(PreflightError, match=r"volume_selector: recorded none \(volumes web-data\), asked app=db"):
         plan.check_same_request(s.load(fake, VNS, "other"), dict(asked, volume_selector="app=db"), [])
+
+
+def test_a_template_swap_that_would_be_refused_or_patch_nothing_is_refused_in_preflight(fake, store):
+    """Before 2026-12-06 the swap refused claim templates and Jobs only after the restore and the stop, and a claim no
+    workload template mounts was "swapped" without a patch: the app went on with the old data."""
+    with pytest.raises(PreflightError, match="no Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in "
+                                             "namespace shop mounts PVC data-app-1, so swap_mode=template would patch "
+                                             "nothing"):
+        build(fake, store, mode="replace", volumes=["data-app-1"], swap_mode="template")
+    sts = f.deployment_mounting("app", [])
+    sts.update(kind="StatefulSet")
+    sts["spec"].update(serviceName="app", volumeClaimTemplates=[{"metadata": {"name": "data"}}])
+    fake.add(k.STATEFUL_SET, sts)
+    with pytest.raises(PreflightError, match="comes from the volumeClaimTemplates of StatefulSet app.*Use "
+                                             "swap_mode=rebind"):
+        build(fake, store, mode="replace", volumes=["data-app-1"], swap_mode="template")
+    assert build(fake, store, mode="replace", volumes=["data-app-1"], swap_mode="rebind")["volumes"]
+    # nothing changed but the volume-info DownloadRequests the plan reads the backup with
+    assert [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete") and r[1] != "DownloadRequest"] == []

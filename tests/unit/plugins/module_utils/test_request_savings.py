@@ -234,6 +234,7 @@ def test_plan_session_pins_the_swap_mode_of_a_replace(planned):
     patched workload)."""
     fake, store = planned
     fake.add(k.STORAGE_CLASS, f.storage_class("sim-immediate"))
+    fake.add(k.DEPLOYMENT, f.deployment_mounting("web", [c["metadata"]["name"] for c in fake.all(k.PVC, "shop")]))
     first, _s, _c, _ch = plan.plan_session(fake, VNS, "nightly-shop", backup="nightly", mode="replace",
                                            source_namespace="shop", fetch=store.fetch, volume_info_timeout=5,
                                            quiesce="none", swap_mode="template")
