@@ -217,14 +217,16 @@ def claim_selector(claim):
     return (((claim.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).get(va.LABEL_DYNAMIC_PV_RESTORE)
 
 
-def check_existing_claim(claim, dd):
-    """An existing target PVC is adopted when unbound with a dynamic-pv-restore selector (or already restored)."""
+def check_existing_claim(claim, dd, resumed=False):
+    """An existing target PVC is adopted when unbound with a dynamic-pv-restore selector (or already restored).
+    ``resumed``: ``dd`` is as an earlier run last saw it (option resume), maybe phases ago; the wait that follows
+    brings its phase, and a failure to rebind is reported there."""
     meta = claim["metadata"]
     name = "%s/%s" % (meta["namespace"], meta["name"])
     bound_to = (claim.get("spec") or {}).get("volumeName")
     if bound_to:
-        if dd is not None and va.phase_of(dd) in (va.PHASE_COMPLETED, va.PHASE_IN_PROGRESS, va.PHASE_PREPARED,
-                                                  va.PHASE_ACCEPTED):
+        if dd is not None and (resumed or va.phase_of(dd) in (va.PHASE_COMPLETED, va.PHASE_IN_PROGRESS,
+                                                              va.PHASE_PREPARED, va.PHASE_ACCEPTED)):
             return  # rebound by the node-agent (or in the middle of it)
         raise PreflightError(
             "PVC %s is already bound to PV %s; a DataDownload needs an UNBOUND target PVC (Velero fails it with "
@@ -273,6 +275,7 @@ def run(kube, params, check_mode=False):
         if dd is not None and not dd["metadata"].get("deletionTimestamp"):
             pvrs.refuse_other_snapshot(dd, rec, pvrs.volume_key(rec), session_name)
     claims_now = _claims_of(kube, records)
+    _refuse_before_any_change(session_name, records, existing, claims_now, params, resumed is not None)
     placeholders, classes, created, recreated = {}, {}, [], False
     settings = None
     changed, diffs, expected, volumes_info = False, [], {}, {}
@@ -282,17 +285,11 @@ def run(kube, params, check_mode=False):
         name = dd_name(session_name, ns, pvc)
         expected[name] = key
         dd = existing.get(name)
-        if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES and not params.get("retry_failed"):
-            actions.append((key, "failed"))
-            continue
         claim = claims_now.get((ns, pvc))
         selector = selector_value(session_name, ns, pvc)
-        if dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES:  # retry_failed
-            if claim is not None and (claim.get("spec") or {}).get("volumeName"):
-                raise PreflightError("Cannot retry DataDownload %s: its target PVC %s/%s is bound to %s now. Check "
-                                     "what that volume holds, then delete the PVC yourself (data_download "
-                                     "state=absent keeps a bound claim, it may hold data) and re-run."
-                                     % (name, ns, pvc, claim["spec"]["volumeName"]))
+        # A failed one is created again with retry_failed when this run starts (a later slice, resumed, only waits
+        # and reports it with the others); one being deleted, unless it completed, once it is gone.
+        if dd is not None and (_being_deleted(dd) or (va.phase_of(dd) in pvrs.FAILED_PHASES and resumed is None)):
             if not check_mode:
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
                                     kind=k.DATA_DOWNLOAD, role=ROLE)
@@ -308,7 +305,7 @@ def run(kube, params, check_mode=False):
                                                              "selector": selector, "data_download": name})
                 claim = k.create_or_take(kube, k.PVC, body, ns, label=names.LABEL_SESSION)
         else:
-            check_existing_claim(claim, dd)
+            check_existing_claim(claim, dd, resumed is not None)
             selector = claim_selector(claim) or selector
         volumes_info[name] = {"pvc": pvc, "namespace": ns, "selector": selector,
                               "volume_mode": (claim or {}).get("spec", {}).get("volumeMode")
@@ -348,15 +345,8 @@ def run(kube, params, check_mode=False):
                 actions.append((key, "create placeholder pod"))
                 if not check_mode:
                     k.create_or_take(kube, k.POD, body, ns, label=names.LABEL_SESSION)
-    failed_early = [key for key, action in actions if action == "failed"]
     result = dict(changed=changed, diff=dict(before={}, after={"objects": diffs}),
                   actions=[{"key": key, "action": action} for key, action in actions])
-    if failed_early:
-        volumes = [pvrs.summarize(existing[n], expected[n]) for n in sorted(expected) if n in existing]
-        raise DataRestoreError(
-            "%s. Fix the cause, then re-run with retry_failed=true to create them again."
-            % pvrs.failure_message("DataDownload", [v for v in volumes if v["key"] in failed_early]),
-            volumes=volumes, changed=changed)
     if check_mode:
         planned = [dict(pvrs.summarize(existing.get(n) or {"metadata": {"name": n}}, expected[n]),
                         **volumes_info.get(n, {})) for n in sorted(expected)]
@@ -371,12 +361,49 @@ def run(kube, params, check_mode=False):
         result.update(done=done, volumes=planned, changed=changed)
         return result
     if not params["wait"]:
-        volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
+        if recreated or list_version is None:
+            volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
+        else:
+            # What the LIST above and the creates returned; a wait started later continues from there (resume).
+            by_name = dict((o["metadata"]["name"], o) for o in items + created)
+            volumes = [dict(pvrs.summarize(by_name.get(n) or {"metadata": {"name": n}}, expected[n]),
+                            **volumes_info.get(n, {})) for n in sorted(expected)]
+            result["resume"] = pvrs.resume_value(items + created, list_version)
         result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes))
         return result
     # Only a wait that starts before anything was recreated can start from the LIST above.
     initial = None if recreated or list_version is None else (items + created, list_version)
     return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result, initial=initial)
+
+
+def _being_deleted(dd):
+    """Deleted (a cancel, state=absent wait=false) but not gone yet, and not completed: created again once it is gone.
+    A completed one being deleted restored its claim already, and is reused."""
+    return bool(dd["metadata"].get("deletionTimestamp")) and va.phase_of(dd) != va.PHASE_COMPLETED
+
+
+def _refuse_before_any_change(session_name, records, existing, claims_now, params, resumed):
+    """Every refusal of the run, before its first change: DataDownloads that failed (without retry_failed, when this
+    run starts), a failed one to retry whose claim got bound, an existing target claim that cannot be used."""
+    failed = []
+    for rec in records:
+        key, ns, pvc = pvrs.volume_key(rec), rec["target_namespace"], rec["new_pvc"]["name"]
+        name = dd_name(session_name, ns, pvc)
+        dd, claim = existing.get(name), claims_now.get((ns, pvc))
+        if dd is not None and (_being_deleted(dd) or (va.phase_of(dd) in pvrs.FAILED_PHASES and not resumed)):
+            if va.phase_of(dd) in pvrs.FAILED_PHASES and not params.get("retry_failed") and not _being_deleted(dd):
+                failed.append(pvrs.summarize(dd, key))
+            elif claim is not None and (claim.get("spec") or {}).get("volumeName"):
+                raise PreflightError("Cannot create DataDownload %s again: its target PVC %s/%s is bound to %s now. "
+                                     "Check what that volume holds, then delete the PVC yourself (data_download "
+                                     "state=absent keeps a bound claim, it may hold data) and re-run."
+                                     % (name, ns, pvc, claim["spec"]["volumeName"]))
+            continue
+        if claim is not None:
+            check_existing_claim(claim, dd, resumed)
+    if failed:
+        raise DataRestoreError("%s. Fix the cause, then re-run with retry_failed=true to create them again."
+                               % pvrs.failure_message("DataDownload", failed), volumes=failed, changed=False)
 
 
 def _claims_of(kube, records):

@@ -77,7 +77,8 @@ def run_module(argument_spec, runner, takes_over=False, runner_sets_state=False,
             result = _move_session(module, kube, result)
     except DataRestoreError as exc:
         details = dict((key, value) for key, value in exc.details.items() if key not in ("msg", "changed"))
-        module.fail_json(msg=exc.msg, **details)
+        # What the run changed before it failed (PVRs created, then one failed) is reported, as ansible shows it.
+        module.fail_json(msg=exc.msg, changed=bool(exc.details.get("changed")), **details)
     module.exit_json(**result)
 
 

@@ -334,9 +334,12 @@ def run(kube, params, check_mode=False):
     if check_mode:
         volumes = [dict(summarize(c or bodies.get(n) or {"metadata": {"name": n}}, key), action=a)
                    for a, _rec, key, n, c in plan]
-        # done as the real run would say it: nothing to create and every PodVolumeRestore final already.
+        # done as the real run would say it: nothing to create and every PodVolumeRestore final already; a failed
+        # one it keeps (no retry_failed) fails the task, as it will.
         done = not changed and all(v["phase"] in va.DATA_PATH_FINAL_PHASES for v in volumes)
-        return dict(changed=changed, done=done, volumes=volumes, diff=diff, progress=progress_line(volumes))
+        result = dict(changed=changed, done=done, volumes=volumes, diff=diff, progress=progress_line(volumes))
+        _fail_on_failed(result, [v for v in volumes if v["action"] == "reuse"], params)
+        return result
     if changed:
         # Record before mutate: the session knows every PVR before it exists (one update for all).
         def record(doc):
@@ -381,8 +384,8 @@ def run(kube, params, check_mode=False):
     volumes = [summarize(final[n], expected[n]) for n in sorted(expected)]
     # session_state goes into the same journal write, unless a volume failed (then the task fails, state stays).
     failed = any(v["phase"] in FAILED_PHASES for v in volumes)
-    record_final(kube, velero_ns, session_name, volumes, state=None if failed else params.get("session_state"))
-    result.update(done=True, volumes=volumes, progress=progress_line(volumes))
+    moved = record_final(kube, velero_ns, session_name, volumes, state=None if failed else params.get("session_state"))
+    result.update(done=True, volumes=volumes, progress=progress_line(volumes), changed=result["changed"] or moved)
     _fail_on_failed(result, volumes, params)
     return result
 
@@ -432,13 +435,19 @@ def _fail_on_failed(result, volumes, params):
 
 
 def record_final(kube, velero_ns, session_name, volumes, state=None):
+    """Keep each volume's final phase and progress in the journal, and move the session to ``state`` in the same
+    write. Returns whether that moved the session (a change the module reports)."""
+    moved = {}
+
     def apply(doc):
+        moved["state"] = bool(state) and doc.get("state") != state  # the document before this write (each attempt)
         for v in volumes:
             if v["key"]:
                 doc["volumes"].setdefault(v["key"], {}).update(
                     {"phase": v["phase"], "bytes_done": v["bytes_done"], "total_bytes": v["total_bytes"],
                      "message": v["message"], "completed": v["completed"]})
     sessions.update(kube, velero_ns, session_name, apply, state=state)
+    return moved.get("state", False)
 
 
 def record_canceled(kube, velero_ns, session_name, items):

@@ -102,7 +102,7 @@ options:
   resume:
     description:
       - The RV(resume) value of the previous run of this module for the same session, whose wait timed out with
-        O(fail_on_timeout=false). This run then starts from the DataDownloads as that run last saw them and its
+        O(fail_on_timeout=false) or which ran with O(wait=false). This run then starts from the DataDownloads as that run last saw them and its
         watch continues from there instead of listing them again (when they had all completed, it only waits for
         the PVCs to be Bound). When the API server no longer has that resourceVersion (HTTP 410), it lists them
         again.
@@ -242,7 +242,9 @@ resume:
     - Where the wait stopped, for O(resume) of the next run - the DataDownloads as the wait last saw them (spec,
       status, and name, uid, resourceVersion, labels, annotations, deletionTimestamp of the metadata) and the
       resourceVersion its watch had reached.
-  returned: on timeout with O(fail_on_timeout=false)
+    - With O(wait=false), the DataDownloads as this run listed and created them, and the resourceVersion of its LIST
+      (not when it had to delete one first).
+  returned: on timeout with O(fail_on_timeout=false), and with O(wait=false)
   type: dict
   contains:
     resource_version:

@@ -57,6 +57,12 @@ def test_replace_with_pod_volume_restore_and_data_download(api_client, kube, kub
         assert len(pvrs) == 1 and len(dds) == 1, ([o["metadata"]["name"] for o in pvrs],
                                                   [o["metadata"]["name"] for o in dds])
 
+        # both data paths run at once: the DataDownload was created before the PodVolumeRestore's wait ended
+        # (it came only after every PodVolumeRestore had finished before 2026-12-06, each with a whole timeout)
+        pvr_done = pvrs[0]["status"]["completionTimestamp"]
+        assert dds[0]["metadata"]["creationTimestamp"] <= pvrs[0]["metadata"]["creationTimestamp"] < pvr_done, (
+            dds[0]["metadata"]["creationTimestamp"], pvrs[0]["metadata"]["creationTimestamp"], pvr_done)
+
         # "restored" comes after the DataDownload finished, and only once (RFC 3339 UTC seconds compare as text)
         doc = _journal(kube, session)
         restored = [h["at"] for h in doc["history"] if h["event"] == "state restored"]

@@ -489,3 +489,57 @@ def test_the_run_that_deletes_the_placeholders_reports_a_change():
     assert second["placeholders_deleted"] and second["changed"] is True
     assert dd.run(fake, params(volumes=[rec]), check_mode=True)["changed"] is False
     assert dd.run(fake, params(volumes=[rec]))["changed"] is False
+
+
+# -- review of 2026-12-06 ------------------------------------------------------------------------------------------
+def test_a_data_download_being_deleted_is_created_again_once_it_is_gone():
+    """Left terminating (state=absent wait=false, a cancel cut short): it was reused, then reported Canceled."""
+    fake = setup()
+    agent = fake.controllers.pop()
+    rec = f.dm_record("data")
+    dd.run(fake, params(volumes=[rec], wait=False))
+    name = dd.dd_name("s1", f.NS, "data-restored")
+    fake.mutate(k.DATA_DOWNLOAD, name, f.VNS, lambda o: (
+        o["metadata"].update(finalizers=["velero.io/data-upload-download-finalizer"]),
+        o.setdefault("status", {}).update(phase="InProgress")))
+    dd.run(fake, params(state="absent", volumes=[rec], wait=False))
+    fake.controllers.append(agent)
+    assert dd.run(fake, params(volumes=[rec], wait_timeout=30))["done"] is True
+
+
+def test_an_unusable_claim_is_refused_before_anything_is_created():
+    fake = setup()
+    fake.controllers.pop()
+    fake.add(k.PVC, f.pvc("b-restored", volume="pv-users"))  # the second volume's new claim name: a bound claim
+    with pytest.raises(PreflightError, match="already bound"):
+        dd.run(fake, params(volumes=[f.dm_record("a"), f.dm_record("b")], wait=False))
+    assert fake.find(k.PVC, "a-restored", f.NS) is None
+    assert fake.find(k.DATA_DOWNLOAD, dd.dd_name("s1", f.NS, "a-restored"), f.VNS) is None
+
+
+def test_a_later_wait_slice_goes_on_waiting_for_the_others_when_one_failed():
+    """A DataDownload that failed during a slice made the next slice fail at once (fail_fast=false ignored), while
+    the others ran on unwatched; it is reported once the wait ends, and recorded."""
+    fake = setup()
+    fake.controllers.pop()
+    recs = [f.dm_record("a"), f.dm_record("b")]
+    dd.run(fake, params(volumes=recs, wait=False))
+    failing = dd.dd_name("s1", f.NS, "a-restored")
+    fired = []
+
+    def fail_a_once(cluster):
+        if fired:
+            return False
+        fired.append(1)
+        cluster.mutate(k.DATA_DOWNLOAD, failing, f.VNS, lambda o: o.update(status={"phase": "Failed", "message": "boom"}))
+        return True
+    fake.controllers.append(fail_a_once)
+    first = dd.run(fake, params(volumes=recs, wait_timeout=1, fail_on_timeout=False))
+    assert first["done"] is False
+    second = dd.run(fake, params(volumes=recs, wait_timeout=1, fail_on_timeout=False, resume=first["resume"]))
+    assert second["done"] is False and second["pending"]
+    other = dd.dd_name("s1", f.NS, "b-restored")
+    fake.mutate(k.DATA_DOWNLOAD, other, f.VNS, lambda o: o.update(status={"phase": "Canceled"}))
+    with pytest.raises(DataRestoreError, match="shop/a .*Failed: boom"):
+        dd.run(fake, params(volumes=recs, wait_timeout=1, fail_on_timeout=False, resume=second["resume"]))
+    assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/a"]["phase"] == "Failed"

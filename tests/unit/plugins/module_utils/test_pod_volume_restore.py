@@ -493,3 +493,29 @@ def test_a_pvr_of_the_session_for_another_snapshot_is_refused_not_reused():
         records[0]["snapshot_id"], records[0]["key"]) in err.value.msg, err.value.msg
     assert "use a new session name" in err.value.msg
     assert [r for r in fake.requests if r[0] not in ("get", "list", "watch")] == writes
+
+
+# -- review of 2026-12-06 ------------------------------------------------------------------------------------------
+def test_check_mode_predicts_the_failure_of_a_failed_pod_volume_restore_it_keeps():
+    fake, records, pods = setup(fail={"snap-data"})
+    with pytest.raises(DataRestoreError):
+        pvr.run(fake, params(volumes=records, pods=pods))
+    with pytest.raises(DataRestoreError, match="retry_failed=true"):
+        pvr.run(fake, params(volumes=records, pods=pods), check_mode=True)
+    assert pvr.run(fake, params(volumes=records, pods=pods, retry_failed=True), check_mode=True)["changed"] is True
+
+
+def test_a_run_that_moves_the_session_to_restored_reports_a_change():
+    """The PodVolumeRestores completed after the wait of an earlier run timed out; this run creates nothing but moves
+    the session (in the same journal write as the final phases), which module.run_module then found done already."""
+    fake, records, pods = setup(total=4096)
+    agent = fake.controllers.pop()
+    first = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=False,
+                                 session_state="restored"))
+    assert first["done"] is False
+    while agent(fake):
+        pass
+    again = pvr.run(fake, params(volumes=records, pods=pods, session_state="restored"))
+    assert sessions.require(fake, f.VNS, "s1").state == "restored"
+    assert again["changed"] is True
+    assert pvr.run(fake, params(volumes=records, pods=pods, session_state="restored"))["changed"] is False
