@@ -703,8 +703,13 @@ class ClaimPatcher(object):
             if finished and (recorded.get("mode"), recorded.get("state")) != ("template", "swapped"):
                 result["changed"] = True  # the volume's swap entry is written below
         if not users and not self._template_swapped(namespace, name):
-            self.warnings.append("No Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s "
-                                 "mounts PVC %s; nothing to patch." % (namespace, name))
+            # The preflight refuses this; the app changed since. "swapped" would hide that it runs on the old data.
+            raise DataRestoreError(
+                "No Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s mounts PVC %s any more "
+                "(the preflight found one), so the template swap would patch nothing and the app would go on with the "
+                "old data. Point the workload at PVC %s/%s yourself, or roll the session back "
+                "(playbooks/rollback.yml) and restore with swap_mode=rebind." % (namespace, name, namespace, new_name),
+                pvc=name)
         result["diff"] = (before, after)
         if result["changed"]:
             self._write_swap_entry(vol["key"], "template", result["old_pv"], result["new_pv"], name)

@@ -5,7 +5,11 @@ import pytest
 from ansible_collections.velero.data_restore.plugins.module_utils import claims as c
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
+    DataRestoreError,
+    ForbiddenError,
+    PreflightError,
+)
 from ansible_collections.velero.data_restore.plugins.module_utils.pods import claim_names, is_scheduled
 from fake_kube import FakeKube
 
@@ -510,6 +514,18 @@ def test_template_refuses_jobs_whose_template_is_immutable(fk):
     workload(fk, k.JOB, "migrate", "data")
     with pytest.raises(PreflightError, match="immutable"):
         c.patch_claims(fk, params(mode="template"))
+
+
+def test_a_template_swap_that_would_patch_nothing_fails_instead_of_reporting_swapped(fk):
+    """The preflight refuses a claim no workload template mounts; a workload changed since (deleted, pointed at
+    another claim) made the swap say "swapped" with a warning, and the session completed on the old data."""
+    workload(fk, k.DEPLOYMENT, "web", "logs")
+    before = mutations(fk)
+    with pytest.raises(DataRestoreError, match="mounts PVC data any more .*patch nothing.*swap_mode=rebind"):
+        c.patch_claims(fk, params(mode="template"))
+    assert mutations(fk) == before
+    with pytest.raises(DataRestoreError, match="patch nothing"):
+        c.patch_claims(fk, params(mode="template"), check_mode=True)
 
 
 def test_template_check_mode(fk):
