@@ -513,7 +513,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     if quiesce == "scale" and plan_volumes and listed_pods is not False:
         try:
             for problem in workloads.stop_refusals(kube, target_ns, target_claims, listed_pods,
-                                                   pause_gitops=pause_gitops, warnings=warnings):
+                                                   pause_gitops=pause_gitops, warnings=warnings, session=session):
                 problems.add(problem)
         except ForbiddenError:
             listed_pods = False

@@ -389,13 +389,13 @@ def check_other_session_pod(pod, session, pvcs):
         pod=pod["metadata"]["name"], other_session=other)
 
 
-def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_cronjobs=True):
+def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_cronjobs=True, refusals=None):
     """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings).
 
     The helper/placeholder pods of ``session`` (this collection's managed-by + session labels) are not
     workloads and are skipped; those of another session are refused (a conflict).
-    ``strict=False`` (preflight) skips pods whose workload cannot be stopped instead of refusing them:
-    workload_scale refuses those when it runs; preflight only applies the rules of ``check_stoppable``.
+    ``strict=False`` skips pods whose workload cannot be stopped instead of refusing them; ``refusals`` (a list), when
+    given, gets their messages (the preflight reports every one, workload_scale refuses at the first).
     ``pods``: the namespace's pods when the caller just listed them. ``idle_cronjobs``: also the CronJobs that mount
     the claims without a Job running (one more LIST; preflight leaves them out, a CronJob can always be stopped).
     """
@@ -414,9 +414,11 @@ def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_c
         try:
             check_other_session_pod(pod, session, pvcs)
             objs, warning = workloads_of_pod(resolver, pod)
-        except PreflightError:
+        except PreflightError as exc:
             if strict:
                 raise
+            if refusals is not None and exc.msg not in refusals:
+                refusals.append(exc.msg)
             continue
         for obj in objs:
             found.setdefault(obj["metadata"]["uid"], obj)
@@ -462,16 +464,19 @@ def check_stoppable(obj):
                 workload=ref_of(obj))
 
 
-def stop_refusals(kube, namespace, pvcs, listed_pods=None, pause_gitops=False, warnings=None):
-    """Preflight: why the workloads mounting ``pvcs`` could not be stopped (messages of ``check_stoppable``), or
-    would not stay stopped (``keda_refusals``, unless ``pause_gitops``).
+def stop_refusals(kube, namespace, pvcs, listed_pods=None, pause_gitops=False, warnings=None, session=None):
+    """Preflight: why the pods mounting ``pvcs`` could not be stopped (a pod without a controller, or with one
+    workload_scale cannot stop, a pod of another restore session; the rules of ``check_stoppable``), or would not
+    stay stopped (``keda_refusals``, unless ``pause_gitops``).
 
-    Read only. restore_plan calls it so that a refusal comes before the session exists; workload_scale
-    applies the same rules to its targets before its first change. ``listed_pods``: the namespace's
-    pods when the caller just listed them. ``warnings`` (a list) gets what could not be checked.
+    Read only. restore_plan calls it so that a refusal comes before the session exists (and, for a replace, before
+    the hours of its restore); workload_scale applies the same rules to its targets before its first change.
+    ``listed_pods``: the namespace's pods when the caller just listed them. ``warnings`` (a list) gets what could
+    not be checked. ``session``: its own helper pods are not workloads.
     """
     problems = []
-    found = discover(kube, namespace, pvcs, strict=False, pods=listed_pods, idle_cronjobs=False)[0]
+    found = discover(kube, namespace, pvcs, strict=False, session=session, pods=listed_pods, idle_cronjobs=False,
+                     refusals=problems)[0]
     for obj in found:
         try:
             check_stoppable(obj)

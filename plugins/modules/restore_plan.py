@@ -37,7 +37,9 @@ description:
   - With O(quiesce=scale) (default), the workloads whose pods mount the target claims (and StatefulSets whose
     claim templates made them) must be stoppable by M(velero.data_restore.workload_scale) - in place for the
     restore, replace for the swap. A StatefulSet with C(persistentVolumeClaimRetentionPolicy.whenScaled=Delete)
-    is refused here, before a session exists, since scaling it to 0 would delete its claims.
+    is refused here, before a session exists, since scaling it to 0 would delete its claims; so is a running pod
+    that mounts a target claim and has no controller, or one that workload_scale cannot stop, or a pod of another
+    restore session (workload_scale would refuse them at the stop - for a replace, after the restore).
   - With O(quiesce=scale) and O(pause_gitops=false), a workload that a KEDA ScaledObject scales is refused
     unless the ScaledObject is paused at 0 replicas (C(autoscaling.keda.sh/paused-replicas) V("0")) or at its
     current count (C(autoscaling.keda.sh/paused) V("true")) - KEDA would start it again (its minReplicaCount, or

@@ -468,13 +468,18 @@ def test_a_keda_scaled_workload_is_refused_in_preflight_unless_pause_gitops(fake
     assert len(build(fake, store, volumes=["data-app-0"], quiesce="none")["volumes"]) == 1
 
 
-def test_unstoppable_pod_is_left_to_workload_scale(fake, store):
-    # a bare pod (no controller) mounting the claim is refused by workload_scale when it runs, not by the plan
+def test_an_unstoppable_pod_is_refused_by_the_preflight_not_by_the_stop(fake, store):
+    """A bare pod (no controller) mounting the claim: workload_scale refuses to stop it. Before 2026-12-06 the plan let
+    it pass, and a replace found out at the stop before the swap, after the hours of its restore."""
     fake.add(k.POD, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug", "namespace": "shop"},
                      "spec": {"containers": [{"name": "c", "image": "busybox"}],
                               "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data-app-0"}}]},
                      "status": {"phase": "Running"}})
-    assert len(build(fake, store, volumes=["data-app-0"])["volumes"]) == 1
+    for mode in ("in_place", "replace"):
+        with pytest.raises(PreflightError, match=r"Pod shop/debug \(uid [-0-9a-f]+\) mounts the PVC but has no controller"):
+            build(fake, store, mode=mode, volumes=["data-app-0"])
+    # quiesce=none: the user stops the app; nothing is refused
+    assert len(build(fake, store, volumes=["data-app-0"], quiesce="none")["volumes"]) == 1
 
 
 # ----------------------------------------------------------------------------- review findings (2026-12-04)
