@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import re
 
 from ansible_collections.velero.data_restore.plugins.module_utils import backups
@@ -40,7 +39,6 @@ RESTORE_VIA_PVR = "pod_volume_restore"
 RESTORE_VIA_DD = "data_download"
 # Session states in which a session no longer holds its claims.
 FINISHED_SESSION_STATES = ("completed", "rolled_back", "failed")
-SESSION_DATA_KEY = "session.json"
 
 NOTE_IN_PLACE_STALE_FILES = (
     "In-place restore: Kopia overwrites the files of the backup but never deletes files that were "
