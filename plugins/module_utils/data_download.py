@@ -143,12 +143,14 @@ def build_dd(rec, sess, velero_namespace, data_mover_config=None):
 
 
 def placeholder_body(session, namespace, pvc, volume_mode, settings, node_selector=None, tolerations=None,
-                     node_affinity=None, node_os=""):
+                     node_affinity=None, node_os="", node_agent_nodes=None):
     """A pod that consumes the PVC so a WaitForFirstConsumer class gets volume.kubernetes.io/selected-node.
     ``node_affinity``: the original volume's topology (helper_pod.origin_node_affinities), so the new volume is
     provisioned where the workload can use it. ``node_os``: the DataDownload's; the placeholder keeps to the nodes
     Velero's restore pod may use (generic_restore.go createRestorePod: kubernetes.io/os In [windows] for windows,
-    else NotIn [windows]), since that pod must run on the selected node."""
+    else NotIn [windows]), since that pod must run on the selected node. ``node_agent_nodes``: the nodes a Ready
+    node-agent runs on; the placeholder keeps to them, since only the node-agent of the selected node prepares the
+    DataDownload (without one it waits for Velero's 30-minute prepare timeout)."""
     container = {
         "name": "consumer",
         "image": settings.pause_image,
@@ -174,6 +176,9 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
         spec["tolerations"] = list(tolerations)
     if node_affinity:
         spec["affinity"] = helper_pod.require_node_affinity(None, node_affinity)
+    if node_agent_nodes:
+        spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [{
+            "matchFields": [{"key": "metadata.name", "operator": "In", "values": list(node_agent_nodes)}]}]})
     windows = node_os == NODE_OS_WINDOWS
     spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [{
         "matchExpressions": [{"key": NODE_OS_LABEL, "operator": "In" if windows else "NotIn",
@@ -277,7 +282,7 @@ def run(kube, params, check_mode=False):
     claims_now = _claims_of(kube, records)
     _refuse_before_any_change(session_name, records, existing, claims_now, params, resumed is not None)
     placeholders, classes, created, recreated = {}, {}, [], False
-    settings = None
+    settings = agent_nodes = None
     changed, diffs, expected, volumes_info = False, [], {}, {}
     actions = []
     for rec in records:
@@ -335,11 +340,13 @@ def run(kube, params, check_mode=False):
             if pod_name not in placeholders[ns]:
                 if settings is None:
                     settings = helper_pod.resolve_settings(kube, velero_ns, image=params.get("image"))
+                    agent_nodes = helper_pod.node_agent_nodes(kube, velero_ns)
                 inherited = helper_pod.origin_node_affinities(kube, ns, {pvc: rec["target_pvc"]}) if rec.get(
                     "target_pvc") else {}
                 body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
                                         params.get("node_selector"), params.get("tolerations"),
-                                        node_affinity=inherited.get(pvc), node_os=rec.get("node_os") or "")
+                                        node_affinity=inherited.get(pvc), node_os=rec.get("node_os") or "",
+                                        node_agent_nodes=agent_nodes)
                 changed = True
                 diffs.append(body)
                 actions.append((key, "create placeholder pod"))

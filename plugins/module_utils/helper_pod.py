@@ -720,6 +720,22 @@ def node_agent_ready(kube, velero_namespace, node):
     return False
 
 
+# Velero's own test for a node-agent on a node (pkg/nodeagent/node_agent.go isRunningInNode): a pod labelled
+# role=node-agent (the Linux and the Windows DaemonSets both) that is Running and not being deleted.
+NODE_AGENT_ROLE_SELECTOR = "role=node-agent"
+
+
+def node_agent_nodes(kube, velero_namespace):
+    """The nodes a node-agent runs on as Velero counts them (sorted), or None when the pods cannot be listed."""
+    try:
+        items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_ROLE_SELECTOR)[0]
+    except ForbiddenError:
+        return None
+    return sorted(set(pod["spec"]["nodeName"] for pod in items
+                      if (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp")
+                      and (pod.get("status") or {}).get("phase") == "Running"))
+
+
 def _scheduling_message(pod):
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":

@@ -21,7 +21,9 @@ description:
     C(snapshotSize) is sent too; a CRD older than Velero v1.18 prunes it, which is harmless
     (it only sizes the optional cache volume).
   - For WaitForFirstConsumer storage classes it creates a placeholder pod consuming the PVC, so the scheduler
-    sets C(volume.kubernetes.io/selected-node); the placeholder is deleted after completion.
+    sets C(volume.kubernetes.io/selected-node); the placeholder is deleted after completion. It keeps to the nodes
+    where a node-agent pod (label C(role=node-agent)) is Running, since only the node-agent of the selected node
+    prepares the DataDownload; the original volume's topology and the DataDownload's node OS narrow it further.
   - Waits until every DataDownload is Completed and its PVC is Bound to the restored PV. Velero leaves a
     DataDownload InProgress forever when its rebind step fails, so the timeout says so and points at the
     node-agent logs.

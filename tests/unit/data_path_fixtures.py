@@ -20,7 +20,8 @@ def velero_deployment(image=VELERO_IMAGE):
 
 
 def node_agent_pod(node, ready=True):
-    return {"metadata": {"name": "node-agent-%s" % node, "namespace": VNS, "labels": {"name": "node-agent"}},
+    return {"metadata": {"name": "node-agent-%s" % node, "namespace": VNS,
+                         "labels": {"component": "velero", "name": "node-agent", "role": "node-agent"}},
             "spec": {"nodeName": node, "containers": [{"name": "node-agent", "image": VELERO_IMAGE}]},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 

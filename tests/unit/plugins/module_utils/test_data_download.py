@@ -413,6 +413,26 @@ def test_an_unknown_node_os_is_left_out_the_crd_refuses_an_empty_one():
     assert fake.all(k.DATA_DOWNLOAD)[0]["spec"]["nodeOS"] == "windows" and "" not in enum
 
 
+# The nodes of base_cluster's node-agent pods: a placeholder keeps to them.
+AGENT_NODES = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1", "node-2"]}]}
+
+
+def test_the_placeholder_keeps_to_the_nodes_a_node_agent_runs_on():
+    """Only the node-agent of the node the placeholder picks prepares the DataDownload (its restore pod runs there);
+    on a node without one it waited for Velero's 30-minute prepare timeout. Running pods labelled role=node-agent
+    count, as in Velero's isRunningInNode (the Windows DaemonSet's too)."""
+    fake = setup()
+    fake.mutate(k.POD, "node-agent-node-2", f.VNS, lambda o: o["status"].update(phase="Pending"))
+    windows = f.node_agent_pod("win-1")
+    windows["metadata"].update(name="node-agent-windows-win-1", labels={"name": "node-agent-windows", "role": "node-agent"})
+    fake.add(k.POD, windows)
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], wait=False))
+    [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
+    [term] = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["node-1", "win-1"]}]
+
+
 def test_the_placeholder_carries_the_topology_of_the_original_volume():
     """WaitForFirstConsumer: the placeholder decides where the new volume is provisioned - in the zone of the volume
     it replaces, so the workload can still schedule after the swap."""
@@ -425,9 +445,9 @@ def test_the_placeholder_carries_the_topology_of_the_original_volume():
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", target_pvc="data")], wait=False))
     [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
     required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert required == {"nodeSelectorTerms": [{"matchExpressions": [
+    assert required == {"nodeSelectorTerms": [dict(AGENT_NODES, matchExpressions=[
         {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-b"]},
-        {"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}]}]}
+        {"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}])]}
 
 
 @pytest.mark.parametrize("node_os, operator", [("", "NotIn"), ("linux", "NotIn"), ("windows", "In")])
@@ -439,8 +459,8 @@ def test_the_placeholder_keeps_to_the_nodes_of_velero_restore_pod_os(node_os, op
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", node_os=node_os)], wait=False))
     [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
     required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert required == {"nodeSelectorTerms": [{"matchExpressions": [
-        {"key": "kubernetes.io/os", "operator": operator, "values": ["windows"]}]}]}
+    assert required == {"nodeSelectorTerms": [dict(AGENT_NODES, matchExpressions=[
+        {"key": "kubernetes.io/os", "operator": operator, "values": ["windows"]}])]}
     tolerated = [(t["key"], t["value"], t["effect"]) for t in created["spec"].get("tolerations") or []]
     assert tolerated == ([("os", "windows", "NoSchedule"), ("os", "windows", "NoExecute")] if node_os == "windows"
                          else [])
