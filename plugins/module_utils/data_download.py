@@ -263,6 +263,8 @@ def run(kube, params, check_mode=False):
     if problems:
         raise PreflightError(" ".join(problems))
     resumed = pvrs.resume_state(params.get("resume"), session_name, kind=k.DATA_DOWNLOAD, role=ROLE)
+    if params.get("retry_failed"):
+        resumed = None  # listed anew: a DataDownload may have failed since the run that handed the resume on
     sess = sessions.load(kube, velero_ns, session_name)
     if sess is None and not check_mode:
         sessions.require(kube, velero_ns, session_name)
@@ -292,9 +294,10 @@ def run(kube, params, check_mode=False):
         dd = existing.get(name)
         claim = claims_now.get((ns, pvc))
         selector = selector_value(session_name, ns, pvc)
-        # A failed one is created again with retry_failed when this run starts (a later slice, resumed, only waits
-        # and reports it with the others); one being deleted, unless it completed, once it is gone.
-        if dd is not None and (_being_deleted(dd) or (va.phase_of(dd) in pvrs.FAILED_PHASES and resumed is None)):
+        # A failed one is created again with retry_failed (without it, a resumed slice waits and reports it with the
+        # others); one being deleted, unless it completed, once it is gone.
+        if dd is not None and (_being_deleted(dd) or (va.phase_of(dd) in pvrs.FAILED_PHASES
+                                                      and params.get("retry_failed"))):
             if not check_mode:
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
                                     kind=k.DATA_DOWNLOAD, role=ROLE)
@@ -368,15 +371,18 @@ def run(kube, params, check_mode=False):
         result.update(done=done, volumes=planned, changed=changed)
         return result
     if not params["wait"]:
+        # A wait started later continues from here (resume): from the LIST above and the creates, or, when something
+        # was deleted and created again, from a LIST made now.
         if recreated or list_version is None:
-            volumes = _current(kube, velero_ns, session_name, expected, volumes_info)
+            now_items, now_version = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns,
+                                               label_selector=names.session_selector(session_name, ROLE))
         else:
-            # What the LIST above and the creates returned; a wait started later continues from there (resume).
-            by_name = dict((o["metadata"]["name"], o) for o in items + created)
-            volumes = [dict(pvrs.summarize(by_name.get(n) or {"metadata": {"name": n}}, expected[n]),
-                            **volumes_info.get(n, {})) for n in sorted(expected)]
-            result["resume"] = pvrs.resume_value(items + created, list_version)
-        result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes))
+            now_items, now_version = items + created, list_version
+        by_name = dict((o["metadata"]["name"], o) for o in now_items)
+        volumes = [dict(pvrs.summarize(by_name.get(n) or {"metadata": {"name": n}}, expected[n]),
+                        **volumes_info.get(n, {})) for n in sorted(expected)]
+        result.update(done=False, volumes=volumes, progress=pvrs.progress_line(volumes),
+                      resume=pvrs.resume_value(now_items, now_version))
         return result
     # Only a wait that starts before anything was recreated can start from the LIST above.
     initial = None if recreated or list_version is None else (items + created, list_version)
@@ -391,16 +397,20 @@ def _being_deleted(dd):
 
 def _refuse_before_any_change(session_name, records, existing, claims_now, params, resumed):
     """Every refusal of the run, before its first change: DataDownloads that failed (without retry_failed, when this
-    run starts), a failed one to retry whose claim got bound, an existing target claim that cannot be used."""
+    run starts: a resumed slice waits for the others and reports them together), a DataDownload to create again whose
+    claim got bound, an existing target claim that cannot be used."""
     failed = []
+    retry = params.get("retry_failed")
     for rec in records:
         key, ns, pvc = pvrs.volume_key(rec), rec["target_namespace"], rec["new_pvc"]["name"]
         name = dd_name(session_name, ns, pvc)
         dd, claim = existing.get(name), claims_now.get((ns, pvc))
-        if dd is not None and (_being_deleted(dd) or (va.phase_of(dd) in pvrs.FAILED_PHASES and not resumed)):
-            if va.phase_of(dd) in pvrs.FAILED_PHASES and not params.get("retry_failed") and not _being_deleted(dd):
-                failed.append(pvrs.summarize(dd, key))
-            elif claim is not None and (claim.get("spec") or {}).get("volumeName"):
+        failed_now = dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES
+        if failed_now and not retry and not resumed:
+            failed.append(pvrs.summarize(dd, key))
+            continue
+        if dd is not None and (_being_deleted(dd) or (failed_now and retry)):  # created again below
+            if claim is not None and (claim.get("spec") or {}).get("volumeName"):
                 raise PreflightError("Cannot create DataDownload %s again: its target PVC %s/%s is bound to %s now. "
                                      "Check what that volume holds, then delete the PVC yourself (data_download "
                                      "state=absent keeps a bound claim, it may hold data) and re-run."
@@ -427,13 +437,6 @@ def _claims_of(kube, records):
 
 def _record(kube, velero_ns, session_name, key, fields):
     sessions.set_volume(kube, velero_ns, session_name, key, fields)
-
-
-def _current(kube, velero_ns, session_name, expected, volumes_info):
-    items = kube.list(k.DATA_DOWNLOAD, namespace=velero_ns, label_selector=names.session_selector(session_name, ROLE))[0]
-    by_name = dict((o["metadata"]["name"], o) for o in items)
-    return [dict(pvrs.summarize(by_name.get(n) or {"metadata": {"name": n}}, expected[n]), **volumes_info.get(n, {}))
-            for n in sorted(expected)]
 
 
 def _stuck_hint(entry):

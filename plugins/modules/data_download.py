@@ -104,10 +104,14 @@ options:
   resume:
     description:
       - The RV(resume) value of the previous run of this module for the same session, whose wait timed out with
-        O(fail_on_timeout=false) or which ran with O(wait=false). This run then starts from the DataDownloads as that run last saw them and its
-        watch continues from there instead of listing them again (when they had all completed, it only waits for
-        the PVCs to be Bound). When the API server no longer has that resourceVersion (HTTP 410), it lists them
-        again.
+        O(fail_on_timeout=false) or which ran with O(wait=false). This run then starts from the DataDownloads as
+        that run last saw them and its watch continues from there instead of listing them again (when they had all
+        completed, it only waits for the PVCs to be Bound). When the API server no longer has that resourceVersion
+        (HTTP 410), it lists them again.
+      - A DataDownload that failed is then waited for with the others and reported when the wait ends (without
+        O(resume), this run refuses at once, before any change, unless O(retry_failed)).
+      - With O(retry_failed=true) the value is checked but not used. The DataDownloads are listed again, so that
+        the ones that failed since are seen and created again.
       - The target PVCs, placeholder pods and the session are read again as in any run.
       - Anything else than that value fails before any request. Omit it in the first run.
     type: dict

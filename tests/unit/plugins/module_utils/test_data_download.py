@@ -563,3 +563,49 @@ def test_a_later_wait_slice_goes_on_waiting_for_the_others_when_one_failed():
     with pytest.raises(DataRestoreError, match="shop/a .*Failed: boom"):
         dd.run(fake, params(volumes=recs, wait_timeout=1, fail_on_timeout=False, resume=second["resume"]))
     assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/a"]["phase"] == "Failed"
+
+
+def _failing_agent(name):
+    """A node-agent that fails DataDownload ``name`` whenever it sees it New."""
+    def run(cluster):
+        obj = cluster.find(k.DATA_DOWNLOAD, name, f.VNS)
+        if obj is None or va_phase(obj) not in ("", "New"):
+            return False
+        cluster.mutate(k.DATA_DOWNLOAD, name, f.VNS, lambda o: o.update(status={"phase": "Failed", "message": "boom"}))
+        return True
+    return run
+
+
+def va_phase(obj):
+    return (obj.get("status") or {}).get("phase") or ""
+
+
+def test_a_create_that_retried_a_failed_one_hands_its_wait_a_resume_too():
+    """The replace role retries when its run starts (wait=false) and only waits in its slices: without a resume after a
+    retry, the first slice refused at once a DataDownload that failed again, unwatched others running on."""
+    fake = setup()
+    name = dd.dd_name("s1", f.NS, "a-restored")
+    fake.controllers[-1] = _failing_agent(name)
+    recs = [f.dm_record("a")]
+    with pytest.raises(DataRestoreError):
+        dd.run(fake, params(volumes=recs))
+    created = dd.run(fake, params(volumes=recs, wait=False, retry_failed=True))
+    assert created["changed"] is True
+    assert [o["metadata"]["name"] for o in created["resume"]["objects"]] == [name]
+    with pytest.raises(DataRestoreError, match="retry_failed=true"):  # failed again: reported by the wait, not refused
+        dd.run(fake, params(volumes=recs, wait_timeout=5, fail_on_timeout=False, resume=created["resume"]))
+    assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/a"]["phase"] == "Failed"
+
+
+def test_retry_failed_is_honoured_with_resume():
+    fake = setup()
+    name = dd.dd_name("s1", f.NS, "a-restored")
+    agent = fake.controllers[-1]
+    fake.controllers[-1] = _failing_agent(name)
+    recs = [f.dm_record("a")]
+    first = dd.run(fake, params(volumes=recs, wait=False))
+    with pytest.raises(DataRestoreError):
+        dd.run(fake, params(volumes=recs, resume=first["resume"]))
+    fake.controllers[-1] = agent
+    again = dd.run(fake, params(volumes=recs, retry_failed=True, resume=first["resume"]))
+    assert again["done"] is True and again["volumes"][0]["phase"] == "Completed"
