@@ -881,6 +881,11 @@ class Scaler(object):
         stale = record is not None and record["status"] != "reverted" and self._stale(record, obj)
         if stale:
             self._renew.add(sessions.undo_id(ACTION_SCALE, ref))
+            if record["target"].get("uid") == obj["metadata"].get("uid") and read_annotation(obj) is not None:
+                self.warn("%s runs again (%s) since this session stopped it (recorded original %s): someone started "
+                          "it; that is taken as its original now, and the start puts it back to that."
+                          % (ref_label(ref), json.dumps(current, sort_keys=True),
+                             json.dumps(record["original"], sort_keys=True)))
         if record is not None and record["status"] != "reverted" and not stale:
             out["original"] = record["original"]
             if wk.is_stopped(obj):
@@ -903,11 +908,12 @@ class Scaler(object):
     @staticmethod
     def _stale(record, obj):
         """A record in effect that no longer describes ``obj``: the object was deleted and recreated (another
-        uid), or it runs without this collection's annotation - a start undid the stop, and was killed before its
-        journal write. Its original is then not the object's: the stop records the current values again."""
+        uid), or it runs again - a start undid the stop and was killed before its journal write (the annotation is
+        gone), or someone scaled it by hand while it was left stopped (kubectl scale keeps the annotation). Its
+        original is then not the object's: the stop records the current values again."""
         if record["target"].get("uid") != obj["metadata"].get("uid"):
             return True
-        return not KINDS[obj["kind"]].is_stopped(obj) and read_annotation(obj) is None
+        return not KINDS[obj["kind"]].is_stopped(obj)
 
     def _recorded(self, namespace, pvcs, active_only=False):
         """Workloads this session stopped for ``pvcs`` (their pods are gone, so discovery cannot see them)."""

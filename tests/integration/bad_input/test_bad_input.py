@@ -266,6 +266,7 @@ PLAYBOOK_INPUTS = [
     ({"on_failure": "leave-stopped"}, 'on_failure must be resume or leave_stopped; got "leave-stopped"'),
     ({"restore_timeout": "soon"}, 'restore_timeout must be a whole number of seconds, at least 1; got "soon"'),
     ({"restore_timeout": 0}, "restore_timeout must be a whole number of seconds"),
+    ({"workload_timeout": "long"}, 'workload_timeout must be a whole number of seconds, at least 1; got "long"'),
     ({"quiesce": "stop"}, 'quiesce must be scale or none; got "stop"'),
     ({"max_volumes_per_pod": -2}, "max_volumes_per_pod must be a whole number of claims (0 splits to the CSI attach limit of the nodes); got -2"),
     ({"pre_restore_hooks": [{"name": "flush", "command": ["sync"], "pod_selector": "app=web", "on_error": "Fail"}]},
@@ -283,7 +284,7 @@ PLAYBOOK_INPUTS = [
 
 
 @pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
-    "on_failure", "restore_timeout_text", "restore_timeout_zero", "quiesce", "max_volumes_per_pod", "hook_on_error",
+    "on_failure", "restore_timeout_text", "restore_timeout_zero", "workload_timeout", "quiesce", "max_volumes_per_pod", "hook_on_error",
     "hook_without_pod", "hooks_not_a_list", "source_namespace_missing", "source_namespace_empty",
     "namespace_mapping_not_a_mapping", "backup_and_latest", "neither_backup_nor_latest", "volumes_and_selector"])
 def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,

@@ -879,3 +879,20 @@ def test_a_stop_killed_during_its_wait_counts_as_stopped_for_the_hooks():
     assert s.require(fake, VNS, SESSION).stopped_workloads() == ["Deployment shop/web"]
     w.scale(fake, params(state="started", pvcs=["data"]))
     assert s.require(fake, VNS, SESSION).stopped_workloads() == []
+
+
+def test_a_scale_by_hand_while_left_stopped_is_kept_by_the_rerun(fk):
+    """on_failure=leave_stopped, then the user brought the app back at another size (kubectl scale keeps this
+    collection's annotation): the re-run stopped it and the start put back the first run's original (review of
+    2026-12-06)."""
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["spec"].update(replicas=5))
+    rs = fk.find(k.REPLICA_SET, "web-5d9f", NS)
+    for i in range(5):
+        fk.add(k.POD, pod("web-5d9f-m%d" % i, ["data"], rs))
+    again = w.scale(fk, params(pvcs=["data"]))
+    assert again["workloads"][0]["action"] == "stopped" and again["workloads"][0]["original"] == {"replicas": 5}
+    assert [m for m in again["warnings"] if "runs again" in m and "taken as its original now" in m], again["warnings"]
+    w.scale(fk, params(state="started", pvcs=["data"]))
+    assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 5
