@@ -177,8 +177,9 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
     if node_affinity:
         spec["affinity"] = helper_pod.require_node_affinity(None, node_affinity)
     if node_agent_nodes:
-        spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [{
-            "matchFields": [{"key": "metadata.name", "operator": "In", "values": list(node_agent_nodes)}]}]})
+        # One term per node: the API server takes a single value for In on a node field selector (metadata.name).
+        spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]} for node in node_agent_nodes]})
     windows = node_os == NODE_OS_WINDOWS
     spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [{
         "matchExpressions": [{"key": NODE_OS_LABEL, "operator": "In" if windows else "NotIn",

@@ -413,8 +413,10 @@ def test_an_unknown_node_os_is_left_out_the_crd_refuses_an_empty_one():
     assert fake.all(k.DATA_DOWNLOAD)[0]["spec"]["nodeOS"] == "windows" and "" not in enum
 
 
-# The nodes of base_cluster's node-agent pods: a placeholder keeps to them.
-AGENT_NODES = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1", "node-2"]}]}
+# The nodes of base_cluster's node-agent pods: a placeholder keeps to them, one selector term per node (the API server
+# takes one value for In on metadata.name).
+AGENT_NODES = [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+               for node in ("node-1", "node-2")]
 
 
 def test_the_placeholder_keeps_to_the_nodes_a_node_agent_runs_on():
@@ -428,9 +430,10 @@ def test_the_placeholder_keeps_to_the_nodes_a_node_agent_runs_on():
     fake.add(k.POD, windows)
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], wait=False))
     [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
-    [term] = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+    terms = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"]
-    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["node-1", "win-1"]}]
+    assert [t["matchFields"] for t in terms] == [[{"key": "metadata.name", "operator": "In", "values": [node]}]
+                                                 for node in ("node-1", "win-1")]
 
 
 def test_the_placeholder_carries_the_topology_of_the_original_volume():
@@ -445,9 +448,9 @@ def test_the_placeholder_carries_the_topology_of_the_original_volume():
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", target_pvc="data")], wait=False))
     [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
     required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert required == {"nodeSelectorTerms": [dict(AGENT_NODES, matchExpressions=[
+    assert required == {"nodeSelectorTerms": [dict(term, matchExpressions=[
         {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-b"]},
-        {"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}])]}
+        {"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}]) for term in AGENT_NODES]}
 
 
 @pytest.mark.parametrize("node_os, operator", [("", "NotIn"), ("linux", "NotIn"), ("windows", "In")])
@@ -459,8 +462,8 @@ def test_the_placeholder_keeps_to_the_nodes_of_velero_restore_pod_os(node_os, op
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", node_os=node_os)], wait=False))
     [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
     required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert required == {"nodeSelectorTerms": [dict(AGENT_NODES, matchExpressions=[
-        {"key": "kubernetes.io/os", "operator": operator, "values": ["windows"]}])]}
+    assert required == {"nodeSelectorTerms": [dict(term, matchExpressions=[
+        {"key": "kubernetes.io/os", "operator": operator, "values": ["windows"]}]) for term in AGENT_NODES]}
     tolerated = [(t["key"], t["value"], t["effect"]) for t in created["spec"].get("tolerations") or []]
     assert tolerated == ([("os", "windows", "NoSchedule"), ("os", "windows", "NoExecute")] if node_os == "windows"
                          else [])
