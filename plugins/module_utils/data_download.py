@@ -297,8 +297,7 @@ def run(kube, params, check_mode=False):
         selector = selector_value(session_name, ns, pvc)
         # A failed one is created again with retry_failed (without it, a resumed slice waits and reports it with the
         # others); one being deleted, unless it completed, once it is gone.
-        if dd is not None and (_being_deleted(dd) or (va.phase_of(dd) in pvrs.FAILED_PHASES
-                                                      and params.get("retry_failed"))):
+        if _create_again(dd, params):
             if not check_mode:
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
                                     kind=k.DATA_DOWNLOAD, role=ROLE)
@@ -390,10 +389,15 @@ def run(kube, params, check_mode=False):
     return _wait(kube, velero_ns, session_name, expected, volumes_info, params, result, initial=initial)
 
 
-def _being_deleted(dd):
-    """Deleted (a cancel, state=absent wait=false) but not gone yet, and not completed: created again once it is gone.
-    A completed one being deleted restored its claim already, and is reused."""
-    return bool(dd["metadata"].get("deletionTimestamp")) and va.phase_of(dd) != va.PHASE_COMPLETED
+def _create_again(dd, params):
+    """Whether the run deletes ``dd`` (waits for it to go) and creates it anew: a failed one with retry_failed, and one
+    deleted (a cancel, state=absent wait=false) but not gone yet - unless it completed, then it restored its claim
+    already and is reused."""
+    if dd is None:
+        return False
+    if dd["metadata"].get("deletionTimestamp") and va.phase_of(dd) != va.PHASE_COMPLETED:
+        return True
+    return va.phase_of(dd) in pvrs.FAILED_PHASES and bool(params.get("retry_failed"))
 
 
 def _refuse_before_any_change(session_name, records, existing, claims_now, params, resumed):
@@ -401,21 +405,19 @@ def _refuse_before_any_change(session_name, records, existing, claims_now, param
     run starts: a resumed slice waits for the others and reports them together), a DataDownload to create again whose
     claim got bound, an existing target claim that cannot be used."""
     failed = []
-    retry = params.get("retry_failed")
     for rec in records:
         key, ns, pvc = pvrs.volume_key(rec), rec["target_namespace"], rec["new_pvc"]["name"]
         name = dd_name(session_name, ns, pvc)
         dd, claim = existing.get(name), claims_now.get((ns, pvc))
-        failed_now = dd is not None and va.phase_of(dd) in pvrs.FAILED_PHASES
-        if failed_now and not retry and not resumed:
-            failed.append(pvrs.summarize(dd, key))
-            continue
-        if dd is not None and (_being_deleted(dd) or (failed_now and retry)):  # created again below
+        if _create_again(dd, params):
             if claim is not None and (claim.get("spec") or {}).get("volumeName"):
                 raise PreflightError("Cannot create DataDownload %s again: its target PVC %s/%s is bound to %s now. "
                                      "Check what that volume holds, then delete the PVC yourself (data_download "
                                      "state=absent keeps a bound claim, it may hold data) and re-run."
                                      % (name, ns, pvc, claim["spec"]["volumeName"]))
+            continue
+        if va.phase_of(dd or {}) in pvrs.FAILED_PHASES and not resumed:
+            failed.append(pvrs.summarize(dd, key))
             continue
         if claim is not None:
             check_existing_claim(claim, dd, resumed)

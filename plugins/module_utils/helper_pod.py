@@ -50,7 +50,6 @@ RESTORES_DIR = "/restores/"
 # common.PluginConfigLabelSelector(PluginKindRestoreItemAction, "velero.io/pod-volume-restore")
 PLUGIN_CONFIG_SELECTOR = "velero.io/plugin-config,velero.io/pod-volume-restore=RestoreItemAction"
 VELERO_DEPLOYMENT = "velero"
-NODE_AGENT_SELECTOR = "name=node-agent"
 # /velero-helper pause (cmd/velero-helper): sleeps forever; the image's USER is cnb:cnb.
 PAUSE_COMMAND = ["/velero-helper", "pause"]
 MAIN_CONTAINER = "pause"
@@ -707,33 +706,30 @@ def restore_wait_state(pod):
     return "pending"
 
 
-def node_agent_ready(kube, velero_namespace, node):
-    """Whether a Ready node-agent pod runs on ``node`` (the only one that can serve its PVRs)."""
-    items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
-                      field_selector="spec.nodeName=%s" % node)[0]
-    for pod in items:
-        if pod["metadata"].get("deletionTimestamp"):
-            continue
-        for cond in (pod.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "Ready" and cond.get("status") == "True":
-                return True
-    return False
-
-
 # Velero's own test for a node-agent on a node (pkg/nodeagent/node_agent.go isRunningInNode): a pod labelled
 # role=node-agent (the Linux and the Windows DaemonSets both) that is Running and not being deleted.
-NODE_AGENT_ROLE_SELECTOR = "role=node-agent"
+NODE_AGENT_SELECTOR = "role=node-agent"
+
+
+def _running_node_agent_nodes(kube, velero_namespace, node=None):
+    items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
+                      field_selector="spec.nodeName=%s" % node if node else None)[0]
+    return sorted(set(pod["spec"]["nodeName"] for pod in items
+                      if (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp")
+                      and (pod.get("status") or {}).get("phase") == "Running"))
+
+
+def node_agent_ready(kube, velero_namespace, node):
+    """Whether a node-agent runs on ``node`` as Velero counts them (the only one that can serve its PVRs)."""
+    return node in _running_node_agent_nodes(kube, velero_namespace, node)
 
 
 def node_agent_nodes(kube, velero_namespace):
     """The nodes a node-agent runs on as Velero counts them (sorted), or None when the pods cannot be listed."""
     try:
-        items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_ROLE_SELECTOR)[0]
+        return _running_node_agent_nodes(kube, velero_namespace)
     except ForbiddenError:
         return None
-    return sorted(set(pod["spec"]["nodeName"] for pod in items
-                      if (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp")
-                      and (pod.get("status") or {}).get("phase") == "Running"))
 
 
 def _scheduling_message(pod):
@@ -848,7 +844,7 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
                 checked[node] = node_agent_ready(kube, velero_namespace, node)
             if node and check_node_agent and not checked[node]:
                 raise DataRestoreError(
-                    "Helper pod %s/%s is scheduled on node %s, but no Ready Velero node-agent pod (label %s in "
+                    "Helper pod %s/%s is scheduled on node %s, but no Running Velero node-agent pod (label %s in "
                     "namespace %s) runs there, so no PodVolumeRestore could ever be served (Velero would fail "
                     "after its 30-minute prepare timeout). Make the node-agent DaemonSet run on that node "
                     "(tolerations/nodeSelector), or steer the helper pod with node_selector/affinity/tolerations."

@@ -37,7 +37,8 @@ QUIESCE = ("scale", "none")
 MI = 1024 * 1024
 RESTORE_VIA_PVR = "pod_volume_restore"
 RESTORE_VIA_DD = "data_download"
-# Session states in which a session no longer holds its claims.
+# Session states in which a session no longer holds its claims (a failed one still holds those whose swap is in
+# effect: _session_claims).
 FINISHED_SESSION_STATES = ("completed", "rolled_back", "failed")
 
 NOTE_IN_PLACE_STALE_FILES = (

@@ -165,8 +165,7 @@ def _notes(doc, plan):
 def _swap_mode(doc, plan):
     """How the claims were swapped: the journal's swap records, else the plan's mode (rebind by default). Only a
     rebind retains the original PVs; a template swap leaves the original claims as they were."""
-    recorded = set(((vol or {}).get("swap") or {}).get("mode") for vol in (doc.get("volumes") or {}).values())
-    recorded.discard(None)
+    recorded = sessions.recorded_swap_modes(doc)
     if recorded:
         return "rebind" if "rebind" in recorded else sorted(recorded)[0]
     return plan.get("swap_mode") or "rebind"

@@ -242,8 +242,7 @@ class Session(object):
                 entry = ((self.doc.get("volumes") or {}).get(rec.get("key")) or {}).get("swap") or {}
                 finished += entry.get("state") == "swapped"
         if not modes:  # nothing in effect (e.g. rolled back): the mode the swaps were made with
-            modes = set((v.get("swap") or {}).get("mode") for v in (self.doc.get("volumes") or {}).values())
-            modes.discard(None)
+            modes = recorded_swap_modes(self.doc)
         return {"started": started, "mode": sorted(modes)[0] if len(modes) == 1 else None,
                 "partial": bool(started) and finished < len(plan_volumes)}
 
@@ -268,6 +267,13 @@ class Session(object):
                 "uid": self.uid, "state": self.state, "swaps": self.swaps(),
                 "stopped_workloads": self.stopped_workloads(), "cleanup_began": self.cleanup_began(),
                 "document": copy.deepcopy(self.doc)}
+
+
+def recorded_swap_modes(doc):
+    """The modes the volumes' swaps were made with (their journal entries), whether in effect or reverted."""
+    modes = set(((vol or {}).get("swap") or {}).get("mode") for vol in (doc.get("volumes") or {}).values())
+    modes.discard(None)
+    return modes
 
 
 def cleanup_began(doc):

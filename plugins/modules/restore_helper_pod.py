@@ -103,7 +103,8 @@ options:
     type: dict
   check_node_agent:
     description:
-      - Fail as soon as a helper pod is scheduled on a node without a Ready node-agent pod.
+      - Fail as soon as a helper pod is scheduled on a node without a Running node-agent pod (label
+        C(role=node-agent), as Velero counts them).
     type: bool
     default: true
 notes:

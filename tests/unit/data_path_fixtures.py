@@ -23,7 +23,8 @@ def node_agent_pod(node, ready=True):
     return {"metadata": {"name": "node-agent-%s" % node, "namespace": VNS,
                          "labels": {"component": "velero", "name": "node-agent", "role": "node-agent"}},
             "spec": {"nodeName": node, "containers": [{"name": "node-agent", "image": VELERO_IMAGE}]},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+            "status": {"phase": "Running" if ready else "Pending",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
 def plugin_config(data, name="restore-helper-config"):

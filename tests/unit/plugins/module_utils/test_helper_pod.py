@@ -219,7 +219,7 @@ def test_pin_refuses_rwop_in_use(fake):
 def test_no_ready_node_agent_fails_at_once(fake):
     fake.remove(k.POD, "node-agent-node-1", f.VNS)
     fake.add(k.POD, f.node_agent_pod("node-1", ready=False))
-    with pytest.raises(DataRestoreError, match="scheduled on node node-1, but no Ready Velero node-agent"):
+    with pytest.raises(DataRestoreError, match="scheduled on node node-1, but no Running Velero node-agent"):
         hp.run(fake, params(pvcs=["data"]))
 
 
