@@ -1216,6 +1216,8 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
     changed_actions = ("stopped", "started", "gone")  # gone: its journal record is closed
     changed = any(r["action"] in changed_actions for r in results) or any(
         g["result"] in ("paused", "resumed") for g in gitops) or bool(helpers_deleted)
+    summary = [dict((key, r.get(key)) for key in ("kind", "namespace", "name", "uid", "original", "current", "action"))
+               for r in results]
     pods_waited, pods_ready = [], []
     if state == "stopped" and not (params.get("wait", True) and not check_mode):
         scaler.mark_applied(params.get("session_state"))
@@ -1230,8 +1232,14 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
             # The applied marks and session_state (run_module then has nothing left to write) in one request.
             scaler.mark_applied(params.get("session_state"))
         else:
-            scaler.wait_ready([r for r in results if r["action"] in ("started", "already_started")],
-                              params.get("wait_timeout", 600), on_progress)
+            try:
+                scaler.wait_ready([r for r in results if r["action"] in ("started", "already_started")],
+                                  params.get("wait_timeout", 600), on_progress)
+            except DataRestoreError as exc:
+                # The starts are done and journaled: the failure says so, and the rescue does not start (and wait
+                # for) them a second time.
+                exc.details.update(workloads=summary, changed=changed or bool(exc.details.get("changed")))
+                raise
             if pvcs and namespace:
                 pods_ready = running_pods_of_claims(kube, namespace, pvcs, scaler.session_name)
     before, after = {}, {}
@@ -1239,9 +1247,7 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         key = "%s/%s/%s" % (r["kind"], r["namespace"], r["name"])
         if "after" in r:
             before[key], after[key] = r["before"], r["after"]
-    workloads = [dict((key, r.get(key)) for key in ("kind", "namespace", "name", "uid", "original", "current",
-                                                    "action")) for r in results]
-    return dict(changed=changed, workloads=workloads, gitops=gitops, pods_waited=pods_waited, pods=pods_ready,
+    return dict(changed=changed, workloads=summary, gitops=gitops, pods_waited=pods_waited, pods=pods_ready,
                 helper_pods_deleted=helpers_deleted, warnings=scaler.warnings, diff=dict(before=before, after=after))
 
 

@@ -160,7 +160,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 workloads:
-  description: Every workload handled.
+  description:
+    - Every workload handled.
+    - Also in the failure result when, with O(state=started), the wait for readiness failed after the starts were
+      made (a rescue then knows they were started).
   returned: always
   type: list
   elements: dict

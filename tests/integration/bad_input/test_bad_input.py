@@ -300,6 +300,16 @@ def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubecon
         assert not mutations, (playbook, mutations)
 
 
+def test_rollback_workload_timeout_is_refused_before_anything_changes(api_client, kubeconfig, namespace, tmp_path):
+    """"10m" would be 0 seconds to the role, and a stop that cannot wait leaves the workloads stopped."""
+    (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], "rollback.yml", dict(
+        session="replace-%s-nightly" % namespace, workload_timeout="10m"), tmp_path)
+    assert name == "Check workload_timeout", (name, result.get("msg"))
+    assert 'workload_timeout must be a whole number of seconds, at least 1; got "10m"' in result.get("msg", "")
+    assert "Nothing was changed" in result["msg"]
+    assert not mutations, mutations
+
+
 def test_swap_mode_is_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory, backup_factory,
                                                       tmp_path):
     app_factory(kind="Deployment", name="web")

@@ -159,6 +159,26 @@ def test_rerun_after_the_stop_skips_the_pre_restore_hooks(api_client, kube, kube
     assert [h["name"] for h in hooks] == ["flush.yml"], hooks
 
 
+def test_rerun_after_a_failure_that_started_the_app_again_runs_the_pre_restore_hooks_again(
+        api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
+    """The first run stopped the app, its restore failed and the rescue started the app again: the app wrote since
+    the flush, so the re-run must run the pre-restore hooks again before it stops the app (they are skipped only
+    while a workload the session stopped is still stopped)."""
+    hook_file = tmp_path / "flush.yml"
+    hook_file.write_text(PRE_HOOK_NEEDS_RUNNING_POD % restored_app["app"]["namespace"])
+    sim_config.set(failSnapshots=",".join(_pvb_snapshot_ids(kube, restored_app["backup"])), bytesPerSecond=10 ** 8)
+    rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig, _vars(
+        restored_app, tmp_path, pre_restore_tasks=[str(hook_file)]))
+    _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "simulated failure")
+    sim_config.set(failSnapshots="")
+    results = _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path,
+                                  sim_config=sim_config, retry_failed=True, pre_restore_tasks=[str(hook_file)])
+    hooks = [h for h in _session_doc(kube, restored_app["session"]).get("hooks") or [] if h.get("phase") == "pre"]
+    assert [(h["name"], h["result"]) for h in hooks] == [("flush.yml", "succeeded"), ("flush.yml", "succeeded")], hooks
+    ran = [n for n, r in results if not r.get("skipped")]
+    assert [n for n in ran if "Stop the workloads" in n], ran
+
+
 def test_a_second_run_of_the_session_takes_over_and_the_first_stops_without_changing_anything(
         api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
     """Two launches of one session (a job started twice, an operator's re-run while the first still waits): the

@@ -73,3 +73,44 @@ def test_replace_with_pod_volume_restore_and_data_download(api_client, kube, kub
     finally:
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+
+
+def test_a_failed_pod_volume_restore_leaves_the_data_download_running_and_says_so(
+        api_client, kube, kubeconfig, namespace, app_factory, backup_factory, state_dir, sim_config, tmp_path):
+    """The PodVolumeRestore part fails while the DataDownload still copies: the rescue cancels the former, leaves the
+    latter writing into its new claim (no workload uses it) and says so; a re-run finishes both."""
+    app = app_factory(kind="Deployment", name="mix", volumes=[{"name": "data"}, {"name": "cache"}])
+    fs_claim, moved_claim = "mix-data", "mix-cache"
+    backup = backup_factory(method="data_mover", fs_pvcs=[fs_claim])["metadata"]["name"]
+    pvs = ph.pvs_with_data(api_client, state_dir, [namespace])
+    ph.scramble(api_client, state_dir, app)
+    snapshots = [p["status"]["snapshotID"] for p in kube.list(
+        "PodVolumeBackup", ph.VELERO_NS, label_selector="velero.io/backup-name=%s" % backup)]
+    sim_config.set(failSnapshots=",".join(snapshots), bytesPerSecond=200)  # the DataDownload takes ~20 s
+    session = "mixed-fail-" + namespace[-8:]
+    selector = "%s=%s" % (SESSION_LABEL, session)
+    try:
+        rc, _results, failed, _out, _err = ph.run_restore("restore_replace.yml", kubeconfig, {
+            "source_namespace": namespace, "backup": backup, "session": session,
+            "report_directory": str(tmp_path), "wait_slice": 2})
+        assert rc != 0 and failed, "the play did not fail"
+        last = failed[-1][1].get("msg", "")
+        assert "simulated failure" in last, last
+        assert "go on in the background" in last and moved_claim in last.split("go on in the background")[0], last
+        assert "data_download state=absent" in last, last
+        (dd,) = kube.list("DataDownload", ph.VELERO_NS, label_selector=selector)
+        assert (dd.get("status") or {}).get("phase") not in ("Canceled", "Failed"), dd.get("status")
+        ph.replicas_back(api_client, app)  # the workload runs on its original claims
+        ph.assert_nothing_lost(api_client, state_dir, pvs)
+
+        sim_config.set(failSnapshots="", bytesPerSecond=50 * 1024 * 1024)
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
+            "source_namespace": namespace, "backup": backup, "session": session,
+            "report_directory": str(tmp_path), "wait_slice": 2, "retry_failed": True})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        ph.assert_data_matches(api_client, state_dir, app)
+        ph.replicas_back(api_client, app)
+        assert len(kube.list("DataDownload", ph.VELERO_NS, label_selector=selector)) == 1
+    finally:
+        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
+            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)

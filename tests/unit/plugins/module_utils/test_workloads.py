@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import session as s
 from ansible_collections.velero.data_restore.plugins.module_utils import workloads as w
-from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError
+from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError, PreflightError, WaitTimeout
 from ansible_collections.velero.data_restore.plugins.module_utils.pods import is_terminal
 from fake_kube import FakeKube
 
@@ -292,6 +292,21 @@ def test_start_restores_removes_annotation_marks_reverted(fk):
     assert record(fk, "Deployment", "web")["status"] == "reverted"
     again = w.scale(fk, params(state="started", workloads=[{"kind": "Deployment", "name": "web"}]))
     assert not again["changed"] and again["workloads"][0]["action"] == "already_started"
+
+
+def test_a_start_whose_readiness_wait_fails_says_it_started_the_workloads(fk):
+    """The failure of the readiness wait lists the starts it made (journaled): a rescue must not start and wait for
+    them a second time, nor tell the user to start them by hand."""
+    deployment(fk)
+    w.scale(fk, params(pvcs=["data"]))
+    fk.controllers.remove(workload_controller)  # its pods never get ready
+    with pytest.raises(WaitTimeout) as err:
+        w.scale(fk, params(state="started", pvcs=["data"], wait_timeout=1))
+    assert "to be ready" in err.value.msg
+    assert err.value.details["changed"] is True
+    assert [(i["name"], i["action"], i["current"]) for i in err.value.details["workloads"]] == [
+        ("web", "started", {"replicas": 3})]
+    assert record(fk, "Deployment", "web")["status"] == "reverted"
 
 
 def test_start_returns_the_running_pods_of_the_claims_for_post_restore_hooks(fk):
