@@ -542,6 +542,26 @@ def undo_id(action, target):
     return "%s:%s/%s/%s" % (action, target.get("kind"), target.get("namespace") or "", target.get("name"))
 
 
+def other_holders(kube, velero_namespace, session, record_id):
+    """{session name: record} of the OTHER sessions whose journal holds ``record_id`` not yet reverted: a change
+    (a GitOps pause) that serves them as well, which this session must not undo while they need it. One LIST of
+    the session ConfigMaps; an unreadable document is skipped (it cannot be relied on, nor hold anything)."""
+    items = kube.list(k.CONFIG_MAP, namespace=velero_namespace,
+                      label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))[0]
+    out = {}
+    for cm in items:
+        try:
+            other = Session(cm)
+        except DataRestoreError:
+            continue
+        if other.name in (None, session):
+            continue
+        record = other.undo_record(record_id)
+        if record is not None and record.get("status") != "reverted":
+            out[other.name] = record
+    return out
+
+
 def record_undo(kube, velero_namespace, session, action, target, original, check_mode=False):
     """Record what is needed to undo `action` on `target` BEFORE the caller mutates it.
 

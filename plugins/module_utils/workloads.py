@@ -331,14 +331,20 @@ def workloads_of_pod(resolver, pod):
             "Pod %s mounts the PVC but has no controller: workload_scale cannot stop it without deleting "
             "it for good. Delete it yourself (and recreate it after the restore), then re-run."
             % pod_label(pod), pod=pod["metadata"]["name"])
+    if foreign is not None:
+        # An operator's resource, an Argo Rollout, a KEDA ScaledJob...: it would scale the workload back up (or make
+        # new Jobs) while its volumes are restored.
+        raise PreflightError(
+            "%s, whose pods mount the PVC, is controlled by %s %s: that controller would start it again while its "
+            "volumes are restored, and workload_scale cannot stop it. Stop the application through %s %s yourself "
+            "(its own pause or scale-to-zero setting), then run with quiesce=none and start it again after the "
+            "restore." % (ref_label(ref_of(owners[-1])), foreign.get("kind"), foreign.get("name"),
+                          foreign.get("kind"), foreign.get("name")),
+            pod=pod["metadata"]["name"])
     found = [owners[-1]]
     if owners[-1]["kind"] == "CronJob":
         found.extend(o for o in owners if o["kind"] == "Job")
-    warning = None
-    if foreign is not None:
-        warning = ("%s is controlled by %s %s, which may scale it back; pause that controller "
-                   "yourself." % (ref_label(ref_of(owners[-1])), foreign.get("kind"), foreign.get("name")))
-    return found, warning
+    return found, None
 
 
 def pod_template(obj):
@@ -508,15 +514,11 @@ def annotation_value(original, pvcs, session_name):
 def _argo_apps(kube, obj):
     meta = obj["metadata"]
     wanted = set()
-    instance = (meta.get("labels") or {}).get(ARGO_INSTANCE_LABEL)
-    if instance:
-        wanted.add((None, instance))
     tracking = (meta.get("annotations") or {}).get(ARGO_TRACKING)
-    if tracking:
-        app = tracking.split(":", 1)[0]
-        if "_" in app:  # apps in any namespace: <namespace>_<name>
+    for app in ((meta.get("labels") or {}).get(ARGO_INSTANCE_LABEL), tracking.split(":", 1)[0] if tracking else None):
+        if app and "_" in app:  # apps in any namespace: <namespace>_<name>, in the label as in the annotation
             wanted.add(tuple(app.split("_", 1)))
-        else:
+        elif app:
             wanted.add((None, app))
     if not wanted:
         return []
@@ -662,8 +664,9 @@ def gitops_markers(obj):
 
 
 def gitops_pauses(kube, workloads):
-    """[(action, kind, object, original, patch, workload ref label)] for the served GitOps APIs."""
-    plans, seen = [], set()
+    """[{action, kind, obj, workload (the first workload it was found for), workloads (all of them)}] for the served
+    GitOps APIs, one per object."""
+    plans, seen = [], {}
     argo, keda = kube.has_api(k.ARGO_APPLICATION), kube.has_api(k.KEDA_SCALED_OBJECT)
     for obj in workloads:
         found = []
@@ -672,14 +675,45 @@ def gitops_pauses(kube, workloads):
         found += [(ACTION_FLUX, k.KINDS_BY_NAME[f["kind"]], f) for f in _flux_objects(kube, obj)]
         if keda:
             found += [(ACTION_KEDA, k.KEDA_SCALED_OBJECT, s) for s in _keda_objects(kube, obj)]
+        label = ref_label(ref_of(obj))
         for action, kind, item in found:
             item.setdefault("kind", kind.kind)
             key = item["metadata"]["uid"]
             if key in seen:
+                seen[key]["workloads"].append(label)
                 continue
-            seen.add(key)
-            plans.append(dict(action=action, kind=kind, obj=item, workload=ref_label(ref_of(obj))))
+            seen[key] = dict(action=action, kind=kind, obj=item, workload=label, workloads=[label])
+            plans.append(seen[key])
     return plans
+
+
+def unpaused_gitops_warnings(workloads, plans):
+    """With pause_gitops: the workloads that carry a GitOps tool's marks although nothing of that tool was found to
+    pause (Argo CD or Flux running in another cluster, their API not served or not readable here, the Application or
+    Kustomization not found), and the Argo CD Applications an ApplicationSet generates (its controller rewrites their
+    annotations, dropping skip-reconcile unless the ApplicationSet preserves it). Self-heal may then scale them up
+    while the restore runs."""
+    out = []
+    tools = {"Argo CD": ACTION_ARGOCD, "Flux": ACTION_FLUX}
+    for obj in workloads:
+        label = ref_label(ref_of(obj))
+        actions = set(p["action"] for p in plans if label in p["workloads"])
+        for marker in gitops_markers(obj):
+            tool = marker.split(" (")[0]
+            if tools[tool] not in actions:
+                out.append("%s is managed by %s, but no %s object that manages it was found in this cluster to pause "
+                           "(it may run in another cluster, or its API is not served or not readable here): pause its "
+                           "sync yourself while the restore runs, or it may scale the workload up again."
+                           % (label, marker, tool))
+    for plan in plans:
+        owners = [o for o in plan["obj"]["metadata"].get("ownerReferences") or [] if o.get("kind") == "ApplicationSet"]
+        if plan["action"] == ACTION_ARGOCD and owners:
+            meta = plan["obj"]["metadata"]
+            out.append("Argo CD Application %s/%s is generated by ApplicationSet %s, whose controller may remove the %s "
+                       "annotation that pauses it unless the ApplicationSet preserves it (spec.preservedFields."
+                       "annotations): check that the Application stays paused, or pause the ApplicationSet's sync."
+                       % (meta.get("namespace"), meta["name"], owners[0].get("name"), ARGO_SKIP))
+    return out
 
 
 def gitops_current(action, obj):
@@ -802,7 +836,10 @@ class Scaler(object):
                               % (obj.get("kind"), obj["metadata"].get("namespace"), obj["metadata"]["name"],
                                  " and ".join(markers)))
         if pause_gitops:
-            for plan in gitops_pauses(self.kube, targets):
+            plans = gitops_pauses(self.kube, targets)
+            for warning in unpaused_gitops_warnings(targets, plans):
+                self.warn(warning)
+            for plan in plans:
                 try:
                     gitops.append(self._pause_gitops(plan))
                 except DataRestoreError as exc:
@@ -857,6 +894,8 @@ class Scaler(object):
                 sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
                                          workloads=[plan["workload"]])
             out["result"] = "already_paused"
+            if record is None or record["status"] == "reverted":
+                self._share_pause(plan, rid, out)
             return out
         original = gitops_current(action, obj)
         out["original"] = original
@@ -870,6 +909,22 @@ class Scaler(object):
         sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
                                  workloads=[plan["workload"]])
         return out
+
+    def _share_pause(self, plan, rid, out):
+        """A pause made by another restore session (one Flux Kustomization or Argo CD Application for several
+        namespaces, restored in one session each): recorded here too, with that session's original, so that neither
+        lifts it while the other still needs it (``_resume_gitops``), and the last one puts the original back. A
+        pause no session holds is the user's: not recorded, left as it is."""
+        holders = sessions.other_holders(self.kube, self.velero_namespace, self.session_name, rid)
+        if not holders:
+            return
+        out.update(result="shared", shared_with=sorted(holders), original=holders[sorted(holders)[0]]["original"])
+        if self.check_mode:
+            return
+        sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name,
+                                  [(plan["action"], ref_of(plan["obj"]), out["original"])], renew_reverted=True)
+        sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
+                                 workloads=[plan["workload"]], shared_with=sorted(holders))
 
     def _plan_stop(self, obj):
         """(result, stop patch or None when there is nothing to change)."""
@@ -901,6 +956,13 @@ class Scaler(object):
             out["original"] = note["original"]
         else:
             out["original"] = current
+        if obj["kind"] == "StatefulSet" and (_spec(obj).get("updateStrategy") or {}).get("type") == "OnDelete" and \
+                _status(obj).get("updateRevision") not in (None, _status(obj).get("currentRevision")):
+            # Kubernetes recreates its pods from updateRevision: the stop and start roll the staged change out.
+            self.warn("%s (updateStrategy OnDelete) has a staged revision %s that its pods do not run yet (%s): the "
+                      "start recreates them from %s, so the restored data starts under the new pod template."
+                      % (ref_label(ref), _status(obj)["updateRevision"], _status(obj).get("currentRevision"),
+                         _status(obj)["updateRevision"]))
         stop_patch = wk.stop(obj)
         out["after"] = wk.current(_apply(obj, stop_patch))
         return out, stop_patch
@@ -1093,12 +1155,20 @@ class Scaler(object):
                 item["result"] = "left_changed"
                 self.warn("%s %s/%s is no longer paused by this session; left as it is."
                           % (target["kind"], target["namespace"], target["name"]))
-            elif not self.check_mode:
-                self.kube.patch(kind, target["name"], gitops_resume_patch(record["action"], record["original"]),
-                                target["namespace"])
+            else:
+                holders = sessions.other_holders(self.kube, self.velero_namespace, self.session_name, record["id"])
+                if holders:
+                    item.update(result="kept_for_other_session", shared_with=sorted(holders))
+                    self.warn("%s %s/%s stays paused: restore session(s) %s paused it too and still need it; the "
+                              "last of them lifts it." % (target["kind"], target["namespace"], target["name"],
+                                                           ", ".join(sorted(holders))))
+                elif not self.check_mode:
+                    self.kube.patch(kind, target["name"], gitops_resume_patch(record["action"], record["original"]),
+                                    target["namespace"])
             if not self.check_mode:
                 sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, record["id"],
-                                         "reverted")
+                                         "reverted", **({"outcome": item["result"]}
+                                                        if item["result"] == "kept_for_other_session" else {}))
             out.append(item)
         return out
 

@@ -116,8 +116,9 @@ options:
 notes:
   - A HorizontalPodAutoscaler does not scale a workload up from 0 replicas, so HPAs are left alone.
   - A pod mounting a PVC without a controller cannot be stopped without deleting it; the module fails and
-    names it. A workload whose top controller is an operator's custom resource is stopped with a warning that
-    the operator may scale it back.
+    names it. So does a workload whose top controller is another kind (an operator's custom resource, an Argo
+    Rollout, a KEDA ScaledJob), which would start it again during the restore - stop it through that controller
+    and restore with quiesce=none.
   - Re-running is safe; an already stopped workload with a recorded original is reported unchanged.
 seealso:
   - module: velero.data_restore.restore_session
@@ -203,7 +204,10 @@ gitops:
   description:
     - GitOps objects paused or resumed (kind, namespace, name, action, result).
     - C(result) is V(paused), V(already_paused) (paused before; not recorded, so start leaves it paused),
-      V(resumed), V(left_changed) (no longer paused when the start came; left alone), V(not_paused) (journaled
+      V(shared) (paused by another restore session, which still holds it - one Kustomization or Application for
+      several namespaces; recorded with that session's original, C(shared_with) names the sessions),
+      V(resumed), V(kept_for_other_session) (another session that paused it still needs it: left paused, the last
+      one lifts it), V(left_changed) (no longer paused when the start came; left alone), V(not_paused) (journaled
       by a stop that failed or was killed before the pause itself) or V(gone).
     - O(state=started) also lifts the session's pauses whose workloads the session never stopped (a stop that
       failed after pausing), whatever O(pvcs) names.

@@ -173,8 +173,10 @@ def test_deploymentconfig_only_when_api_exists():
                                                           "ownerReferences": [owner(dc)]}, "spec": {"replicas": 1}})
     fake.add(k.POD, pod("legacy-3-x", ["data"], rc))
     assert [o["kind"] for o in w.discover(fake, NS, ["data"])[0]] == ["DeploymentConfig"]
-    fake.missing.add(k.DEPLOYMENT_CONFIG)
-    assert [o["kind"] for o in w.discover(fake, NS, ["data"])[0]] == ["ReplicationController"]
+    fake.missing.add(k.DEPLOYMENT_CONFIG)  # the DeploymentConfig cannot be stopped here, and would start the RC again
+    with pytest.raises(PreflightError, match="ReplicationController shop/legacy-3, whose pods mount the PVC, is "
+                                             "controlled by DeploymentConfig legacy"):
+        w.discover(fake, NS, ["data"])
 
 
 def test_owner_uid_mismatch_stops_the_walk(fk):
@@ -193,13 +195,32 @@ def test_bare_pod_is_refused_with_a_fix(fk):
     assert fk.count("patch") == 0
 
 
-def test_foreign_controller_on_top_warns(fk):
-    dep = deployment(fk)
-    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["metadata"].update(ownerReferences=[
-        {"apiVersion": "example.com/v1", "kind": "Shop", "name": "shop", "uid": "u-1", "controller": True}]))
-    found, warnings = w.discover(fk, NS, ["data"])
-    assert found[0]["metadata"]["uid"] == dep["metadata"]["uid"]
-    assert "Shop shop" in warnings[0]
+@pytest.mark.parametrize("top", ["operator", "rollout", "scaled_job"])
+def test_a_controller_workload_scale_cannot_stop_on_top_is_refused_in_preflight(fk, top):
+    """It would scale the workload back up (or make new Jobs) during the restore: refused before any change, by
+    the preflight's rules and by the stop, naming it and the way out."""
+    if top == "operator":
+        deployment(fk)
+        fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["metadata"].update(ownerReferences=[
+            {"apiVersion": "example.com/v1", "kind": "Shop", "name": "shop", "uid": "u-1", "controller": True}]))
+        owner = "Shop shop"
+    elif top == "rollout":
+        rs = fk.add(k.REPLICA_SET, {"metadata": {"name": "web-6f7", "namespace": NS, "ownerReferences": [
+            {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web", "uid": "r1", "controller": True}]},
+            "spec": {"replicas": 2}})
+        fk.add(k.POD, pod("web-6f7-a", ["data"], rs))
+        owner = "Rollout web"
+    else:
+        job = fk.add(k.JOB, {"metadata": {"name": "worker-x1", "namespace": NS, "ownerReferences": [
+            {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "name": "worker", "uid": "sj1",
+             "controller": True}]}, "spec": {"parallelism": 1, "template": {"spec": {}}}})
+        fk.add(k.POD, pod("worker-x1-abc", ["data"], job))
+        owner = "ScaledJob worker"
+    (problem,) = w.stop_refusals(fk, NS, ["data"], warnings=[], session=SESSION)
+    assert "controlled by %s" % owner in problem and "quiesce=none" in problem, problem
+    with pytest.raises(PreflightError, match="controlled by %s" % owner):
+        w.scale(fk, params(pvcs=["data"]))
+    assert fk.count("patch") == 0
 
 
 # ----------------------------------------------------------------------------- stop / start
@@ -721,11 +742,12 @@ def test_start_of_other_claims_keeps_the_pauses_of_workloads_still_stopped():
     assert fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]["annotations"][w.ARGO_SKIP] == "true"
 
 
-def test_gitops_skipped_silently_when_apis_missing(fk):
+def test_gitops_apis_missing_nothing_paused_and_only_real_marks_warned_about(fk):
+    # Helm sets the instance label too: alone it is no sign of Argo CD; Flux's label is (its API is not served here)
     deployment(fk, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps"})
     result = w.scale(fk, params(pvcs=["data"], pause_gitops=True))
-    assert result["gitops"] == [] and result["warnings"] == []
-    assert result["workloads"][0]["action"] == "stopped"
+    assert result["gitops"] == [] and result["workloads"][0]["action"] == "stopped"
+    assert len(result["warnings"]) == 1 and "no Flux object" in result["warnings"][0], result["warnings"]
 
 
 def test_check_mode_plans_without_an_existing_session(fk):
@@ -911,3 +933,103 @@ def test_a_scale_by_hand_while_left_stopped_is_kept_by_the_rerun(fk):
     assert [m for m in again["warnings"] if "runs again" in m and "taken as its original now" in m], again["warnings"]
     w.scale(fk, params(state="started", pvcs=["data"]))
     assert fk.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 5
+
+
+@pytest.mark.parametrize("first_done", ["owner", "sharer"])
+def test_a_pause_shared_by_two_sessions_is_lifted_only_by_the_last_one(first_done):
+    """One Flux Kustomization for two namespaces, each restored in its own session: the second session finds it
+    suspended by the first. Whichever finishes first must leave it suspended (the other's workloads are still
+    stopped and restoring); the last one puts the original back."""
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    s.ensure(fake, VNS, "other", mode="in_place")
+    labels = {w.FLUX_KS_NAME: "apps", w.FLUX_KS_NAMESPACE: "flux-system"}
+    deployment(fake, "web", labels=labels, claim="data")
+    deployment(fake, "api", labels=labels, claim="uploads")
+    owner = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    sharer = w.scale(fake, params(session="other", pvcs=["uploads"], pause_gitops=True))
+    assert [g["result"] for g in owner["gitops"]] == ["paused"]
+    assert [(g["result"], g["shared_with"]) for g in sharer["gitops"]] == [("shared", [SESSION])]
+
+    def suspended():
+        return fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"]
+
+    first, last = (SESSION, "other") if first_done == "owner" else ("other", SESSION)
+    claims = {SESSION: ["data"], "other": ["uploads"]}
+    done = w.scale(fake, params(session=first, state="started", pvcs=claims[first]))
+    assert [g["result"] for g in done["gitops"]] == ["kept_for_other_session"]
+    assert [x for x in done["warnings"] if "stays paused" in x and last in x], done["warnings"]
+    assert suspended() is True  # the other session's workloads are still stopped
+    done = w.scale(fake, params(session=last, state="started", pvcs=claims[last]))
+    assert [g["result"] for g in done["gitops"]] == ["resumed"]
+    assert suspended() is False  # the original, recorded by the session that paused it
+
+
+def test_a_pause_the_user_made_is_not_recorded_nor_lifted():
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    fake.mutate(k.FLUX_KUSTOMIZATION, "apps", "flux-system", lambda o: o["spec"].update(suspend=True))
+    deployment(fake, "web", labels={w.FLUX_KS_NAME: "apps", w.FLUX_KS_NAMESPACE: "flux-system"})
+    stop = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [g["result"] for g in stop["gitops"]] == ["already_paused"]
+    start = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert start["gitops"] == []
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is True
+
+
+def test_pause_gitops_warns_about_marks_it_found_nothing_to_pause_for():
+    """Argo CD in another cluster (hub and spoke), Flux applying from elsewhere: the workload carries their marks,
+    nothing here can be paused - said, not silent."""
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
+                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+    s.ensure(fake, VNS, SESSION, mode="in_place")
+    fake.controllers.append(workload_controller)
+    deployment(fake, labels={w.FLUX_KS_NAME: "apps"}, annotations={w.ARGO_TRACKING: "shop:apps/Deployment:shop/web"})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert result["gitops"] == [] and [i["action"] for i in result["workloads"]] == ["stopped"]
+    found = [x for x in result["warnings"] if "no Argo CD object" in x or "no Flux object" in x]
+    assert len(found) == 2 and all("Deployment shop/web" in x and "pause its sync yourself" in x for x in found), \
+        result["warnings"]
+
+
+def test_pause_gitops_does_not_warn_when_it_paused_the_tool_for_every_workload():
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    labels = {w.FLUX_KS_NAME: "apps", w.FLUX_KS_NAMESPACE: "flux-system"}
+    deployment(fake, "web", labels=labels, claim="data")
+    deployment(fake, "api", labels=labels, claim="data")  # the same Kustomization serves both
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [g["result"] for g in result["gitops"]] == ["paused"]
+    assert not [x for x in result["warnings"] if "no Flux object" in x], result["warnings"]
+
+
+def test_an_application_an_applicationset_generates_is_paused_with_a_warning():
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    fake.mutate(k.ARGO_APPLICATION, "shop", "argocd", lambda o: o["metadata"].update(ownerReferences=[
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "name": "shops", "uid": "u1",
+         "controller": True}]))
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop"})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [g["result"] for g in result["gitops"]] == ["paused"]
+    (warning,) = [x for x in result["warnings"] if "ApplicationSet shops" in x]
+    assert "preservedFields" in warning and w.ARGO_SKIP in warning
+
+
+def test_the_argo_instance_label_of_an_app_in_any_namespace_names_namespace_and_app():
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "team-a"}, "spec": {}})
+    deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "team-a_shop"})
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [(g["namespace"], g["name"]) for g in result["gitops"] if g["kind"] == "Application"] == [
+        ("team-a", "shop")]
+
+
+def test_an_on_delete_statefulset_with_a_staged_revision_is_warned_about(fk):
+    statefulset(fk, "db", 1)
+    fk.mutate(k.STATEFUL_SET, "db", NS, lambda o: (o["spec"].update(updateStrategy={"type": "OnDelete"}),
+                                                    o["status"].update(currentRevision="db-1", updateRevision="db-2")))
+    result = w.scale(fk, params(pvcs=["data-db-0"]))
+    (warning,) = [x for x in result["warnings"] if "OnDelete" in x]
+    assert "staged revision db-2" in warning and "(db-1)" in warning
