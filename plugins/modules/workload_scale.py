@@ -206,7 +206,7 @@ gitops:
     - C(result) is V(paused), V(already_paused) (paused before; not recorded, so start leaves it paused),
       V(shared) (paused by another restore session, which still holds it - one Kustomization or Application for
       several namespaces; recorded with that session's original, C(shared_with) names the sessions),
-      V(resumed), V(kept_for_other_session) (another session that paused it still needs it: left paused, the last
+      V(resumed), V(kept_for_other_session) (another session that paused it still needs it - left paused, the last
       one lifts it), V(left_changed) (no longer paused when the start came; left alone), V(not_paused) (journaled
       by a stop that failed or was killed before the pause itself) or V(gone).
     - O(state=started) also lifts the session's pauses whose workloads the session never stopped (a stop that
