@@ -1084,12 +1084,18 @@ def patch_claims(kube, params, check_mode=False, on_progress=None):
         patcher.refuse_after_cleanup()
     results, before, after = [], {}, {}
     for vol in volumes:
-        if state == "swapped":
-            result = patcher.rebind(vol) if mode == "rebind" else patcher.template(vol)
-        else:
-            # Each volume is swapped back the way its swap began (the journal), whatever mode was asked.
-            vol_mode = begun.get(vol["key"]) or mode
-            result = patcher.revert_rebind(vol) if vol_mode == "rebind" else patcher.revert_template(vol)
+        try:
+            if state == "swapped":
+                result = patcher.rebind(vol) if mode == "rebind" else patcher.template(vol)
+            else:
+                # Each volume is swapped back the way its swap began (the journal), whatever mode was asked.
+                vol_mode = begun.get(vol["key"]) or mode
+                result = patcher.revert_rebind(vol) if vol_mode == "rebind" else patcher.revert_template(vol)
+        except DataRestoreError as exc:
+            # The volumes before this one were changed: the failure says so (and which).
+            done = [r["key"] for r in results if r.get("changed")]
+            exc.details.update(changed=bool(done) or bool(exc.details.get("changed")), volumes_done=done)
+            raise
         diff = result.pop("diff", None)
         if diff:
             before[vol["key"]], after[vol["key"]] = diff

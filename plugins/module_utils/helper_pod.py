@@ -878,7 +878,8 @@ def wait_running(kube, velero_namespace, namespace, session, pod_names, timeout,
     except WaitTimeout as exc:
         raise WaitTimeout(
             "%s. A pod that stays unscheduled or ContainerCreating usually means a ReadWriteOnce volume is still "
-            "attached to another node (quiesce the workload or use pin_to_consumer_node) or the node lacks "
+            "attached to another node (quiesce the workload; with quiesce=none the playbooks pin the helper pods to the "
+            "node that uses the volume, option pin_to_consumer_node of restore_helper_pod) or the node lacks "
             "resources." % exc.msg, pending=exc.pending)
 
 
@@ -974,9 +975,13 @@ def run(kube, params, check_mode=False):
         changed = changed or ns_changed
         diffs.extend(ns_diffs)
         if params["wait"] and not check_mode:
-            pods = wait_running(kube, velero_ns, ns, session_name, [e["name"] for e in found],
-                                timeout=params["wait_timeout"], check_node_agent=params.get("check_node_agent", True),
-                                initial=listed)
+            try:
+                pods = wait_running(kube, velero_ns, ns, session_name, [e["name"] for e in found],
+                                    timeout=params["wait_timeout"],
+                                    check_node_agent=params.get("check_node_agent", True), initial=listed)
+            except DataRestoreError as exc:
+                exc.details["changed"] = changed or bool(exc.details.get("changed"))  # pods were created
+                raise
             by_name = dict((p["metadata"]["name"], p) for p in pods)
             found = [describe_pod(by_name[e["name"]]) if e["name"] in by_name else e for e in found]
         entries.extend(found)

@@ -377,7 +377,7 @@ def run(kube, params, check_mode=False):
                 "restore-wait on a node with a node-agent and that the PVR's velero.io/pod-uid label equals the "
                 "helper pod's UID; look at the node-agent logs on that node."
                 % (params["wait_timeout"], session_name, ", ".join(exc.pending), progress_line(volumes)),
-                pending=exc.pending, volumes=volumes)
+                pending=exc.pending, volumes=volumes, changed=result["changed"])
         result.update(done=False, volumes=volumes, pending=exc.pending, progress=progress_line(volumes),
                       resume=resume_value(exc.objects, exc.version))
         return result
@@ -466,6 +466,13 @@ def record_canceled(kube, velero_ns, session_name, items):
     record_final(kube, velero_ns, session_name, unfinished)
 
 
+def record_kept_final(kube, velero_ns, session_name, items):
+    """Journal the final phase and progress of CRs that a cancel keeps (keep_final)."""
+    entries = [entry for entry in (summarize(obj) for obj in items) if entry["key"]]
+    if entries and sessions.load(kube, velero_ns, session_name) is not None:
+        record_final(kube, velero_ns, session_name, entries)
+
+
 def _replaced_helper_pod(current, pods, namespace, pvc):
     """(current helper pod of namespace/pvc, the pod UID ``current`` targets) when ``current`` (a PVR not final)
     targets another pod UID than that pod's, else None.
@@ -509,7 +516,12 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
         wanted = set(pvr_name(session_name, *helper_pod.receiving_claim(r)) for r in records)
         items = [o for o in items if o["metadata"]["name"] in wanted]
     if keep_final:
+        final = [o for o in items if va.phase_of(o) in va.DATA_PATH_FINAL_PHASES]
         items = [o for o in items if va.phase_of(o) not in va.DATA_PATH_FINAL_PHASES]
+        if final and not check_mode:
+            # A wait that ended early (a timeout, another failure) did not journal them: the rescue reads from the
+            # journal which in-place volumes stopped part-way (a Failed one among them).
+            record_kept_final(kube, velero_ns, session_name, final)
     canceled, deleted = cancel_objects(kube, velero_ns, session_name, items, wait=wait, timeout=timeout,
                                        check_mode=check_mode, kind=kind, role=role)
     return dict(changed=bool(items), canceled=canceled, deleted=deleted, volumes=[],

@@ -1295,8 +1295,9 @@ def scale(kube, params, check_mode=False, warn=None, on_progress=None):
         if state == "stopped":
             try:
                 waited = scaler.wait_stopped(results, namespace, pvcs, params.get("wait_timeout", 600), on_progress)
-            except DataRestoreError:
+            except DataRestoreError as exc:
                 scaler.mark_applied()  # the patches are in effect; the session state stays as it was
+                exc.details.update(workloads=summary, changed=changed or bool(exc.details.get("changed")))
                 raise
             pods_waited = sorted(set(pods_before) | set(waited))
             # The applied marks and session_state (run_module then has nothing left to write) in one request.

@@ -336,6 +336,22 @@ def test_absent_with_keep_final_stops_only_unfinished_ones():
     assert pvr.run(fake, params(state="absent", keep_final=True))["changed"] is False
 
 
+def test_absent_with_keep_final_journals_the_final_ones_a_timed_out_wait_did_not():
+    """One PVR failed mid-copy while the wait ran out on another: the journal still said New for it. The rescue's
+    cancel keeps it and journals it Failed, so the rescue names the volume as holding part of the backup's data."""
+    fake, records, pods = setup(pvcs=("data", "logs"))
+    fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    failed = pvr.pvr_name("s1", f.NS, "data")
+    fake.mutate(k.POD_VOLUME_RESTORE, failed, f.VNS, lambda o: o.setdefault("status", {}).update(
+        phase="Failed", message="disk full", progress={"bytesDone": 500, "totalBytes": 1000}))
+    assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["%s/data" % f.NS]["phase"] == "New"
+    pvr.run(fake, params(state="absent", keep_final=True))
+    journal = sessions.require(fake, f.VNS, "s1").doc["volumes"]
+    assert (journal["%s/data" % f.NS]["phase"], journal["%s/data" % f.NS]["bytes_done"]) == ("Failed", 500)
+    assert journal["%s/logs" % f.NS]["phase"] == "Canceled"
+
+
 def test_recreate_waits_for_the_cancel_longer_than_a_short_wait_slice(monkeypatch):
     # Velero may take until its forced cancel (5 min) to let an Accepted PVR go; a 2 s slice must not cut that short
     fake, records, pods = setup()
@@ -519,3 +535,12 @@ def test_a_run_that_moves_the_session_to_restored_reports_a_change():
     assert sessions.require(fake, f.VNS, "s1").state == "restored"
     assert again["changed"] is True
     assert pvr.run(fake, params(volumes=records, pods=pods, session_state="restored"))["changed"] is False
+
+
+def test_a_wait_that_times_out_after_creating_reports_the_change():
+    fake, records, pods = setup()
+    fake.controllers.pop()  # no node-agent: the PVR stays New
+    with pytest.raises(WaitTimeout) as err:
+        pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=1))
+    assert err.value.details["changed"] is True
+    assert fake.find(k.POD_VOLUME_RESTORE, pvr.pvr_name("s1", f.NS, "data"), f.VNS) is not None

@@ -1033,3 +1033,12 @@ def test_an_on_delete_statefulset_with_a_staged_revision_is_warned_about(fk):
     result = w.scale(fk, params(pvcs=["data-db-0"]))
     (warning,) = [x for x in result["warnings"] if "OnDelete" in x]
     assert "staged revision db-2" in warning and "(db-1)" in warning
+
+
+def test_a_stop_whose_wait_fails_reports_the_change_it_made(fk):
+    deployment(fk)
+    fk.controllers.remove(workload_controller)  # the pods never go
+    with pytest.raises(WaitTimeout) as err:
+        w.scale(fk, params(pvcs=["data"], wait_timeout=1))
+    assert err.value.details["changed"] is True
+    assert [(i["name"], i["action"]) for i in err.value.details["workloads"]] == [("web", "stopped")]
