@@ -1161,7 +1161,7 @@ class Scaler(object):
                     item.update(result="kept_for_other_session", shared_with=sorted(holders))
                     self.warn("%s %s/%s stays paused: restore session(s) %s paused it too and still need it; the "
                               "last of them lifts it." % (target["kind"], target["namespace"], target["name"],
-                                                           ", ".join(sorted(holders))))
+                                                          ", ".join(sorted(holders))))
                 elif not self.check_mode:
                     self.kube.patch(kind, target["name"], gitops_resume_patch(record["action"], record["original"]),
                                     target["namespace"])

@@ -37,6 +37,8 @@ options:
   directory:
     description:
       - Directory the report files are written to, on the host running the module. Created (mode C(0755)) if missing.
+      - A relative path is taken from the module's working directory; with a local connection that is the directory
+        C(ansible-playbook) was started in. The returned file paths are absolute.
       - The files get mode C(0644).
     type: path
     required: true
@@ -120,6 +122,8 @@ summary:
     - "Session shop-rollback (replace): completed; backup nightly; 6244 bytes"
 """
 
+import os
+
 from ansible_collections.velero.data_restore.plugins.module_utils import report as reports
 from ansible_collections.velero.data_restore.plugins.module_utils.module import (
     SESSION_ARG_SPEC,
@@ -137,7 +141,8 @@ OPTIONS = (
 
 def run(module, kube):
     p = module.params
-    result = reports.run_report(kube, p["velero_namespace"], p["session"], p["directory"],
+    # Absolute, so the returned file paths still name the files wherever the caller reads them.
+    result = reports.run_report(kube, p["velero_namespace"], p["session"], os.path.abspath(p["directory"]),
                                 p["warnings"], write=p["write"], check_mode=module.check_mode,
                                 session_state=p["session_state"])
     if not module._diff:

@@ -40,6 +40,9 @@ def run_playbook(playbook, extra_vars=None, kubeconfig=None, check=False, diff=F
                  timeout=900, args=()):
     """Run a playbook file; returns (rc, parsed json output, raw stdout, stderr)."""
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+    if isinstance(extra_vars, dict) and "report_directory" not in extra_vars:
+        # The reports default to the working directory (the repository here): keep them out of the tree.
+        extra_vars = dict(extra_vars, report_directory=os.path.join(REPO, "tests", "output", "reports"))
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if check:

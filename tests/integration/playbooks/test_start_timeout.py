@@ -22,7 +22,7 @@ WORKLOAD_TIMEOUT = 10
 
 
 def test_a_start_that_is_not_ready_in_time_is_not_started_twice(api_client, kube, kubeconfig, namespace, app_factory,
-                                                                 backup_factory, state_dir, tmp_path):
+                                                                backup_factory, state_dir, tmp_path):
     app = app_factory(kind="Deployment", name="web")
     backup = backup_factory(method="fs")["metadata"]["name"]
     ph.scramble(api_client, state_dir, app)

@@ -1029,7 +1029,7 @@ def test_the_argo_instance_label_of_an_app_in_any_namespace_names_namespace_and_
 def test_an_on_delete_statefulset_with_a_staged_revision_is_warned_about(fk):
     statefulset(fk, "db", 1)
     fk.mutate(k.STATEFUL_SET, "db", NS, lambda o: (o["spec"].update(updateStrategy={"type": "OnDelete"}),
-                                                    o["status"].update(currentRevision="db-1", updateRevision="db-2")))
+                                                   o["status"].update(currentRevision="db-1", updateRevision="db-2")))
     result = w.scale(fk, params(pvcs=["data-db-0"]))
     (warning,) = [x for x in result["warnings"] if "OnDelete" in x]
     assert "staged revision db-2" in warning and "(db-1)" in warning
