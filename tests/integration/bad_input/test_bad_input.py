@@ -300,6 +300,29 @@ def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubecon
         assert not mutations, (playbook, mutations)
 
 
+# What an AWX survey sends for the questions left blank: null (ansible-core 2.19) or "".
+BLANK_ANSWERS = ["backup", "schedule", "target_namespace", "volume_selector", "session", "report_directory",
+                 "kubeconfig", "kube_context", "velero_namespace", "quiesce", "on_failure", "restore_timeout",
+                 "workload_timeout", "wait_slice", "max_volumes_per_pod", "swap_mode", "pre_restore_hooks",
+                 "namespace_mapping", "storage_class_map", "pause_gitops", "retry_failed"]
+
+
+@pytest.mark.parametrize("blank", [None, ""], ids=["null", "empty"])
+def test_blank_survey_answers_count_as_not_given(api_client, kubeconfig, namespace, app_factory, backup_factory,
+                                                 blank):
+    app_factory(kind="Deployment", name="web")
+    backup_factory(method="fs")
+    for playbook in ("restore_in_place.yml", "restore_replace.yml"):
+        given = dict(dict.fromkeys(BLANK_ANSWERS, blank), source_namespace=namespace, latest="true")
+        before = ph.snapshot(api_client, [namespace, ph.VELERO_NS])
+        rc, results, failed, stdout, _stderr = ph.run_restore(playbook, kubeconfig, given, args=("--check",))
+        after = ph.snapshot(api_client, [namespace, ph.VELERO_NS])
+        assert rc == 0 and not failed, (playbook, failed[:1], stdout[-1500:])
+        plans = [r for name, r in results if "Build and validate the restore plan" in name and "plan" in r]
+        assert plans and plans[0]["plan"]["volumes"], (playbook, [(name, sorted(r)) for name, r in results])
+        assert not ph.diff_snapshots(before, after, (ph.VELERO_NS,)), playbook
+
+
 def test_rollback_workload_timeout_is_refused_before_anything_changes(api_client, kubeconfig, namespace, tmp_path):
     """"10m" would be 0 seconds to the role, and a stop that cannot wait leaves the workloads stopped."""
     (name, result), mutations = _playbook_case(api_client, kubeconfig, [namespace], "rollback.yml", dict(
