@@ -216,3 +216,50 @@ def test_a_rollback_is_refused_once_cleanup_began(api_client, kube, kubeconfig, 
             kube.patch("PersistentVolume", None, old_pv, {"metadata": {"finalizers": None}})
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+
+
+def test_a_rollback_whose_start_is_not_ready_says_so_in_the_session_and_the_report(
+        api_client, kube, kubeconfig, namespace, app_factory, backup_factory, state_dir, tmp_path):
+    """The swap back succeeds, the workload is started on its original volume, but its pods never get ready (a node
+    selector that matches no node). The failure names what happened - every claim back, the workload started, not
+    stopped - and the session and the report keep why the rollback stopped; the re-run finishes it."""
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    pvs = ph.pvs_with_data(api_client, state_dir, [namespace])
+    session = "rb-ready-" + namespace[-8:]
+    claim = app["pvcs"][0]
+    try:
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
+            "source_namespace": namespace, "backup": backup, "session": session, "report_directory": str(tmp_path),
+            "wait_slice": 2})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        restored_pv = kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"]
+        kube.patch("Deployment", namespace, "web", {"spec": {"template": {"spec": {
+            "nodeSelector": {"data-restore.test/no-such-node": "true"}}}}})
+
+        rc, results, failed, _out, _err = ph.run_restore("rollback.yml", kubeconfig, {
+            "session": session, "report_directory": str(tmp_path), "workload_timeout": 10})
+        assert rc != 0 and failed, "the rollback did not fail"
+        assert "to be ready" in failed[0][1].get("msg", ""), failed[0]
+        last = failed[-1][1]["msg"]
+        assert "Every claim is back on its original volume" in last, last
+        assert "were started again on them" in last and "stay stopped" not in last, last
+        assert "workload_timeout=<seconds>" in last, last
+        assert kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"] != restored_pv
+        assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        assert doc["state"] == "rolling_back" and "to be ready" in (doc.get("error") or ""), (doc["state"], doc.get("error"))
+        report = json.loads((tmp_path / ("data-restore-%s.json" % session)).read_text())
+        assert report["state"] == "rolling_back" and "to be ready" in (report.get("error") or ""), report.get("error")
+
+        kube.patch("Deployment", namespace, "web", {"spec": {"template": {"spec": {"nodeSelector": None}}}})
+        rc, _results, failed, _out, stderr = ph.run_restore("rollback.yml", kubeconfig, {
+            "session": session, "report_directory": str(tmp_path)})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        assert doc["state"] == "rolled_back" and not doc.get("error"), (doc["state"], doc.get("error"))
+        ph.replicas_back(api_client, app)
+        ph.assert_nothing_lost(api_client, state_dir, pvs)
+    finally:
+        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
+            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
