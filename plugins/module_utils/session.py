@@ -542,10 +542,11 @@ def undo_id(action, target):
     return "%s:%s/%s/%s" % (action, target.get("kind"), target.get("namespace") or "", target.get("name"))
 
 
-def other_holders(kube, velero_namespace, session, record_id):
+def other_holders(kube, velero_namespace, session, record_id, include_releasing=False):
     """{session name: record} of the OTHER sessions whose journal holds ``record_id`` not yet reverted: a change
-    (a GitOps pause) that serves them as well, which this session must not undo while they need it. One LIST of
-    the session ConfigMaps; an unreadable document is skipped (it cannot be relied on, nor hold anything)."""
+    (a GitOps pause) that serves them as well, which this session must not undo while they need it. A record
+    marked ``releasing`` (its session is lifting the pause) holds nothing unless ``include_releasing``. One LIST
+    of the session ConfigMaps; an unreadable document is skipped (it cannot be relied on, nor hold anything)."""
     items = kube.list(k.CONFIG_MAP, namespace=velero_namespace,
                       label_selector="%s=%s" % (names.LABEL_MANAGED_BY, names.MANAGED_BY))[0]
     out = {}
@@ -557,7 +558,7 @@ def other_holders(kube, velero_namespace, session, record_id):
         if other.name in (None, session):
             continue
         record = other.undo_record(record_id)
-        if record is not None and record.get("status") != "reverted":
+        if record is not None and record.get("status") != "reverted" and (include_releasing or not record.get("releasing")):
             out[other.name] = record
     return out
 

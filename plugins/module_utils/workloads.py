@@ -889,10 +889,12 @@ class Scaler(object):
         out = dict(ref, action=action, workload=plan["workload"])
         if gitops_is_paused(action, obj):
             record = self._record(rid)
-            if record is not None and record["status"] == "recorded" and not self.check_mode:
-                # paused by a run of this session that was killed before it could mark the pause applied
+            if record is not None and not self.check_mode and (
+                    record["status"] == "recorded" or (record["status"] == "applied" and record.get("releasing"))):
+                # Paused by a run of this session that was killed before it could mark the pause applied, or a start
+                # of this session began to lift it and was killed: the pause serves this stop again.
                 sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
-                                         workloads=[plan["workload"]])
+                                         workloads=[plan["workload"]], releasing=False)
             out["result"] = "already_paused"
             if record is None or record["status"] == "reverted":
                 self._share_pause(plan, rid, out)
@@ -915,16 +917,24 @@ class Scaler(object):
         namespaces, restored in one session each): recorded here too, with that session's original, so that neither
         lifts it while the other still needs it (``_resume_gitops``), and the last one puts the original back. A
         pause no session holds is the user's: not recorded, left as it is."""
-        holders = sessions.other_holders(self.kube, self.velero_namespace, self.session_name, rid)
+        # A holder that is lifting the pause right now counts: this session records the pause first, then looks
+        # whether it is still in place, and pauses again if the holder lifted it meanwhile.
+        holders = sessions.other_holders(self.kube, self.velero_namespace, self.session_name, rid,
+                                         include_releasing=True)
         if not holders:
             return
         out.update(result="shared", shared_with=sorted(holders), original=holders[sorted(holders)[0]]["original"])
         if self.check_mode:
             return
+        action, kind, ref = plan["action"], plan["kind"], ref_of(plan["obj"])
         sessions.record_undo_many(self.kube, self.velero_namespace, self.session_name,
-                                  [(plan["action"], ref_of(plan["obj"]), out["original"])], renew_reverted=True)
+                                  [(action, ref, out["original"])], renew_reverted=True)
+        again = self.kube.get(kind, ref["name"], ref["namespace"])
+        if again is not None and not gitops_is_paused(action, again):
+            self.kube.patch(kind, ref["name"], gitops_pause_patch(action), ref["namespace"])
+            out["result"] = "paused"
         sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, rid, "applied",
-                                 workloads=[plan["workload"]], shared_with=sorted(holders))
+                                 workloads=[plan["workload"]], shared_with=sorted(holders), releasing=False)
 
     def _plan_stop(self, obj):
         """(result, stop patch or None when there is nothing to change)."""
@@ -1156,6 +1166,11 @@ class Scaler(object):
                 self.warn("%s %s/%s is no longer paused by this session; left as it is."
                           % (target["kind"], target["namespace"], target["name"]))
             else:
+                if not self.check_mode:
+                    # Marked before the other sessions are read: two sessions that finish at once each see the other
+                    # releasing and both lift it (to the same original), rather than both keeping it paused.
+                    sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, record["id"],
+                                             record["status"], releasing=True)
                 holders = sessions.other_holders(self.kube, self.velero_namespace, self.session_name, record["id"])
                 if holders:
                     item.update(result="kept_for_other_session", shared_with=sorted(holders))
@@ -1167,8 +1182,9 @@ class Scaler(object):
                                     target["namespace"])
             if not self.check_mode:
                 sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, record["id"],
-                                         "reverted", **({"outcome": item["result"]}
-                                                        if item["result"] == "kept_for_other_session" else {}))
+                                         "reverted", releasing=False, **({"outcome": item["result"]}
+                                                                         if item["result"] == "kept_for_other_session"
+                                                                         else {}))
             out.append(item)
         return out
 

@@ -263,3 +263,39 @@ def test_a_rollback_whose_start_is_not_ready_says_so_in_the_session_and_the_repo
     finally:
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+
+
+def test_a_rollback_refused_by_a_scaled_object_added_since_says_why(api_client, kube, kubeconfig, namespace,
+                                                                   app_factory, backup_factory, keda_api, tmp_path):
+    """A KEDA ScaledObject was added after the restore (which ran without pause_gitops): the rollback's stop refuses
+    the Deployment before it changes anything. The refusal's workload list has no start/stop actions; the rescue
+    must still say what the refusal says (before, its Jinja failed on the list and hid the message)."""
+    app = app_factory(kind="Deployment", name="web")
+    backup = backup_factory(method="fs")["metadata"]["name"]
+    session = "rb-keda-" + namespace[-8:]
+    try:
+        rc, _results, failed, _out, stderr = ph.run_restore("restore_replace.yml", kubeconfig, {
+            "source_namespace": namespace, "backup": backup, "session": session, "report_directory": str(tmp_path),
+            "wait_slice": 2})
+        assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
+        claims = kube.get("PersistentVolumeClaim", namespace, app["pvcs"][0])["spec"]["volumeName"]
+        group, version, kind, plural = KEDA
+        keda_api.create_namespaced_custom_object(group, version, namespace, plural, {
+            "apiVersion": "%s/%s" % (group, version), "kind": kind,
+            "metadata": {"name": "web-scaler", "namespace": namespace},
+            "spec": {"scaleTargetRef": {"name": "web"}, "minReplicaCount": 1}})
+
+        rc, _results, failed, _out, _err = ph.run_restore("rollback.yml", kubeconfig, {
+            "session": session, "report_directory": str(tmp_path)})
+        assert rc != 0 and failed, "the rollback did not fail"
+        last = failed[-1][1].get("msg", "")
+        assert "is scaled by KEDA ScaledObject" in last and "pause_gitops=true" in last, last
+        assert "Nothing was swapped back in this run" in last, last
+        assert kube.get("PersistentVolumeClaim", namespace, app["pvcs"][0])["spec"]["volumeName"] == claims
+        assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
+        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        assert doc["state"] == "rolling_back" and "KEDA" in (doc.get("error") or ""), (doc["state"], doc.get("error"))
+        ph.replicas_back(api_client, app)
+    finally:
+        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
+            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)

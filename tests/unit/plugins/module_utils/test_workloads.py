@@ -965,6 +965,76 @@ def test_a_pause_shared_by_two_sessions_is_lifted_only_by_the_last_one(first_don
     assert suspended() is False  # the original, recorded by the session that paused it
 
 
+def _shared_kustomization():
+    """Two sessions (SESSION: web/data, "other": api/uploads) stopped behind one Flux Kustomization that SESSION
+    paused and "other" shares."""
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    s.ensure(fake, VNS, "other", mode="in_place")
+    labels = {w.FLUX_KS_NAME: "apps", w.FLUX_KS_NAMESPACE: "flux-system"}
+    deployment(fake, "web", labels=labels, claim="data")
+    deployment(fake, "api", labels=labels, claim="uploads")
+    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    w.scale(fake, params(session="other", pvcs=["uploads"], pause_gitops=True))
+    return fake
+
+
+def _kustomization_record(fake, session):
+    (record,) = [r for r in s.require(fake, VNS, session).doc["undo"] if r["target"]["kind"] == "Kustomization"]
+    return record
+
+
+def test_two_sessions_that_lift_a_shared_pause_at_once_both_lift_it():
+    """Each marks its record releasing before it reads the other: one that sees the other releasing lifts the pause
+    (before, two starts at the same moment each saw the other holding it, and it stayed paused for good)."""
+    fake = _shared_kustomization()
+    rid = _kustomization_record(fake, "other")["id"]
+    s.set_undo_status(fake, VNS, "other", rid, "applied", releasing=True)  # "other" is lifting it right now
+    done = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert [g["result"] for g in done["gitops"]] == ["resumed"], done["gitops"]
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is False
+    assert _kustomization_record(fake, SESSION)["status"] == "reverted"
+    assert not _kustomization_record(fake, SESSION)["releasing"]
+
+
+def test_a_pause_lifted_while_another_session_shares_it_is_paused_again(monkeypatch):
+    """The sharer read the holder while it was lifting the pause; the holder lifted it before the sharer's record
+    was written. The sharer looks again after recording, and pauses it itself."""
+    fake = gitops_kube()
+    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
+    s.ensure(fake, VNS, "other", mode="in_place")
+    labels = {w.FLUX_KS_NAME: "apps", w.FLUX_KS_NAMESPACE: "flux-system"}
+    deployment(fake, "web", labels=labels, claim="data")
+    deployment(fake, "api", labels=labels, claim="uploads")
+    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    rid = _kustomization_record(fake, SESSION)["id"]
+    s.set_undo_status(fake, VNS, SESSION, rid, "applied", releasing=True)
+    read_holders = s.other_holders
+
+    def holders_then_lifted(*args, **kwargs):
+        found = read_holders(*args, **kwargs)
+        fake.mutate(k.FLUX_KUSTOMIZATION, "apps", "flux-system", lambda o: o["spec"].update(suspend=False))
+        return found
+
+    monkeypatch.setattr(s, "other_holders", holders_then_lifted)
+    shared = w.scale(fake, params(session="other", pvcs=["uploads"], pause_gitops=True))
+    assert [(g["result"], g["shared_with"]) for g in shared["gitops"]] == [("paused", [SESSION])], shared["gitops"]
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is True
+    assert _kustomization_record(fake, "other")["status"] == "applied"
+
+
+def test_a_stop_after_a_killed_lift_holds_the_pause_again():
+    """A start of this session marked the pause releasing and was killed; the re-run stops again: the pause serves
+    that stop, so the other sessions must count it as held again."""
+    fake = _shared_kustomization()
+    rid = _kustomization_record(fake, SESSION)["id"]
+    s.set_undo_status(fake, VNS, SESSION, rid, "applied", releasing=True)
+    again = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert [g["result"] for g in again["gitops"]] == ["already_paused"], again["gitops"]
+    assert not _kustomization_record(fake, SESSION)["releasing"]
+    assert sorted(s.other_holders(fake, VNS, "other", rid)) == [SESSION]
+
+
 def test_a_pause_the_user_made_is_not_recorded_nor_lifted():
     fake = gitops_kube()
     fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
