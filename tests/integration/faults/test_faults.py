@@ -381,22 +381,28 @@ def test_timeout_while_a_restore_is_queued_stops_the_data_path_and_a_rerun_compl
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config)
 
 
-def test_rescue_that_cannot_stop_the_pvrs_says_so_resumes_and_the_named_fix_works(
+def test_rescue_that_cannot_stop_the_pvrs_says_so_keeps_the_workloads_stopped_and_the_named_fix_works(
         api_client, kube, kubeconfig, state_dir, restored_app, sim_config, tmp_path):
     """The rescue's own fallback: run as a ServiceAccount that may not delete PodVolumeRestores, the play times out
     while a restore is queued; stopping the unfinished PVRs fails too. The message says so (and which permission is
-    missing), the workloads are still started, and the fix it names (pod_volume_restore state=absent) then a re-run
-    completes."""
+    missing). In place, a restore that may still run would write into the volumes the workloads mount: they stay
+    stopped (until 2026-12-06 they were started). The fix the message names (pod_volume_restore state=absent), then
+    a re-run, completes and starts them."""
     _slow_and_queued(sim_config)
     no_pvr_delete = ("velero-data-restore-velero", "velero.io", "podvolumerestores", "delete")
     with ph.ServiceAccountGrant(api_client, [restored_app["app"]["namespace"]], drop=no_pvr_delete) as grant:
         rc, _results, failed, _out, _err = ph.run_restore(
             "restore_in_place.yml", kubeconfig, _vars(restored_app, tmp_path, restore_timeout=4), env=grant.env())
-    msgs = _assert_failed_cleanly(api_client, state_dir, restored_app, rc, failed, "did not finish within 4s")
+    assert rc != 0 and failed, "the play did not fail"
+    msgs = " | ".join(r.get("msg") or "" for _n, r in failed)
+    assert "did not finish within 4s" in msgs and "session=%s" % restored_app["session"] in msgs, msgs
     assert "stopping the unfinished PodVolumeRestores failed as well" in msgs, msgs
     assert "missing RBAC permission verb=delete resource=podvolumerestores" in msgs, msgs
     assert "were canceled; the re-run creates them again" not in msgs, msgs
-    assert "The workloads were started again." in msgs, msgs
+    assert "so the workloads were left stopped" in msgs and "The workloads were started again." not in msgs, msgs
+    app = restored_app["app"]
+    assert kube.get("Deployment", app["namespace"], "web")["spec"]["replicas"] == 0
+    ph.assert_nothing_lost(api_client, state_dir, restored_app["pvs"])
     assert _session_state(kube, restored_app["session"])[0] == "failed"
     assert _phases(kube, restored_app["session"]), "the PVRs should still be there: their delete was forbidden"
     stopped = ansible_run.run_module("pod_volume_restore", {"session": restored_app["session"], "state": "absent"},
