@@ -266,7 +266,7 @@ def test_a_rollback_whose_start_is_not_ready_says_so_in_the_session_and_the_repo
 
 
 def test_a_rollback_refused_by_a_scaled_object_added_since_says_why(api_client, kube, kubeconfig, namespace,
-                                                                   app_factory, backup_factory, keda_api, tmp_path):
+                                                                    app_factory, backup_factory, keda_api, tmp_path):
     """A KEDA ScaledObject was added after the restore (which ran without pause_gitops): the rollback's stop refuses
     the Deployment before it changes anything. The refusal's workload list has no start/stop actions; the rescue
     must still say what the refusal says (before, its Jinja failed on the list and hid the message)."""
