@@ -1180,6 +1180,15 @@ class Scaler(object):
                 elif not self.check_mode:
                     self.kube.patch(kind, target["name"], gitops_resume_patch(record["action"], record["original"]),
                                     target["namespace"])
+                    # A session that recorded its share after the read above may have seen the pause still in
+                    # place (and not paused it itself): read again, and put the pause back for it.
+                    late = sessions.other_holders(self.kube, self.velero_namespace, self.session_name, record["id"])
+                    if late:
+                        self.kube.patch(kind, target["name"], gitops_pause_patch(record["action"]), target["namespace"])
+                        item.update(result="kept_for_other_session", shared_with=sorted(late))
+                        self.warn("%s %s/%s stays paused: restore session(s) %s began to share the pause while this "
+                                  "one lifted it; the last of them lifts it." % (
+                                      target["kind"], target["namespace"], target["name"], ", ".join(sorted(late))))
             if not self.check_mode:
                 sessions.set_undo_status(self.kube, self.velero_namespace, self.session_name, record["id"],
                                          "reverted", releasing=False, **({"outcome": item["result"]}

@@ -1023,6 +1023,28 @@ def test_a_pause_lifted_while_another_session_shares_it_is_paused_again(monkeypa
     assert _kustomization_record(fake, "other")["status"] == "applied"
 
 
+def test_a_session_that_shares_a_pause_while_it_is_lifted_gets_it_back(monkeypatch):
+    """The holder read no other session, then another session recorded its share and saw the pause still in place
+    (so did not pause it itself), then the holder lifted it: the holder reads again after the lift and puts the
+    pause back for that session."""
+    fake = _shared_kustomization()
+    other_rid = _kustomization_record(fake, "other")["id"]
+    s.set_undo_status(fake, VNS, "other", other_rid, "reverted")  # as if "other" had not shared it yet
+    read_holders, reads = s.other_holders, []
+
+    def late_share(*args, **kwargs):
+        reads.append(1)
+        if len(reads) == 2:  # "other" shares it between the holder's first read and its lift
+            s.set_undo_status(fake, VNS, "other", other_rid, "applied")
+        return read_holders(*args, **kwargs)
+
+    monkeypatch.setattr(s, "other_holders", late_share)
+    done = w.scale(fake, params(state="started", pvcs=["data"]))
+    assert [(g["result"], g.get("shared_with")) for g in done["gitops"]] == [("kept_for_other_session", ["other"])]
+    assert [x for x in done["warnings"] if "began to share the pause while this one lifted it" in x], done["warnings"]
+    assert fake.find(k.FLUX_KUSTOMIZATION, "apps", "flux-system")["spec"]["suspend"] is True
+
+
 def test_a_stop_after_a_killed_lift_holds_the_pause_again():
     """A start of this session marked the pause releasing and was killed; the re-run stops again: the pause serves
     that stop, so the other sessions must count it as held again."""
