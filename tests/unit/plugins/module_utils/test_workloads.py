@@ -965,9 +965,9 @@ def test_a_pause_shared_by_two_sessions_is_lifted_only_by_the_last_one(first_don
     assert suspended() is False  # the original, recorded by the session that paused it
 
 
-def _shared_kustomization():
-    """Two sessions (SESSION: web/data, "other": api/uploads) stopped behind one Flux Kustomization that SESSION
-    paused and "other" shares."""
+def _shared_kustomization(share=True):
+    """Two sessions (SESSION: web/data, "other": api/uploads) behind one Flux Kustomization: SESSION stopped its
+    workload and paused it; with ``share``, "other" stopped its own and shares the pause."""
     fake = gitops_kube()
     fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
     s.ensure(fake, VNS, "other", mode="in_place")
@@ -975,7 +975,8 @@ def _shared_kustomization():
     deployment(fake, "web", labels=labels, claim="data")
     deployment(fake, "api", labels=labels, claim="uploads")
     w.scale(fake, params(pvcs=["data"], pause_gitops=True))
-    w.scale(fake, params(session="other", pvcs=["uploads"], pause_gitops=True))
+    if share:
+        w.scale(fake, params(session="other", pvcs=["uploads"], pause_gitops=True))
     return fake
 
 
@@ -1000,13 +1001,7 @@ def test_two_sessions_that_lift_a_shared_pause_at_once_both_lift_it():
 def test_a_pause_lifted_while_another_session_shares_it_is_paused_again(monkeypatch):
     """The sharer read the holder while it was lifting the pause; the holder lifted it before the sharer's record
     was written. The sharer looks again after recording, and pauses it itself."""
-    fake = gitops_kube()
-    fake.remove(k.KEDA_SCALED_OBJECT, "web-scaler", NS)
-    s.ensure(fake, VNS, "other", mode="in_place")
-    labels = {w.FLUX_KS_NAME: "apps", w.FLUX_KS_NAMESPACE: "flux-system"}
-    deployment(fake, "web", labels=labels, claim="data")
-    deployment(fake, "api", labels=labels, claim="uploads")
-    w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    fake = _shared_kustomization(share=False)
     rid = _kustomization_record(fake, SESSION)["id"]
     s.set_undo_status(fake, VNS, SESSION, rid, "applied", releasing=True)
     read_holders = s.other_holders
