@@ -125,8 +125,11 @@ class WatchExpired(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again and watch from there."""
 
 
-# API groups every conformant cluster serves, and Velero's: discovered without a pre-check.
-BUILTIN_GROUPS = ("", "apps", "batch", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io", "velero.io")
+# API groups (at the versions of the kinds above) that every conformant cluster serves: their resources are built
+# from the Kind, without a discovery request (a fresh AWX job has no discovery cache: one GET per group saved).
+KUBERNETES_GROUPS = ("", "apps", "batch", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io")
+# ... and Velero's, discovered (its absence is an error that names the fix) without the pre-check of optional groups.
+BUILTIN_GROUPS = KUBERNETES_GROUPS + ("velero.io",)
 
 # The verbs of Kube._call that change the cluster.
 WRITE_VERBS = ("create", "patch", "update", "delete")
@@ -298,6 +301,8 @@ class Kube(object):
             return self._discover(kind)
 
     def _discover(self, kind):
+        if kind not in self._resources and api_group(kind) in KUBERNETES_GROUPS:
+            self._resources[kind] = self._builtin_resource(kind)
         if kind not in self._resources:
             def discover():
                 from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -319,6 +324,15 @@ class Kube(object):
 
             self._resources[kind] = self._call("discover", kind, None, None, discover, True)
         return self._resources[kind]
+
+    def _builtin_resource(self, kind):
+        """The dynamic client's resource of a kind every cluster serves, built from the Kind (as discovery would)."""
+        from kubernetes.dynamic.resource import Resource
+
+        group = api_group(kind)
+        return Resource(prefix="apis" if group else "api", group=group, api_version=kind.api_version.split("/")[-1],
+                        kind=kind.kind, name=kind.plural, namespaced=kind.namespaced, preferred=True,
+                        client=self._dynamic)
 
     def has_api(self, kind):
         if kind in self._missing:

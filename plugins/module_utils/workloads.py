@@ -818,7 +818,7 @@ class Scaler(object):
             for warning in unchecked:
                 self.warn(warning)
             if problems:
-                raise PreflightError(" ".join(problems), workloads=[ref_of(obj) for obj in targets])
+                raise PreflightError(" ".join(problems), workloads=[dict(ref_of(obj), action="refused") for obj in targets])
         elif namespace and pvcs and self.kube.has_api(k.KEDA_SCALED_OBJECT):
             # Idle at zero, they have no pods to be found by: stopping leaves them at zero, and their ScaledObjects
             # are paused with the others below (so no trigger starts them during the restore).

@@ -197,7 +197,8 @@ workloads:
         - What was done; V(stopped), V(already_stopped), V(started), V(already_started), V(left_changed)
           (someone else changed it; left alone), V(no_record) (nothing recorded to restore) or V(gone) (a workload
           the session stopped was deleted, or recreated with another uid, while stopped - nothing to start, its record
-          is closed and the pauses kept for it are lifted; a warning names it).
+          is closed and the pauses kept for it are lifted; a warning names it), or V(refused) (in the failure
+          result of a stop refused before any change, e.g. a KEDA ScaledObject that would start it again).
       type: str
       sample: stopped
 gitops:

@@ -503,6 +503,9 @@ def test_a_keda_scaled_workload_is_refused_without_pause_gitops_before_any_chang
     assert "Deployment shop/web is scaled by KEDA ScaledObject shop/web-scaler" in msg
     assert "Set pause_gitops=true" in msg
     assert "kubectl annotate scaledobject web-scaler -n shop autoscaling.keda.sh/paused-replicas=0" in msg
+    # every entry of the failure's workload list says what happened to it (the playbooks' rescues read actions)
+    assert [(ref["kind"], ref["name"], ref["action"]) for ref in refused.value.details["workloads"]] == [
+        ("Deployment", "web", "refused")]
     assert not _writes(fake, before)
     assert s.require(fake, VNS, SESSION).doc == journal
     assert fake.find(k.DEPLOYMENT, "web", NS)["spec"]["replicas"] == 3
