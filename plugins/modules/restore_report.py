@@ -37,8 +37,10 @@ options:
   directory:
     description:
       - Directory the report files are written to, on the host running the module. Created (mode C(0755)) if missing.
-      - A relative path is taken from the module's working directory; with a local connection that is the directory
-        C(ansible-playbook) was started in. The returned file paths are absolute.
+      - A relative path is taken from the module's working directory. With a local connection Ansible runs modules
+        in the playbook's directory, not the one C(ansible-playbook) was started in; the report role passes an
+        absolute path (a relative O(directory) there is resolved on the controller). The returned file paths are
+        absolute.
       - The files get mode C(0644).
     type: path
     required: true

@@ -37,8 +37,8 @@ def ansible_env(kubeconfig=None, extra=None):
 
 
 def run_playbook(playbook, extra_vars=None, kubeconfig=None, check=False, diff=False, env=None,
-                 timeout=900, args=()):
-    """Run a playbook file; returns (rc, parsed json output, raw stdout, stderr)."""
+                 timeout=900, args=(), cwd=REPO):
+    """Run a playbook file in ``cwd``; returns (rc, parsed json output, raw stdout, stderr)."""
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
     if isinstance(extra_vars, dict) and "report_directory" not in extra_vars:
         # The reports default to the working directory (the repository here): keep them out of the tree.
@@ -51,7 +51,7 @@ def run_playbook(playbook, extra_vars=None, kubeconfig=None, check=False, diff=F
         cmd.append("--diff")
     cmd += list(args)
     proc = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=timeout,
-                          env=ansible_env(kubeconfig, env), cwd=REPO)
+                          env=ansible_env(kubeconfig, env), cwd=str(cwd))
     try:
         data = json.loads(proc.stdout[proc.stdout.index("{"):])
     except ValueError:

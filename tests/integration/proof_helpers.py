@@ -378,11 +378,13 @@ def replicas_back(api_client, app, timeout=60):
         time.sleep(0.3)
 
 
-def run_restore(playbook, kubeconfig, extra_vars, env=None, args=(), timeout=600):
-    """Run playbooks/<playbook>; returns (rc, {task name: result}, failed task names, stdout, stderr)."""
+def run_restore(playbook, kubeconfig, extra_vars, env=None, args=(), timeout=600, cwd=None):
+    """Run playbooks/<playbook> (in ``cwd``, default the repository); returns (rc, {task name: result}, failed task
+    names, stdout, stderr)."""
     import ansible_run  # pylint: disable=import-error
     rc, data, stdout, stderr = ansible_run.run_playbook(os.path.join(PLAYBOOKS, playbook), extra_vars=extra_vars,
-                                                        kubeconfig=kubeconfig, env=env, timeout=timeout, args=args)
+                                                        kubeconfig=kubeconfig, env=env, timeout=timeout, args=args,
+                                                        cwd=cwd or ansible_run.REPO)
     results = ansible_run.task_results(data)
     failed = [(name, r) for name, r in results if r.get("failed") and not r.get("ignore_errors")]
     return rc, results, failed, stdout, stderr
