@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, velero.data_restore contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Without report_directory (an AWX survey leaves it blank) the report goes to the directory ansible-playbook runs in
-(an AWX job's project directory), and a relative one is taken from there: not from playbook_dir, where Ansible runs
-local modules, which is inside the installed collection when a playbook is run by its name."""
+"""Paths given to a playbook run by its name are taken from the directory ansible-playbook runs in (an AWX job's
+project directory), not from the playbook's directory, where Ansible runs local modules (inside the installed
+collection): the report directory (blank in an AWX survey, or relative) and a relative kubeconfig."""
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -41,3 +42,16 @@ def test_a_blank_or_relative_report_directory_is_taken_from_where_ansible_playbo
     finally:
         if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+
+
+def test_a_relative_kubeconfig_is_taken_from_where_ansible_playbook_runs(kubeconfig, tmp_path):
+    shutil.copy(str(kubeconfig), str(tmp_path / "prod.kubeconfig"))
+    before_in_playbooks = set(os.listdir(ph.PLAYBOOKS))
+    # no other kubeconfig to fall back on: only the relative one can reach the cluster
+    rc, results, failed, out, _err = ph.run_restore("list_backups.yml", None, dict(kubeconfig="prod.kubeconfig"),
+                                                    env={"KUBECONFIG": str(tmp_path / "none"),
+                                                         "K8S_AUTH_KUBECONFIG": ""}, cwd=tmp_path)
+    assert rc == 0 and not failed, ([(n, r.get("msg")) for n, r in failed], out[-1500:])
+    found = [r for name, r in results if name == "Find the backups"]
+    assert found and isinstance(found[0].get("backups"), list), results
+    assert set(os.listdir(ph.PLAYBOOKS)) == before_in_playbooks
