@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ansible_run  # noqa: E402 pylint: disable=wrong-import-position,import-error
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
@@ -30,8 +31,11 @@ def test_a_blank_or_relative_report_directory_is_taken_from_where_ansible_playbo
     job_dir.mkdir()
     before_in_playbooks = set(os.listdir(ph.PLAYBOOKS))
     try:
-        rc, _results, failed, _out, _err = ph.run_restore("restore_in_place.yml", kubeconfig, dict(
-            source_namespace=namespace, backup=backup, session=session, report_directory=given), cwd=job_dir)
+        # run by its name, as the README shows: the playbook's directory is inside the installed collection
+        rc, data, _out, _err = ansible_run.run_playbook("velero.data_restore.restore_in_place", dict(
+            source_namespace=namespace, backup=backup, session=session, report_directory=given),
+            kubeconfig=kubeconfig, cwd=job_dir)
+        failed = [(name, r) for name, r in ansible_run.task_results(data) if r.get("failed")]
         assert rc == 0 and not failed, [(n, r.get("msg")) for n, r in failed]
         ph.assert_data_matches(api_client, state_dir, app)
         written = sorted(os.listdir(job_dir / subdirectory))
@@ -48,9 +52,12 @@ def test_a_relative_kubeconfig_is_taken_from_where_ansible_playbook_runs(kubecon
     shutil.copy(str(kubeconfig), str(tmp_path / "prod.kubeconfig"))
     before_in_playbooks = set(os.listdir(ph.PLAYBOOKS))
     # no other kubeconfig to fall back on: only the relative one can reach the cluster
-    rc, results, failed, out, _err = ph.run_restore("list_backups.yml", None, dict(kubeconfig="prod.kubeconfig"),
-                                                    env={"KUBECONFIG": str(tmp_path / "none"),
-                                                         "K8S_AUTH_KUBECONFIG": ""}, cwd=tmp_path)
+    # run by its name, as the README shows: the playbook's directory is inside the installed collection
+    rc, data, out, _err = ansible_run.run_playbook(
+        "velero.data_restore.list_backups", dict(kubeconfig="prod.kubeconfig"), cwd=tmp_path,
+        env={"KUBECONFIG": str(tmp_path / "none"), "K8S_AUTH_KUBECONFIG": ""})
+    results = ansible_run.task_results(data)
+    failed = [(name, r) for name, r in results if r.get("failed")]
     assert rc == 0 and not failed, ([(n, r.get("msg")) for n, r in failed], out[-1500:])
     found = [r for name, r in results if name == "Find the backups"]
     assert found and isinstance(found[0].get("backups"), list), results
