@@ -511,7 +511,10 @@ def annotation_value(original, pvcs, session_name):
 
 
 # ----------------------------------------------------------------------------- GitOps
-def _argo_apps(kube, obj):
+def _argo_apps(applications, obj):
+    """The Argo CD Applications that manage ``obj``: those its tracking label or annotation names, else those listing
+    it in status.resources (an application.instanceLabelKey set in argocd-cm puts the name under another label, which
+    Helm's app.kubernetes.io/instance may then hold). ``applications()`` lists them (once per call of the caller)."""
     meta = obj["metadata"]
     wanted = set()
     tracking = (meta.get("annotations") or {}).get(ARGO_TRACKING)
@@ -520,12 +523,18 @@ def _argo_apps(kube, obj):
             wanted.add(tuple(app.split("_", 1)))
         elif app:
             wanted.add((None, app))
-    if not wanted:
-        return []
-    apps = kube.list(k.ARGO_APPLICATION)[0]
+    apps = applications()
     named = [a for a in apps if (a["metadata"].get("namespace"), a["metadata"]["name"]) in wanted
              or (None, a["metadata"]["name"]) in wanted]
-    return _argo_managing(named, obj)
+    return _argo_managing(named, obj) if named else [a for a in apps if _argo_lists(a, obj)]
+
+
+def _argo_lists(app, obj):
+    """Whether the Application lists ``obj`` among the resources it manages (status.resources)."""
+    meta = obj["metadata"]
+    mine = (obj.get("kind"), meta.get("namespace"), meta["name"])
+    return any((r.get("kind"), r.get("namespace"), r.get("name")) == mine
+               for r in (app.get("status") or {}).get("resources") or [] if isinstance(r, dict))
 
 
 def _argo_managing(apps, obj):
@@ -534,13 +543,11 @@ def _argo_managing(apps, obj):
     (pausing one too many is undone at start, missing the right one lets it scale the workload back up)."""
     if len(apps) < 2:
         return apps
-    meta = obj["metadata"]
-    mine = (obj.get("kind"), meta.get("namespace"), meta["name"])
-    listed = [a for a in apps if any((r.get("kind"), r.get("namespace"), r.get("name")) == mine
-                                     for r in (a.get("status") or {}).get("resources") or [])]
+    listed = [a for a in apps if _argo_lists(a, obj)]
     if listed:
         return listed
-    same_namespace = [a for a in apps if (_spec(a).get("destination") or {}).get("namespace") == meta.get("namespace")]
+    namespace = obj["metadata"].get("namespace")
+    same_namespace = [a for a in apps if (_spec(a).get("destination") or {}).get("namespace") == namespace]
     return same_namespace or apps
 
 
@@ -668,10 +675,17 @@ def gitops_pauses(kube, workloads):
     GitOps APIs, one per object."""
     plans, seen = [], {}
     argo, keda = kube.has_api(k.ARGO_APPLICATION), kube.has_api(k.KEDA_SCALED_OBJECT)
+    listed = {}
+
+    def applications():
+        if "argo" not in listed:
+            listed["argo"] = kube.list(k.ARGO_APPLICATION)[0]
+        return listed["argo"]
+
     for obj in workloads:
         found = []
         if argo:
-            found += [(ACTION_ARGOCD, k.ARGO_APPLICATION, a) for a in _argo_apps(kube, obj)]
+            found += [(ACTION_ARGOCD, k.ARGO_APPLICATION, a) for a in _argo_apps(applications, obj)]
         found += [(ACTION_FLUX, k.KINDS_BY_NAME[f["kind"]], f) for f in _flux_objects(kube, obj)]
         if keda:
             found += [(ACTION_KEDA, k.KEDA_SCALED_OBJECT, s) for s in _keda_objects(kube, obj)]

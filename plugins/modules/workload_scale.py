@@ -92,7 +92,9 @@ options:
     description:
       - Also pause what would scale the workloads back, where those APIs are served (silently skipped otherwise),
         recording each pause in the session. Argo CD Applications owning a workload (label
-        C(app.kubernetes.io/instance) or annotation C(argocd.argoproj.io/tracking-id)) get the annotation
+        C(app.kubernetes.io/instance) or annotation C(argocd.argoproj.io/tracking-id); without an Application of
+        that name, as with a custom C(application.instanceLabelKey), the ones listing the workload in
+        C(status.resources)) get the annotation
         C(argocd.argoproj.io/skip-reconcile=true) (when several Argo CD instances have an Application of that name,
         the ones listing the workload in C(status.resources), else the ones deploying to its namespace); Flux
         Kustomizations and HelmReleases named by the C(kustomize.toolkit.fluxcd.io/*) and C(helm.toolkit.fluxcd.io/*) labels get C(spec.suspend=true);

@@ -137,6 +137,35 @@ def test_a_pause_the_user_had_set_stays(kube, kubeconfig, namespace, app_factory
     assert _marks(gitops_apis, namespace)["keda"] is None
 
 
+def test_an_argo_app_with_a_custom_instance_label_key_is_found_by_its_status_resources(kube, kubeconfig, namespace,
+                                                                                       app_factory, gitops_apis):
+    """application.instanceLabelKey set to argocd.argoproj.io/instance in argocd-cm (to keep clear of Helm's label):
+    the workload does not name its Application the default way; the Application's status.resources lists it."""
+    web = app_factory(kind="Deployment", name="web", replicas=1)
+    kube.patch("Deployment", namespace, "web", {"metadata": {"labels": {"argocd.argoproj.io/instance": "shop-prod"}}})
+    argo = GITOPS_APIS[0]
+    _create(gitops_apis, argo, namespace, "shop-prod", {
+        "spec": {"destination": {"namespace": namespace}, "syncPolicy": {"automated": {"selfHeal": True}}},
+        "status": {"resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": namespace,
+                                  "name": "web"}]}})
+    _create(gitops_apis, argo, namespace, "unrelated", {"spec": {}, "status": {"resources": [
+        {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": namespace, "name": "api"}]}})
+    make_session(kubeconfig, namespace)
+    args = {"session": namespace, "namespace": namespace, "pvcs": web["pvcs"], "pause_gitops": True}
+
+    def skip(name):
+        return (_get(gitops_apis, argo, namespace, name)["metadata"].get("annotations") or {}).get(ARGO_SKIP)
+
+    stopped = run_module("workload_scale", args, kubeconfig=kubeconfig)
+    assert not stopped.get("failed"), stopped
+    assert [(g["kind"], g["name"], g["result"]) for g in stopped["gitops"] if g["kind"] == "Application"] == [
+        ("Application", "shop-prod", "paused")], stopped["gitops"]
+    assert (skip("shop-prod"), skip("unrelated")) == ("true", None)
+    started = run_module("workload_scale", dict(args, state="started"), kubeconfig=kubeconfig)
+    assert not started.get("failed"), started
+    assert skip("shop-prod") is None
+
+
 def test_as_a_service_account_with_the_optional_rules(api_client, kube, kubeconfig, namespace, app_factory,
                                                       gitops_apis):
     """docs/rbac.yml's required + optional rules are enough for the pauses (real RBAC, impersonated)."""

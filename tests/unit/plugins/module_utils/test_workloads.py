@@ -665,6 +665,41 @@ def test_argo_same_name_without_status_pauses_the_one_deploying_to_the_namespace
     assert _argo_paused(w.scale(fake, params(pvcs=["data"], pause_gitops=True))) == [("argocd-team-b", "shop")]
 
 
+def _argo_app_listing(fake, name, *workload_names):
+    fake.add(k.ARGO_APPLICATION, {"metadata": {"name": name, "namespace": "argocd"}, "spec": {}, "status": {
+        "resources": [{"group": "apps", "kind": "Deployment", "namespace": NS, "name": n} for n in workload_names]}})
+
+
+@pytest.mark.parametrize("labels", [
+    {"argocd.argoproj.io/instance": "shop-prod"},  # application.instanceLabelKey set in argocd-cm
+    {"argocd.argoproj.io/instance": "shop-prod", w.ARGO_INSTANCE_LABEL: "web-release"},  # ... and Helm's label
+], ids=["custom-key", "custom-key-and-helm-label"])
+def test_argo_app_with_a_custom_instance_label_key_is_found_by_its_status_resources(labels):
+    """Without the default label or the tracking annotation the Application is not named on the workload: self-heal
+    would scale it back up mid-restore unless the Application listing it in status.resources is paused."""
+    fake = gitops_kube()
+    _argo_app_listing(fake, "shop-prod", "web")
+    deployment(fake, labels=labels)
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert _argo_paused(result) == [("argocd", "shop-prod")]
+    assert fake.find(k.ARGO_APPLICATION, "shop-prod", "argocd")["metadata"]["annotations"][w.ARGO_SKIP] == "true"
+    assert "annotations" not in fake.find(k.ARGO_APPLICATION, "shop", "argocd")["metadata"]
+    w.scale(fake, params(state="started", pvcs=["data"]))
+    assert w.ARGO_SKIP not in fake.find(k.ARGO_APPLICATION, "shop-prod", "argocd")["metadata"]["annotations"]
+
+
+def test_argo_applications_are_listed_once_for_all_workloads_and_unlisted_ones_are_left_alone():
+    fake = gitops_kube()
+    _argo_app_listing(fake, "unrelated", "api")
+    deployment(fake, name="web")
+    deployment(fake, name="worker")
+    before = len(fake.requests)
+    result = w.scale(fake, params(pvcs=["data"], pause_gitops=True))
+    assert sorted(x["name"] for x in result["workloads"]) == ["web", "worker"]
+    assert _argo_paused(result) == []
+    assert [r for r in fake.requests[before:] if r[1] == "Application"] == [("list", "Application")]
+
+
 def test_argo_same_name_and_nothing_to_tell_them_apart_pauses_both():
     fake = gitops_kube()
     fake.add(k.ARGO_APPLICATION, {"metadata": {"name": "shop", "namespace": "argocd-team-b"}, "spec": {}})
