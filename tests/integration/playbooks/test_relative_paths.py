@@ -62,3 +62,19 @@ def test_a_relative_kubeconfig_is_taken_from_where_ansible_playbook_runs(kubecon
     found = [r for name, r in results if name == "Find the backups"]
     assert found and isinstance(found[0].get("backups"), list), results
     assert set(os.listdir(ph.PLAYBOOKS)) == before_in_playbooks
+
+
+def test_a_project_playbook_importing_the_collection_s_takes_paths_from_where_it_runs(kubeconfig, tmp_path):
+    """An AWX project of one's own: a one-line playbook imports the collection's (docs/awx.md)."""
+    shutil.copy(str(kubeconfig), str(tmp_path / "prod.kubeconfig"))
+    (tmp_path / "playbooks").mkdir()
+    wrapper = tmp_path / "playbooks" / "list_backups.yml"
+    wrapper.write_text("---\n- name: List the backups\n"
+                       "  ansible.builtin.import_playbook: velero.data_restore.list_backups\n")
+    rc, data, out, _err = ansible_run.run_playbook(
+        str(wrapper), dict(kubeconfig="prod.kubeconfig", show_volumes="true"), cwd=tmp_path,
+        env={"KUBECONFIG": str(tmp_path / "none"), "K8S_AUTH_KUBECONFIG": ""})
+    results = ansible_run.task_results(data)
+    failed = [(name, r) for name, r in results if r.get("failed")]
+    assert rc == 0 and not failed, ([(n, r.get("msg")) for n, r in failed], out[-1500:])
+    assert [r for name, r in results if name == "Show the backups, newest first"], results
