@@ -128,8 +128,8 @@ class WatchExpired(Exception):
 # API groups (at the versions of the kinds above) that every conformant cluster serves: their resources are built
 # from the Kind, without a discovery request (a fresh AWX job has no discovery cache: one GET per group saved).
 KUBERNETES_GROUPS = ("", "apps", "batch", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io")
-# ... and Velero's, discovered (its absence is an error that names the fix) without the pre-check of optional groups.
-BUILTIN_GROUPS = KUBERNETES_GROUPS + ("velero.io",)
+# Velero's group: discovered (its absence is an error that names the fix), without the pre-check of optional groups.
+VELERO_GROUP = "velero.io"
 
 # The verbs of Kube._call that change the cluster.
 WRITE_VERBS = ("create", "patch", "update", "delete")
@@ -282,7 +282,7 @@ class Kube(object):
     def _group_served(self, kind):
         """For optional API groups (OpenShift, GitOps tools): one GET of the group version. The dynamic
         client's discoverer answers an unknown group by walking every API group again (~20 requests)."""
-        if api_group(kind) in BUILTIN_GROUPS:
+        if api_group(kind) == VELERO_GROUP:
             return True
         try:
             self._dynamic.client.call_api("/apis/%s" % kind.api_version, "GET", auth_settings=["BearerToken"],
@@ -310,9 +310,6 @@ class Kube(object):
                 try:
                     if not self._group_served(kind):
                         raise ResourceNotFoundError("group %s not served" % kind.api_version)
-                    if not api_group(kind):  # core: say so, else the discoverer fetches every group's v1
-                        return self._dynamic.resources.get(api_version=kind.api_version, kind=kind.kind,
-                                                           prefix="api", group="")
                     return self._dynamic.resources.get(api_version=kind.api_version, kind=kind.kind)
                 except ResourceNotFoundError:
                     raise MissingApiError(

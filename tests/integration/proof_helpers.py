@@ -379,10 +379,12 @@ def replicas_back(api_client, app, timeout=60):
 
 
 def run_restore(playbook, kubeconfig, extra_vars, env=None, args=(), timeout=600, cwd=None):
-    """Run playbooks/<playbook> (in ``cwd``, default the repository); returns (rc, {task name: result}, failed task
-    names, stdout, stderr)."""
+    """Run playbooks/<playbook>, or a playbook by its name (velero.data_restore.<playbook>) or path, in ``cwd``
+    (default the repository); returns (rc, [(task name, result)], failed ones, stdout, stderr)."""
     import ansible_run  # pylint: disable=import-error
-    rc, data, stdout, stderr = ansible_run.run_playbook(os.path.join(PLAYBOOKS, playbook), extra_vars=extra_vars,
+    if not (os.path.isabs(str(playbook)) or str(playbook).startswith("velero.data_restore.")):
+        playbook = os.path.join(PLAYBOOKS, playbook)
+    rc, data, stdout, stderr = ansible_run.run_playbook(playbook, extra_vars=extra_vars,
                                                         kubeconfig=kubeconfig, env=env, timeout=timeout, args=args,
                                                         cwd=cwd or ansible_run.REPO)
     results = ansible_run.task_results(data)

@@ -14,7 +14,6 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import ansible_run  # noqa: E402 pylint: disable=wrong-import-position,import-error
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
@@ -32,10 +31,8 @@ def test_a_blank_or_relative_report_directory_is_taken_from_where_ansible_playbo
     before_in_playbooks = set(os.listdir(ph.PLAYBOOKS))
     try:
         # run by its name, as the README shows: the playbook's directory is inside the installed collection
-        rc, data, _out, _err = ansible_run.run_playbook("velero.data_restore.restore_in_place", dict(
-            source_namespace=namespace, backup=backup, session=session, report_directory=given),
-            kubeconfig=kubeconfig, cwd=job_dir)
-        failed = [(name, r) for name, r in ansible_run.task_results(data) if r.get("failed")]
+        rc, _results, failed, _out, _err = ph.run_restore("velero.data_restore.restore_in_place", kubeconfig, dict(
+            source_namespace=namespace, backup=backup, session=session, report_directory=given), cwd=job_dir)
         assert rc == 0 and not failed, [(n, r.get("msg")) for n, r in failed]
         ph.assert_data_matches(api_client, state_dir, app)
         written = sorted(os.listdir(job_dir / subdirectory))
@@ -48,33 +45,24 @@ def test_a_blank_or_relative_report_directory_is_taken_from_where_ansible_playbo
             kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
 
 
-def test_a_relative_kubeconfig_is_taken_from_where_ansible_playbook_runs(kubeconfig, tmp_path):
+@pytest.mark.parametrize("how", ["by-name", "imported"])
+def test_a_relative_kubeconfig_is_taken_from_where_ansible_playbook_runs(kubeconfig, tmp_path, how):
+    """by-name: as the README shows (the playbook's directory is inside the installed collection); imported: a
+    one-line playbook of an AWX project of one's own imports the collection's (docs/awx.md)."""
     shutil.copy(str(kubeconfig), str(tmp_path / "prod.kubeconfig"))
+    playbook = "velero.data_restore.list_backups"
+    if how == "imported":
+        (tmp_path / "playbooks").mkdir()
+        playbook = tmp_path / "playbooks" / "list_backups.yml"
+        playbook.write_text("---\n- name: List the backups\n"
+                            "  ansible.builtin.import_playbook: velero.data_restore.list_backups\n")
     before_in_playbooks = set(os.listdir(ph.PLAYBOOKS))
     # no other kubeconfig to fall back on: only the relative one can reach the cluster
-    # run by its name, as the README shows: the playbook's directory is inside the installed collection
-    rc, data, out, _err = ansible_run.run_playbook(
-        "velero.data_restore.list_backups", dict(kubeconfig="prod.kubeconfig"), cwd=tmp_path,
+    rc, results, failed, out, _err = ph.run_restore(
+        playbook, None, dict(kubeconfig="prod.kubeconfig", show_volumes="true"), cwd=tmp_path,
         env={"KUBECONFIG": str(tmp_path / "none"), "K8S_AUTH_KUBECONFIG": ""})
-    results = ansible_run.task_results(data)
-    failed = [(name, r) for name, r in results if r.get("failed")]
     assert rc == 0 and not failed, ([(n, r.get("msg")) for n, r in failed], out[-1500:])
     found = [r for name, r in results if name == "Find the backups"]
     assert found and isinstance(found[0].get("backups"), list), results
-    assert set(os.listdir(ph.PLAYBOOKS)) == before_in_playbooks
-
-
-def test_a_project_playbook_importing_the_collection_s_takes_paths_from_where_it_runs(kubeconfig, tmp_path):
-    """An AWX project of one's own: a one-line playbook imports the collection's (docs/awx.md)."""
-    shutil.copy(str(kubeconfig), str(tmp_path / "prod.kubeconfig"))
-    (tmp_path / "playbooks").mkdir()
-    wrapper = tmp_path / "playbooks" / "list_backups.yml"
-    wrapper.write_text("---\n- name: List the backups\n"
-                       "  ansible.builtin.import_playbook: velero.data_restore.list_backups\n")
-    rc, data, out, _err = ansible_run.run_playbook(
-        str(wrapper), dict(kubeconfig="prod.kubeconfig", show_volumes="true"), cwd=tmp_path,
-        env={"KUBECONFIG": str(tmp_path / "none"), "K8S_AUTH_KUBECONFIG": ""})
-    results = ansible_run.task_results(data)
-    failed = [(name, r) for name, r in results if r.get("failed")]
-    assert rc == 0 and not failed, ([(n, r.get("msg")) for n, r in failed], out[-1500:])
     assert [r for name, r in results if name == "Show the backups, newest first"], results
+    assert set(os.listdir(ph.PLAYBOOKS)) == before_in_playbooks

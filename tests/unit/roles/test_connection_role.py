@@ -5,14 +5,15 @@
 way would silently fall back to the K8S_AUTH_* environment or the default kubeconfig), and takes relative file
 paths from the directory ansible-playbook runs in. Runs ansible-playbook on localhost; no cluster."""
 
-import json
 import os
-import subprocess
 import sys
 
 import yaml
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import ansible_run  # noqa: E402 pylint: disable=wrong-import-position,import-error
 SPECS = os.path.join(REPO, "roles", "connection", "meta", "argument_specs.yml")
 FILE_OPTIONS = ("kubeconfig", "ca_cert", "client_cert", "client_key")
 
@@ -29,14 +30,8 @@ def _run(tmp_path, role_vars):
         "hosts": "localhost", "connection": "local", "gather_facts": False,
         "roles": [{"role": "velero.data_restore.connection", "vars": role_vars}],
         "tasks": [{"name": "Show", "ansible.builtin.debug": {"var": "connection__velero"}}]}]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "collections"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                           str(playbook)], capture_output=True, text=True, env=env, cwd=str(tmp_path), check=False,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    data = json.loads(proc.stdout[proc.stdout.index("{"):])
+    rc, data, stdout, stderr = ansible_run.run_playbook(playbook, cwd=tmp_path, timeout=120)
+    assert rc == 0, stdout[-2000:] + stderr[-2000:]
     return data["plays"][0]["tasks"][-1]["hosts"]["localhost"]["connection__velero"]
 
 

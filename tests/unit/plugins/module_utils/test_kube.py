@@ -83,12 +83,11 @@ class FakeResource(object):
 
 
 class FakeDynamic(object):
-    """The dynamic client: discovery (resources.get) and its verbs, which take the resource first (the resources of
-    Kubernetes' own groups are built without discovery, and call these)."""
+    """The dynamic client's verbs, which take the resource first (the resources of Kubernetes' own groups are built
+    without discovery, and call these)."""
 
     def __init__(self, resource):
         self.resource = resource
-        self.resources = type("D", (), {"get": lambda _self, **kw: resource})()
 
     def __getattr__(self, verb):
         return lambda _resource, **kwargs: getattr(self.resource, verb)(**kwargs)
