@@ -38,9 +38,11 @@ from ansible_collections.velero.data_restore.plugins.module_utils.errors import 
 from ansible_collections.velero.data_restore.plugins.module_utils.waiting import WaitState, wait_for
 from ansible_collections.velero.data_restore.plugins.module_utils.pods import is_terminal, pods_holding
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import (
+    JOB_STARTERS,
     claim_template_patterns,
     pod_label,
     pod_template,
+    served,
 )
 
 ACTION_RETAIN = sessions.ACTION_RETAIN
@@ -705,10 +707,10 @@ class ClaimPatcher(object):
         if not users and not self._template_swapped(namespace, name):
             # The preflight refuses this; the app changed since. "swapped" would hide that it runs on the old data.
             raise DataRestoreError(
-                "No Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s mounts PVC %s any more "
-                "(the preflight found one), so the template swap would patch nothing and the app would go on with the "
-                "old data. Point the workload at PVC %s/%s yourself, or roll the session back "
-                "(playbooks/rollback.yml) and restore with swap_mode=rebind." % (namespace, name, namespace, new_name),
+                "No %s in namespace %s mounts PVC %s any more (the preflight found one), so the template swap would "
+                "patch nothing and the app would go on with the old data. Point the workload at PVC %s/%s yourself, "
+                "or roll the session back (playbooks/rollback.yml) and restore with swap_mode=rebind."
+                % (TEMPLATE_KINDS_TEXT, namespace, name, namespace, new_name),
                 pvc=name)
         result["diff"] = (before, after)
         if result["changed"]:
@@ -960,8 +962,11 @@ class ClaimPatcher(object):
 # ----------------------------------------------------------------------------- pod templates
 KIND_OF = {"Deployment": k.DEPLOYMENT, "DaemonSet": k.DAEMON_SET, "ReplicaSet": k.REPLICA_SET,
            "StatefulSet": k.STATEFUL_SET, "Job": k.JOB, "CronJob": k.CRON_JOB,
-           "ReplicationController": k.REPLICATION_CONTROLLER}
-TEMPLATE_KINDS = ("Deployment", "DaemonSet", "ReplicaSet", "StatefulSet", "Job", "CronJob")
+           "ReplicationController": k.REPLICATION_CONTROLLER, "ScaledJob": k.KEDA_SCALED_JOB}
+# ScaledJob (KEDA's): only where KEDA is served. Its new spec makes KEDA replace, once it is resumed, the Jobs of the
+# old spec (the rollout strategy "default"), and those were stopped for the restore anyway.
+TEMPLATE_KINDS = ("Deployment", "DaemonSet", "ReplicaSet", "StatefulSet", "Job", "CronJob", "ScaledJob")
+TEMPLATE_KINDS_TEXT = "Deployment, DaemonSet, ReplicaSet, StatefulSet, CronJob or KEDA ScaledJob"
 
 
 def pod_spec(obj):
@@ -985,6 +990,8 @@ def template_patch(kind, volumes):
     inner = {"template": {"spec": {"volumes": volumes}}}
     if kind == "CronJob":
         return {"spec": {"jobTemplate": {"spec": inner}}}
+    if kind == "ScaledJob":
+        return {"spec": {"jobTargetRef": inner}}
     return {"spec": inner}
 
 
@@ -994,16 +1001,20 @@ def _controlled_by(obj, kinds):
 
 
 def template_workloads(kube, namespace):
-    """{kind name: the namespace's objects of that kind} for every kind a template swap may patch (one LIST each)."""
-    return dict((kind_name, kube.list(KIND_OF[kind_name], namespace=namespace)[0]) for kind_name in TEMPLATE_KINDS)
+    """{kind name: the namespace's objects of that kind} for every kind a template swap may patch (one LIST each, of
+    the kinds the cluster serves)."""
+    return dict((kind_name, kube.list(KIND_OF[kind_name], namespace=namespace)[0] if served(kube, KIND_OF[kind_name])
+                 else []) for kind_name in TEMPLATE_KINDS)
 
 
 def template_users(kube, namespace, claim, listed=None):
     """Workloads whose pod template mounts ``claim``; refuses StatefulSet claim templates and Jobs. ``listed``: what
     template_workloads returned (the preflight checks every claim from one LIST per kind)."""
     users = []
+    if listed is None:
+        listed = template_workloads(kube, namespace)
     for kind_name in TEMPLATE_KINDS:
-        items = listed[kind_name] if listed is not None else kube.list(KIND_OF[kind_name], namespace=namespace)[0]
+        items = listed[kind_name]
         for obj in items:
             obj.setdefault("kind", kind_name)
             name = obj["metadata"]["name"]
@@ -1014,8 +1025,8 @@ def template_users(kube, namespace, claim, listed=None):
                     % (namespace, claim, name))
             if kind_name == "ReplicaSet" and _controlled_by(obj, ("Deployment",)):
                 continue  # its Deployment is patched
-            if kind_name == "Job" and _controlled_by(obj, ("CronJob",)):
-                continue
+            if kind_name == "Job" and _controlled_by(obj, JOB_STARTERS):
+                continue  # its CronJob or ScaledJob is patched
             claims = [((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in template_volumes(obj)]
             if claim not in claims:
                 continue
@@ -1040,9 +1051,9 @@ def template_swap_problems(kube, namespace, claim_names):
             continue
         if not users:
             problems.append(
-                "no Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in namespace %s mounts PVC %s, so "
-                "swap_mode=template would patch nothing and the app would keep the old data. Use swap_mode=rebind "
-                "(it keeps the claim name)." % (namespace, claim))
+                "no %s in namespace %s mounts PVC %s, so swap_mode=template would patch nothing and the app would "
+                "keep the old data. Use swap_mode=rebind (it keeps the claim name)."
+                % (TEMPLATE_KINDS_TEXT, namespace, claim))
     return problems
 
 

@@ -64,6 +64,7 @@ ARGO_APPLICATION = Kind("argoproj.io/v1alpha1", "Application", "applications", T
 FLUX_KUSTOMIZATION = Kind("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "kustomizations", True)
 FLUX_HELM_RELEASE = Kind("helm.toolkit.fluxcd.io/v2", "HelmRelease", "helmreleases", True)
 KEDA_SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)
+KEDA_SCALED_JOB = Kind("keda.sh/v1alpha1", "ScaledJob", "scaledjobs", True)
 
 KINDS_BY_NAME = dict(
     (k.kind, k)
@@ -72,7 +73,7 @@ KINDS_BY_NAME = dict(
         DEPLOYMENT, STATEFUL_SET, REPLICA_SET, DAEMON_SET, JOB, CRON_JOB, DEPLOYMENT_CONFIG, CRD,
         BACKUP, POD_VOLUME_BACKUP, POD_VOLUME_RESTORE, DOWNLOAD_REQUEST, BACKUP_STORAGE_LOCATION,
         DATA_UPLOAD, DATA_DOWNLOAD, ARGO_APPLICATION, FLUX_KUSTOMIZATION, FLUX_HELM_RELEASE,
-        KEDA_SCALED_OBJECT,
+        KEDA_SCALED_OBJECT, KEDA_SCALED_JOB,
     )
 )
 
@@ -241,6 +242,7 @@ class Kube(object):
         self.host = host
         self._resources = {}
         self._missing = set()
+        self._groups_served = {}  # api_version -> bool: one GET per optional group version and module run
         # Parallel reads (run_parallel) discover a kind once, not once per thread.
         self._discovery_lock = threading.Lock()
         if retry_seconds is None:
@@ -284,6 +286,11 @@ class Kube(object):
         client's discoverer answers an unknown group by walking every API group again (~20 requests)."""
         if api_group(kind) == VELERO_GROUP:
             return True
+        if kind.api_version not in self._groups_served:
+            self._groups_served[kind.api_version] = self._group_version_served(kind)
+        return self._groups_served[kind.api_version]
+
+    def _group_version_served(self, kind):
         try:
             self._dynamic.client.call_api("/apis/%s" % kind.api_version, "GET", auth_settings=["BearerToken"],
                                           _preload_content=False, _return_http_data_only=True,

@@ -152,6 +152,30 @@ def cronjob_is_ready(obj):
     return True
 
 
+# KEDA ScaledJob: autoscaling.keda.sh/paused (KEDA >= 2.11 stops the ScaledJob's scale loop, so no new Job starts;
+# the Jobs it started already are stopped as Jobs). KEDA's scaledjob_controller.go checkIfPaused: set and
+# strconv.ParseBool true, or not a bool at all, pauses.
+def scaledjob_current(obj):
+    return {"paused": ((obj.get("metadata") or {}).get("annotations") or {}).get(KEDA_PAUSED_AT_CURRENT)}
+
+
+def scaledjob_stop(obj):
+    return {"metadata": {"annotations": {KEDA_PAUSED_AT_CURRENT: "true"}}}
+
+
+def scaledjob_start(obj, original):
+    return {"metadata": {"annotations": {KEDA_PAUSED_AT_CURRENT: original.get("paused")}}}
+
+
+def scaledjob_is_stopped(obj):
+    paused = scaledjob_current(obj)["paused"]
+    return paused is not None and str(paused) not in va.GO_FALSE
+
+
+def scaledjob_is_ready(obj):
+    return True
+
+
 # DaemonSet: an unmatchable nodeSelector entry
 def daemonset_current(obj):
     selector = ((_spec(obj).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
@@ -205,7 +229,16 @@ KINDS = dict((w.kind.kind, w) for w in (
                  cronjob_is_ready),
     WorkloadKind(k.DAEMON_SET, daemonset_current, daemonset_stop, daemonset_start, daemonset_is_stopped,
                  daemonset_is_ready),
+    WorkloadKind(k.KEDA_SCALED_JOB, scaledjob_current, scaledjob_stop, scaledjob_start, scaledjob_is_stopped,
+                 scaledjob_is_ready),
 ))
+
+# Kinds of APIs a cluster may not serve: looked up only where served (one discovery GET per module run).
+OPTIONAL_KINDS = (k.DEPLOYMENT_CONFIG, k.KEDA_SCALED_JOB)
+
+# Kinds that start Jobs (the pods of those Jobs lead to them): stopping them does not stop a Job already started, so
+# those Jobs are stopped too.
+JOB_STARTERS = ("CronJob", "ScaledJob")
 
 # The kinds a KEDA ScaledObject can scale (those with a /scale subresource).
 KEDA_SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "DeploymentConfig")
@@ -234,6 +267,11 @@ def ref_label(ref):
 
 
 # ----------------------------------------------------------------------------- owner chain
+def served(kube, kind):
+    """Whether the cluster serves ``kind`` (asked only for OPTIONAL_KINDS; Kube.has_api remembers the answer)."""
+    return kind not in OPTIONAL_KINDS or kube.has_api(kind)
+
+
 def controller_ref(obj):
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
@@ -245,13 +283,12 @@ class OwnerResolver(object):
     """Walks ownerReferences (controller=true) up to the top controller, by UID."""
 
     # Owner kinds a pod's controller may have, and theirs: listed at once when many pods are resolved.
-    PARENT_KINDS = {"ReplicaSet": ("Deployment",), "ReplicationController": ("DeploymentConfig",), "Job": ("CronJob",)}
+    PARENT_KINDS = {"ReplicaSet": ("Deployment",), "ReplicationController": ("DeploymentConfig",), "Job": JOB_STARTERS}
 
     def __init__(self, kube):
         self.kube = kube
         self._cache = {}
         self._listed = set()
-        self._dc = None
 
     def prefetch(self, pods):
         """One LIST per owner kind of these pods (and of their owners) instead of a GET per owner, when there
@@ -266,7 +303,7 @@ class OwnerResolver(object):
                 kinds.update(self.PARENT_KINDS.get(ref["kind"], ()))
         for name in sorted(kinds):
             kind = KINDS[name].kind
-            if kind is k.DEPLOYMENT_CONFIG and not self._has_dc():
+            if not served(self.kube, kind):
                 continue
             for namespace in sorted(set(p["metadata"].get("namespace") for p in pods)):
                 if (kind.kind, namespace) not in self._listed:
@@ -278,11 +315,6 @@ class OwnerResolver(object):
             obj.setdefault("kind", kind.kind)
             self._cache[(kind.kind, namespace, obj["metadata"]["name"])] = obj
         self._listed.add((kind.kind, namespace))
-
-    def _has_dc(self):
-        if self._dc is None:
-            self._dc = self.kube.has_api(k.DEPLOYMENT_CONFIG)
-        return self._dc
 
     def _get(self, kind, name, namespace):
         key = (kind.kind, namespace, name)
@@ -301,7 +333,8 @@ class OwnerResolver(object):
             if ref.get("kind") not in KINDS:
                 return owners, ref
             kind = KINDS[ref["kind"]].kind
-            if kind is k.DEPLOYMENT_CONFIG and not self._has_dc():
+            if kind in OPTIONAL_KINDS and (k.api_group(kind) != (ref.get("apiVersion") or "").split("/")[0]
+                                           or not served(self.kube, kind)):
                 return owners, ref
             owner = self._get(kind, ref["name"], namespace)
             if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
@@ -332,8 +365,8 @@ def workloads_of_pod(resolver, pod):
             "it for good. Delete it yourself (and recreate it after the restore), then re-run."
             % pod_label(pod), pod=pod["metadata"]["name"])
     if foreign is not None:
-        # An operator's resource, an Argo Rollout, a KEDA ScaledJob...: it would scale the workload back up (or make
-        # new Jobs) while its volumes are restored.
+        # An operator's resource, an Argo Rollout...: it would scale the workload back up (or make new Jobs) while its
+        # volumes are restored.
         raise PreflightError(
             "%s, whose pods mount the PVC, is controlled by %s %s: that controller would start it again while its "
             "volumes are restored, and workload_scale cannot stop it. Stop the application through %s %s yourself "
@@ -342,16 +375,18 @@ def workloads_of_pod(resolver, pod):
                           foreign.get("kind"), foreign.get("name")),
             pod=pod["metadata"]["name"])
     found = [owners[-1]]
-    if owners[-1]["kind"] == "CronJob":
+    if owners[-1]["kind"] in JOB_STARTERS:
         found.extend(o for o in owners if o["kind"] == "Job")
     return found, None
 
 
 def pod_template(obj):
-    """The pod template of a workload (a CronJob's: its job template's)."""
+    """The pod template of a workload (a CronJob's: its job template's; a KEDA ScaledJob's: its jobTargetRef's)."""
     spec = _spec(obj)
     if obj.get("kind") == "CronJob":
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    elif obj.get("kind") == "ScaledJob":
+        spec = spec.get("jobTargetRef") or {}
     return spec.get("template") or {}
 
 
@@ -370,14 +405,30 @@ def statefulsets_for_claims(kube, namespace, pvcs, items=None):
     return [sts for sts in items if any(p.match(c) for p in claim_template_patterns(sts) for c in pvcs)]
 
 
-def idle_cronjobs_for_claims(kube, namespace, pvcs):
-    """CronJobs not suspended whose job template mounts one of the claims. With no Job running, no pod leads to
-    them, yet one could fire while the data is written (or hold the claim during a swap): they are stopped too."""
+def idle_job_starters_for_claims(kube, namespace, pvcs, warnings):
+    """CronJobs not suspended, and KEDA ScaledJobs not paused (where KEDA is served), whose job template mounts one
+    of the claims. With no Job running, no pod leads to them, yet one could start a Job while the data is written
+    (or hold the claim during a swap): they are stopped too. One LIST per kind. A forbidden LIST of ScaledJobs goes
+    to ``warnings`` (its rule is optional in docs/rbac.yml, and was added after the one of ScaledObjects)."""
     found = []
-    for cronjob in kube.list(k.CRON_JOB, namespace=namespace)[0]:
-        cronjob.setdefault("kind", "CronJob")
-        if not cronjob_is_stopped(cronjob) and set(claim_names(pod_template(cronjob))) & set(pvcs):
-            found.append(cronjob)
+    for name in JOB_STARTERS:
+        wk = KINDS[name]
+        if not served(kube, wk.kind):
+            continue
+        try:
+            items = kube.list(wk.kind, namespace=namespace)[0]
+        except ForbiddenError:
+            if wk.kind not in OPTIONAL_KINDS:
+                raise
+            warnings.append("cannot list the KEDA ScaledJobs of namespace %s (no permission: list scaledjobs.keda.sh, "
+                            "optional ClusterRole velero-data-restore-gitops of docs/rbac.yml); not checked: whether "
+                            "one whose job template mounts the claims could start a Job during the restore."
+                            % namespace)
+            continue
+        for obj in items:
+            obj.setdefault("kind", name)
+            if not wk.is_stopped(obj) and set(claim_names(pod_template(obj))) & set(pvcs):
+                found.append(obj)
     return found
 
 
@@ -395,15 +446,16 @@ def check_other_session_pod(pod, session, pvcs):
         pod=pod["metadata"]["name"], other_session=other)
 
 
-def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_cronjobs=True, refusals=None):
+def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_job_starters=True, refusals=None):
     """Workloads whose pods mount ``pvcs`` in ``namespace``: (objects, warnings).
 
     The helper/placeholder pods of ``session`` (this collection's managed-by + session labels) are not
     workloads and are skipped; those of another session are refused (a conflict).
     ``strict=False`` skips pods whose workload cannot be stopped instead of refusing them; ``refusals`` (a list), when
     given, gets their messages (the preflight reports every one, workload_scale refuses at the first).
-    ``pods``: the namespace's pods when the caller just listed them. ``idle_cronjobs``: also the CronJobs that mount
-    the claims without a Job running (one more LIST; preflight leaves them out, a CronJob can always be stopped).
+    ``pods``: the namespace's pods when the caller just listed them. ``idle_job_starters``: also the CronJobs and KEDA
+    ScaledJobs that mount the claims without a Job running (a LIST each; preflight leaves them out, they can always be
+    stopped).
     """
     resolver = OwnerResolver(kube)
     if pods is None:
@@ -430,7 +482,7 @@ def discover(kube, namespace, pvcs, strict=True, session=None, pods=None, idle_c
             found.setdefault(obj["metadata"]["uid"], obj)
         if warning and warning not in warnings:
             warnings.append(warning)
-    idle = idle_cronjobs_for_claims(kube, namespace, pvcs) if idle_cronjobs else []
+    idle = idle_job_starters_for_claims(kube, namespace, pvcs, warnings) if idle_job_starters else []
     for obj in statefulsets_for_claims(kube, namespace, pvcs, statefulsets) + idle:
         found.setdefault(obj["metadata"]["uid"], obj)
     return sorted(found.values(), key=lambda o: (o["kind"], o["metadata"]["name"])), warnings
@@ -443,9 +495,9 @@ def get_named(kube, workloads, default_namespace=None):
         namespace = item.get("namespace") or default_namespace
         if not namespace or not item.get("name"):
             raise PreflightError("Every workload needs kind, name and namespace; got %r." % (item,))
-        if wk.kind is k.DEPLOYMENT_CONFIG and not kube.has_api(k.DEPLOYMENT_CONFIG):
-            raise PreflightError("DeploymentConfig %s/%s: this cluster does not serve "
-                                 "apps.openshift.io/v1 DeploymentConfigs." % (namespace, item["name"]))
+        if not served(kube, wk.kind):
+            raise PreflightError("%s %s/%s: this cluster does not serve %s %ss."
+                                 % (wk.kind.kind, namespace, item["name"], wk.kind.api_version, wk.kind.kind))
         obj = kube.get(wk.kind, item["name"], namespace)
         if obj is None:
             raise PreflightError("%s not found. Check the name and namespace in workloads."
@@ -481,7 +533,7 @@ def stop_refusals(kube, namespace, pvcs, listed_pods=None, pause_gitops=False, w
     not be checked. ``session``: its own helper pods are not workloads.
     """
     problems = []
-    found = discover(kube, namespace, pvcs, strict=False, session=session, pods=listed_pods, idle_cronjobs=False,
+    found = discover(kube, namespace, pvcs, strict=False, session=session, pods=listed_pods, idle_job_starters=False,
                      refusals=problems)[0]
     for obj in found:
         try:
@@ -877,9 +929,8 @@ class Scaler(object):
                                   renew_reverted=True, renew=self._renew)
 
         def stop_one(out, stop_patch):
-            patch = copy.deepcopy(stop_patch)
-            patch.setdefault("metadata", {})["annotations"] = {
-                ANNOTATION_ORIGINAL: annotation_value(out["original"], pvcs, self.session_name)}
+            patch = _merge(stop_patch, {"metadata": {"annotations": {
+                ANNOTATION_ORIGINAL: annotation_value(out["original"], pvcs, self.session_name)}}})
             out["current"] = KINDS[out["kind"]].current(
                 self.kube.patch(KINDS[out["kind"]].kind, out["name"], patch, out["namespace"]))
             return sessions.undo_id(ACTION_SCALE, ref_of_result(out))
@@ -1059,7 +1110,7 @@ class Scaler(object):
         templates made them."""
         out = []
         for wk in KINDS.values():
-            if wk.kind is k.DEPLOYMENT_CONFIG and not self.kube.has_api(k.DEPLOYMENT_CONFIG):
+            if not served(self.kube, wk.kind):
                 continue
             for obj in self.kube.list(wk.kind, namespace=namespace)[0]:
                 note = read_annotation(obj)

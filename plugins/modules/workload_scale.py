@@ -16,14 +16,18 @@ description:
   - Workloads are named in O(workloads), or discovered from PVCs (O(namespace) and O(pvcs)). Discovery
     follows every non-terminal pod that mounts one of the PVCs up its controller ownerReferences to the
     top controller (Pod, ReplicaSet, Deployment; Pod, StatefulSet; Pod, Job, CronJob; Pod, DaemonSet;
-    Pod, ReplicationController, DeploymentConfig when the OpenShift API is served). StatefulSets are also
-    found by their volumeClaimTemplates naming (C(<template>-<statefulset>-<ordinal>)), even when scaled to 0.
+    Pod, ReplicationController, DeploymentConfig when the OpenShift API is served; Pod, Job, KEDA ScaledJob when
+    KEDA's API is served). StatefulSets are also found by their volumeClaimTemplates naming
+    (C(<template>-<statefulset>-<ordinal>)), even when scaled to 0. With O(pvcs), CronJobs and KEDA ScaledJobs
+    whose job template mounts one of the PVCs are found too while no Job of theirs runs (they could start one
+    during the restore).
   - Pods of this collection for the same O(session) (its helper and placeholder pods, labelled
     C(app.kubernetes.io/managed-by=velero.data_restore) and C(data-restore.ansible/session=<session>)) are not
     workloads - they are neither stopped nor waited for, so a re-run after an interruption works. Such pods of
     another session mean two sessions restore the same claim - refused, naming the other session.
   - Deployments, StatefulSets, ReplicaSets, ReplicationControllers and DeploymentConfigs are scaled to 0
-    replicas, Jobs get parallelism 0, CronJobs are suspended (and a Job they already started is stopped too),
+    replicas, Jobs get parallelism 0, CronJobs are suspended and KEDA ScaledJobs paused with
+    C(autoscaling.keda.sh/paused=true) (KEDA 2.11 or later; a Job they already started is stopped too), and
     DaemonSets get an unmatchable node selector C(data-restore.ansible/quiesced=true).
   - Before changing a workload its original value is written into the session (undo record C(scale)) and
     into the annotation C(data-restore.ansible/original) of the object.
@@ -44,7 +48,7 @@ attributes:
     description: Reports the workloads that would be stopped or started and their values; nothing is changed or recorded.
   diff_mode:
     support: full
-    description: Shows the scaled fields (replicas, parallelism, suspend, nodeSelector) before and after.
+    description: Shows the scaled fields (replicas, parallelism, suspend, paused, nodeSelector) before and after.
 options:
   state:
     description:
@@ -70,7 +74,7 @@ options:
         type: str
         required: true
         choices: [Deployment, StatefulSet, ReplicaSet, ReplicationController, DeploymentConfig, Job, CronJob,
-                  DaemonSet]
+                  DaemonSet, ScaledJob]
       name:
         description: Name of the workload.
         type: str
@@ -119,8 +123,10 @@ notes:
   - A HorizontalPodAutoscaler does not scale a workload up from 0 replicas, so HPAs are left alone.
   - A pod mounting a PVC without a controller cannot be stopped without deleting it; the module fails and
     names it. So does a workload whose top controller is another kind (an operator's custom resource, an Argo
-    Rollout, a KEDA ScaledJob), which would start it again during the restore - stop it through that controller
-    and restore with quiesce=none.
+    Rollout), which would start it again during the restore - stop it through that controller and restore with
+    quiesce=none.
+  - KEDA before 2.11 ignores C(autoscaling.keda.sh/paused) on a ScaledJob and may start a Job while the data is
+    restored; the stop's wait then times out naming its pod.
   - Re-running is safe; an already stopped workload with a recorded original is reported unchanged.
 seealso:
   - module: velero.data_restore.restore_session
@@ -187,7 +193,8 @@ workloads:
       description: UID of the workload.
       type: str
     original:
-      description: "The recorded original value, e.g. C({replicas: 3})."
+      description: "The recorded original value, e.g. C({replicas: 3}); a KEDA ScaledJob's is C({paused: <annotation
+        value or null>})."
       type: dict
       sample: {replicas: 3}
     current:

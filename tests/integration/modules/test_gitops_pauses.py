@@ -36,8 +36,10 @@ KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
 
 @pytest.fixture(scope="module")
 def gitops_apis(api_client):
-    """The four GitOps / autoscaler APIs served for the tests of this module only."""
-    with stand_in_apis.served_for_module(api_client, [stand_in_apis.crd(*api) for api in GITOPS_APIS]) as custom:
+    """The four GitOps / autoscaler APIs served for the tests of this module only (and KEDA's ScaledJobs, which KEDA
+    serves next to its ScaledObjects: the stop looks for idle ones mounting the claims)."""
+    apis = GITOPS_APIS + [("keda.sh", "v1alpha1", "ScaledJob", "scaledjobs")]
+    with stand_in_apis.served_for_module(api_client, [stand_in_apis.crd(*api) for api in apis]) as custom:
         yield custom
 
 

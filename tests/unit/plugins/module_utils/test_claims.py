@@ -428,6 +428,8 @@ def workload(fk, kind, name, claim, **extra):
     spec = {"template": {"spec": pod_spec}}
     if kind is k.CRON_JOB:
         spec = {"schedule": "@daily", "jobTemplate": {"spec": spec}}
+    if kind is k.KEDA_SCALED_JOB:
+        spec = {"jobTargetRef": spec, "triggers": []}
     spec.update(extra)
     return fk.add(kind, {"metadata": {"name": name, "namespace": NS}, "spec": spec})
 
@@ -460,6 +462,33 @@ def test_template_patches_pod_templates_and_reverts(fk):
     dep = fk.find(k.DEPLOYMENT, "web", NS)
     assert dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data"
     assert s.require(fk, VNS, SESSION).undo_record("template:Deployment/shop/web")["status"] == "reverted"
+
+
+def test_template_patches_a_keda_scaled_jobs_job_template_and_reverts_it(fk):
+    """KEDA's Jobs come from spec.jobTargetRef.template: patched there, like a CronJob's job template; the Job it
+    started (stopped for the restore) is not a user of its own (its template is immutable)."""
+    sj = workload(fk, k.KEDA_SCALED_JOB, "worker", "data")
+    job = workload(fk, k.JOB, "worker-x1", "data", parallelism=0)
+    fk.mutate(k.JOB, "worker-x1", NS, lambda o: o["metadata"].update(ownerReferences=[
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "name": "worker", "uid": sj["metadata"]["uid"],
+         "controller": True}]))
+    assert job["spec"]["parallelism"] == 0
+    (vol,) = c.patch_claims(fk, params(mode="template"))["volumes"]
+    assert vol["state"] == "swapped" and vol["workloads"] == ["ScaledJob/worker"]
+    patched = fk.find(k.KEDA_SCALED_JOB, "worker", NS)
+    assert patched["spec"]["jobTargetRef"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "data-restored"}
+    assert patched["spec"]["triggers"] == [] and patched["spec"]["jobTargetRef"]["template"]["spec"]["containers"]
+    c.patch_claims(fk, params(mode="template", state="reverted"))
+    assert c.template_volumes(fk.find(k.KEDA_SCALED_JOB, "worker", NS))[0]["persistentVolumeClaim"] == {
+        "claimName": "data"}
+
+
+def test_without_keda_served_no_scaled_job_is_listed_for_a_template_swap():
+    fake = make_kube(cls=lambda: FakeKube(missing_kinds=(k.KEDA_SCALED_JOB,)))
+    workload(fake, k.DEPLOYMENT, "web", "data")
+    c.patch_claims(fake, params(mode="template"))
+    assert ("list", "ScaledJob") not in fake.requests
 
 
 def test_a_template_revert_refuses_running_pods_of_the_restored_claim(fk):

@@ -737,7 +737,7 @@ def test_a_continued_session_asked_for_another_volume_selector_is_refused():
 def test_a_template_swap_that_would_be_refused_or_patch_nothing_is_refused_in_preflight(fake, store):
     """Before 2026-12-06 the swap refused claim templates and Jobs only after the restore and the stop, and a claim no
     workload template mounts was "swapped" without a patch: the app went on with the old data."""
-    with pytest.raises(PreflightError, match="no Deployment, DaemonSet, ReplicaSet, StatefulSet or CronJob in "
+    with pytest.raises(PreflightError, match="no Deployment, DaemonSet, ReplicaSet, StatefulSet, CronJob or KEDA ScaledJob in "
                                              "namespace shop mounts PVC data-app-1, so swap_mode=template would patch "
                                              "nothing"):
         build(fake, store, mode="replace", volumes=["data-app-1"], swap_mode="template")

@@ -390,7 +390,7 @@ def test_running_pods_of_claims_are_trimmed_for_hooks():
 
 
 def test_owners_of_many_pods_are_listed_once_per_kind_not_read_one_by_one():
-    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG,))
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.KEDA_SCALED_JOB))
     claims = []
     for i in range(6):
         name, claim = "web%d" % i, "data%d" % i

@@ -68,7 +68,7 @@ def workload_controller(fk):
 @pytest.fixture
 def fk():
     fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
-                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT, k.KEDA_SCALED_JOB))
     s.ensure(fake, VNS, SESSION, mode="in_place")
     fake.controllers.append(workload_controller)
     return fake
@@ -914,6 +914,121 @@ def test_an_idle_cronjob_that_mounts_the_claim_is_suspended_and_resumed(fk):
     assert fk.find(k.CRON_JOB, "compact", NS)["spec"].get("suspend") is False
 
 
+# ----------------------------------------------------------------------------- KEDA ScaledJob
+@pytest.fixture
+def keda_fk():
+    """KEDA served (ScaledJob and ScaledObject); the other optional APIs are not."""
+    fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION, k.FLUX_HELM_RELEASE))
+    s.ensure(fake, VNS, SESSION, mode="in_place")
+    fake.controllers.append(workload_controller)
+    return fake
+
+
+def scaled_job(fake, name="worker", claim="data", annotations=None):
+    return fake.add(k.KEDA_SCALED_JOB, {"metadata": {"name": name, "namespace": NS, "annotations": annotations or {}},
+                                        "spec": {"jobTargetRef": {"parallelism": 1, "template": {"spec": {"volumes": [
+                                            {"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}}}}})
+
+
+def scaled_job_run(fake, sj, name="worker-x1"):
+    """A Job the ScaledJob started, and its running pod."""
+    job = fake.add(k.JOB, {"metadata": {"name": name, "namespace": NS, "ownerReferences": [owner(sj)]},
+                           "spec": {"parallelism": 1, "template": {"spec": {}}}})
+    fake.add(k.POD, pod(name + "-abc", list(w.claim_names(w.pod_template(sj))), job))
+    return job
+
+
+@pytest.mark.parametrize("value, paused", [
+    (None, False), ("true", True), ("1", True), ("yes", True),  # ParseBool error: KEDA pauses
+    ("false", False), ("0", False), ("F", False), ("", True)])
+def test_a_scaled_job_is_stopped_where_keda_reads_its_paused_annotation_as_paused(value, paused):
+    """KEDA's checkIfPaused (scaledjob_controller.go): strconv.ParseBool of the value; a value that is no bool
+    pauses too."""
+    annotations = {} if value is None else {w.KEDA_PAUSED_AT_CURRENT: value}
+    assert w.scaledjob_is_stopped({"kind": "ScaledJob", "metadata": {"annotations": annotations}}) is paused
+
+
+def test_a_scaled_jobs_running_job_is_stopped_and_the_scaled_job_paused_then_both_put_back(keda_fk):
+    sj = scaled_job(keda_fk)
+    scaled_job_run(keda_fk, sj)
+    assert w.stop_refusals(keda_fk, NS, ["data"], warnings=[], session=SESSION) == []
+    before = len(keda_fk.requests)
+    result = w.scale(keda_fk, params(pvcs=["data"]))
+    by_kind = dict((item["kind"], item) for item in result["workloads"])
+    assert sorted(by_kind) == ["Job", "ScaledJob"]
+    assert by_kind["ScaledJob"]["original"] == {"paused": None} and by_kind["ScaledJob"]["current"] == {"paused": "true"}
+    assert by_kind["Job"]["current"] == {"parallelism": 0}
+    requests = keda_fk.requests[before:]
+    assert requests.index(("update", "ConfigMap")) < requests.index(("patch", "ScaledJob"))  # journal first
+    annotations = keda_fk.find(k.KEDA_SCALED_JOB, "worker", NS)["metadata"]["annotations"]
+    assert annotations[w.KEDA_PAUSED_AT_CURRENT] == "true"  # the pause and the original, in one patch
+    assert json.loads(annotations[w.ANNOTATION_ORIGINAL])["original"] == {"paused": None}
+    assert record(keda_fk, "ScaledJob", "worker")["original"] == {"paused": None}
+    assert not [p for p in keda_fk.all(k.POD, NS) if not is_terminal(p)]
+
+    w.scale(keda_fk, params(state="started", pvcs=["data"], wait=False))  # no Job controller runs here
+    annotations = keda_fk.find(k.KEDA_SCALED_JOB, "worker", NS)["metadata"].get("annotations") or {}
+    assert w.KEDA_PAUSED_AT_CURRENT not in annotations and w.ANNOTATION_ORIGINAL not in annotations
+    assert keda_fk.find(k.JOB, "worker-x1", NS)["spec"]["parallelism"] == 1
+
+
+def test_a_scaled_job_the_user_had_unpaused_with_false_gets_false_back(keda_fk):
+    scaled_job(keda_fk, annotations={w.KEDA_PAUSED_AT_CURRENT: "false"})
+    w.scale(keda_fk, params(pvcs=["data"]))
+    assert keda_fk.find(k.KEDA_SCALED_JOB, "worker", NS)["metadata"]["annotations"][w.KEDA_PAUSED_AT_CURRENT] == "true"
+    w.scale(keda_fk, params(state="started", pvcs=["data"]))
+    assert keda_fk.find(k.KEDA_SCALED_JOB, "worker", NS)["metadata"]["annotations"][w.KEDA_PAUSED_AT_CURRENT] == "false"
+
+
+def test_an_idle_scaled_job_mounting_the_claim_is_paused_and_one_of_another_claim_left_alone(keda_fk):
+    """No Job runs, so no pod leads to it; KEDA would start one while the data is written."""
+    scaled_job(keda_fk, "compact", "data")
+    scaled_job(keda_fk, "other", "logs")
+    (item,) = w.scale(keda_fk, params(pvcs=["data"]))["workloads"]
+    assert (item["kind"], item["name"], item["action"]) == ("ScaledJob", "compact", "stopped")
+    assert w.scaledjob_is_stopped(keda_fk.find(k.KEDA_SCALED_JOB, "compact", NS))
+    assert not w.scaledjob_is_stopped(keda_fk.find(k.KEDA_SCALED_JOB, "other", NS))
+    w.scale(keda_fk, params(state="started", pvcs=["data"]))
+    assert not w.scaledjob_is_stopped(keda_fk.find(k.KEDA_SCALED_JOB, "compact", NS))
+
+
+def test_a_scaled_job_the_user_paused_stays_paused(keda_fk):
+    sj = scaled_job(keda_fk, annotations={w.KEDA_PAUSED_AT_CURRENT: "true"})
+    scaled_job_run(keda_fk, sj)
+    result = w.scale(keda_fk, params(pvcs=["data"]))
+    actions = dict((i["kind"], i["action"]) for i in result["workloads"])
+    assert actions == {"ScaledJob": "already_stopped", "Job": "stopped"}
+    w.scale(keda_fk, params(state="started", pvcs=["data"], wait=False))
+    assert keda_fk.find(k.KEDA_SCALED_JOB, "worker", NS)["metadata"]["annotations"][w.KEDA_PAUSED_AT_CURRENT] == "true"
+    assert keda_fk.find(k.JOB, "worker-x1", NS)["spec"]["parallelism"] == 1
+
+
+def test_a_forbidden_list_of_scaled_jobs_is_a_warning_and_the_stop_goes_on(keda_fk):
+    """The ScaledJob rule came after the ScaledObject one: a role made from an older docs/rbac.yml lacks it."""
+    deployment(keda_fk)
+    original_list = keda_fk.list
+
+    def refuse_scaled_jobs(kind, *args, **kwargs):
+        if kind is k.KEDA_SCALED_JOB:
+            raise ForbiddenError("missing RBAC permission verb=list resource=scaledjobs apiGroup=keda.sh", status=403)
+        return original_list(kind, *args, **kwargs)
+
+    keda_fk.list = refuse_scaled_jobs
+    result = w.scale(keda_fk, params(pvcs=["data"]))
+    assert [x["action"] for x in result["workloads"]] == ["stopped"]
+    assert [x for x in result["warnings"] if "cannot list the KEDA ScaledJobs of namespace shop" in x]
+
+
+def test_a_scaled_job_owner_of_another_api_group_is_refused_as_a_foreign_controller(keda_fk):
+    job = keda_fk.add(k.JOB, {"metadata": {"name": "worker-x1", "namespace": NS, "ownerReferences": [
+        {"apiVersion": "example.com/v1", "kind": "ScaledJob", "name": "worker", "uid": "sj1", "controller": True}]},
+        "spec": {"parallelism": 1, "template": {"spec": {}}}})
+    keda_fk.add(k.POD, pod("worker-x1-abc", ["data"], job))
+    (problem,) = w.stop_refusals(keda_fk, NS, ["data"], warnings=[], session=SESSION)
+    assert "controlled by ScaledJob worker" in problem
+    assert ("get", "ScaledJob") not in keda_fk.requests  # KEDA's ScaledJob named "worker" is another object
+
+
 def test_a_start_refuses_while_another_session_restores_another_claim_of_the_workload(fk):
     """web mounts a and b; session s1 stops it for a; session other finds it stopped (records nothing) and restores
     b with its helper pod. s1's start would let web write into b mid-restore: refused, nothing started."""
@@ -944,7 +1059,7 @@ def test_a_stop_killed_during_its_wait_counts_as_stopped_for_the_hooks():
     """The records are written right before the stop (after the pre-restore hooks) and marked applied after the wait:
     a re-run after a kill in the wait must skip the hooks too, whose pods are gone."""
     fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
-                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT, k.KEDA_SCALED_JOB))
     s.ensure(fake, VNS, SESSION, mode="in_place")
     fake.controllers.append(workload_controller)
     deployment(fake)
@@ -1106,7 +1221,7 @@ def test_pause_gitops_warns_about_marks_it_found_nothing_to_pause_for():
     """Argo CD in another cluster (hub and spoke), Flux applying from elsewhere: the workload carries their marks,
     nothing here can be paused - said, not silent."""
     fake = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
-                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+                                   k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT, k.KEDA_SCALED_JOB))
     s.ensure(fake, VNS, SESSION, mode="in_place")
     fake.controllers.append(workload_controller)
     deployment(fake, labels={w.FLUX_KS_NAME: "apps"}, annotations={w.ARGO_TRACKING: "shop:apps/Deployment:shop/web"})

@@ -27,7 +27,7 @@ class FakeModule(object):
 
 def fake():
     fk = FakeKube(missing_kinds=(k.DEPLOYMENT_CONFIG, k.ARGO_APPLICATION, k.FLUX_KUSTOMIZATION,
-                                 k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT))
+                                 k.FLUX_HELM_RELEASE, k.KEDA_SCALED_OBJECT, k.KEDA_SCALED_JOB))
     s.ensure(fk, "velero", "nightly", mode="replace")
     return fk
 
