@@ -106,3 +106,26 @@ def test_without_the_keda_rules_the_stop_names_the_permission_and_changes_nothin
     assert "missing RBAC permission verb=get resource=scaledjobs apiGroup=keda.sh" in stopped["msg"], stopped["msg"]
     assert kube.get("Job", namespace, "worker-x1")["spec"]["parallelism"] == 1
     assert all(PAUSED not in _annotations(keda, namespace, n) for n in ("worker", "compact", "other"))
+
+
+def test_a_template_swap_patches_the_scaled_jobs_job_template_and_reverts_it(kube, kubeconfig, namespace, keda,
+                                                                             wait_for):
+    for claim in ("work-data", "work-data-restored"):
+        make_claim(kube, namespace, claim)
+        wait_for(lambda c=claim: (kube.get("PersistentVolumeClaim", namespace, c).get("status") or {}).get("phase")
+                 == "Bound", 60, message="PVC %s bound" % claim)
+    _scaled_job(keda, namespace, "worker", "work-data")
+    assert run_module("restore_session", {"session": namespace, "mode": "replace"}, kubeconfig=kubeconfig)["changed"]
+    args = {"session": namespace, "mode": "template", "volumes": [
+        {"namespace": namespace, "pvc": "work-data", "new_pvc": "work-data-restored"}]}
+
+    def mounted():
+        obj = keda.get_namespaced_custom_object(GROUP, VERSION, namespace, "scaledjobs", "worker")
+        return obj["spec"]["jobTargetRef"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+
+    swapped = run_module("claim_patch", args, kubeconfig=kubeconfig)
+    assert swapped["changed"] and swapped["volumes"][0]["workloads"] == ["ScaledJob/worker"], swapped
+    assert mounted() == "work-data-restored"
+    back = run_module("claim_patch", dict(args, state="reverted"), kubeconfig=kubeconfig)
+    assert back["changed"] and not back.get("failed"), back
+    assert mounted() == "work-data"
