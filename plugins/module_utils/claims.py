@@ -40,6 +40,8 @@ from ansible_collections.velero.data_restore.plugins.module_utils.pods import is
 from ansible_collections.velero.data_restore.plugins.module_utils.workloads import (
     JOB_STARTERS,
     claim_template_patterns,
+    controller_ref,
+    job_finished,
     pod_label,
     pod_template,
     served,
@@ -1025,15 +1027,22 @@ def template_users(kube, namespace, claim, listed=None):
                     % (namespace, claim, name))
             if kind_name == "ReplicaSet" and _controlled_by(obj, ("Deployment",)):
                 continue  # its Deployment is patched
-            if kind_name == "Job" and _controlled_by(obj, JOB_STARTERS):
-                continue  # its CronJob or ScaledJob is patched
             claims = [((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in template_volumes(obj)]
-            if claim not in claims:
-                continue
+            if claim not in claims or (kind_name == "Job" and job_finished(obj)):
+                continue  # a finished Job starts no pod any more
             if kind_name == "Job":
+                starter = controller_ref(obj) if _controlled_by(obj, JOB_STARTERS) else None
+                if starter:  # its CronJob or ScaledJob is patched; the Job itself would resume on the old claim
+                    raise PreflightError(
+                        "Job %s/%s, started by %s %s, mounts PVC %s and has not finished. A Job's pod template is "
+                        "immutable, so after a template swap it would go on writing to the old claim while %s %s "
+                        "starts the next ones on the new one. Let it finish, or delete it, then re-run; or use "
+                        "swap_mode=rebind (it keeps the claim name)." % (namespace, name, starter["kind"],
+                                                                         starter["name"], claim, starter["kind"],
+                                                                         starter["name"]))
                 raise PreflightError(
-                    "Job %s/%s mounts PVC %s, and a Job's pod template is immutable. Use swap_mode=rebind, or delete "
-                    "and recreate the Job with the new claim name." % (namespace, name, claim))
+                    "Job %s/%s mounts PVC %s and has not finished, and a Job's pod template is immutable. Use "
+                    "swap_mode=rebind, or delete and recreate the Job with the new claim name." % (namespace, name, claim))
             users.append(obj)
     return users
 

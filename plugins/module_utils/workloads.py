@@ -124,11 +124,14 @@ def job_is_stopped(obj):
     return job_current(obj)["parallelism"] == 0
 
 
+def job_finished(obj):
+    """Complete or Failed: the Job starts no pod any more."""
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in _status(obj).get("conditions") or [])
+
+
 def job_is_ready(obj):
-    status = _status(obj)
-    finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                   for c in status.get("conditions") or [])
-    return finished or (status.get("active") or 0) > 0 or job_current(obj)["parallelism"] == 0
+    return job_finished(obj) or (_status(obj).get("active") or 0) > 0 or job_current(obj)["parallelism"] == 0
 
 
 # CronJob: suspend

@@ -21,9 +21,10 @@ description:
     restored PV. The PV controller binds the pre-bound pair. The old PV stays C(Released) with C(Retain) for
     rollback.
   - O(mode=template) patches the pod templates of Deployments, DaemonSets, ReplicaSets, StatefulSets (template
-    volumes only) and CronJobs from the old to the new claim name, recording the original template volumes.
-    Claims from StatefulSet volumeClaimTemplates are refused (use rebind), and so are Jobs, whose pod
-    template is immutable.
+    volumes only), CronJobs and KEDA ScaledJobs (their job templates) from the old to the new claim name, recording
+    the original template volumes. Claims from StatefulSet volumeClaimTemplates are refused (use rebind), and so are
+    Jobs that have not finished, whose pod template is immutable - a Job a CronJob or ScaledJob started too, which
+    would go on with the old claim. A finished Job is left alone.
   - O(state=reverted) undoes the swap from the session records, rebinding the original PVC to the retained old
     PV (and the restored PVC to the restored PV), or patching the templates back, and restores the reclaim
     policies.

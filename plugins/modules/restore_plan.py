@@ -29,9 +29,10 @@ description:
     the swap could not delete it. The message gives the C(kubectl delete pod) command. A StatefulSet's own pods
     are not refused (its stop deletes them).
   - For O(mode=replace) with O(swap_mode=template), every target claim must be mounted by the pod template of a
-    Deployment, DaemonSet, ReplicaSet, StatefulSet, CronJob or KEDA ScaledJob that the swap can patch; a claim made by a
-    StatefulSet's claim templates, a claim a Job mounts, and a claim no such template mounts (the swap would
-    patch nothing) are refused here, before the restore and the stop, not at the swap (one LIST per kind).
+    Deployment, DaemonSet, ReplicaSet, StatefulSet, CronJob or KEDA ScaledJob that the swap can patch; a claim made
+    by a StatefulSet's claim templates, a claim a Job that has not finished mounts (one a CronJob or ScaledJob
+    started too), and a claim no such template mounts (the swap would patch nothing) are refused here, before the
+    restore and the stop, not at the swap (one LIST per kind).
   - No other unfinished restore session may hold one of the claims; nor may a failed replace session whose swap of
     the claim is still in effect (roll it back or finish it first).
   - With O(quiesce=scale) (default), the workloads whose pods mount the target claims (and StatefulSets whose

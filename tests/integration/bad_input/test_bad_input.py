@@ -104,11 +104,27 @@ def scenario(kube, api_client, kubeconfig, namespace, app_factory, backup_factor
         "containers": [{"name": "report", "image": "busybox:1.36", "command": ["true"],
                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}}]}})
-    for ns in (s["small"], s["block"], s["finished"]):
+    s["cron_job"] = _namespace(kube, made, "bi-cronjob")        # a CronJob's unfinished Job mounts web-data
+    _pvc(kube, s["cron_job"], "web-data")
+    cron = kube.create("CronJob", {"metadata": {"name": "compact", "namespace": s["cron_job"]}, "spec": {
+        "schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "compact", "image": "busybox:1.36"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}}]}}}}}})
+    # stopped by an earlier quiesce (parallelism 0): unfinished, no pod
+    kube.create("Job", {"metadata": {"name": "compact-manual", "namespace": s["cron_job"], "ownerReferences": [{
+        "apiVersion": "batch/v1", "kind": "CronJob", "name": "compact", "uid": cron["metadata"]["uid"],
+        "controller": True, "blockOwnerDeletion": True}]}, "spec": {"parallelism": 0, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "compact", "image": "busybox:1.36"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}}]}}}})
+    for ns in (s["small"], s["block"], s["finished"], s["cron_job"]):
         wait_for(lambda ns=ns: (kube.get("PersistentVolumeClaim", ns, "web-data").get("status") or {}).get("phase")
                  == "Bound", 60, message="PVC %s/web-data Bound" % ns)
     wait_for(lambda: (kube.get("Pod", s["finished"], "report").get("status") or {}).get("phase") == "Succeeded", 60,
              message="pod %s/report Succeeded" % s["finished"])
+    # the Job controller's first status write (startTime), before the snapshot of resourceVersions; the CronJob
+    # controller writes no status for a Job it did not start (an "UnexpectedJob" event only)
+    wait_for(lambda: (kube.get("Job", s["cron_job"], "compact-manual").get("status") or {}).get("startTime"), 60,
+             message="Job %s/compact-manual started" % s["cron_job"])
     # another unfinished session already holds <ns>/web-data
     s["holder"] = "holder-" + secrets.token_hex(3)
     held = ansible_run.run_module("restore_session", dict(
@@ -160,6 +176,9 @@ def cases(s):
           session="collide"),
         c("finished-pod-holds-a-claim-replace-swaps", "finished pods still hold", mode="replace",
           target_namespace=s["finished"], session="fin-" + secrets.token_hex(2)),
+        c("template-swap-unfinished-cronjob-job", "started by CronJob compact, mounts PVC web-data and has not "
+          "finished", mode="replace", swap_mode="template", target_namespace=s["cron_job"],
+          session="cjt-" + secrets.token_hex(2)),
         c("storage-class-map-unknown-class", "StorageClass no-such-class", mode="replace",
           storage_class_map={"sim-immediate": "no-such-class"}, session="scm-" + secrets.token_hex(2)),
         c("storage-class-map-in-place", "applies to mode=replace only", storage_class_map={"a": "b"}),

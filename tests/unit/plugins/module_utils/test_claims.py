@@ -465,14 +465,15 @@ def test_template_patches_pod_templates_and_reverts(fk):
 
 
 def test_template_patches_a_keda_scaled_jobs_job_template_and_reverts_it(fk):
-    """KEDA's Jobs come from spec.jobTargetRef.template: patched there, like a CronJob's job template; the Job it
-    started (stopped for the restore) is not a user of its own (its template is immutable)."""
+    """KEDA's Jobs come from spec.jobTargetRef.template: patched there, like a CronJob's job template. A Job it
+    started that has finished starts no pod any more and is left alone."""
     sj = workload(fk, k.KEDA_SCALED_JOB, "worker", "data")
-    job = workload(fk, k.JOB, "worker-x1", "data", parallelism=0)
-    fk.mutate(k.JOB, "worker-x1", NS, lambda o: o["metadata"].update(ownerReferences=[
-        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "name": "worker", "uid": sj["metadata"]["uid"],
-         "controller": True}]))
-    assert job["spec"]["parallelism"] == 0
+    workload(fk, k.JOB, "worker-x1", "data", parallelism=1)
+    finished = {"conditions": [{"type": "Complete", "status": "True"}]}
+    started_by = [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "name": "worker", "uid": sj["metadata"]["uid"],
+                   "controller": True}]
+    fk.mutate(k.JOB, "worker-x1", NS,
+              lambda o: o.update(status=finished, metadata=dict(o["metadata"], ownerReferences=started_by)))
     (vol,) = c.patch_claims(fk, params(mode="template"))["volumes"]
     assert vol["state"] == "swapped" and vol["workloads"] == ["ScaledJob/worker"]
     patched = fk.find(k.KEDA_SCALED_JOB, "worker", NS)
@@ -482,6 +483,24 @@ def test_template_patches_a_keda_scaled_jobs_job_template_and_reverts_it(fk):
     c.patch_claims(fk, params(mode="template", state="reverted"))
     assert c.template_volumes(fk.find(k.KEDA_SCALED_JOB, "worker", NS))[0]["persistentVolumeClaim"] == {
         "claimName": "data"}
+
+
+@pytest.mark.parametrize("starter", [k.CRON_JOB, k.KEDA_SCALED_JOB])
+def test_a_template_swap_refuses_an_unfinished_job_of_a_cronjob_or_scaled_job(fk, starter):
+    """Its pod template is immutable: stopped for the restore and started again after the swap, it would go on writing
+    to the old claim (before 2026-12-07 it was skipped as "its CronJob is patched")."""
+    parent = workload(fk, starter, "worker", "data")
+    workload(fk, k.JOB, "worker-x1", "data", parallelism=0)  # stopped by the session's quiesce
+    fk.mutate(k.JOB, "worker-x1", NS, lambda o: o["metadata"].update(ownerReferences=[{
+        "apiVersion": starter.api_version, "kind": starter.kind, "name": "worker", "uid": parent["metadata"]["uid"],
+        "controller": True}]))
+    before = mutations(fk)
+    with pytest.raises(PreflightError, match="Job shop/worker-x1, started by %s worker, mounts PVC data and has not "
+                                             "finished" % starter.kind):
+        c.patch_claims(fk, params(mode="template"))
+    assert mutations(fk) == before
+    (problem,) = c.template_swap_problems(fk, NS, ["data"])
+    assert "go on writing to the old claim" in problem and "swap_mode=rebind" in problem
 
 
 def test_without_keda_served_no_scaled_job_is_listed_for_a_template_swap():
@@ -543,6 +562,15 @@ def test_template_refuses_jobs_whose_template_is_immutable(fk):
     workload(fk, k.JOB, "migrate", "data")
     with pytest.raises(PreflightError, match="immutable"):
         c.patch_claims(fk, params(mode="template"))
+
+
+def test_a_finished_job_mounting_the_claim_is_left_alone_by_a_template_swap(fk):
+    workload(fk, k.DEPLOYMENT, "web", "data")
+    workload(fk, k.JOB, "migrate", "data")
+    fk.mutate(k.JOB, "migrate", NS, lambda o: o.update(status={"conditions": [{"type": "Complete", "status": "True"}]}))
+    (vol,) = c.patch_claims(fk, params(mode="template"))["volumes"]
+    assert vol["workloads"] == ["Deployment/web"]
+    assert c.template_volumes(fk.find(k.JOB, "migrate", NS))[0]["persistentVolumeClaim"]["claimName"] == "data"
 
 
 def test_a_template_swap_that_would_patch_nothing_fails_instead_of_reporting_swapped(fk):
