@@ -1031,8 +1031,8 @@ def template_users(kube, namespace, claim, listed=None):
             if claim not in claims or (kind_name == "Job" and job_finished(obj)):
                 continue  # a finished Job starts no pod any more
             if kind_name == "Job":
-                starter = controller_ref(obj) if _controlled_by(obj, JOB_STARTERS) else None
-                if starter:  # its CronJob or ScaledJob is patched; the Job itself would resume on the old claim
+                starter = controller_ref(obj) or {}
+                if starter.get("kind") in JOB_STARTERS:  # that one is patched; the Job would resume on the old claim
                     raise PreflightError(
                         "Job %s/%s, started by %s %s, mounts PVC %s and has not finished. A Job's pod template is "
                         "immutable, so after a template swap it would go on writing to the old claim while %s %s "

@@ -170,9 +170,15 @@ def scaledjob_start(obj, original):
     return {"metadata": {"annotations": {KEDA_PAUSED_AT_CURRENT: original.get("paused")}}}
 
 
-def scaledjob_is_stopped(obj):
-    paused = scaledjob_current(obj)["paused"]
+def keda_paused(obj):
+    """KEDA's reading of ``autoscaling.keda.sh/paused`` (ScaledJob and ScaledObject alike): set and strconv.ParseBool
+    true, or not a bool at all."""
+    paused = ((obj.get("metadata") or {}).get("annotations") or {}).get(KEDA_PAUSED_AT_CURRENT)
     return paused is not None and str(paused) not in va.GO_FALSE
+
+
+def scaledjob_is_stopped(obj):
+    return keda_paused(obj)
 
 
 def scaledjob_is_ready(obj):
@@ -640,7 +646,7 @@ def keda_keeps_stopped(scaled_object):
     annotations = scaled_object["metadata"].get("annotations") or {}
     if KEDA_PAUSED in annotations:
         return va.go_int(annotations[KEDA_PAUSED]) == 0
-    return KEDA_PAUSED_AT_CURRENT in annotations and str(annotations[KEDA_PAUSED_AT_CURRENT]) not in va.GO_FALSE
+    return keda_paused(scaled_object)
 
 
 def keda_refusals(kube, workloads, warnings, namespace=None, pvcs=None):
@@ -699,7 +705,7 @@ def keda_idle_targets(kube, namespace, pvcs, found, scaled_objects):
         kind, name = target.get("kind") or "Deployment", target.get("name")
         if not name or kind not in KEDA_SCALABLE_KINDS or (kind, name) in known:
             continue
-        if kind == "DeploymentConfig" and not kube.has_api(k.DEPLOYMENT_CONFIG):
+        if not served(kube, KINDS[kind].kind):
             continue
         obj = kube.get(KINDS[kind].kind, name, namespace)
         if obj is None:
