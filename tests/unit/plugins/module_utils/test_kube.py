@@ -360,3 +360,12 @@ def test_a_watch_reads_with_a_timeout_longer_than_its_own():
     list(asked[0].stream(func, timeout_seconds=20))
     assert calls and calls[0]["_request_timeout"] == (k.REQUEST_TIMEOUT[0], 20 + k.WATCH_READ_SLACK)
     assert calls[0]["watch"] is True
+
+
+@pytest.mark.parametrize("served_groups", [(), ("keda.sh/v1alpha1",)])
+def test_kinds_of_one_optional_group_share_its_check(served_groups):
+    """KEDA's ScaledObject and ScaledJob: one GET of keda.sh/v1alpha1 per module run, served or not."""
+    dynamic = RecordingDynamic(served_groups=served_groups)
+    kube = k.Kube(dynamic, retry_seconds=0)
+    assert kube.has_api(k.KEDA_SCALED_OBJECT) == kube.has_api(k.KEDA_SCALED_JOB) == bool(served_groups)
+    assert dynamic.group_checks == ["/apis/keda.sh/v1alpha1"]
