@@ -1,8 +1,8 @@
 """Velero's rules for PodVolumeRestore / DataDownload / DownloadRequest, one function each.
 
 Each function mirrors exactly one rule of ``docs/velero-contract.md`` (shared design doc) and
-cites the Velero source (vmware-tanzu/velero main @ d30d389b5, = v1.18.1 for these rules) it
-comes from.  The simulator controllers (node_agent.py, velero_server.py, kubelet.py,
+cites the Velero source it comes from: vmware-tanzu/velero tag v1.18.1 (paths relative to that
+repository).  The simulator controllers (node_agent.py, velero_server.py, kubelet.py,
 storage.py) only orchestrate; every decision is taken here, so each rule lives once and can be
 unit-tested without a cluster.
 """
@@ -143,10 +143,20 @@ def concurrency_exceeded(active_on_node: int, limit: int) -> bool:
 
 
 def prepare_timed_out(accepted_at: float | None, now: float, timeout: float) -> bool:
-    """Velero: onPrepareTimeout (pod_volume_restore_controller.go "timeout on preparing PVR",
-    data_download_controller.go "timeout on preparing data download"); timeout is node-agent
-    --data-mover-prepare-timeout (default 30 min)."""
-    return accepted_at is not None and now - accepted_at > timeout
+    """Velero v1.18.1 pkg/controller/pod_volume_restore_controller.go / data_download_controller.go Reconcile,
+    Accepted branch: time.Since(acceptedTimestamp) >= preparingTimeout runs onPrepareTimeout; timeout is
+    node-agent --data-mover-prepare-timeout (default 30 min). The branch has no node check: any running
+    node-agent's pass (the periodic one every minute) times the CR out, also when its accepting node-agent is
+    gone."""
+    return accepted_at is not None and now - accepted_at >= timeout
+
+
+def prepare_timeout_status(kind: str) -> dict:
+    """Velero v1.18.1 pod_volume_restore_controller.go / data_download_controller.go onPrepareTimeout: phase
+    Failed and the message only - no completionTimestamp, unlike every other failure (updateStatusToFailed /
+    errorOut); the expose-on-going label is removed as well."""
+    message = "timeout on preparing PVR" if kind == "PodVolumeRestore" else "timeout on preparing data download"
+    return {"phase": FAILED, "message": message}
 
 
 def accept_patch(obj: dict, node: str, now: str, by_field: str) -> dict:
@@ -248,7 +258,7 @@ def tree_size(path: str) -> int:
 
 
 def completion_mark_name(obj: dict) -> str | None:
-    """Velero: writeCompletionMark (pkg/podvolume/restore_micro_service.go, HEAD/v1.17+) — the
+    """Velero: writeCompletionMark (pkg/podvolume/restore_micro_service.go) — the
     done file is named after ownerReferences[0].uid (controller flag ignored); with no
     ownerReferences it only logs "Failed to write completion mark" and the PVR still Completes."""
     refs = obj["metadata"].get("ownerReferences") or []
@@ -274,10 +284,25 @@ def write_completion_mark(volume_dir: str, obj: dict) -> str | None:
 # --------------------------------------------------------------------------- PVR
 
 def pvr_uploader_accepted(pvr: dict) -> bool:
-    """Velero: pkg/uploader/types.go ValidateUploaderType; predicates in
-    PodVolumeRestoreReconciler.SetupWithManager (pkg/controller/pod_volume_restore_controller.go):
-    HEAD drops every PVR whose spec.uploaderType is not exactly "kopia" (also "" and restic)."""
-    return (pvr.get("spec") or {}).get("uploaderType") == "kopia"
+    """Velero v1.18.1 pkg/controller/pod_volume_restore_controller_legacy.go IsLegacyPVR, used by the predicates
+    of PodVolumeRestoreReconciler.SetupWithManager (pod_volume_restore_controller.go): only a PVR whose
+    spec.uploaderType is exactly "restic" is left to the legacy restic controller (not simulated: such a PVR is
+    never touched here); every other value, "" included, is taken by the PVR controller."""
+    return (pvr.get("spec") or {}).get("uploaderType") != "restic"
+
+
+def pvr_uploader_error(pvr: dict) -> str | None:
+    """Velero v1.18.1 pkg/uploader/provider/provider.go NewUploaderProvider: any uploaderType other than "kopia"
+    gets the restic provider, and the PVR data path gives it no repository (pkg/podvolume/restore_micro_service.go
+    RunCancelableDataPath, RepoIdentifier ""), so the restore fails in the data path (pkg/uploader/provider/restic.go
+    RunRestore → pkg/restic/exec_commands.go RunRestore "error getting snapshot size"). The PVR was Accepted,
+    Prepared and InProgress before; it ends Failed. Message text approximated (restic's own output differs)."""
+    uploader = (pvr.get("spec") or {}).get("uploaderType") or ""
+    if uploader == "kopia":
+        return None
+    return ("data path restore failed: error getting snapshot size: restic uploader (uploaderType %r is not "
+            "\"kopia\") has no repository for this PVR: Fatal: Please specify repository location (-r or "
+            "--repository-file)" % uploader)
 
 
 def pvr_pod_on_node(pod: dict | None, node: str) -> bool:
@@ -333,16 +358,56 @@ def restore_helper_args_ok(args: list[str]) -> bool:
 
 
 def restore_helper_done(uid: str, volume_dirs: dict[str, str]) -> bool:
-    """Velero: cmd/velero-restore-helper/velero-restore-helper.go done() — every directory under
-    /restores must contain .velero/<uid>; ``volume_dirs`` maps /restores/<dir> → host path."""
+    """Velero v1.18.1 cmd/velero-restore-helper/velero-restore-helper.go done() — every directory under
+    /restores must contain .velero/<uid>; ``volume_dirs`` maps /restores/<dir> → host path.
+    Without any /restores/<dir> mount there is no /restores at all (the Velero image has none: Dockerfile
+    copies only the binaries), ReadDir("/restores") fails and done() returns false on every tick: the helper
+    waits for ever instead of finishing at once."""
+    if not volume_dirs:
+        return False
     return all(os.path.exists(os.path.join(p, ".velero", uid)) for p in volume_dirs.values())
 
 
-def restore_helper_finish(volume_dirs: dict[str, str]) -> None:
-    """Velero: velero-restore-helper.go main — after done(), remove /restores/<dir>/.velero of
-    each directory (errors only printed) and exit 0."""
-    for p in volume_dirs.values():
-        shutil.rmtree(os.path.join(p, ".velero"), ignore_errors=True)
+# Velero v1.18.1 Dockerfile: the image ends with `USER cnb:cnb` (the non-root user of the paketo run image), so a
+# restore-wait container without runAsUser in its or its pod's securityContext does not run as root.
+VELERO_IMAGE_RUNS_AS_ROOT = False
+
+
+def restore_wait_runs_as_root(pod: dict, container: dict) -> bool:
+    """The effective user of restore-wait, as the container runtime picks it: the container's
+    securityContext.runAsUser, else the pod's securityContext.runAsUser, else the image's USER (the Velero image
+    is non-root, VELERO_IMAGE_RUNS_AS_ROOT). Velero's own default for restore-wait is runAsUser 1000
+    (v1.18.1 pkg/restore/actions/pod_volume_restore_action.go defaultSecurityCtx, restoreHelperUID)."""
+    for ctx in ((container.get("securityContext") or {}), ((pod.get("spec") or {}).get("securityContext") or {})):
+        if ctx.get("runAsUser") is not None:
+            return ctx["runAsUser"] == 0
+    return VELERO_IMAGE_RUNS_AS_ROOT
+
+
+def restore_helper_finish(volume_dirs: dict[str, str], runs_as_root: bool) -> str | None:
+    """Velero v1.18.1 cmd/velero-restore-helper/velero-restore-helper.go removeFolder (called by main after
+    done()): os.RemoveAll(/restores/<dir>/.velero) for each directory in name order (os.ReadDir sorts),
+    non-directories skipped, giving up at the first error; main only prints the error and exits 0 either way.
+    `.velero/` and the done file are written by the data path as root with mode 0755 (pkg/podvolume/
+    restore_micro_service.go writeCompletionMark, run in the hosting pod that pkg/exposer/pod_volume.go
+    createHostingPod starts with runAsUser 0), so a non-root restore-wait cannot delete the done file: the first
+    `.velero` stays whole and the helper stops there. Returns the printed error, or None."""
+    for mount in sorted(volume_dirs):
+        path = volume_dirs[mount]
+        if not os.path.isdir(path):
+            continue
+        velero_dir = os.path.join(path, ".velero")
+        if not os.path.lexists(velero_dir):
+            continue  # RemoveAll of a missing path succeeds
+        if not runs_as_root:
+            entries = sorted(os.listdir(velero_dir)) if os.path.isdir(velero_dir) else []
+            what = os.path.join(mount, ".velero", entries[0]) if entries else os.path.join(mount, ".velero")
+            return "unlinkat %s: permission denied" % what
+        if os.path.isdir(velero_dir) and not os.path.islink(velero_dir):
+            shutil.rmtree(velero_dir)
+        else:
+            os.remove(velero_dir)
+    return None
 
 
 # --------------------------------------------------------------------------- DataDownload
@@ -376,10 +441,29 @@ def dd_no_node_message(dd: dict, os_name: str) -> str:
     return f"no appropriate node to run data download {dd['metadata']['name']}: no node with OS {os_name}"
 
 
+def dd_storage_class_to_get(pvc: dict) -> str | None:
+    """Velero v1.18.1 pkg/util/kube/pvc_pv.go WaitPVCConsumed: the StorageClass is fetched whenever the target
+    PVC's spec.storageClassName is set (a non-nil pointer), even to "". Returns the name to GET, or None."""
+    name = (pvc.get("spec") or {}).get("storageClassName")
+    return None if name is None else name
+
+
+def dd_storage_class_error(pvc: dict, class_name: str) -> str:
+    """Velero v1.18.1 pkg/util/kube/pvc_pv.go WaitPVCConsumed: a failed GET of the class ends the wait with an
+    error, pkg/exposer/generic_restore.go Expose wraps it and data_download_controller.go errorOut sets the DD
+    Failed ("error to expose snapshot: …"). The apiserver answers "" with "resource name may not be empty"."""
+    md = pvc["metadata"]
+    cause = ("resource name may not be empty" if class_name == ""
+             else f'storageclasses.storage.k8s.io "{class_name}" not found')
+    return (f"error to expose snapshot: error to wait target PVC consumed, {md['namespace']}/{md['name']}: "
+            f"error to wait for PVC: error to get storage class {class_name}: {cause}")
+
+
 def dd_wait_pvc_consumed(pvc: dict, storage_class: dict | None) -> bool:
     """Velero: pkg/util/kube/pvc_pv.go WaitPVCConsumed — with a WaitForFirstConsumer class the
     target PVC must carry volume.kubernetes.io/selected-node (set by the scheduler) before the
-    expose continues.  Returns True when the expose may continue."""
+    expose continues (``storage_class`` None: the PVC names no class).  Returns True when the
+    expose may continue."""
     if storage_class and storage_class.get("volumeBindingMode") == "WaitForFirstConsumer":
         return bool((pvc["metadata"].get("annotations") or {}).get(ANN_SELECTED_NODE))
     return True
@@ -450,6 +534,40 @@ def dd_restore_pod(dd: dict, restore_pvc_name: str, volume_mode: str, selected_n
     }
 
 
+def pod_unrecoverable(pod: dict) -> str | None:
+    """Velero v1.18.1 pkg/util/kube/pod.go IsPodUnrecoverable: a pod in phase Failed or Unknown, or with a
+    container waiting on ImagePullBackOff / ErrImageNeverPull, cannot recover (a Succeeded pod can: it is
+    neither). Returns the reason, or None."""
+    st = pod.get("status") or {}
+    phase = st.get("phase")
+    if phase in ("Failed", "Unknown"):
+        message = (st.get("message") + "/") if st.get("message") else ""
+        message += "".join(((c.get("state") or {}).get("terminated") or {}).get("message") or ""
+                           for c in st.get("containerStatuses") or [])
+        return f"Pod is in abnormal state [{phase}], message [{message}]"
+    md = pod.get("metadata") or {}
+    for c in st.get("containerStatuses") or []:
+        reason = ((c.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason in ("ImagePullBackOff", "ErrImageNeverPull"):
+            return (f"Container {c.get('name')} in Pod {md.get('namespace')}/{md.get('name')} is in pull image "
+                    f"failed with reason {reason}")
+    return None
+
+
+def dd_restore_pod_failed_cancel(dd: dict, pod: dict, reason: str) -> tuple[dict, str]:
+    """Velero v1.18.1 pkg/controller/data_download_controller.go: findSnapshotRestoreForPod sets spec.cancel with
+    the first message when the restore pod of an Accepted DD is unrecoverable; the Accepted branch of Reconcile
+    then gets the same reason from PeekExposed (pkg/exposer/generic_restore.go) and tryCancelDataDownload makes
+    the DD Canceled (not Failed) with the second message and cleans the exposer up.
+    Returns (the cancel status message, the Canceled message)."""
+    dd_md, pod_md = dd["metadata"], pod["metadata"]
+    cancel_message = (f"Cancel datadownload because the exposing pod {pod_md.get('namespace')}/{pod_md.get('name')} "
+                      f"is in abnormal status for reason {reason}")
+    canceled_message = (f"found a datadownload {dd_md.get('namespace')}/{dd_md.get('name')} with expose error: "
+                        f"{reason}. mark it as cancel")
+    return cancel_message, canceled_message
+
+
 def _owner(obj: dict) -> dict:
     return {"apiVersion": obj.get("apiVersion", "velero.io/v2alpha1"), "kind": obj.get("kind", "DataDownload"),
             "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"], "controller": True}
@@ -486,12 +604,18 @@ def rebind_pvc_patch(pv_name: str) -> dict:
 
 
 def reset_pv_binding_patch(pv: dict, target_pvc: dict) -> dict:
-    """Velero: pkg/util/kube/pvc_pv.go ResetPVBinding — claimRef={namespace,name} without uid,
-    bound-by-controller annotation removed, target PVC spec.selector.matchLabels added to the PV
-    labels (so the pre-bound PV matches the claim's selector)."""
+    """Velero v1.18.1 pkg/util/kube/pvc_pv.go ResetPVBinding (labels from pkg/exposer/generic_restore.go
+    RebindVolume: the target PVC's spec.selector.matchLabels, nil without a selector) — claimRef={namespace,name}
+    without uid, bound-by-controller annotation removed; of the selector's labels only keys the PV lacks are
+    added, existing PV labels are never changed or removed (a merge patch of the difference)."""
     md = target_pvc["metadata"]
-    labels = dict(((target_pvc.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
-    return {"metadata": {"annotations": {ANN_BOUND_BY_CONTROLLER: None}, "labels": labels or None},
+    match_labels = ((target_pvc.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    pv_labels = (pv.get("metadata") or {}).get("labels") or {}
+    missing = {k: v for k, v in match_labels.items() if k not in pv_labels}
+    metadata: dict = {"annotations": {ANN_BOUND_BY_CONTROLLER: None}}
+    if missing:
+        metadata["labels"] = missing
+    return {"metadata": metadata,
             "spec": {"claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
                                   "namespace": md["namespace"], "name": md["name"],
                                   "uid": None, "resourceVersion": None}}}

@@ -239,8 +239,10 @@ class Kubelet:
                     dirs = self._volume_dirs(pod, c)
                     args = c.get("args") or []
                     if dirs is not None and contract.restore_helper_done(args[0], dirs):
-                        contract.restore_helper_finish(dirs)
-                        log.info("restore-wait of %s/%s done", pod["metadata"]["namespace"], pod["metadata"]["name"])
+                        error = contract.restore_helper_finish(dirs, contract.restore_wait_runs_as_root(pod, c))
+                        # velero-restore-helper prints a removal error and still exits 0
+                        log.info("restore-wait of %s/%s done%s", pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                 " (.velero left: %s)" % error if error else "")
                     else:
                         init_statuses.append(s)
                         requeue = HELPER_POLL_SECONDS

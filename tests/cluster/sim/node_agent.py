@@ -180,11 +180,29 @@ class NodeAgent:
         return self.kube.patch(kind, self.ns, obj["metadata"]["name"], body)
 
     def _fail(self, kind, name, message, expect=None):
+        """Velero updateStatusToFailed / OnDataPathFailed: Failed, message, completionTimestamp, expose-on-going
+        label removed."""
         r = self._transition(kind, name, expect or (C.NEW, C.ACCEPTED, C.PREPARED, C.IN_PROGRESS),
-                             status={"phase": C.FAILED, "message": message, "completionTimestamp": now_iso()})
+                             status={"phase": C.FAILED, "message": message, "completionTimestamp": now_iso()},
+                             labels={C.LABEL_EXPOSE_ON_GOING: None})
         if r is not None:
             log.info("%s %s Failed: %s", kind, name, message)
         return r
+
+    def _prepare_timeout(self, kind, name):
+        """Velero onPrepareTimeout: Failed with only a message (C.prepare_timeout_status); once that update went
+        through, the exposer is cleaned up."""
+        if self._transition(kind, name, (C.ACCEPTED,), status=C.prepare_timeout_status(kind),
+                            labels={C.LABEL_EXPOSE_ON_GOING: None}) is None:
+            return
+        log.info("%s %s Failed: timeout on preparing", kind, name)
+        if kind == "DataDownload":
+            self._cleanup_expose(name)
+
+    def _prepare_timed_out(self, obj) -> bool:
+        """The Accepted branch of both controllers, run by any node-agent (C.prepare_timed_out)."""
+        accepted_at = parse_time((obj.get("status") or {}).get("acceptedTimestamp"))
+        return C.prepare_timed_out(accepted_at, time.time(), self.config.prepare_timeout)
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, key):
@@ -233,12 +251,12 @@ class NodeAgent:
         self._cancel_now(kind, obj, (C.NEW, C.ACCEPTED, C.PREPARED, C.IN_PROGRESS, C.CANCELING))
         return True
 
-    def _cancel_now(self, kind, obj, expect):
+    def _cancel_now(self, kind, obj, expect, message=""):
         """Canceled in one update (C.canceled_status); a DataDownload's exposer is cleaned up."""
         name = obj["metadata"]["name"]
         if kind == "DataDownload" and C.phase_of(obj) != C.NEW:
             self._cleanup_expose(name)
-        if self._transition(kind, name, expect, status=C.canceled_status(obj, now_iso()),
+        if self._transition(kind, name, expect, status=C.canceled_status(obj, now_iso(), message),
                             labels={C.LABEL_EXPOSE_ON_GOING: None}):
             self.cancel_spotted.pop(kind + ":" + name, None)
             log.info("%s %s canceled in phase %s", kind, name, C.phase_of(obj))
@@ -293,18 +311,23 @@ class NodeAgent:
                 log.info("PVR %s accepted on %s", name, node)
             return None
         node = (pvr.get("status") or {}).get("node")
+        if phase == C.ACCEPTED:
+            # Velero's Accepted branch has no node check: any node-agent times the PVR out, also when the
+            # node-agent that accepted it is gone.
+            if not self.running_na:
+                return None
+            if self._prepare_timed_out(pvr):
+                self._prepare_timeout("PodVolumeRestore", name)
+                return None
+            if node not in self.running_na:
+                return None
+            # hosting pod not simulated: the volume is directly reachable → Prepared (expose-on-going stays
+            # until InProgress)
+            self._transition("PodVolumeRestore", name, (C.ACCEPTED,), status={"phase": C.PREPARED})
+            return None
         if node not in self.running_na:
             return None
         if self._cancel("PodVolumeRestore", pvr):
-            return None
-        if phase == C.ACCEPTED:
-            if C.prepare_timed_out(parse_time(pvr["status"].get("acceptedTimestamp")), time.time(),
-                                   self.config.prepare_timeout):
-                self._fail("PodVolumeRestore", name, "timeout on preparing PVR", (C.ACCEPTED,))
-                return None
-            # hosting pod not simulated: the volume is directly reachable → Prepared
-            self._transition("PodVolumeRestore", name, (C.ACCEPTED,), status={"phase": C.PREPARED},
-                             labels={C.LABEL_EXPOSE_ON_GOING: None})
             return None
         if phase == C.PREPARED:
             return self._start_path("PodVolumeRestore", name, node, self._run_pvr)
@@ -328,8 +351,10 @@ class NodeAgent:
             self.paths[name] = dp
         started = None
         try:  # an API error (e.g. 503 while the apiserver restarts) requeues the key: the next try starts anew
+            # Velero removes velero.io/expose-on-going with this update, not at Prepared
             started = self._transition(kind, name, (C.PREPARED,),
-                                       status={"phase": C.IN_PROGRESS, "startTimestamp": now_iso()})
+                                       status={"phase": C.IN_PROGRESS, "startTimestamp": now_iso()},
+                                       labels={C.LABEL_EXPOSE_ON_GOING: None})
         finally:
             if not started:
                 with self.paths_lock:
@@ -365,12 +390,17 @@ class NodeAgent:
                 self.paths.pop(name, None)
             self.queue.add(("pvr:" if kind == "PodVolumeRestore" else "dd:") + name)
 
-    def _lookup_snapshot(self, obj) -> tuple[str, dict]:
-        spec = obj.get("spec") or {}
-        sid, src_ns, bsl = spec.get("snapshotID", ""), spec.get("sourceNamespace", ""), spec.get("backupStorageLocation", "")
+    def _ensure_bsl(self, obj):
+        """Velero: the data path's Init gets the BSL first (pkg/datapath/file_system.go Init)."""
+        bsl = (obj.get("spec") or {}).get("backupStorageLocation", "")
         if self.kube.get_or_none("BackupStorageLocation", self.ns, bsl) is None:
             raise _Failure(f"error to initialize data path: error to ensure backup repository: "
                            f"error getting backup storage location: backupstoragelocations.velero.io \"{bsl}\" not found")
+
+    def _lookup_snapshot(self, obj) -> tuple[str, dict]:
+        spec = obj.get("spec") or {}
+        sid, src_ns, bsl = spec.get("snapshotID", ""), spec.get("sourceNamespace", ""), spec.get("backupStorageLocation", "")
+        self._ensure_bsl(obj)
         if sid in self.config.fail_snapshots:
             raise _Failure(f"data path restore failed: Failed to run kopia restore: snapshot {sid}: "
                            f"simulated failure (sim-config failSnapshots)")
@@ -418,6 +448,10 @@ class NodeAgent:
     def _run_pvr(self, dp: DataPath, pvr: dict):
         name = dp.name
         spec = pvr["spec"]
+        self._ensure_bsl(pvr)
+        err = C.pvr_uploader_error(pvr)
+        if err:
+            raise _Failure(err)
         sdir, man = self._lookup_snapshot(pvr)
         err = C.pvr_filesystem_only(man.get("volumeMode", "Filesystem"))
         if err:
@@ -478,6 +512,13 @@ class NodeAgent:
                 log.info("DD %s accepted by %s", name, node)
             return None
         if phase == C.ACCEPTED:
+            # Velero's Accepted branch has no node check: any node-agent times the DD out, also when the
+            # node-agent that accepted it is gone.
+            if not self.running_na:
+                return None
+            if self._prepare_timed_out(dd):
+                self._prepare_timeout("DataDownload", name)
+                return None
             if st.get("acceptedByNode") not in self.running_na:
                 return None
             return self._expose_dd(dd)
@@ -497,10 +538,6 @@ class NodeAgent:
 
     def _expose_dd(self, dd):
         name = dd["metadata"]["name"]
-        if C.prepare_timed_out(parse_time(dd["status"].get("acceptedTimestamp")), time.time(), self.config.prepare_timeout):
-            self._cleanup_expose(name)
-            self._fail("DataDownload", name, "timeout on preparing data download", (C.ACCEPTED,))
-            return None
         pod = self.pods.get(self.ns, name)
         if pod is None:
             os_name = C.dd_node_os(dd)
@@ -513,8 +550,14 @@ class NodeAgent:
                 self._fail("DataDownload", name, f"error to expose snapshot: error to get target PVC {ns}/{pvc_name}: not found",
                            (C.ACCEPTED,))
                 return None
-            sc_name = target["spec"].get("storageClassName")
-            sc = self.kube.get_or_none("StorageClass", None, sc_name) if sc_name else None
+            sc_name = C.dd_storage_class_to_get(target)
+            sc = None
+            if sc_name is not None:
+                # never GET an empty name (that would list); the apiserver refuses it, as C.dd_storage_class_error says
+                sc = self.kube.get_or_none("StorageClass", None, sc_name) if sc_name else None
+                if sc is None:
+                    self._fail("DataDownload", name, C.dd_storage_class_error(target, sc_name), (C.ACCEPTED,))
+                    return None
             if not C.dd_wait_pvc_consumed(target, sc):
                 return 1.0  # WaitPVCConsumed polls until selected-node or the prepare timeout
             err = C.dd_target_bound_error(target)
@@ -535,16 +578,19 @@ class NodeAgent:
             return 1.0
         pst = pod.get("status") or {}
         if pst.get("phase") == "Running" and pod["spec"].get("nodeName") in self.running_na:
+            # expose-on-going stays until InProgress
             self._transition("DataDownload", name, (C.ACCEPTED,),
-                             status={"phase": C.PREPARED, "node": pod["spec"]["nodeName"]},
-                             labels={C.LABEL_EXPOSE_ON_GOING: None})
+                             status={"phase": C.PREPARED, "node": pod["spec"]["nodeName"]})
             return None
-        if pst.get("phase") in ("Failed", "Succeeded"):
-            self._cleanup_expose(name)
-            self._fail("DataDownload", name, f"restore pod {self.ns}/{name} is in abnormal state [{pst.get('phase')}]",
-                       (C.ACCEPTED,))
+        reason = C.pod_unrecoverable(pod)
+        if reason:
+            cancel_message, canceled_message = C.dd_restore_pod_failed_cancel(dd, pod, reason)
+            if not (dd.get("spec") or {}).get("cancel"):
+                self._transition("DataDownload", name, (C.ACCEPTED,), spec={"cancel": True},
+                                 status={"message": cancel_message})
+            self._cancel_now("DataDownload", dd, (C.ACCEPTED,), canceled_message)
             return None
-        return 1.0
+        return 1.0  # a Succeeded or Pending pod is not unrecoverable: wait (until the prepare timeout)
 
     def _node_agent_image(self):
         ds = self.kube.get_or_none("DaemonSet", self.ns, "node-agent")

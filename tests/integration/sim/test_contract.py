@@ -224,11 +224,12 @@ def test_pvr_in_place_happy_path(kube, fs_setup, anchor, namespace):
     size = sum(len(v) for v in fs_setup["files"].values())
     assert st["progress"] == {"totalBytes": size, "bytesDone": size}
     assert C.PVR_FINALIZER in pvr["metadata"]["finalizers"]
-    # restore-wait sees .velero/<owner uid>, removes .velero and completes; the pod runs
+    # restore-wait sees .velero/<owner uid> and completes; the pod runs. Running as the Velero image's non-root
+    # user, it cannot remove the root-owned .velero, so the done file stays in the volume.
     wait_for(lambda: init_state(kube, namespace, pod["metadata"]["name"])[0] == "terminated", 20)
     assert init_state(kube, namespace, pod["metadata"]["name"])[1]["state"]["terminated"]["exitCode"] == 0
     wait_for(lambda: kube.get("Pod", namespace, pod["metadata"]["name"])["status"]["phase"] == "Running", 20)
-    assert not os.path.exists(os.path.join(path, ".velero"))
+    assert os.listdir(os.path.join(path, ".velero")) == [uid]
     tree = read_tree(path)
     assert tree["extra.txt"] == b"created after the backup"          # kopia never deletes extra files
     assert {k: v for k, v in tree.items() if k != "extra.txt"} == fs_setup["files"]  # overwritten / recreated
@@ -261,13 +262,25 @@ def test_pvr_without_owner_completes_but_helper_waits(kube, fs_setup, anchor, na
     cleanup(kube, "PodVolumeRestore", name)
 
 
-@pytest.mark.parametrize("uploader", ["restic", ""])
+@pytest.mark.parametrize("uploader", ["restic"])
 def test_pvr_non_kopia_is_never_touched(kube, fs_setup, anchor, namespace, uploader):
+    """v1.18.1 leaves restic PVRs to its legacy restic controller (IsLegacyPVR), which is not simulated."""
     pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, anchor["metadata"]["uid"])
     wait_init_running(kube, namespace, pod["metadata"]["name"])
     name = rnd("pvr")
     kube.create("PodVolumeRestore", pvr_body(name, pod, "data", fs_setup["sid"], namespace, owner=anchor, uploader=uploader))
     stays(kube, "PodVolumeRestore", name, lambda o: not o.get("status") and not o["metadata"].get("finalizers"))
+    cleanup(kube, "PodVolumeRestore", name)
+
+
+def test_pvr_with_an_empty_uploader_type_is_taken_and_fails(kube, fs_setup, anchor, namespace):
+    """v1.18.1 takes it and builds a restic provider for it (NewUploaderProvider), which fails on a kopia snapshot."""
+    pod = helper_pod(kube, namespace, {"data": fs_setup["pvc"]}, anchor["metadata"]["uid"])
+    wait_init_running(kube, namespace, pod["metadata"]["name"])
+    name = rnd("pvr")
+    kube.create("PodVolumeRestore", pvr_body(name, pod, "data", fs_setup["sid"], namespace, owner=anchor, uploader=""))
+    pvr = wait_phase(kube, "PodVolumeRestore", name, ("Completed", "Failed"))
+    assert pvr["status"]["phase"] == "Failed" and pvr["status"].get("message"), pvr["status"]
     cleanup(kube, "PodVolumeRestore", name)
 
 

@@ -169,3 +169,145 @@ def test_deleting_a_running_pvr_sets_cancel_with_velero_s_message(monkeypatch):
     agent.reconcile_pvr("pvr-1")
     (_expect, status, spec), = writes
     assert spec == {"cancel": True} and status == {"message": "Cancel PVR because it is being deleted"}
+
+
+class StubKube:
+    """The few API calls the node-agent makes outside _transition; creates and deletes are recorded."""
+
+    def __init__(self, objects=()):
+        self.objects = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
+        self.deleted = []
+        self.created = []
+
+    def create(self, kind, body):
+        self.created.append((kind, body["metadata"]["name"]))
+        return body
+
+    def get_or_none(self, kind, namespace, name):
+        return self.objects.get((kind, namespace, name))
+
+    def list(self, kind, namespace=None, **_kw):
+        return [o for (k, _ns, _n), o in self.objects.items() if k == kind]
+
+    def delete(self, kind, namespace, name, **_kw):
+        self.deleted.append((kind, name))
+
+
+def _agent_recording_labels(monkeypatch, kube=None, running=("node-1",)):
+    agent = make_agent()
+    agent.kube = kube or StubKube()
+    agent.running_na = set(running)
+    writes = []
+    monkeypatch.setattr(agent, "_transition", lambda kind, name, expect, status=None, labels=None, spec=None:
+                        writes.append({"expect": expect, "status": status, "labels": labels, "spec": spec})
+                        or {"metadata": {"name": name}})
+    return agent, writes
+
+
+def _old_accepted_timestamp():
+    return na.time.strftime("%Y-%m-%dT%H:%M:%SZ", na.time.gmtime(na.time.time() - 2 * C.DEFAULT_PREPARE_TIMEOUT))
+
+
+def test_accepted_pvr_of_a_vanished_node_agent_times_out_on_another_node_without_completion_timestamp(monkeypatch):
+    """v1.18.1 Accepted branch: no node check; onPrepareTimeout sets phase Failed and the message only."""
+    agent, writes = _agent_recording_labels(monkeypatch, running=("node-2",))
+    agent.pvrs.objects[(C.VELERO_NS, "pvr-1")] = _pvr(C.ACCEPTED, node="node-1",
+                                                      acceptedTimestamp=_old_accepted_timestamp())
+    agent.reconcile_pvr("pvr-1")
+    (write,) = writes
+    assert write["expect"] == (C.ACCEPTED,)
+    assert write["status"] == {"phase": C.FAILED, "message": "timeout on preparing PVR"}
+    assert write["labels"] == {C.LABEL_EXPOSE_ON_GOING: None}
+
+
+def _dd(phase, cancel=False, **status):
+    return {"metadata": {"name": "dd-1", "namespace": C.VELERO_NS, "uid": "ddu", "finalizers": [C.DD_FINALIZER]},
+            "spec": {"cancel": cancel, "targetVolume": {"namespace": "app", "pvc": "data"},
+                     "operationTimeout": "10m0s"},
+            "status": dict(status, phase=phase)}
+
+
+def test_accepted_dd_of_a_vanished_node_agent_times_out_on_another_node_without_completion_timestamp(monkeypatch):
+    agent, writes = _agent_recording_labels(monkeypatch, running=("node-2",))
+    agent.dds.objects[(C.VELERO_NS, "dd-1")] = _dd(C.ACCEPTED, acceptedByNode="node-1",
+                                                   acceptedTimestamp=_old_accepted_timestamp())
+    agent.reconcile_dd("dd-1")
+    (write,) = writes
+    assert write["status"] == {"phase": C.FAILED, "message": "timeout on preparing data download"}
+    assert ("Pod", "dd-1") in agent.kube.deleted  # the exposer is cleaned up after the update
+
+
+def _restore_pod(phase):
+    return {"kind": "Pod", "metadata": {"name": "dd-1", "namespace": C.VELERO_NS},
+            "spec": {"nodeName": "node-1"}, "status": {"phase": phase}}
+
+
+def test_failed_restore_pod_cancels_the_dd_which_ends_canceled(monkeypatch):
+    """v1.18.1 findSnapshotRestoreForPod sets spec.cancel; the Accepted branch's PeekExposed error makes it
+    Canceled (tryCancelDataDownload), not Failed."""
+    agent, writes = _agent_recording_labels(monkeypatch)
+    agent.pods.objects[(C.VELERO_NS, "dd-1")] = _restore_pod("Failed")
+    agent.dds.objects[(C.VELERO_NS, "dd-1")] = _dd(C.ACCEPTED, acceptedByNode="node-1", acceptedTimestamp=na.now_iso())
+    agent.reconcile_dd("dd-1")
+    cancel, canceled = writes
+    assert cancel["spec"] == {"cancel": True}
+    assert cancel["status"]["message"] == ("Cancel datadownload because the exposing pod velero/dd-1 is in abnormal "
+                                           "status for reason Pod is in abnormal state [Failed], message []")
+    assert canceled["status"]["phase"] == C.CANCELED and canceled["status"]["message"] == (
+        "found a datadownload velero/dd-1 with expose error: Pod is in abnormal state [Failed], message []. "
+        "mark it as cancel")
+    assert canceled["labels"] == {C.LABEL_EXPOSE_ON_GOING: None}
+    assert ("Pod", "dd-1") in agent.kube.deleted
+
+
+def test_succeeded_restore_pod_is_not_abnormal_and_the_dd_keeps_waiting(monkeypatch):
+    agent, writes = _agent_recording_labels(monkeypatch)
+    agent.pods.objects[(C.VELERO_NS, "dd-1")] = _restore_pod("Succeeded")
+    agent.dds.objects[(C.VELERO_NS, "dd-1")] = _dd(C.ACCEPTED, acceptedByNode="node-1", acceptedTimestamp=na.now_iso())
+    assert agent.reconcile_dd("dd-1") == 1.0
+    assert writes == [] and agent.kube.deleted == []
+
+
+@pytest.mark.parametrize("class_name", ["", "gone"])
+def test_dd_fails_when_the_target_pvc_names_a_storage_class_that_cannot_be_read(monkeypatch, class_name):
+    """v1.18.1 WaitPVCConsumed GETs the class whenever the PVC names one (even ""); the error fails the DD."""
+    target = {"kind": "PersistentVolumeClaim", "metadata": {"namespace": "app", "name": "data"},
+              "spec": {"storageClassName": class_name}}
+    node = {"kind": "Node", "metadata": {"name": "node-1", "labels": {"kubernetes.io/os": "linux"}}}
+    agent, writes = _agent_recording_labels(monkeypatch, kube=StubKube([target, node]))
+    agent.dds.objects[(C.VELERO_NS, "dd-1")] = _dd(C.ACCEPTED, acceptedByNode="node-1", acceptedTimestamp=na.now_iso())
+    agent.reconcile_dd("dd-1")
+    assert agent.kube.created == []  # nothing exposed
+    (write,) = writes
+    assert write["status"]["phase"] == C.FAILED
+    assert write["status"]["message"] == C.dd_storage_class_error(target, class_name)
+
+
+def test_expose_on_going_label_stays_at_prepared_and_goes_at_in_progress(monkeypatch):
+    agent, writes = _agent_recording_labels(monkeypatch)
+    agent.pvrs.objects[(C.VELERO_NS, "pvr-1")] = _pvr(C.ACCEPTED, acceptedTimestamp=na.now_iso())
+    agent.reconcile_pvr("pvr-1")
+    agent.pods.objects[(C.VELERO_NS, "dd-1")] = _restore_pod("Running")
+    agent.dds.objects[(C.VELERO_NS, "dd-1")] = _dd(C.ACCEPTED, acceptedByNode="node-1", acceptedTimestamp=na.now_iso())
+    agent.reconcile_dd("dd-1")
+    assert [(w["status"]["phase"], w["labels"]) for w in writes] == [(C.PREPARED, None), (C.PREPARED, None)]
+    writes.clear()
+    monkeypatch.setattr(agent.queue, "add", lambda key: None)
+    done = threading.Event()
+    agent._start_path("PodVolumeRestore", "pvr-1", "node-1", lambda dp, obj: done.set())
+    assert done.wait(5)
+    assert writes[0]["status"]["phase"] == C.IN_PROGRESS and writes[0]["labels"] == {C.LABEL_EXPOSE_ON_GOING: None}
+
+
+def test_pvr_with_an_empty_uploader_type_is_taken_and_fails_in_the_data_path(monkeypatch):
+    """v1.18.1: "" is not a legacy (restic) PVR; the data path's restic provider has no repository."""
+    pvr = _pvr(C.IN_PROGRESS, startTimestamp="t")
+    pvr["spec"].update(uploaderType="", backupStorageLocation="default", snapshotID="s1")
+    bsl = {"kind": "BackupStorageLocation", "metadata": {"namespace": C.VELERO_NS, "name": "default"}}
+    agent, _writes = _agent_recording_labels(monkeypatch, kube=StubKube([bsl]))
+    queued = []
+    monkeypatch.setattr(agent.queue, "add", queued.append)
+    agent._on_pvr("ADDED", pvr, None)
+    assert queued == ["pvr:pvr-1"]
+    with pytest.raises(na._Failure, match="error getting snapshot size"):
+        agent._run_pvr(na.DataPath("PodVolumeRestore", "pvr-1", "node-1"), pvr)

@@ -12,10 +12,15 @@ from sim.kubelet import Kubelet
 from sim.velero import read_tree, write_files
 
 
-def test_uploader_must_be_kopia():
-    assert C.pvr_uploader_accepted({"spec": {"uploaderType": "kopia"}})
-    for u in ("restic", "", None):
-        assert not C.pvr_uploader_accepted({"spec": {"uploaderType": u}})
+def test_only_restic_pvrs_are_left_to_the_legacy_controller_and_non_kopia_ones_fail_in_the_data_path():
+    """v1.18.1 IsLegacyPVR filters out "restic" only; NewUploaderProvider gives anything but "kopia" the restic
+    provider, which has no repository for a PVR: accepted, then Failed."""
+    assert not C.pvr_uploader_accepted({"spec": {"uploaderType": "restic"}})
+    for uploader in ("kopia", "", None, "other"):
+        assert C.pvr_uploader_accepted({"spec": {"uploaderType": uploader}})
+    assert C.pvr_uploader_error({"spec": {"uploaderType": "kopia"}}) is None
+    for uploader in ("", None, "other"):
+        assert "error getting snapshot size" in C.pvr_uploader_error({"spec": {"uploaderType": uploader}})
 
 
 def test_restore_wait_running_needs_exact_name_and_running_state():
@@ -63,9 +68,40 @@ def test_restore_helper(tmp_path):
     assert not C.restore_helper_done("uid", dirs)
     (b / ".velero" / "uid").write_text("")
     assert C.restore_helper_done("uid", dirs)
-    C.restore_helper_finish(dirs)
+    assert C.restore_helper_finish(dirs, runs_as_root=True) is None
     assert not (a / ".velero").exists() and not (b / ".velero").exists()
     assert C.restore_helper_args_ok(["x"]) and not C.restore_helper_args_ok([]) and not C.restore_helper_args_ok(["a", "b"])
+
+
+def test_a_non_root_restore_helper_cannot_remove_the_root_owned_done_files_and_stops_at_the_first(tmp_path):
+    """removeFolder gives up at the first RemoveAll error (main still exits 0); .velero is the data path's, root."""
+    dirs = {}
+    for name in ("b", "a"):
+        (tmp_path / name / ".velero").mkdir(parents=True)
+        (tmp_path / name / ".velero" / "uid").write_text("")
+        dirs["/restores/" + name] = str(tmp_path / name)
+    error = C.restore_helper_finish(dirs, runs_as_root=False)
+    assert error == "unlinkat /restores/a/.velero/uid: permission denied"
+    assert (tmp_path / "a" / ".velero" / "uid").exists() and (tmp_path / "b" / ".velero" / "uid").exists()
+
+
+def test_restore_wait_user_is_the_container_s_then_the_pod_s_then_the_velero_image_s():
+    def pod(pod_user=None):
+        return {"spec": {"securityContext": {} if pod_user is None else {"runAsUser": pod_user}}}
+
+    def container(user=None):
+        return {"securityContext": {} if user is None else {"runAsUser": user}}
+
+    assert C.restore_wait_runs_as_root(pod(1000), container(0))
+    assert not C.restore_wait_runs_as_root(pod(0), container(1000))
+    assert C.restore_wait_runs_as_root(pod(0), container())
+    assert not C.restore_wait_runs_as_root(pod(), container())  # image USER cnb:cnb
+    assert not C.restore_wait_runs_as_root({"spec": {}}, {})
+
+
+def test_restore_helper_without_restores_mounts_never_finishes():
+    """No /restores/<dir> mount: ReadDir("/restores") fails, done() is false on every tick."""
+    assert not C.restore_helper_done("uid", {})
 
 
 def test_kopia_restore_overwrites_and_never_deletes(tmp_path):
@@ -103,8 +139,41 @@ def test_dd_rules():
     pvc["metadata"]["annotations"][C.ANN_SELECTED_NODE] = "n1"
     assert C.dd_wait_pvc_consumed(pvc, wffc)
     assert C.dd_target_bound_error(pvc) is None
+    assert C.dd_storage_class_to_get(pvc) is None
     pvc["spec"]["volumeName"] = "pv"
     assert "Target PVC n/p has already been bound, abort" in C.dd_target_bound_error(pvc)
+
+
+def test_dd_storage_class_is_fetched_whenever_the_pvc_names_one_even_empty():
+    pvc = {"metadata": {"namespace": "n", "name": "p"}, "spec": {"storageClassName": ""}}
+    assert C.dd_storage_class_to_get(pvc) == ""
+    assert C.dd_storage_class_error(pvc, "").endswith("error to get storage class : resource name may not be empty")
+    pvc["spec"]["storageClassName"] = "gone"
+    assert C.dd_storage_class_to_get(pvc) == "gone"
+    assert C.dd_storage_class_error(pvc, "gone").startswith(
+        "error to expose snapshot: error to wait target PVC consumed, n/p: error to wait for PVC: error to get storage "
+        'class gone: storageclasses.storage.k8s.io "gone" not found')
+
+
+def test_pod_unrecoverable_is_failed_unknown_or_an_image_pull_error_not_succeeded():
+    def pod(phase, waiting=None):
+        statuses = [{"name": "c", "state": {"waiting": {"reason": waiting}}}] if waiting else []
+        return {"metadata": {"namespace": "velero", "name": "dd"},
+                "status": {"phase": phase, "containerStatuses": statuses}}
+
+    assert C.pod_unrecoverable(pod("Failed")) == "Pod is in abnormal state [Failed], message []"
+    assert C.pod_unrecoverable(pod("Unknown")).startswith("Pod is in abnormal state [Unknown]")
+    assert "ErrImageNeverPull" in C.pod_unrecoverable(pod("Pending", "ErrImageNeverPull"))
+    assert "ImagePullBackOff" in C.pod_unrecoverable(pod("Pending", "ImagePullBackOff"))
+    for healthy in (pod("Succeeded"), pod("Running"), pod("Pending", "ContainerCreating")):
+        assert C.pod_unrecoverable(healthy) is None
+
+
+def test_prepare_timeout_is_failed_with_a_message_and_no_completion_timestamp():
+    assert C.prepare_timeout_status("PodVolumeRestore") == {"phase": "Failed", "message": "timeout on preparing PVR"}
+    assert C.prepare_timeout_status("DataDownload") == {"phase": "Failed",
+                                                        "message": "timeout on preparing data download"}
+    assert C.prepare_timed_out(0.0, 1800.0, 1800.0) and not C.prepare_timed_out(0.0, 1799.0, 1800.0)
 
 
 def test_durations_and_rebind_patches():
@@ -118,6 +187,15 @@ def test_durations_and_rebind_patches():
     assert patch["spec"]["claimRef"]["uid"] is None and patch["spec"]["claimRef"]["name"] == "p"
     assert patch["metadata"]["labels"] == {"velero.io/dynamic-pv-restore": "n.p.abcde"}
     assert C.rebind_pvc_patch("pv1")["spec"]["volumeName"] == "pv1"
+
+
+def test_reset_pv_binding_keeps_pv_labels_and_only_adds_missing_selector_keys():
+    pv = {"metadata": {"labels": {"team": "a", "velero.io/dynamic-pv-restore": "old"}}}
+    no_selector = {"metadata": {"namespace": "n", "name": "p"}, "spec": {}}
+    assert "labels" not in C.reset_pv_binding_patch(pv, no_selector)["metadata"]
+    selector = {"metadata": {"namespace": "n", "name": "p"},
+                "spec": {"selector": {"matchLabels": {"velero.io/dynamic-pv-restore": "new", "extra": "x"}}}}
+    assert C.reset_pv_binding_patch(pv, selector)["metadata"]["labels"] == {"extra": "x"}
 
 
 def test_restore_pvc_and_pod_shape():
@@ -232,7 +310,8 @@ def test_kubelet_status_progression(tmp_path):
     (tmp_path / "volumes" / "pv1" / ".velero" / "U").write_text("")
     st3, _requeue = kl.compute_status(pod)
     assert st3["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
-    assert not (tmp_path / "volumes" / "pv1" / ".velero").exists()
+    # no runAsUser anywhere: the Velero image's non-root user cannot remove the node-agent's (root's) .velero
+    assert (tmp_path / "volumes" / "pv1" / ".velero" / "U").exists()
     pod["status"] = st3
     st4, _requeue = kl.compute_status(pod)
     assert st4["phase"] == "Running" and st4["containerStatuses"][0]["ready"]
@@ -244,3 +323,43 @@ def test_the_modules_cancel_wait_outlasts_velero_forcing_an_unhandled_cancel():
     from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore
 
     assert pod_volume_restore.CANCEL_TIMEOUT > C.CANCEL_DELAY_OTHERS_SECONDS + C.PERIODIC_RESYNC_SECONDS
+
+
+def _helper_pod(mounts, security_context=None):
+    container = {"name": "restore-wait", "command": ["/velero-restore-helper"], "args": ["U"], "volumeMounts": mounts}
+    if security_context is not None:
+        container["securityContext"] = security_context
+    return {"metadata": {"namespace": "n", "name": "p", "uid": "pu"},
+            "spec": {"nodeName": "sim-node-a", "restartPolicy": "Always",
+                     "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}],
+                     "initContainers": [container], "containers": [{"name": "app"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                       "initContainerStatuses": [{"name": "restore-wait", "state": {"running": {}}}]}}
+
+
+def _kubelet_with_done_file(tmp_path):
+    claim = {"metadata": {"namespace": "n", "name": "c"}, "spec": {"volumeName": "pv1"}, "status": {"phase": "Bound"}}
+    (tmp_path / "volumes" / "pv1" / ".velero").mkdir(parents=True)
+    (tmp_path / "volumes" / "pv1" / ".velero" / "U").write_text("")
+    return Kubelet(None, str(tmp_path), {"Pod": _Inf(), "PersistentVolumeClaim": _Inf([claim])})
+
+
+def test_kubelet_restore_wait_running_as_root_removes_velero_dir(tmp_path):
+    kl = _kubelet_with_done_file(tmp_path)
+    st, _requeue = kl.compute_status(_helper_pod([{"name": "v", "mountPath": "/restores/v"}], {"runAsUser": 0}))
+    assert st["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert not (tmp_path / "volumes" / "pv1" / ".velero").exists()
+
+
+def test_kubelet_restore_wait_as_velero_s_default_user_leaves_velero_dir_and_exits_0(tmp_path):
+    kl = _kubelet_with_done_file(tmp_path)
+    st, _requeue = kl.compute_status(_helper_pod([{"name": "v", "mountPath": "/restores/v"}], {"runAsUser": 1000}))
+    assert st["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert (tmp_path / "volumes" / "pv1" / ".velero" / "U").exists()
+
+
+def test_kubelet_restore_wait_without_restores_mounts_keeps_running(tmp_path):
+    kl = _kubelet_with_done_file(tmp_path)
+    pod = _helper_pod([{"name": "v", "mountPath": "/data/v"}])
+    st, requeue = kl.compute_status(pod)
+    assert "running" in st["initContainerStatuses"][0]["state"] and requeue == 1.0  # polled again
