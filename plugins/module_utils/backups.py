@@ -27,6 +27,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import velero_
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ApiError,
     DataRestoreError,
+    ForbiddenError,
     MissingApiError,
     PreflightError,
     WaitTimeout,
@@ -371,7 +372,7 @@ def assess(record):
         reason = ("the backup of volume %s did not complete (phase %s, result %s): its snapshot cannot be "
                   "trusted. Pick another backup."
                   % (where, record.get("phase") or "-", record.get("result") or "-"))
-    elif not record.get("snapshot_id"):
+    elif empty_at_backup(record):
         reason = ("volume %s has an empty snapshot id (it was empty at backup time, or its upload did "
                   "not finish); Velero itself skips such volumes on restore. Leave it out." % where)
     elif not record.get("source_pvc"):
@@ -440,6 +441,11 @@ def from_volume_info(entry, backup):
     return record
 
 
+def empty_at_backup(record):
+    """A completed volume backup without a snapshot: the volume was empty, and Velero skips it on restore."""
+    return record.get("method") in RESTORABLE_METHODS and not record.get("snapshot_id") and not backup_incomplete(record)
+
+
 def from_pod_volume_backup(pvb, backup):
     """A volume record from a PodVolumeBackup (contract §1.3)."""
     meta = pvb.get("metadata") or {}
@@ -506,9 +512,11 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
     ``read_errors`` (a list) gets the message when the volume info exists but could not be read (not when the
     backup has none, as before Velero 1.13): the records then come from the fallback and may miss volumes.
 
-    The volume info document lists every volume; the PodVolumeBackup and DataUpload objects are read only
-    when it is missing (the fallback) or, for DataUploads, when it has data-mover volumes (their nodeOS and
-    storage class): an fs backup costs no LIST of either.
+    The volume info document is the main source; the backup's PodVolumeBackups are listed as well (one LIST),
+    since Velero leaves a file-system volume out of that document when its pod was gone at the end of the backup
+    or its PV was not backed up (v1.18.1 internal/volume/volumes_information.go generateVolumeInfoFromPVB), while
+    the PodVolumeBackup, synced into any cluster, still holds the snapshot. DataUploads are read when the document
+    has data-mover volumes (their nodeOS and storage class), or as the fallback when the document is missing.
     """
     name = backup["metadata"]["name"]
     warnings = []
@@ -536,6 +544,7 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
                 record["storage_class"] = record["storage_class"] or extra["storage_class"]
                 if not record["data_mover"]:
                     record["data_mover"] = extra["data_mover"]
+        records += _left_out_of_volume_info(kube, velero_ns, backup, records, warnings)
         source = SOURCE_VOLUME_INFO
     else:
         pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
@@ -551,6 +560,28 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
         assess(record)
     records.sort(key=_sort_key)
     return records, source, warnings
+
+
+def _left_out_of_volume_info(kube, velero_ns, backup, records, warnings):
+    """Records of the backup's PodVolumeBackups whose claim the volume info does not list (see volume_records),
+    each named in ``warnings``."""
+    name = backup["metadata"]["name"]
+    listed = set((r.get("source_namespace"), r.get("source_pvc")) for r in records if r.get("source_pvc"))
+    try:
+        pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
+    except ForbiddenError as exc:
+        warnings.append("cannot list the PodVolumeBackups of backup %s (%s): a volume Velero left out of its volume "
+                        "info would be missed. Grant list on podvolumebackups (docs/rbac.yml)." % (name, exc.msg))
+        return []
+    extra = [from_pod_volume_backup(p, backup) for p in pvbs]
+    extra = [r for r in extra if r["source_pvc"] and (r["source_namespace"], r["source_pvc"]) not in listed]
+    if extra:
+        warnings.append(
+            "the volume info of backup %s does not list claim(s) %s, which PodVolumeBackups of the backup hold "
+            "(Velero leaves a volume out of it when its pod was gone at the end of the backup, or when the backup did "
+            "not include its PersistentVolume): their records were built from those PodVolumeBackups."
+            % (name, ", ".join(sorted(set("%s/%s" % (r["source_namespace"], r["source_pvc"]) for r in extra)))))
+    return extra
 
 
 def _data_uploads(kube, velero_ns, backup_name):

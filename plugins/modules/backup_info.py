@@ -18,9 +18,12 @@ description:
     (file-system backup, data mover, CSI or native snapshot, skipped), its snapshot id and size, uploader,
     data mover, source namespace, claim and volume - and by which restore modes it can be restored, or why not.
   - Volume records come from the backup's volume info document (C(<backup>-volumeinfo.json.gz)), read
-    through a Velero DownloadRequest, so they are complete even in a new cluster where Velero only synced the
-    Backups and PodVolumeBackups. The DownloadRequest is deleted afterwards and its pre-signed URL is never
-    shown.
+    through a Velero DownloadRequest, so they cover snapshots and data-mover volumes even in a new cluster where
+    Velero only synced the Backups and PodVolumeBackups. The DownloadRequest is deleted afterwards and its
+    pre-signed URL is never shown.
+  - The backup's PodVolumeBackups are listed as well - Velero leaves a file-system volume out of the document when
+    its pod was gone at the end of the backup or the backup did not include its PersistentVolume - and one whose
+    claim the document lacks gives a record too (C(origin=podvolumebackup)), with a warning.
   - When the document is absent (backups made before Velero v1.13) or Velero does not answer within
     O(volume_info_timeout), the records are built from the PodVolumeBackup and DataUpload objects of the
     backup and a warning says so.
@@ -83,8 +86,8 @@ options:
   volumes:
     description:
       - Whether to read the volume records of the returned backups (one DownloadRequest per backup, for Velero's
-        volume info; DataUploads are listed too when it names data-mover volumes, and PodVolumeBackups and
-        DataUploads when a backup has no volume info).
+        volume info, and one LIST of its PodVolumeBackups; DataUploads are listed too when it names data-mover
+        volumes, or when a backup has no volume info).
       - Defaults to V(true) with O(name) or O(latest), else V(false).
     type: bool
   volume_info_timeout:
@@ -239,7 +242,10 @@ backups:
       type: str
       sample: null
     volume_source:
-      description: Where the volume records came from, V(volume_info) or V(custom_resources).
+      description:
+        - Where the volume records came from, V(volume_info) or V(custom_resources).
+        - With V(volume_info), records of volumes the document left out come from PodVolumeBackups (their
+          C(origin) is V(podvolumebackup)).
       returned: when O(volumes) is true
       type: str
       sample: volume_info

@@ -187,16 +187,52 @@ def test_download_request_shape(fake, store):
     assert ("watch", "DownloadRequest") in fake.requests
 
 
-def test_fs_backup_with_volume_info_reads_no_pvb_or_data_upload_list(fake, store):
-    """The volume info lists every volume: PVBs are only the fallback, DataUploads only enrich data-mover ones."""
+def test_fs_backup_with_volume_info_reads_no_data_upload_list(fake, store):
+    """DataUploads only enrich data-mover volumes; a PodVolumeBackup the volume info lists adds no record."""
     fake.add(k.BACKUP, f.backup("fs1"))
-    fake.add(k.POD_VOLUME_BACKUP, f.pvb("fs1", "app-0", "data", pvc="data-app-0"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("fs1", "app-0", "data", pvc="data-app-0", snapshot_id="0ther"))
     store.put("fs1", [f.vi_pvb("data-app-0", "app-0", "data")])
-    vol = find(fake, store, name="fs1")["backups"][0]["volumes"][0]
-    assert vol["method"] == "fs" and vol["snapshot_id"] == "a1b2c3d4e5f6"
-    assert ("list", "PodVolumeBackup") not in fake.requests and ("list", "DataUpload") not in fake.requests
+    result = find(fake, store, name="fs1")
+    vols = result["backups"][0]["volumes"]
+    assert len(vols) == 1 and vols[0]["method"] == "fs" and vols[0]["snapshot_id"] == "a1b2c3d4e5f6"
+    assert result["warnings"] == []
+    assert fake.requests.count(("list", "PodVolumeBackup")) == 1 and ("list", "DataUpload") not in fake.requests
     # the DownloadRequest wait watches from the created object, without a LIST
     assert ("list", "DownloadRequest") not in fake.requests and ("watch", "DownloadRequest") in fake.requests
+
+
+def test_a_pod_volume_backup_the_volume_info_leaves_out_gives_a_record_and_a_warning(fake, store):
+    """Velero drops a PodVolumeBackup from the volume info when its pod is gone at the end of the backup or its PV
+    was not backed up (generateVolumeInfoFromPVB `continue`): the synced PodVolumeBackup still holds the data."""
+    fake.add(k.BACKUP, f.backup("nightly"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "a-0", "data", pvc="data-a"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "b-0", "data", pvc="data-b", snapshot_id="bbbb0000"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "b-0", "tmp"))  # an emptyDir: no claim, no record
+    store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
+    result = find(fake, store, name="nightly")
+    vols = dict((r["source_pvc"], r) for r in result["backups"][0]["volumes"])
+    assert sorted(vols) == ["data-a", "data-b"]
+    assert vols["data-b"]["snapshot_id"] == "bbbb0000" and vols["data-b"]["origin"] == "podvolumebackup"
+    assert vols["data-b"]["restorable_by"] == ["in_place", "replace"]
+    assert result["backups"][0]["volume_source"] == "volume_info"
+    assert any("does not list claim(s) shop/data-b" in w for w in result["warnings"])
+
+
+def test_a_forbidden_list_of_pod_volume_backups_is_a_warning_next_to_the_volume_info(fake, store):
+    fake.add(k.BACKUP, f.backup("nightly"))
+    store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
+    fake.fail_next["list"] = ForbiddenError("Forbidden: cannot list podvolumebackups", status=403)
+    result = find(fake, store, name="nightly")
+    assert [r["source_pvc"] for r in result["backups"][0]["volumes"]] == ["data-a"]
+    assert any("cannot list the PodVolumeBackups of backup nightly" in w for w in result["warnings"])
+
+
+def test_an_empty_volume_info_with_pod_volume_backups_is_not_an_empty_backup(fake, store):
+    fake.add(k.BACKUP, f.backup("nightly"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "a-0", "data", pvc="data-a"))
+    store.put("nightly", [])
+    vols = find(fake, store, name="nightly")["backups"][0]["volumes"]
+    assert [(r["source_namespace"], r["source_pvc"]) for r in vols] == [("shop", "data-a")]
 
 
 def test_data_mover_volumes_in_volume_info_read_the_data_uploads(fake, store):
@@ -204,7 +240,7 @@ def test_data_mover_volumes_in_volume_info_read_the_data_uploads(fake, store):
     fake.add(k.DATA_UPLOAD, f.du("dm", "db-data", node_os="windows", storage_class="fast"))
     store.put("dm", [f.vi_data_mover("db-data")])
     find(fake, store, name="dm")
-    assert ("list", "DataUpload") in fake.requests and ("list", "PodVolumeBackup") not in fake.requests
+    assert ("list", "DataUpload") in fake.requests
 
 
 def test_uncompressed_and_data_upload_enrichment(fake, store):
