@@ -41,6 +41,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils.workloads impo
     JOB_STARTERS,
     claim_template_patterns,
     controller_ref,
+    gitops_markers,
     job_finished,
     pod_label,
     pod_template,
@@ -1047,9 +1048,10 @@ def template_users(kube, namespace, claim, listed=None):
     return users
 
 
-def template_swap_problems(kube, namespace, claim_names):
+def template_swap_problems(kube, namespace, claim_names, warnings=None):
     """Why a template swap of ``claim_names`` would be refused, or would patch nothing (the app would go on with the
-    old data): one message per claim. The preflight says it before the restore and the stop, not at the swap."""
+    old data): one message per claim. The preflight says it before the restore and the stop, not at the swap.
+    ``warnings`` gets one message per GitOps-managed workload the swap would patch (gitops_undo_warning)."""
     listed = template_workloads(kube, namespace)
     problems = []
     for claim in claim_names:
@@ -1063,7 +1065,24 @@ def template_swap_problems(kube, namespace, claim_names):
                 "no %s in namespace %s mounts PVC %s, so swap_mode=template would patch nothing and the app would "
                 "keep the old data. Use swap_mode=rebind (it keeps the claim name)."
                 % (TEMPLATE_KINDS_TEXT, namespace, claim))
+        for obj in users:
+            warning = gitops_undo_warning(obj, namespace, claim)
+            if warning and warnings is not None and warning not in warnings:
+                warnings.append(warning)
     return problems
+
+
+def gitops_undo_warning(obj, namespace, claim):
+    """A template swap patches the live object only: the GitOps tool that manages it (Argo CD self-heal, Flux's
+    server-side apply) puts the manifest's claim back at its next sync, once its pause is lifted."""
+    markers = gitops_markers(obj)
+    if not markers:
+        return None
+    return ("swap_mode=template patches %s %s/%s onto the new claim of PVC %s, but %s manages it: its next sync "
+            "(after the pause of pause_gitops is lifted, or at once without it) can put the manifest's claim %s back, "
+            "and the app would go on with the old data. Point the manifest at the plan's new claim before syncs "
+            "resume, or use swap_mode=rebind (it keeps the claim name)."
+            % (obj.get("kind"), namespace, obj["metadata"]["name"], claim, " and ".join(markers), claim))
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -288,6 +288,30 @@ def build(kube, velero_ns, backup, mode, **options):
         raise
 
 
+def _claims_of_the_same_workloads(kube, namespace, restored, unbacked, backup_name, warnings):
+    """Warn about the claims in ``unbacked`` (not in the backup) that the pods of the restored claims' workloads
+    mount (a StatefulSet scaled up since the backup, a claim added to the app): they keep their current data while
+    the others go back to the backup's. Returns the namespace's pods (None when they cannot be listed)."""
+    try:
+        listed = kube.list(k.POD, namespace=namespace)[0]
+    except ForbiddenError:
+        return None
+
+    def controller(pod):
+        return next((o.get("uid") for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")),
+                    None) or ("pod", pod["metadata"]["name"])
+
+    apps = set(controller(p) for p in pods.pods_using(listed, restored))
+    mixed = sorted(set(claim for p in listed if controller(p) in apps for claim in pods.claim_names(p)
+                       if claim in unbacked))
+    if mixed:
+        warnings.append("claim(s) %s of namespace %s are not in backup %s, and the workloads of the restored claims "
+                        "mount them too: they keep their current data while the others go back to the backup's "
+                        "(a StatefulSet scaled up, or a claim added, after the backup). Restore them from a backup "
+                        "that holds them, or make sure the app copes." % (", ".join(mixed), namespace, backup_name))
+    return listed
+
+
 def _restorable_of(by_pvc, claim_names, source_namespace, allow_partially_failed, warnings):
     """The records of ``claim_names`` that a restore of all of them takes: a claim Velero skipped, or (with
     allow_partially_failed) one whose backup failed, is left out with a warning. Claims named in ``volumes`` are
@@ -297,6 +321,9 @@ def _restorable_of(by_pvc, claim_names, source_namespace, allow_partially_failed
         rec = by_pvc[name]
         if rec.get("method") == backups.METHOD_SKIPPED:
             warnings.append("claim %s/%s was skipped by Velero at backup time; left out." % (source_namespace, name))
+        elif backups.empty_at_backup(rec):
+            warnings.append("claim %s/%s was empty at backup time (no snapshot), and Velero skips such volumes on "
+                            "restore; left out, it keeps its current data." % (source_namespace, name))
         elif allow_partially_failed and backups.backup_incomplete(rec):
             # the opt-in restores what did succeed (the refusal of a PartiallyFailed backup says so)
             warnings.append("the backup of claim %s/%s failed (PartiallyFailed backup); left out."
@@ -418,6 +445,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     problems = Problems()
 
     # Volume selection.
+    namespace_pods = None  # the target namespace's pods, when the selection had to list them
     by_pvc = {}
     for rec in ns_volumes:  # one record per claim; prefer a restorable one
         current = by_pvc.get(rec["source_pvc"])
@@ -448,10 +476,15 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
                              ", ".join(sorted(by_pvc))))
     else:
         chosen = _restorable_of(by_pvc, sorted(by_pvc), source_namespace, allow_partially_failed, warnings)
+        unbacked = [name for name, pvc in target_pvcs.items() if name not in by_pvc and (
+            (pvc["metadata"].get("labels") or {}).get(names.LABEL_MANAGED_BY) != names.MANAGED_BY)]
+        if unbacked:
+            namespace_pods = _claims_of_the_same_workloads(kube, target_ns, [r["source_pvc"] for r in chosen],
+                                                           unbacked, backup_name, warnings)
     problems.raise_if_any("backup %s, volumes" % backup_name)
     if not chosen:
-        raise PreflightError("Nothing to restore from backup %s in namespace %s: every claim %s was skipped at "
-                             "backup time or its backup failed (see the warnings)."
+        raise PreflightError("Nothing to restore from backup %s in namespace %s: every claim %s was skipped or "
+                             "empty at backup time, or its backup failed (see the warnings)."
                              % (backup_name, source_namespace,
                                 "that volume_selector matches" if volume_selector is not None else "there"))
 
@@ -487,15 +520,18 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         unused = sorted(set(storage_class_map) - used)
         if unused:
             warnings.append("storage_class_map entries for %s match no planned claim." % ", ".join(unused))
+        if swap_mode == "rebind":
+            warnings.extend(_migrated_managed_claims(plan_volumes, target_pvcs))
     target_claims = [vol["target_pvc"] for vol in plan_volumes]
-    listed_pods = None
+    listed_pods = namespace_pods
     if mode == "replace" and swap_mode == "rebind" and plan_volumes:
         # Only a rebind deletes the claims (template mode leaves the old claim where it is).
         try:
-            listed_pods = kube.list(k.POD, namespace=target_ns)[0]
+            if listed_pods is None:
+                listed_pods = kube.list(k.POD, namespace=target_ns)[0]
         except ForbiddenError:
             listed_pods = False
-        else:
+        if listed_pods is not False:
             finished = pods.finished_pods_holding(listed_pods, target_claims)
             if finished:
                 # The swap deletes these claims after the restore, and would refuse then: say it before the hours.
@@ -504,7 +540,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
                                  c for p in finished for c in pods.claim_names(p))), finished))
     if mode == "replace" and swap_mode == "template" and plan_volumes:
         try:
-            for problem in claims.template_swap_problems(kube, target_ns, target_claims):
+            for problem in claims.template_swap_problems(kube, target_ns, target_claims, warnings=warnings):
                 problems.add(problem)
         except ForbiddenError as exc:
             warnings.append("cannot list the workloads of namespace %s (%s); not checked: whether swap_mode=template "
@@ -614,12 +650,14 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session,
             problems.add("claim %s cannot be restored with mode=%s: %s Use mode=%s."
                          % (src, mode, rec.get("reason") or "", " or ".join(rec["restorable_by"])))
         else:
-            problems.add("claim %s cannot be restored: %s" % (src, rec.get("reason") or "not restorable."))
+            reason = rec.get("reason") or "not restorable."
+            problems.add("claim %s cannot be restored: %s%s" % (
+                src, reason, "" if "Leave it out" in reason else " Leave it out with volumes or volume_selector."))
         return None
     if pvc is None:
         problems.add("target claim %s does not exist. Deploy the application (so its claims exist) before a "
-                     "data-only restore, or restore into the namespace where it exists (target_namespace)."
-                     % key)
+                     "data-only restore, restore into the namespace where it exists (target_namespace), or leave it "
+                     "out (volumes or volume_selector)." % key)
         return None
     if (pvc.get("metadata") or {}).get("deletionTimestamp"):
         problems.add("target claim %s is being deleted. Wait until it is gone and recreated, then re-run." % key)
@@ -699,6 +737,22 @@ def new_pvc_name(pvc_name, session_hash):
     if names.sanitize(pvc_name) != pvc_name:
         return names.stable_name(pvc_name, "restored", session_hash, names.short_hash(pvc_name, length=5))
     return names.stable_name(pvc_name, "restored", session_hash)
+
+
+def _migrated_managed_claims(plan_volumes, target_pvcs):
+    """Warnings for claims a rebind recreates in another storage class while a GitOps tool manages them: the
+    manifest keeps the old class, and a claim's class is immutable, so the tool's next apply of it is refused."""
+    out = []
+    for vol in plan_volumes:
+        new_class = (vol.get("new_pvc") or {}).get("storage_class")
+        claim = target_pvcs.get(vol["target_pvc"])
+        markers = workloads.gitops_markers(claim) if claim else []
+        if new_class and new_class != vol.get("storage_class") and markers:
+            out.append("claim %s moves from storage class %s to %s, and %s manages it: if its manifest sets "
+                       "storageClassName, the next sync is refused (a claim's class cannot change: \"spec is "
+                       "immutable\"). Change storageClassName to %s in the manifest before syncs resume."
+                       % (vol["key"], vol.get("storage_class"), new_class, " and ".join(markers), new_class))
+    return out
 
 
 def _new_pvc(kube, pvc, rec, key, session, session_hash, class_map, storage_class, restore_via, problems,

@@ -57,12 +57,20 @@ def refuse_other_snapshot(obj, rec, key, session_name):
     current = (obj.get("spec") or {}).get("snapshotID")
     if current and current != rec["snapshot_id"]:
         kind = obj.get("kind") or "PodVolumeRestore"
+        if kind == "PodVolumeRestore":
+            # The node-agent's done file (.velero/<session uid>) stays in the volume: a non-root restore-wait cannot
+            # remove it (v1.18.1 cmd/velero-restore-helper removeFolder), so a new helper pod of this session would
+            # end its restore-wait at once and no new PodVolumeRestore would ever be taken.
+            again = ("use a new session name to restore this one too: when restore-wait runs non-root (Velero's "
+                     "default), the done file of this session stays in the volume and would end a new helper pod's "
+                     "restore-wait at once")
+        else:
+            again = "to restore it under this session, delete the session's DataDownloads first (state=absent)"
         raise PreflightError(
             "%s %s/%s of session %s restores snapshot %s into volume %s, and this run asks for snapshot %s (another "
-            "backup?). Nothing was changed. To restore another backup, use a new session name; to restore this one "
-            "again under this session, delete the session's %ss first (state=absent)."
+            "backup?). Nothing was changed. To restore another backup, use a new session name; %s."
             % (kind, obj["metadata"].get("namespace"), obj["metadata"]["name"], session_name, current, key,
-               rec["snapshot_id"], kind), volume=key)
+               rec["snapshot_id"], again), volume=key)
 
 
 def check_record(rec):

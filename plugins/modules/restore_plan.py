@@ -197,7 +197,7 @@ EXAMPLES = r"""
     create_session: true
   register: planned
 
-- name: Plan a restore into new claims of another storage class, in a test namespace
+- name: Plan a restore into new claims of another storage class, swapped under the claims of the app deployed in a test namespace
   velero.data_restore.restore_plan:
     backup: nightly-20261124220000
     mode: replace

@@ -299,13 +299,16 @@ PLAYBOOK_INPUTS = [
     ({"latest": True}, "Give either backup (a Backup name) or latest=true, not both and not neither."),
     ({"backup": None}, "Give either backup (a Backup name) or latest=true"),
     ({"volumes": ["data"], "volume_selector": "app=web"}, "Give volumes or volume_selector, not both."),
+    ({"target_namespace": "shop-qa", "namespace_mapping": {"shop": "shop-staging"}},
+     'Give target_namespace or namespace_mapping, not both (target_namespace "shop-qa"'),
 ]
 
 
 @pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
     "on_failure", "restore_timeout_text", "restore_timeout_zero", "workload_timeout", "quiesce", "max_volumes_per_pod", "hook_on_error",
     "hook_without_pod", "hooks_not_a_list", "source_namespace_missing", "source_namespace_empty",
-    "namespace_mapping_not_a_mapping", "backup_and_latest", "neither_backup_nor_latest", "volumes_and_selector"])
+    "namespace_mapping_not_a_mapping", "backup_and_latest", "neither_backup_nor_latest", "volumes_and_selector",
+    "target_namespace_and_mapping"])
 def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,
                                                              backup_factory, tmp_path, extra, message):
     app_factory(kind="Deployment", name="web")

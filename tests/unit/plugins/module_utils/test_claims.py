@@ -503,6 +503,19 @@ def test_a_template_swap_refuses_an_unfinished_job_of_a_cronjob_or_scaled_job(fk
     assert "go on writing to the old claim" in problem and "swap_mode=rebind" in problem
 
 
+def test_a_template_swap_of_a_gitops_managed_workload_is_warned_about(fk):
+    """Argo CD self-heal or Flux's apply puts the manifest's claim back once syncs resume: the swap would be undone."""
+    workload(fk, k.DEPLOYMENT, "web", "data")
+    fk.mutate(k.DEPLOYMENT, "web", NS, lambda o: o["metadata"].update(
+        annotations={"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:shop/web"}))
+    workload(fk, k.CRON_JOB, "report", "data")  # not managed: no warning
+    warnings = []
+    assert c.template_swap_problems(fk, NS, ["data"], warnings=warnings) == []
+    (warning,) = warnings
+    assert "Deployment shop/web" in warning and "Argo CD" in warning and "swap_mode=rebind" in warning
+    assert "put the manifest's claim data back" in warning
+
+
 def test_without_keda_served_no_scaled_job_is_listed_for_a_template_swap():
     fake = make_kube(cls=lambda: FakeKube(missing_kinds=(k.KEDA_SCALED_JOB,)))
     workload(fake, k.DEPLOYMENT, "web", "data")

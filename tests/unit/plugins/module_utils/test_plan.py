@@ -106,6 +106,28 @@ def test_replace_plan_new_claims(fake, store):
     assert plan.NOTE_REPLACE_RETAIN not in template["notes"]
 
 
+def test_a_class_migration_of_a_gitops_managed_claim_is_warned_about(fake, store):
+    """A rebind recreates the claim in the new class; the manifest's old class cannot be applied to it any more."""
+    fake.add(k.STORAGE_CLASS, f.storage_class("fast"))
+    fake.mutate(k.PVC, "data-app-1", "shop", lambda o: o["metadata"].update(
+        labels={"kustomize.toolkit.fluxcd.io/name": "shop"}))
+    p = build(fake, store, mode="replace", volumes=["data-app-0", "data-app-1"], session="s1",
+              storage_class_map={"sim-immediate": "fast"})
+    (warning,) = [w for w in p["warnings"] if "moves from storage class" in w]
+    assert warning.startswith("claim shop/data-app-1 moves from storage class sim-immediate to fast, and Flux")
+    assert "Change storageClassName to fast in the manifest" in warning
+    unmapped = build(fake, store, mode="replace", volumes=["data-app-1"], session="s2")
+    assert not [w for w in unmapped["warnings"] if "moves from storage class" in w]
+
+
+def test_a_template_swap_of_a_gitops_managed_deployment_is_warned_about_in_the_plan(fake, store):
+    dep = f.deployment_mounting("web", ["data-app-1"])
+    dep["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:shop/web"}
+    fake.add(k.DEPLOYMENT, dep)
+    p = build(fake, store, mode="replace", volumes=["data-app-1"], session="s1", swap_mode="template")
+    assert [w for w in p["warnings"] if "swap_mode=template patches Deployment shop/web" in w]
+
+
 def test_replace_size_is_max_of_request_and_snapshot_rounded_up(fake, store):
     fake.mutate(k.PVC, "data-app-1", "shop", lambda o: o["spec"]["resources"]["requests"].update(storage="2Mi"))
     p = build(fake, store, mode="replace", volumes=["data-app-1"])
@@ -146,6 +168,44 @@ def test_skipped_volumes_left_out_with_warning(fake, store):
     p = build(fake, store)
     assert [vol["source_pvc"] for vol in p["volumes"]] == ["data-app-0"]
     assert any("scratch" in w and "skipped" in w for w in p["warnings"])
+
+
+def _pod(name, claims, controller_uid):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "ownerReferences": [
+                {"kind": "StatefulSet", "name": name.rsplit("-", 1)[0], "uid": controller_uid, "controller": True}]},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}],
+                     "volumes": [{"name": c, "persistentVolumeClaim": {"claimName": c}} for c in claims]},
+            "status": {"phase": "Running"}}
+
+
+def test_claims_of_the_restored_workloads_that_the_backup_lacks_are_named(fake, store):
+    """A StatefulSet scaled up since the backup: restoring "every volume of the backup" leaves the new replica's
+    claim as it is, and the plan says so. Claims of other apps in the namespace (db-data, logs) are not named."""
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data"), f.vi_pvb("data-app-1", "app-1", "data")])
+    fake.add(k.PVC, f.pvc("data-app-2"))
+    for index in range(3):
+        fake.add(k.POD, _pod("app-%d" % index, ["data-app-%d" % index], "sts-app-uid"))
+    fake.add(k.POD, _pod("db-0", ["db-data"], "sts-db-uid"))
+    p = build(fake, store, quiesce="none")  # the pods' StatefulSets are not in the fake: nothing to stop
+    assert [vol["source_pvc"] for vol in p["volumes"]] == ["data-app-0", "data-app-1"]
+    (warning,) = [w for w in p["warnings"] if "not in backup" in w]
+    assert warning.startswith("claim(s) data-app-2 of namespace shop are not in backup nightly, and the workloads "
+                              "of the restored claims mount them too")
+    named = build(fake, store, volumes=["data-app-0"], quiesce="none")
+    assert not [w for w in named["warnings"] if "not in backup" in w]  # the user chose the volumes
+    fake.remove(k.POD, "app-2", "shop")
+    assert not [w for w in build(fake, store, quiesce="none")["warnings"] if "not in backup" in w]
+
+
+def test_an_empty_volume_is_left_out_of_every_volume_with_a_warning_and_refused_by_name(fake, store):
+    """Velero skips a volume backup without a snapshot (the volume was empty) on restore."""
+    store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data"), f.vi_pvb("data-app-1", "app-1", "data", snapshot="")])
+    p = build(fake, store)
+    assert [vol["source_pvc"] for vol in p["volumes"]] == ["data-app-0"]
+    assert [w for w in p["warnings"] if "claim shop/data-app-1 was empty at backup time" in w]
+    msg = fail(fake, store, volumes=["data-app-1"])
+    assert "empty snapshot id" in msg and msg.count("Leave it out") == 1
 
 
 def test_backup_record_from_backup_info_is_used_without_download(fake, store):
@@ -279,7 +339,7 @@ def test_restic_uploader(fake, store):
 
 def test_empty_snapshot_id(fake, store):
     store.put("nightly", [f.vi_pvb("data-app-0", "app-0", "data", snapshot="")])
-    assert "empty snapshot id" in fail(fake, store)
+    assert "claim shop/data-app-0 was empty at backup time" in fail(fake, store)
 
 
 def test_velero_crds_missing(store):
@@ -607,7 +667,7 @@ def test_volume_selector_leaves_out_skipped_claims_like_a_restore_of_all(fake, s
     fake.mutate(k.PVC, "data-app-0", "shop", lambda o: o["metadata"]["labels"].update(app="other"))
     fake.mutate(k.PVC, "data-app-1", "shop", lambda o: o["metadata"]["labels"].update(app="other"))
     msg = fail(fake, store, volume_selector="app=web")
-    assert "every claim that volume_selector matches was skipped at backup time or its backup failed" in msg
+    assert "every claim that volume_selector matches was skipped or empty at backup time, or its backup failed" in msg
     # named, the skipped claim is refused rather than left out
     assert "scratch" in fail(fake, store, volumes=["scratch"])
 

@@ -508,6 +508,9 @@ def test_a_pvr_of_the_session_for_another_snapshot_is_refused_not_reused():
     assert "restores snapshot %s into volume %s, and this run asks for snapshot snap-of-another-backup" % (
         records[0]["snapshot_id"], records[0]["key"]) in err.value.msg, err.value.msg
     assert "use a new session name" in err.value.msg
+    # Velero's done file of the session stays in the volume (non-root restore-wait): deleting the session's
+    # PodVolumeRestores would not let it restore the volume again, so that is not offered.
+    assert "done file" in err.value.msg and "state=absent" not in err.value.msg
     assert [r for r in fake.requests if r[0] not in ("get", "list", "watch")] == writes
 
 
