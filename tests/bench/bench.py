@@ -523,9 +523,10 @@ def misses_explained(rows, lines):
                 "for everything else; ours spends %d there, on what the runbook does not do: the session journal (%d: "
                 "a read per module run, a write before each change), watches (%d: one per wait - the volume-info "
                 "download, the stop, the helper pods, each PodVolumeRestore wait slice, the start) and reads (%d: the "
-                "preflight's backup, volume info, storage location, claims, workloads and other sessions; the stop's "
-                "and start's re-reads of the workloads just before they change them; the helper pods' reads of Velero's "
-                "settings and the nodes' CSI attach limits; the report). The runbook's requests grow with the time it polls (one "
+                "preflight's backup, volume info and PodVolumeBackups, storage location, claims, workloads and other "
+                "sessions; the stop's and start's re-reads of the workloads just before they change them; the helper "
+                "pods' reads of Velero's settings and the nodes' CSI attach limits; the report). The runbook's "
+                "requests grow with the time it polls (one "
                 "request per 2 s per volume), so the ratio passes 3x from a few workloads on (see the larger N)."
                 % (prefix, ours["requests"], ", ".join("%s %d" % (c, split[c]) for c in CATEGORIES if split.get(c))
                    or "no breakdown", diy["requests"], allowed, shared, allowed - shared, rest,
