@@ -70,10 +70,14 @@ docs-check: setup
 # checks them against docs/rbac.yml (strict - every required permission used - on a full run only).
 REQUEST_LOG_DIR := $(abspath tests/output/requests)
 REQUEST_LOG_ENV := DATA_RESTORE_REQUEST_LOG_DIR=$(REQUEST_LOG_DIR) PYTHONPATH=$(abspath tests/request_log)$(if $(PYTHONPATH),:$(PYTHONPATH))
+# The integration suites also log every module result (tests/integration/ansible_run.py); tools/return_docs.py
+# checks them against the modules' RETURN docs.
+RESULT_LOG_DIR := $(abspath tests/output/results)
 
 test: setup lint sanity docs-check build
-	rm -rf $(REQUEST_LOG_DIR) && mkdir -p $(REQUEST_LOG_DIR)
-	$(REQUEST_LOG_ENV) $(PYTEST) tests/unit tests/integration tests/cluster -m "not e2e" $(PYTEST_ARGS)
+	rm -rf $(REQUEST_LOG_DIR) $(RESULT_LOG_DIR) && mkdir -p $(REQUEST_LOG_DIR)
+	$(REQUEST_LOG_ENV) DATA_RESTORE_RESULT_LOG_DIR=$(RESULT_LOG_DIR) $(PYTEST) tests/unit tests/integration tests/cluster -m "not e2e" $(PYTEST_ARGS)
+	$(VENV_PY) tools/return_docs.py $(RESULT_LOG_DIR) --out tests/output/return-docs.md
 	$(REQUEST_LOG_ENV) $(MAKE) molecule
 	$(VENV_PY) tools/rbac_usage.py $(REQUEST_LOG_DIR) --out tests/output/rbac-usage.md $(if $(PYTEST_ARGS),,--strict)
 	$(MAKE) compat

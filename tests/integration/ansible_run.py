@@ -14,6 +14,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
+RESULT_PREFIX = "velero.data_restore."
 
 
 def ansible_env(kubeconfig=None, extra=None):
@@ -56,7 +57,28 @@ def run_playbook(playbook, extra_vars=None, kubeconfig=None, check=False, diff=F
         data = json.loads(proc.stdout[proc.stdout.index("{"):])
     except ValueError:
         data = None
+    log_module_results(data)
     return proc.returncode, data, proc.stdout, proc.stderr
+
+
+def log_module_results(data):
+    """Append this collection's module results to DATA_RESTORE_RESULT_LOG_DIR (JSON lines), when set:
+    tools/return_docs.py checks them against the modules' RETURN docs."""
+    log_dir = os.environ.get("DATA_RESTORE_RESULT_LOG_DIR")
+    if not log_dir:
+        return
+    entries = []
+    for _name, result in task_results(data):
+        action = result.get("action") or ""
+        if not action.startswith(RESULT_PREFIX):
+            continue
+        for item in result.get("results") or [result]:
+            if isinstance(item, dict) and not item.get("skipped"):
+                entries.append({"module": action[len(RESULT_PREFIX):], "result": item})
+    if entries:
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, "results-%d.jsonl" % os.getpid()), "a") as handle:
+            handle.writelines(json.dumps(entry, default=str) + "\n" for entry in entries)
 
 
 def task_results(data):
