@@ -8,6 +8,8 @@ Input: the result logs of tests/integration/ansible_run.py (DATA_RESTORE_RESULT_
 
 * A key a module returned that its RETURN does not document is an error: users register these results
   and build on them. Checked at the top level, and one level down where RETURN documents ``contains``.
+* A failed result may also carry the keys that name what failed, which every module documents once, in the
+  "On failure ..." note of the common doc fragment (plugins/doc_fragments/common.py): those are allowed there.
 * RETURN keys no run returned are listed (information: some only come with rare states).
 
 Ansible's own result keys (changed, failed, msg, diff, ...) are not the modules' to document.
@@ -18,12 +20,14 @@ import ast
 import glob
 import json
 import os
+import re
 import sys
 
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = os.path.join(REPO, "plugins", "modules")
+FRAGMENT = os.path.join(REPO, "plugins", "doc_fragments", "common.py")
 PREFIX = "velero.data_restore."
 ANSIBLE_KEYS = frozenset((
     "action", "changed", "failed", "msg", "diff", "invocation", "warnings", "deprecations", "exception", "skipped",
@@ -44,6 +48,18 @@ def return_docs():
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "RETURN":
                 docs[os.path.basename(path)[:-3]] = yaml.safe_load(node.value.value) or {}
     return docs
+
+
+def failure_keys():
+    """The keys the common doc fragment's "On failure" note names (C(key))."""
+    with open(FRAGMENT) as handle:
+        tree = ast.parse(handle.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "DOCUMENTATION":
+            for note in yaml.safe_load(node.value.value).get("notes", []):
+                if note.startswith("On failure"):
+                    return frozenset(re.findall(r"C\(([a-z_]+)\)", note))
+    raise ValueError("%s has no 'On failure' note" % FRAGMENT)
 
 
 def read_results(log_dir):
@@ -76,14 +92,17 @@ def undocumented(result, doc, where=""):
     return found
 
 
-def compare(results, docs):
-    """(errors: {(module, key path): count}, returned: {module: set of top-level keys})."""
+def compare(results, docs, on_failure=frozenset()):
+    """(errors: {(module, key path): count}, returned: {module: set of top-level keys}). ``on_failure``: the keys a
+    failed result may carry besides its module's RETURN."""
     errors, returned = {}, {}
     for module, result in results:
         if module not in docs:
             continue
         returned.setdefault(module, set()).update(result)
         for path in undocumented(result, docs[module]):
+            if result.get("failed") and path in on_failure:
+                continue
             errors[(module, path)] = errors.get((module, path), 0) + 1
     return errors, returned
 
@@ -112,14 +131,14 @@ def main(argv=None):
         print("no module results in %s: were the integration suites run with DATA_RESTORE_RESULT_LOG_DIR?"
               % args.log_dir, file=sys.stderr)
         return 1
-    errors, returned = compare(results, docs)
+    errors, returned = compare(results, docs, failure_keys())
     text = report(errors, returned, docs)
     if args.out:
         with open(args.out, "w") as handle:
             handle.write(text)
     for (module, path), count in sorted(errors.items()):
-        print("%s returned %s, which its RETURN does not document (%d results)" % (module, path, count),
-              file=sys.stderr)
+        print("%s returned %s, which neither its RETURN nor (for a failure) the doc fragment's 'On failure' note "
+              "documents (%d results)" % (module, path, count), file=sys.stderr)
     print("%d module results checked against RETURN: %d undocumented keys" % (len(results), len(errors)))
     return 1 if errors else 0
 

@@ -33,6 +33,20 @@ options:
 notes:
   - Connection options and their C(K8S_AUTH_*) environment variables are those of
     M(kubernetes.core.k8s), so AWX/Automation Controller OpenShift or Kubernetes credentials work as they are.
+  - "On failure the result has C(msg) (what failed and what to do about it), C(changed) (whether the task changed
+    the cluster before it failed), the C(volumes) and C(pending) a failed wait still reports, and, depending on the
+    cause, keys that name what failed:
+    C(status) and C(reason) (a Kubernetes API request was refused - its HTTP status, 403 for a missing RBAC
+    permission, and the API server's message);
+    C(missing) (the Velero kinds the cluster does not serve), C(kind) and C(api_version) (a kind it does not serve);
+    C(superseded_by) and C(session_run) (another playbook run took the session over - its id, and this run's);
+    C(backup), C(phase), C(storage_location) and C(namespace) (the backup refused, its phase, its
+    BackupStorageLocation, the target namespace);
+    C(problems) (every problem the plan found, one text each);
+    C(volume), C(pvc), C(pod), C(pods), C(node), C(workload), C(workloads), C(other_session), C(config_maps),
+    C(missing_pvcs), C(block_pvcs), C(kept), C(path) and C(volumes_done) (the volume record, claim, pods, node,
+    workloads, other restore session, ConfigMaps, claims not found or in Block mode, volumes not freed, report
+    file, or volumes swapped before the failure)."
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0

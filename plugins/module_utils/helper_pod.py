@@ -406,13 +406,13 @@ def plan_groups(kube, session, namespace, pvcs, pin_to_consumer_node=False, warn
         raise PreflightError(
             "PersistentVolumeClaim(s) %s not found in namespace %s: the helper pod would stay Pending. "
             "Create them first (replace mode creates the new PVCs) or fix the names."
-            % (", ".join(sorted(missing)), namespace), missing=sorted(missing))
+            % (", ".join(sorted(missing)), namespace), missing_pvcs=sorted(missing))
     block = sorted(p for p, c in claims.items() if (c.get("spec") or {}).get("volumeMode") == "Block")
     if block:
         raise PreflightError(
             "PersistentVolumeClaim(s) %s in namespace %s are Block mode; a PodVolumeRestore only restores "
             "Filesystem volumes (velero-contract.md §2). Restore them with velero.data_restore.data_download."
-            % (", ".join(block), namespace), block=block)
+            % (", ".join(block), namespace), block_pvcs=block)
     existing_pods = []
     if pin_to_consumer_node:
         existing_pods = kube.list(k.POD, namespace=namespace)[0]

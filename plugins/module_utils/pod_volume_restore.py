@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import copy
 import datetime
+import time
 
 from ansible_collections.velero.data_restore.plugins.module_utils import helper_pod
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
@@ -151,19 +152,90 @@ def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None):
     }
 
 
+# Why a restore-wait exits with 0 before its PodVolumeRestores ran, and the way out (velero-restore-helper; the
+# node-agent's writeCompletionMark in restore_micro_service.go).
+DONE_FILE_ADVICE = (
+    "restore-wait exits at once when each volume of its pod holds the done file .velero/<session uid>, which the "
+    "node-agent writes when a PodVolumeRestore of this session completes its data path, and which a non-root "
+    "restore-wait cannot remove: this session restored those volumes before, although its PodVolumeRestore did not "
+    "end Completed (its status update was lost, or it was canceled after the data was written), and they may have "
+    "been written to since. Restore them again under a new session name (a new session UID).")
+
+
 def refuse_finished_restore_wait(pod, namespace):
     """The node-agent takes a PodVolumeRestore only while its pod's restore-wait init container runs
     (pod_volume_restore_controller.go shouldProcess / isInitContainerRunning): one created for a helper pod whose
-    restore-wait has exited (its done files were there already) would stay New for good."""
+    restore-wait has exited would stay New for good."""
     state = pod.get("restore_wait") or ""
-    if state == "completed" or state.startswith("terminated:"):
+    if state == "completed":
+        raise PreflightError(
+            "The restore-wait init container of helper pod %s/%s has already exited (completed), and Velero's "
+            "node-agent only takes a PodVolumeRestore while it runs, so this one would never start. %s"
+            % (namespace, pod.get("name"), DONE_FILE_ADVICE), pod=pod.get("name"))
+    if state.startswith("terminated:"):
         raise PreflightError(
             "The restore-wait init container of helper pod %s/%s has already exited (%s), and Velero's node-agent only "
             "takes a PodVolumeRestore while it runs, so this one would never start. Delete the session's helper pods "
-            "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created. (A new one exits at "
-            "once too when each of its volumes still holds the done file .velero/<session uid> of an earlier restore "
-            "of this session: those volumes were restored already.)"
+            "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created."
             % (namespace, pod.get("name"), state), pod=pod.get("name"))
+
+
+# A node-agent takes a PodVolumeRestore within seconds while its helper pod's restore-wait runs; a longer wait
+# looks once, after this many seconds, at the helper pods of those still untaken.
+UNTAKEN_LOOK_AFTER = 15
+
+
+def _wait_looking_at_untaken(kube, velero_ns, session_name, expected, timeout, fail_fast, initial, changed):
+    """wait_final; a wait longer than UNTAKEN_LOOK_AFTER that starts with an untaken PodVolumeRestore fails early
+    when one is still untaken then and can never be taken (refuse_untaken_behind_exited_restore_wait), and otherwise
+    goes on from where it was (a second watch, only for such a wait)."""
+    starts_untaken = initial is None or any(
+        va.phase_of(obj) in ("", va.PHASE_NEW) for obj in initial[0] if obj["metadata"]["name"] in expected)
+    if timeout <= UNTAKEN_LOOK_AFTER or not starts_untaken:
+        return wait_final(kube, velero_ns, session_name, expected, timeout, fail_fast=fail_fast, initial=initial)
+    started = time.monotonic()
+    try:
+        return wait_final(kube, velero_ns, session_name, expected, UNTAKEN_LOOK_AFTER, fail_fast=fail_fast,
+                          initial=initial)
+    except WaitTimeout as exc:
+        _refuse_untaken(kube, session_name, expected, exc, changed)
+        remaining = max(0, timeout - (time.monotonic() - started))
+        return wait_final(kube, velero_ns, session_name, expected, remaining, fail_fast=fail_fast,
+                          initial=(exc.objects, exc.version) if exc.version else None)
+
+
+def _refuse_untaken(kube, session_name, expected, exc, changed):
+    """The volumes as a timed-out wait left them, after refuse_untaken_behind_exited_restore_wait."""
+    objects = dict((o["metadata"]["name"], o) for o in exc.objects)
+    volumes = [summarize(objects.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
+    refuse_untaken_behind_exited_restore_wait(kube, session_name, [objects.get(n) for n in sorted(expected)],
+                                              volumes, exc.pending, changed)
+    return volumes
+
+
+def refuse_untaken_behind_exited_restore_wait(kube, session_name, objects, volumes, pending, changed):
+    """A wait (or wait slice) ended with a PodVolumeRestore that no node-agent took: when its helper pod's
+    restore-wait has exited, none ever will (isInitContainerRunning), so fail now instead of waiting out the
+    timeout. refuse_finished_restore_wait cannot catch it before the create: restore-wait may exit just after the
+    helper pod was seen running. Only a wait that ends with an untaken one reads the helper pods (one LIST)."""
+    untaken = [obj for obj in objects if obj is not None and va.phase_of(obj) in ("", va.PHASE_NEW)]
+    if not untaken:
+        return
+    pods = dict(((pod["metadata"].get("namespace"), pod["metadata"]["name"]), pod)
+                for pod in helper_pod.find_pods(kube, session_name))
+    stuck = []
+    for obj in untaken:
+        ref = (obj.get("spec") or {}).get("pod") or {}
+        pod = pods.get((ref.get("namespace"), ref.get("name")))
+        state = helper_pod.restore_wait_state(pod) if pod is not None else ""
+        if state == "completed" or state.startswith("terminated:"):
+            stuck.append("%s (helper pod %s/%s, restore-wait %s)"
+                         % (obj["metadata"]["name"], ref.get("namespace"), ref.get("name"), state))
+    if stuck:
+        raise DataRestoreError(
+            "PodVolumeRestore(s) %s will never start: Velero's node-agent takes a PodVolumeRestore only while the "
+            "restore-wait init container of its helper pod runs, and it has exited. %s"
+            % (", ".join(stuck), DONE_FILE_ADVICE), volumes=volumes, pending=pending, changed=changed)
 
 
 def check_uploader_settings(settings):
@@ -372,12 +444,11 @@ def run(kube, params, check_mode=False):
         _fail_on_failed(result, volumes, params)
         return result
     try:
-        final = wait_final(kube, velero_ns, session_name, expected, params["wait_timeout"],
-                           fail_fast=params.get("fail_fast"),
-                           initial=None if recreate else (items + created, list_version))
+        final = _wait_looking_at_untaken(kube, velero_ns, session_name, expected, params["wait_timeout"],
+                                         params.get("fail_fast"), None if recreate else (items + created, list_version),
+                                         result["changed"])
     except WaitTimeout as exc:
-        objects = dict((o["metadata"]["name"], o) for o in exc.objects)
-        volumes = [summarize(objects.get(n, {"metadata": {"name": n}}), expected[n]) for n in sorted(expected)]
+        volumes = _refuse_untaken(kube, session_name, expected, exc, result["changed"])
         if params.get("fail_on_timeout", True):
             raise WaitTimeout(
                 "Timed out after %ss waiting for PodVolumeRestores of session %s; still pending: %s. Progress: %s. "

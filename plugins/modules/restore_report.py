@@ -122,6 +122,12 @@ summary:
   elements: str
   sample:
     - "Session shop-rollback (replace): completed; backup nightly; 6244 bytes"
+session_state:
+  description: The state the session was moved to before the report was built (O(session_state)); in check mode the
+    state it would move to.
+  returned: when O(session_state) was given
+  type: str
+  sample: completed
 """
 
 import os

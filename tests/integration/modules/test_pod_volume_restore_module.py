@@ -55,6 +55,39 @@ def test_in_place_fs_restore(kubeconfig, kube, api_client, state_dir, namespace,
     assert not kube.list("PodVolumeRestore", "velero", label_selector="data-restore.ansible/session=%s" % namespace)
 
 
+def test_a_retry_after_a_data_path_that_completed_under_the_session_says_to_use_a_new_session(
+        kubeconfig, kube, api_client, state_dir, namespace, app_factory, backup_factory, wait_for):
+    """The volume holds the session's done file (its data path completed) but the PodVolumeRestore ended Failed
+    (its status update lost): restore-wait exits at once in any helper pod of the session, and Velero never takes a
+    new PodVolumeRestore. The retry fails with that cause and the way out - before, a PVR created while restore-wait
+    was still starting stayed New until restore_timeout."""
+    from sim.storage import pvc_volume_path
+
+    app = app_factory(volumes=[{"name": "data"}])
+    [pvc] = app["pvcs"]
+    backup = backup_factory(method="fs")
+    h.scale(kube, namespace, "app", 0, wait_for)
+    h.session(kubeconfig, namespace)
+    records = h.fs_records(kube, backup, namespace)
+    args = {"session": namespace, "volumes": records, "pods": helper(kubeconfig, namespace, [pvc]),
+            "wait_timeout": 120}
+    assert run_module("pod_volume_restore", args, kubeconfig=kubeconfig)["volumes"][0]["phase"] == "Completed"
+    assert os.listdir(os.path.join(pvc_volume_path(api_client, state_dir, namespace, pvc), ".velero"))
+    [done] = kube.list("PodVolumeRestore", "velero", label_selector="data-restore.ansible/session=%s" % namespace)
+    kube.patch("PodVolumeRestore", "velero", done["metadata"]["name"],
+               {"status": {"phase": "Failed", "message": "status update lost"}})
+    assert run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "state": "absent"},
+                      kubeconfig=kubeconfig)["changed"] is True
+    retry = dict(args, pods=helper(kubeconfig, namespace, [pvc]), retry_failed=True, wait_timeout=600,
+                 fail_on_timeout=False)
+    started = time.monotonic()
+    result = run_module("pod_volume_restore", retry, kubeconfig=kubeconfig)
+    # refused before the create (restore-wait seen exited) or by the wait (it exited just after being seen running)
+    assert result.get("failed") and "new session name" in result["msg"], result
+    assert "has already exited (completed)" in result["msg"] or "will never start" in result["msg"], result["msg"]
+    assert time.monotonic() - started < 60, "the wait went on although the PodVolumeRestore could never start"
+
+
 def test_data_mover_filesystem_snapshot_through_pvr(kubeconfig, kube, api_client, state_dir, namespace, app_factory,
                                                     backup_factory, wait_for):
     from sim.storage import pvc_volume_path

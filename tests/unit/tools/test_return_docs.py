@@ -66,3 +66,12 @@ def test_ansible_run_logs_this_collections_results_with_loop_items(tmp_path, mon
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(e["module"], sorted(e["result"])) for e in entries] == [
         ("restore_plan", ["action", "changed", "plan"]), ("restore_helper_pod", ["pods"])]
+
+
+def test_a_failed_result_may_carry_the_failure_keys_the_doc_fragment_names():
+    on_failure = rd.failure_keys()
+    assert {"status", "reason", "superseded_by", "problems", "missing_pvcs", "volumes_done"} <= on_failure
+    results = [("restore_session", {"failed": True, "msg": "x", "status": 403, "reason": "Forbidden"}),
+               ("restore_session", {"exists": True, "status": 200})]  # not a failure: status is not documented
+    errors, _returned = rd.compare(results, {"restore_session": DOC}, on_failure)
+    assert errors == {("restore_session", "status"): 1}

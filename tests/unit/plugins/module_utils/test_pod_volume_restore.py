@@ -491,7 +491,10 @@ def test_no_pvr_is_created_for_a_helper_pod_whose_restore_wait_has_exited(state)
     finished = [dict(p, restore_wait=state) for p in pods]
     with pytest.raises(PreflightError, match="restore-wait init container of helper pod .* has already exited") as err:
         pvr.run(fake, params(volumes=records, pods=finished, wait=False))
-    assert "restore_helper_pod state=absent" in err.value.msg
+    if state == "completed":  # exit 0: every volume held the session's done file; new helper pods would exit too
+        assert "new session name" in err.value.msg and "state=absent" not in err.value.msg
+    else:  # restore-wait crashed: new helper pods run it again
+        assert "restore_helper_pod state=absent" in err.value.msg
     assert not fake.all(k.POD_VOLUME_RESTORE)
     assert pvr.run(fake, params(volumes=records, pods=pods, wait=False))["changed"]  # running: created
 
@@ -547,3 +550,96 @@ def test_a_wait_that_times_out_after_creating_reports_the_change():
         pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=1))
     assert err.value.details["changed"] is True
     assert fake.find(k.POD_VOLUME_RESTORE, pvr.pvr_name("s1", f.NS, "data"), f.VNS) is not None
+
+
+def _exit_restore_wait(fake, pods, exit_code=0):
+    """restore-wait of the helper pods exits (the volumes held this session's done files already)."""
+    for pod in pods:
+        def exited(obj):
+            obj["status"]["initContainerStatuses"] = [
+                dict(c, state={"terminated": {"exitCode": exit_code}}) for c in obj["status"]["initContainerStatuses"]]
+        fake.mutate(k.POD, pod["name"], pod["namespace"], exited)
+
+
+@pytest.mark.parametrize("fail_on_timeout", [True, False])
+def test_a_pvr_left_untaken_by_a_restore_wait_that_exited_after_the_create_fails_the_wait(fail_on_timeout):
+    """restore-wait can exit just after the helper pod was seen running (the done files of an earlier data path of
+    the session are there): the PVR then stays New for good. Before, each wait slice went on until restore_timeout."""
+    fake, records, pods = setup()
+    fake.controllers.pop()  # no node-agent takes it, as Velero's does not
+    _exit_restore_wait(fake, pods)
+    with pytest.raises(DataRestoreError, match="will never start") as err:
+        pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=fail_on_timeout))
+    assert "s1-shop-data (helper pod shop/%s, restore-wait completed)" % pods[0]["name"] in err.value.msg
+    assert "new session" in err.value.msg and err.value.details["changed"] is True
+    assert err.value.details["volumes"][0]["phase"] == "New"
+
+
+def test_an_untaken_pvr_whose_restore_wait_still_runs_is_waited_for_as_before():
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=0, fail_on_timeout=False))
+    assert result["done"] is False and result["volumes"][0]["phase"] == "New"
+
+
+def test_a_wait_that_ends_with_every_pvr_taken_reads_no_helper_pod():
+    fake, records, pods = setup()
+
+    def takes_and_runs_on(fake):  # a node-agent whose data path is still running when the wait ends
+        changed = False
+        for obj in fake.all(k.POD_VOLUME_RESTORE, f.VNS):
+            if not (obj.get("status") or {}).get("phase"):
+                fake.mutate(k.POD_VOLUME_RESTORE, obj["metadata"]["name"], f.VNS,
+                            lambda o: o.setdefault("status", {}).update(phase="InProgress"))
+                changed = True
+        return changed
+    fake.controllers[-1] = takes_and_runs_on
+    fake.requests[:] = []
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=1, fail_on_timeout=False))
+    assert result["done"] is False and result["volumes"][0]["phase"] not in ("", "New"), result["volumes"]
+    assert not [r for r in fake.requests if r[0] == "list" and r[1] == k.POD.kind], fake.requests
+
+
+def _wait_timeouts(monkeypatch):
+    """The timeouts pvr's waits ask for; each one ends at once here (a fake clock would not stop the fake's
+    server-side watch timeouts)."""
+    timeouts, real_wait = [], pvr.wait_for
+
+    def spy(kube, kind, predicate, **kw):
+        timeouts.append(kw["timeout"])
+        return real_wait(kube, kind, predicate, **dict(kw, timeout=0))
+    monkeypatch.setattr(pvr, "wait_for", spy)
+    return timeouts
+
+
+@pytest.mark.parametrize("exited", [True, False])
+def test_a_long_wait_looks_at_the_helper_pods_of_untaken_pvrs_early(monkeypatch, exited):
+    """A wait of 10 minutes fails after its first look (UNTAKEN_LOOK_AFTER) when restore-wait has exited, and goes on
+    waiting for the rest of the 10 minutes when it runs."""
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    if exited:
+        _exit_restore_wait(fake, pods)
+    timeouts = _wait_timeouts(monkeypatch)
+    if exited:
+        with pytest.raises(DataRestoreError, match="will never start") as err:
+            pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=600))
+        assert not isinstance(err.value, WaitTimeout)
+        assert timeouts == [pvr.UNTAKEN_LOOK_AFTER]
+    else:
+        with pytest.raises(WaitTimeout):
+            pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=600))
+        # the rest of the 600 s (no time passed here: each wait ended at once)
+        assert timeouts[0] == pvr.UNTAKEN_LOOK_AFTER and 590 < timeouts[1] <= 600 and len(timeouts) == 2
+
+
+def test_a_long_wait_whose_pvrs_are_taken_already_is_one_wait(monkeypatch):
+    fake, records, pods = setup()
+    fake.controllers.pop()
+    pvr.run(fake, params(volumes=records, pods=pods, wait=False))
+    for obj in fake.all(k.POD_VOLUME_RESTORE, f.VNS):
+        fake.mutate(k.POD_VOLUME_RESTORE, obj["metadata"]["name"], f.VNS,
+                    lambda o: o.setdefault("status", {}).update(phase="InProgress"))
+    timeouts = _wait_timeouts(monkeypatch)
+    result = pvr.run(fake, params(volumes=records, pods=pods, wait_timeout=600, fail_on_timeout=False))
+    assert result["done"] is False and timeouts == [600]
