@@ -23,6 +23,11 @@ description:
   - The volumes are recorded in the session before anything is created. Existing PodVolumeRestores of the
     session are reused; a Failed or Canceled one is reported and created again only with O(retry_failed=true).
   - Waits with one watch for all volumes and reports per-volume progress and the node-agent's message.
+  - Velero's node-agent takes a PodVolumeRestore only while its helper pod's restore-wait init container runs. A
+    wait that ends, or reaches 15 seconds, with a PodVolumeRestore no node-agent has taken reads the session's
+    helper pods once, and fails when that one's restore-wait has exited. It exits at once when the volume
+    already holds the session's done file from an earlier data path of the session; a new session name is
+    then the way to restore it again.
   - Kopia overwrites files but never deletes files absent from the backup, so an in-place restore keeps files
     created after the backup.
 author:
