@@ -76,8 +76,10 @@ def read_results(log_dir):
 def undocumented(result, doc, where=""):
     """Paths of the keys in ``result`` that ``doc`` (a RETURN mapping) does not name."""
     found = []
+    # A loop item's result holds the item under the loop's loop_var (and index_var) name: Ansible's, not the module's.
+    loop_keys = set(result.get(name) for name in ("ansible_loop_var", "ansible_index_var")) if not where else set()
     for key, value in result.items():
-        if key.startswith("_ansible") or (not where and key in ANSIBLE_KEYS):
+        if key.startswith("_ansible") or (not where and (key in ANSIBLE_KEYS or key in loop_keys)):
             continue
         if key not in doc:
             found.append(where + key)

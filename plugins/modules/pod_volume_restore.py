@@ -220,6 +220,12 @@ volumes:
     duration:
       description: Seconds from start to completion.
       type: int
+    action:
+      description: In check mode, what the task would do with the volume's PodVolumeRestore - V(create),
+        V(recreate) (create it again once the one there is gone - a failed one with O(retry_failed), or one being
+        deleted) or V(reuse).
+      type: str
+      returned: in check mode
 canceled:
   description: PodVolumeRestores whose cancel was requested.
   returned: state is absent

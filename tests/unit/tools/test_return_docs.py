@@ -75,3 +75,10 @@ def test_a_failed_result_may_carry_the_failure_keys_the_doc_fragment_names():
                ("restore_session", {"exists": True, "status": 200})]  # not a failure: status is not documented
     errors, _returned = rd.compare(results, {"restore_session": DOC}, on_failure)
     assert errors == {("restore_session", "status"): 1}
+
+
+def test_a_loop_items_loop_var_is_ansibles_not_the_modules():
+    result = {"exists": True, "quiesce__result": {"x": 1}, "ansible_loop_var": "quiesce__result",
+              "hook_index": 0, "ansible_index_var": "hook_index"}
+    assert rd.undocumented(result, DOC) == []
+    assert rd.undocumented({"exists": True, "quiesce__result": {}}, DOC) == ["quiesce__result"]
