@@ -298,8 +298,8 @@ def _claims_of_the_same_workloads(kube, namespace, restored, unbacked, backup_na
         return None
 
     def controller(pod):
-        return next((o.get("uid") for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")),
-                    None) or ("pod", pod["metadata"]["name"])
+        ref = workloads.controller_ref(pod)
+        return ref.get("uid") if ref else ("pod", pod["metadata"]["name"])
 
     apps = set(controller(p) for p in pods.pods_using(listed, restored))
     mixed = sorted(set(claim for p in listed if controller(p) in apps for claim in pods.claim_names(p)

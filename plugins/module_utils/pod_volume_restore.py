@@ -52,6 +52,20 @@ def volume_key(rec):
     return rec.get("key") or "%s/%s" % (rec.get("target_namespace") or ns, rec.get("target_pvc") or pvc)
 
 
+# The node-agent writes the done file .velero/<session uid> into a volume when a PodVolumeRestore of the session
+# completes its data path (v1.18.1 restore_micro_service.go writeCompletionMark), and a non-root restore-wait cannot
+# remove it (cmd/velero-restore-helper removeFolder): every later restore-wait of the session exits at once there.
+DONE_FILE_RULE = (
+    "restore-wait exits at once when each volume of its pod holds the done file .velero/<session uid>, which the "
+    "node-agent writes when a PodVolumeRestore of this session completes its data path, and which a non-root "
+    "restore-wait (Velero's default) cannot remove")
+# Why a restore-wait exited with 0 before its PodVolumeRestores ran, and the way out.
+DONE_FILE_ADVICE = (
+    DONE_FILE_RULE + ": this session restored those volumes before, although its PodVolumeRestore did not end "
+    "Completed (its status update was lost, or it was canceled after the data was written), and they may have "
+    "been written to since. Restore them again under a new session name (a new session UID).")
+
+
 def refuse_other_snapshot(obj, rec, key, session_name):
     """An object of the session (same stable name) restores another snapshot into the volume: taking it for this
     record would report another backup's data as restored."""
@@ -59,12 +73,8 @@ def refuse_other_snapshot(obj, rec, key, session_name):
     if current and current != rec["snapshot_id"]:
         kind = obj.get("kind") or "PodVolumeRestore"
         if kind == "PodVolumeRestore":
-            # The node-agent's done file (.velero/<session uid>) stays in the volume: a non-root restore-wait cannot
-            # remove it (v1.18.1 cmd/velero-restore-helper removeFolder), so a new helper pod of this session would
-            # end its restore-wait at once and no new PodVolumeRestore would ever be taken.
-            again = ("use a new session name to restore this one too: when restore-wait runs non-root (Velero's "
-                     "default), the done file of this session stays in the volume and would end a new helper pod's "
-                     "restore-wait at once")
+            # No new PodVolumeRestore of this session would ever be taken (DONE_FILE_RULE).
+            again = "use a new session name to restore this one too (%s)" % DONE_FILE_RULE
         else:
             again = "to restore it under this session, delete the session's DataDownloads first (state=absent)"
         raise PreflightError(
@@ -152,14 +162,14 @@ def build_pvr(rec, pod, volume, sess, velero_namespace, uploader_settings=None):
     }
 
 
-# Why a restore-wait exits with 0 before its PodVolumeRestores ran, and the way out (velero-restore-helper; the
-# node-agent's writeCompletionMark in restore_micro_service.go).
-DONE_FILE_ADVICE = (
-    "restore-wait exits at once when each volume of its pod holds the done file .velero/<session uid>, which the "
-    "node-agent writes when a PodVolumeRestore of this session completes its data path, and which a non-root "
-    "restore-wait cannot remove: this session restored those volumes before, although its PodVolumeRestore did not "
-    "end Completed (its status update was lost, or it was canceled after the data was written), and they may have "
-    "been written to since. Restore them again under a new session name (a new session UID).")
+def restore_wait_exited(state):
+    """Whether helper_pod.restore_wait_state ``state`` says restore-wait has exited (with 0 or not)."""
+    return state == "completed" or state.startswith("terminated:")
+
+
+def untaken(obj):
+    """A PodVolumeRestore no node-agent has taken yet."""
+    return va.phase_of(obj) in ("", va.PHASE_NEW)
 
 
 def refuse_finished_restore_wait(pod, namespace):
@@ -167,17 +177,18 @@ def refuse_finished_restore_wait(pod, namespace):
     (pod_volume_restore_controller.go shouldProcess / isInitContainerRunning): one created for a helper pod whose
     restore-wait has exited would stay New for good."""
     state = pod.get("restore_wait") or ""
+    if not restore_wait_exited(state):
+        return
     if state == "completed":
         raise PreflightError(
             "The restore-wait init container of helper pod %s/%s has already exited (completed), and Velero's "
             "node-agent only takes a PodVolumeRestore while it runs, so this one would never start. %s"
             % (namespace, pod.get("name"), DONE_FILE_ADVICE), pod=pod.get("name"))
-    if state.startswith("terminated:"):
-        raise PreflightError(
-            "The restore-wait init container of helper pod %s/%s has already exited (%s), and Velero's node-agent only "
-            "takes a PodVolumeRestore while it runs, so this one would never start. Delete the session's helper pods "
-            "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created."
-            % (namespace, pod.get("name"), state), pod=pod.get("name"))
+    raise PreflightError(
+        "The restore-wait init container of helper pod %s/%s has already exited (%s), and Velero's node-agent only "
+        "takes a PodVolumeRestore while it runs, so this one would never start. Delete the session's helper pods "
+        "(velero.data_restore.restore_helper_pod state=absent) and re-run: new ones are created."
+        % (namespace, pod.get("name"), state), pod=pod.get("name"))
 
 
 # A node-agent takes a PodVolumeRestore within seconds while its helper pod's restore-wait runs; a longer wait
@@ -189,8 +200,7 @@ def _wait_looking_at_untaken(kube, velero_ns, session_name, expected, timeout, f
     """wait_final; a wait longer than UNTAKEN_LOOK_AFTER that starts with an untaken PodVolumeRestore fails early
     when one is still untaken then and can never be taken (refuse_untaken_behind_exited_restore_wait), and otherwise
     goes on from where it was (a second watch, only for such a wait)."""
-    starts_untaken = initial is None or any(
-        va.phase_of(obj) in ("", va.PHASE_NEW) for obj in initial[0] if obj["metadata"]["name"] in expected)
+    starts_untaken = initial is None or any(untaken(obj) for obj in initial[0] if obj["metadata"]["name"] in expected)
     if timeout <= UNTAKEN_LOOK_AFTER or not starts_untaken:
         return wait_final(kube, velero_ns, session_name, expected, timeout, fail_fast=fail_fast, initial=initial)
     started = time.monotonic()
@@ -218,17 +228,17 @@ def refuse_untaken_behind_exited_restore_wait(kube, session_name, objects, volum
     restore-wait has exited, none ever will (isInitContainerRunning), so fail now instead of waiting out the
     timeout. refuse_finished_restore_wait cannot catch it before the create: restore-wait may exit just after the
     helper pod was seen running. Only a wait that ends with an untaken one reads the helper pods (one LIST)."""
-    untaken = [obj for obj in objects if obj is not None and va.phase_of(obj) in ("", va.PHASE_NEW)]
-    if not untaken:
+    waiting = [obj for obj in objects if obj is not None and untaken(obj)]
+    if not waiting:
         return
     pods = dict(((pod["metadata"].get("namespace"), pod["metadata"]["name"]), pod)
                 for pod in helper_pod.find_pods(kube, session_name))
     stuck = []
-    for obj in untaken:
+    for obj in waiting:
         ref = (obj.get("spec") or {}).get("pod") or {}
         pod = pods.get((ref.get("namespace"), ref.get("name")))
         state = helper_pod.restore_wait_state(pod) if pod is not None else ""
-        if state == "completed" or state.startswith("terminated:"):
+        if restore_wait_exited(state):
             stuck.append("%s (helper pod %s/%s, restore-wait %s)"
                          % (obj["metadata"]["name"], ref.get("namespace"), ref.get("name"), state))
     if stuck:
@@ -560,7 +570,7 @@ def _replaced_helper_pod(current, pods, namespace, pvc):
     through it (findPVRForTargetPod, contract §2), so a missing label counts as another UID. Once accepted, the pod
     it was accepted for (spec.pod.uid) counts."""
     labels_uid = (current["metadata"].get("labels") or {}).get(va.LABEL_POD_UID)
-    if va.phase_of(current) in ("", va.PHASE_NEW):
+    if untaken(current):
         uid = labels_uid
     else:
         uid = (current["spec"].get("pod") or {}).get("uid") or labels_uid

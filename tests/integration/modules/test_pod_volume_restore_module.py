@@ -20,6 +20,16 @@ def helper(kubeconfig, namespace, pvcs):
     return result["pods"]
 
 
+def _stopped_app_in_a_session(kube, kubeconfig, namespace, app_factory, backup_factory, wait_for):
+    """A one-volume app with its fs backup, scaled to 0, and a session of the namespace's name: (app, pvc, records)."""
+    app = app_factory(volumes=[{"name": "data"}])
+    [pvc] = app["pvcs"]
+    backup = backup_factory(method="fs")
+    h.scale(kube, namespace, "app", 0, wait_for)
+    h.session(kubeconfig, namespace)
+    return app, pvc, h.fs_records(kube, backup, namespace)
+
+
 def test_in_place_fs_restore(kubeconfig, kube, api_client, state_dir, namespace, app_factory, backup_factory, wait_for):
     from sim.storage import pvc_volume_path
     from sim.velero import read_tree, write_files
@@ -63,12 +73,8 @@ def test_a_retry_after_a_data_path_that_completed_under_the_session_says_to_use_
     was still starting stayed New until restore_timeout."""
     from sim.storage import pvc_volume_path
 
-    app = app_factory(volumes=[{"name": "data"}])
-    [pvc] = app["pvcs"]
-    backup = backup_factory(method="fs")
-    h.scale(kube, namespace, "app", 0, wait_for)
-    h.session(kubeconfig, namespace)
-    records = h.fs_records(kube, backup, namespace)
+    _app, pvc, records = _stopped_app_in_a_session(kube, kubeconfig, namespace, app_factory, backup_factory,
+                                                   wait_for)
     args = {"session": namespace, "volumes": records, "pods": helper(kubeconfig, namespace, [pvc]),
             "wait_timeout": 120}
     assert run_module("pod_volume_restore", args, kubeconfig=kubeconfig)["volumes"][0]["phase"] == "Completed"
@@ -167,12 +173,7 @@ def test_without_pod_uid_label_the_pvr_stays_new_and_a_rerun_recreates_it(
 def test_cancel_a_running_restore(kubeconfig, kube, namespace, app_factory, backup_factory, sim_config, wait_for):
     """state=absent on a PodVolumeRestore still copying: merge-patch spec.cancel=true (Velero >= v1.17),
     the node-agent ends it Canceled and lets it go; the CR is deleted."""
-    app = app_factory(volumes=[{"name": "data"}])
-    [pvc] = app["pvcs"]
-    backup = backup_factory(method="fs")
-    h.scale(kube, namespace, "app", 0, wait_for)
-    h.session(kubeconfig, namespace)
-    records = h.fs_records(kube, backup, namespace)
+    _app, pvc, records = _stopped_app_in_a_session(kube, kubeconfig, namespace, app_factory, backup_factory, wait_for)
     pods = helper(kubeconfig, namespace, [pvc])
     sim_config.set(bytesPerSecond=100)  # ~40 s for the volume's 4 KiB: still running when canceled
     started = run_module("pod_volume_restore", {"session": namespace, "volumes": records, "pods": pods, "wait": True,
