@@ -102,8 +102,12 @@ def _is_str(value):
     return isinstance(value, str) and bool(value.strip())
 
 
+def _is_claim_name(value):
+    return _is_str(value) and len(value) <= 253 and bool(_DNS1123_SUBDOMAIN.match(value))
+
+
 def validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
-                     volume_selector, storage_class_map, allow_partially_failed, session):
+                     volume_selector, storage_class_map, allow_partially_failed, session, claim_mapping=None):
     """Malformed options; raises PreflightError before any API call."""
     p = Problems()
     if mode not in MODES:
@@ -130,6 +134,22 @@ def validate_options(backup, mode, source_namespace, target_namespace, namespace
                 if not (names.is_dns1123_label(src) and _is_str(dst) and names.is_dns1123_label(dst)):
                     p.add("namespace_mapping entry %r: %r is invalid: both must be namespace names "
                           "(DNS-1123 labels)." % (src, dst))
+    if claim_mapping is not None:
+        if not isinstance(claim_mapping, dict) or not claim_mapping:
+            p.add("claim_mapping must be a non-empty dict {claim name at backup time: target claim name} "
+                  "(got %r)." % (claim_mapping,))
+        else:
+            for src, dst in claim_mapping.items():
+                if not (_is_claim_name(src) and _is_claim_name(dst)):
+                    p.add("claim_mapping entry %r: %r is invalid: both must be claim names (DNS-1123 subdomains)."
+                          % (src, dst))
+            by_target = {}
+            for src, dst in sorted(claim_mapping.items(), key=lambda kv: str(kv[0])):
+                by_target.setdefault(dst, []).append(src)
+            for dst, sources in sorted(by_target.items(), key=lambda kv: str(kv[0])):
+                if len(sources) > 1:
+                    p.add("claim_mapping maps %s to the same claim %s: one claim can receive one volume's data."
+                          % (" and ".join(str(x) for x in sources), dst))
     if volumes is not None and volume_selector is not None:
         p.add("volumes and volume_selector are mutually exclusive; use one.")
     if volumes is not None:
@@ -138,7 +158,7 @@ def validate_options(backup, mode, source_namespace, target_namespace, namespace
                   "(got %r); leave it unset for every volume." % (volumes,))
         else:
             for item in volumes:
-                if not (_is_str(item) and len(item) <= 253 and _DNS1123_SUBDOMAIN.match(item)):
+                if not _is_claim_name(item):
                     p.add("volumes entry %r is not a claim name." % (item,))
     if volume_selector is not None and not _is_str(volume_selector):
         p.add("volume_selector must be a non-empty label selector string such as app=shop "
@@ -336,7 +356,7 @@ def _restorable_of(by_pvc, claim_names, source_namespace, allow_partially_failed
 def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespace=None,
            namespace_mapping=None, volumes=None, volume_selector=None, storage_class_map=None,
            allow_partially_failed=False, session=None, volume_info_timeout=backups.VOLUME_INFO_TIMEOUT,
-           fetch=None, quiesce="scale", swap_mode="rebind", pause_gitops=False, warnings=None):
+           fetch=None, quiesce="scale", swap_mode="rebind", pause_gitops=False, claim_mapping=None, warnings=None):
     """The plan of build(); ``warnings`` (a list) gets the warnings as they are met.
 
     ``quiesce="scale"``: the workloads mounting the target claims will be stopped by workload_scale (in
@@ -344,9 +364,10 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     ``swap_mode`` (replace): how claim_patch will swap; rebind needs bound target claims, checked here.
     ``pause_gitops``: workload_scale will pause the GitOps tools and KEDA; without it, a workload that KEDA would
     start again while it is stopped is refused here (workloads.keda_refusals).
+    ``claim_mapping``: ``{claim name at backup time: target claim name}``; other claims keep their names.
     """
     validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
-                     volume_selector, storage_class_map, allow_partially_failed, session)
+                     volume_selector, storage_class_map, allow_partially_failed, session, claim_mapping)
     if quiesce not in QUIESCE:
         raise PreflightError("Preflight failed (options): quiesce=%r is not one of %s." % (quiesce, ", ".join(QUIESCE)))
     try:
@@ -451,6 +472,19 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         current = by_pvc.get(rec["source_pvc"])
         if current is None or (not current.get("restorable_by") and rec.get("restorable_by")):
             by_pvc[rec["source_pvc"]] = rec
+    claim_mapping = claim_mapping or {}
+    unknown = sorted(set(claim_mapping) - set(by_pvc))
+    if unknown:
+        problems.add("claim_mapping names claim(s) %s, which backup %s does not hold in %s (its claims there: %s). "
+                     "Fix claim_mapping: its keys are claim names as they were at backup time." % (
+                         ", ".join(unknown), backup_name, source_namespace, ", ".join(sorted(by_pvc))))
+
+    def target_of(source_pvc):
+        return claim_mapping.get(source_pvc, source_pvc)
+
+    sources_of = {}  # target claim name: the backup's claims restored into it (more than one is refused below)
+    for name in sorted(by_pvc):
+        sources_of.setdefault(target_of(name), []).append(name)
     if volumes is not None:
         chosen = []
         for name in volumes:
@@ -463,24 +497,36 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     elif volume_selector is not None:
         selected = kube.list(k.PVC, namespace=target_ns, label_selector=volume_selector)[0]
         selected_names = sorted(p["metadata"]["name"] for p in selected)
-        chosen = _restorable_of(by_pvc, [n for n in selected_names if n in by_pvc], source_namespace,
-                                allow_partially_failed, warnings)
-        outside = [n for n in selected_names if n not in by_pvc]
+        chosen = _restorable_of(by_pvc, [src for n in selected_names for src in sources_of.get(n, [])],
+                                source_namespace, allow_partially_failed, warnings)
+        outside = [n for n in selected_names if n not in sources_of]
         if outside:
             warnings.append("claims %s match volume_selector but are not in backup %s; left out."
                             % (", ".join(outside), backup_name))
-        if not chosen and not [n for n in selected_names if n in by_pvc]:
+        if not chosen and not [n for n in selected_names if n in sources_of]:
             problems.add("volume_selector %r matches no claim in %s that is in backup %s (matched: %s; in the "
                          "backup: %s). Fix the selector or use volumes." % (
                              volume_selector, target_ns, backup_name, ", ".join(selected_names) or "none",
                              ", ".join(sorted(by_pvc))))
     else:
         chosen = _restorable_of(by_pvc, sorted(by_pvc), source_namespace, allow_partially_failed, warnings)
-        unbacked = [name for name, pvc in target_pvcs.items() if name not in by_pvc and (
+        unbacked = [name for name, pvc in target_pvcs.items() if name not in sources_of and (
             (pvc["metadata"].get("labels") or {}).get(names.LABEL_MANAGED_BY) != names.MANAGED_BY)]
         if unbacked:
-            namespace_pods = _claims_of_the_same_workloads(kube, target_ns, [r["source_pvc"] for r in chosen],
-                                                           unbacked, backup_name, warnings)
+            namespace_pods = _claims_of_the_same_workloads(
+                kube, target_ns, [target_of(r["source_pvc"]) for r in chosen], unbacked, backup_name, warnings)
+    unused = sorted(set(claim_mapping) & set(by_pvc) - set(r["source_pvc"] for r in chosen))
+    if unused:
+        warnings.append("claim_mapping entries for %s are ignored: those claims are not restored in this plan."
+                        % ", ".join(unused))
+    receivers = {}
+    for rec in chosen:
+        receivers.setdefault(target_of(rec["source_pvc"]), []).append(rec["source_pvc"])
+    for target, sources in sorted(receivers.items()):
+        if len(sources) > 1:
+            problems.add("claims %s of backup %s would all be restored into claim %s/%s (claim_mapping). Map them "
+                         "to different claims, or leave all but one out (volumes)."
+                         % (" and ".join(sorted(sources)), backup_name, target_ns, target))
     problems.raise_if_any("backup %s, volumes" % backup_name)
     if not chosen:
         raise PreflightError("Nothing to restore from backup %s in namespace %s: every claim %s was skipped or "
@@ -493,7 +539,8 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     plan_volumes = []
     session_hash = names.short_hash(session or backup_name, length=6)
     for rec in chosen:
-        vol = _plan_volume(kube, rec, mode, source_namespace, target_ns, target_pvcs.get(rec["source_pvc"]),
+        target = target_of(rec["source_pvc"])
+        vol = _plan_volume(kube, rec, mode, source_namespace, target_ns, target, target_pvcs.get(target),
                            storage_class_map or {}, session, session_hash, summary, problems,
                            storage_classes, warnings, swap_mode)
         if vol is not None:
@@ -640,10 +687,10 @@ def _storage_class(kube, name, cache, warnings):
     return cache[name]
 
 
-def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session, session_hash, summary,
+def _plan_volume(kube, rec, mode, source_ns, target_ns, target_name, pvc, class_map, session, session_hash, summary,
                  problems, storage_classes, warnings, swap_mode="rebind"):
     name = rec["source_pvc"]
-    key = "%s/%s" % (target_ns, name)
+    key = "%s/%s" % (target_ns, target_name)
     src = "%s/%s" % (source_ns, name)
     if mode not in (rec.get("restorable_by") or []):
         if rec.get("restorable_by"):  # restorable, just not in this mode
@@ -655,9 +702,11 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session,
                 src, reason, "" if "Leave it out" in reason else " Leave it out with volumes or volume_selector."))
         return None
     if pvc is None:
-        problems.add("target claim %s does not exist. Deploy the application (so its claims exist) before a "
-                     "data-only restore, restore into the namespace where it exists (target_namespace), or leave it "
-                     "out (volumes or volume_selector)." % key)
+        problems.add("target claim %s%s does not exist. Deploy the application (so its claims exist) before a "
+                     "data-only restore, restore into the namespace where it exists (target_namespace), map %s to the "
+                     "claim's name now (claim_mapping, for a renamed claim), or leave it out (volumes or "
+                     "volume_selector)." % (key, "" if target_name == name else " (claim_mapping of %s)" % src,
+                                            name))
         return None
     if (pvc.get("metadata") or {}).get("deletionTimestamp"):
         problems.add("target claim %s is being deleted. Wait until it is gone and recreated, then re-run." % key)
@@ -725,7 +774,7 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, pvc, class_map, session,
         "node_os": rec.get("node_os") or "",
         "operation_timeout": rec.get("operation_timeout") or summary["csi_snapshot_timeout"],
         "target_namespace": target_ns,
-        "target_pvc": name,
+        "target_pvc": target_name,
         "restore_via": restore_via,
         "new_pvc": new_pvc,
     }
@@ -817,6 +866,12 @@ def _request_differences(plan, build_args):
     planned = sorted(set(vol.get("source_pvc") for vol in plan.get("volumes") or []))
     if volumes is not None and sorted(set(volumes)) != planned:
         out.append(("volumes", ", ".join(planned), ", ".join(sorted(set(volumes)))))
+    claim_mapping = build_args.get("claim_mapping") or {}
+    for vol in plan.get("volumes") or []:
+        source_pvc, target_pvc = vol.get("source_pvc"), vol.get("target_pvc")
+        if source_pvc and target_pvc and claim_mapping.get(source_pvc, source_pvc) != target_pvc:
+            out.append(("target claim of %s/%s" % (vol.get("source_namespace"), source_pvc), target_pvc,
+                        claim_mapping.get(source_pvc, source_pvc)))
     selector = build_args.get("volume_selector")
     # Plans recorded before 2026-12-06 have no volume_selector key: their selector is unknown, not compared.
     if selector is not None and "volume_selector" in plan and selector != plan["volume_selector"]:

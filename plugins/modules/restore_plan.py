@@ -108,6 +108,14 @@ options:
         O(source_namespace) is used; one plan covers one namespace."
       - Mutually exclusive with O(target_namespace).
     type: dict
+  claim_mapping:
+    description:
+      - "Mapping C({claim name at backup time: target claim name}) for claims whose names changed since the backup
+        (a renamed Helm release, a StatefulSet renamed with its claim templates). Other claims keep their names."
+      - The target claims must exist in the target namespace; two claims restored into one claim, or a key that is
+        not a claim of the backup in O(source_namespace), are refused before any change.
+      - O(volumes) still names claims as they were at backup time; O(volume_selector) selects target claims.
+    type: dict
   volumes:
     description:
       - Names of the claims to restore, as they were at backup time. Others are left out.
@@ -195,6 +203,17 @@ EXAMPLES = r"""
     source_namespace: shop
     session: shop-restore
     create_session: true
+  register: planned
+
+- name: Plan an in-place restore into the claims of a renamed Helm release (shop-v1 became shop-v2)
+  velero.data_restore.restore_plan:
+    backup: nightly-20261124220000
+    mode: in_place
+    source_namespace: shop
+    claim_mapping:
+      data-shop-v1-db-0: data-shop-v2-db-0
+      shop-v1-uploads: shop-v2-uploads
+    session: shop-rename
   register: planned
 
 - name: Plan a restore into new claims of another storage class, swapped under the claims of the app deployed in a test namespace
@@ -305,7 +324,8 @@ def run(module, kube):
     build_args = dict(
         backup=p["backup"], mode=p["mode"], source_namespace=p["source_namespace"],
         target_namespace=p["target_namespace"], namespace_mapping=p["namespace_mapping"],
-        volumes=p["volumes"], volume_selector=p["volume_selector"], storage_class_map=p["storage_class_map"],
+        claim_mapping=p["claim_mapping"], volumes=p["volumes"], volume_selector=p["volume_selector"],
+        storage_class_map=p["storage_class_map"],
         allow_partially_failed=p["allow_partially_failed"], volume_info_timeout=p["volume_info_timeout"],
         quiesce=p["quiesce"], swap_mode=p["swap_mode"], pause_gitops=p["pause_gitops"])
     if not p["create_session"]:
@@ -334,6 +354,7 @@ def main():
             source_namespace=dict(type="str"),
             target_namespace=dict(type="str"),
             namespace_mapping=dict(type="dict"),
+            claim_mapping=dict(type="dict"),
             volumes=dict(type="list", elements="str"),
             volume_selector=dict(type="str"),
             storage_class_map=dict(type="dict"),

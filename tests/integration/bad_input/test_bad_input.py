@@ -172,6 +172,12 @@ def cases(s):
         c("mapping-to-missing-namespace", "Target namespace nsx-missing-%s does not exist" % ns[-4:],
           namespace_mapping={ns: "nsx-missing-%s" % ns[-4:]}),
         c("mapping-and-target-namespace", "mutually exclusive", namespace_mapping={ns: ns}, target_namespace=ns),
+        c("claim-mapping-unknown-claim", "claim_mapping names claim(s) no-such-claim, which backup",
+          claim_mapping={"no-such-claim": "web-data"}),
+        c("claim-mapping-to-missing-claim", "(claim_mapping of %s/web-data) does not exist" % ns,
+          claim_mapping={"web-data": "renamed-but-not-deployed"}),
+        c("claim-mapping-two-into-one", "to the same claim web-data",
+          claim_mapping={"web-data": "web-data", "other-data": "web-data"}),
         c("name-collision-new-claim", "already exists and does not belong to this restore", mode="replace",
           session="collide"),
         c("finished-pod-holds-a-claim-replace-swaps", "finished pods still hold", mode="replace",
@@ -296,6 +302,7 @@ PLAYBOOK_INPUTS = [
     ({"source_namespace": None}, "Set source_namespace: the namespace of the volumes at backup time."),
     ({"source_namespace": ""}, "Set source_namespace"),
     ({"namespace_mapping": ["shop:shop-copy"]}, "namespace_mapping must be a mapping of source namespace"),
+    ({"claim_mapping": ["web-data:web-data-v2"]}, "claim_mapping must be a mapping of PVC name at backup time"),
     ({"latest": True}, "Give either backup (a Backup name) or latest=true, not both and not neither."),
     ({"backup": None}, "Give either backup (a Backup name) or latest=true"),
     ({"volumes": ["data"], "volume_selector": "app=web"}, "Give volumes or volume_selector, not both."),
@@ -307,7 +314,7 @@ PLAYBOOK_INPUTS = [
 @pytest.mark.parametrize("extra,message", PLAYBOOK_INPUTS, ids=[
     "on_failure", "restore_timeout_text", "restore_timeout_zero", "workload_timeout", "quiesce", "max_volumes_per_pod", "hook_on_error",
     "hook_without_pod", "hooks_not_a_list", "source_namespace_missing", "source_namespace_empty",
-    "namespace_mapping_not_a_mapping", "backup_and_latest", "neither_backup_nor_latest", "volumes_and_selector",
+    "namespace_mapping_not_a_mapping", "claim_mapping_not_a_mapping", "backup_and_latest", "neither_backup_nor_latest", "volumes_and_selector",
     "target_namespace_and_mapping"])
 def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubeconfig, namespace, app_factory,
                                                              backup_factory, tmp_path, extra, message):
@@ -326,7 +333,7 @@ def test_playbook_inputs_are_refused_before_anything_changes(api_client, kubecon
 BLANK_ANSWERS = ["backup", "schedule", "target_namespace", "volume_selector", "session", "report_directory",
                  "kubeconfig", "kube_context", "velero_namespace", "quiesce", "on_failure", "restore_timeout",
                  "workload_timeout", "wait_slice", "max_volumes_per_pod", "swap_mode", "pre_restore_hooks",
-                 "namespace_mapping", "storage_class_map", "pause_gitops", "retry_failed"]
+                 "namespace_mapping", "claim_mapping", "storage_class_map", "pause_gitops", "retry_failed"]
 
 
 @pytest.mark.parametrize("blank", [None, ""], ids=["null", "empty"])

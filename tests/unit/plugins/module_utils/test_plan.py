@@ -235,6 +235,53 @@ def test_namespace_mapping(fake, store):
     assert p["volumes"][0]["key"] == "shop-test/data-app-0"
 
 
+def test_claim_mapping_restores_into_renamed_claims(fake, store):
+    """A renamed Helm release: the backup's data-app-0 goes into data-v2-0, which exists now; the others keep
+    their names. volumes names claims as backed up, volume_selector selects target claims."""
+    fake.add(k.PVC, f.pvc("data-v2-0", labels={"app": "v2"}))
+    p = build(fake, store, volumes=["data-app-0", "data-app-1"], claim_mapping={"data-app-0": "data-v2-0"})
+    assert [(vol["source_pvc"], vol["target_pvc"], vol["key"]) for vol in p["volumes"]] == [
+        ("data-app-0", "data-v2-0", "shop/data-v2-0"), ("data-app-1", "data-app-1", "shop/data-app-1")]
+    p = build(fake, store, volume_selector="app=v2", claim_mapping={"data-app-0": "data-v2-0"})
+    assert [(vol["source_pvc"], vol["target_pvc"]) for vol in p["volumes"]] == [("data-app-0", "data-v2-0")]
+    p = build(fake, store, mode="replace", volumes=["data-app-0"], claim_mapping={"data-app-0": "data-v2-0"})
+    assert p["volumes"][0]["new_pvc"]["name"].startswith("data-v2-0-restored-")
+
+
+def test_claim_mapping_can_swap_two_claims(fake, store):
+    p = build(fake, store, volumes=["data-app-0", "data-app-1"],
+              claim_mapping={"data-app-0": "data-app-1", "data-app-1": "data-app-0"})
+    assert [(vol["source_pvc"], vol["target_pvc"]) for vol in p["volumes"]] == [
+        ("data-app-0", "data-app-1"), ("data-app-1", "data-app-0")]
+
+
+def test_claim_mapping_refusals_name_the_claims(fake, store):
+    fake.add(k.PVC, f.pvc("data-v2-0"))
+    msg = fail(fake, store, volumes=["data-app-0"], claim_mapping={"data-app-0": "data-v2-0", "nope": "data-v2-1"})
+    assert "claim_mapping names claim(s) nope, which backup nightly does not hold in shop" in msg
+    msg = fail(fake, store, volumes=["data-app-0", "data-app-1"], claim_mapping={"data-app-0": "data-app-1"})
+    assert "claims data-app-0 and data-app-1 of backup nightly would all be restored into claim shop/data-app-1" in msg
+    msg = fail(fake, store, volumes=["data-app-0"], claim_mapping={"data-app-0": "gone"})
+    assert "target claim shop/gone (claim_mapping of shop/data-app-0) does not exist" in msg
+    msg = fail(fake, store, volume_selector="app=web", claim_mapping={"data-app-0": "data-app-1"})
+    assert "would all be restored into claim shop/data-app-1" in msg
+
+
+def test_a_claim_mapping_entry_of_a_claim_left_out_is_a_warning(fake, store):
+    fake.add(k.PVC, f.pvc("data-v2-1"))
+    p = build(fake, store, volumes=["data-app-0"], claim_mapping={"data-app-1": "data-v2-1"})
+    assert [(vol["source_pvc"], vol["target_pvc"]) for vol in p["volumes"]] == [("data-app-0", "data-app-0")]
+    assert any("claim_mapping entries for data-app-1 are ignored" in w for w in p["warnings"])
+
+
+def test_a_rerun_with_another_claim_mapping_is_refused(fake, store):
+    fake.add(k.PVC, f.pvc("data-v2-0"))
+    p = build(fake, store, volumes=["data-app-0"], claim_mapping={"data-app-0": "data-v2-0"})
+    assert plan._request_differences(p, dict(volumes=["data-app-0"], claim_mapping={"data-app-0": "data-v2-0"})) == []
+    assert plan._request_differences(p, dict(volumes=["data-app-0"])) == [
+        ("target claim of shop/data-app-0", "data-v2-0", "data-app-0")]
+
+
 # -- the rules -------------------------------------------------------------------------------------
 def test_unknown_backup(fake, store):
     msg = fail(fake, store, backup="nope")
@@ -446,6 +493,10 @@ def test_storage_class_map_rules(fake, store):
     (dict(mode="replace", storage_class_map=[]), "non-empty dict"),
     (dict(allow_partially_failed="yes"), "true or false"),
     (dict(session="Bad_Session"), "session"),
+    (dict(claim_mapping={}), "claim_mapping must be a non-empty dict"),
+    (dict(claim_mapping=["a"]), "claim_mapping must be a non-empty dict"),
+    (dict(claim_mapping={"data-app-0": "Bad Name"}), "both must be claim names"),
+    (dict(claim_mapping={"data-app-0": "x", "data-app-1": "x"}), "maps data-app-0 and data-app-1 to the same claim x"),
 ])
 def test_malformed_options(fake, store, kwargs, expect):
     assert expect in fail(fake, store, **kwargs)
