@@ -124,8 +124,8 @@ options:
     elements: str
   volume_selector:
     description:
-      - Label selector on the claims of the target namespace; the matching claims that are in the backup
-        are restored. Mutually exclusive with O(volumes).
+      - Label selector on the claims of the target namespace; the matching claims that are in the backup (by name,
+        or as a value of O(claim_mapping)) are restored. Mutually exclusive with O(volumes).
     type: str
   storage_class_map:
     description:
