@@ -106,6 +106,19 @@ def _is_claim_name(value):
     return _is_str(value) and len(value) <= 253 and bool(_DNS1123_SUBDOMAIN.match(value))
 
 
+def _check_mapping(p, option, mapping, shape, is_name, names_are):
+    """Add to ``p`` why the dict option ``mapping`` (None: not given) is malformed; True when it is a usable dict."""
+    if mapping is None:
+        return False
+    if not isinstance(mapping, dict) or not mapping:
+        p.add("%s must be a non-empty dict %s (got %r)." % (option, shape, mapping))
+        return False
+    for src, dst in mapping.items():
+        if not (is_name(src) and is_name(dst)):
+            p.add("%s entry %r: %r is invalid: both must be %s." % (option, src, dst, names_are))
+    return True
+
+
 def validate_options(backup, mode, source_namespace, target_namespace, namespace_mapping, volumes,
                      volume_selector, storage_class_map, allow_partially_failed, session, claim_mapping=None):
     """Malformed options; raises PreflightError before any API call."""
@@ -125,31 +138,17 @@ def validate_options(backup, mode, source_namespace, target_namespace, namespace
                   "'-', at most 63 characters)." % (option, value))
     if target_namespace is not None and namespace_mapping is not None:
         p.add("target_namespace and namespace_mapping are mutually exclusive; use one.")
-    if namespace_mapping is not None:
-        if not isinstance(namespace_mapping, dict) or not namespace_mapping:
-            p.add("namespace_mapping must be a non-empty dict {source namespace: target namespace} "
-                  "(got %r)." % (namespace_mapping,))
-        else:
-            for src, dst in namespace_mapping.items():
-                if not (names.is_dns1123_label(src) and _is_str(dst) and names.is_dns1123_label(dst)):
-                    p.add("namespace_mapping entry %r: %r is invalid: both must be namespace names "
-                          "(DNS-1123 labels)." % (src, dst))
-    if claim_mapping is not None:
-        if not isinstance(claim_mapping, dict) or not claim_mapping:
-            p.add("claim_mapping must be a non-empty dict {claim name at backup time: target claim name} "
-                  "(got %r)." % (claim_mapping,))
-        else:
-            for src, dst in claim_mapping.items():
-                if not (_is_claim_name(src) and _is_claim_name(dst)):
-                    p.add("claim_mapping entry %r: %r is invalid: both must be claim names (DNS-1123 subdomains)."
-                          % (src, dst))
-            by_target = {}
-            for src, dst in sorted(claim_mapping.items(), key=lambda kv: str(kv[0])):
-                by_target.setdefault(dst, []).append(src)
-            for dst, sources in sorted(by_target.items(), key=lambda kv: str(kv[0])):
-                if len(sources) > 1:
-                    p.add("claim_mapping maps %s to the same claim %s: one claim can receive one volume's data."
-                          % (" and ".join(str(x) for x in sources), dst))
+    _check_mapping(p, "namespace_mapping", namespace_mapping, "{source namespace: target namespace}",
+                   lambda name: _is_str(name) and names.is_dns1123_label(name), "namespace names (DNS-1123 labels)")
+    if _check_mapping(p, "claim_mapping", claim_mapping, "{claim name at backup time: target claim name}",
+                      _is_claim_name, "claim names (DNS-1123 subdomains)"):
+        by_target = {}
+        for src, dst in sorted(claim_mapping.items(), key=lambda kv: str(kv[0])):
+            by_target.setdefault(dst, []).append(src)
+        for dst, sources in sorted(by_target.items(), key=lambda kv: str(kv[0])):
+            if len(sources) > 1:
+                p.add("claim_mapping maps %s to the same claim %s: one claim can receive one volume's data."
+                      % (" and ".join(str(x) for x in sources), dst))
     if volumes is not None and volume_selector is not None:
         p.add("volumes and volume_selector are mutually exclusive; use one.")
     if volumes is not None:
@@ -163,18 +162,10 @@ def validate_options(backup, mode, source_namespace, target_namespace, namespace
     if volume_selector is not None and not _is_str(volume_selector):
         p.add("volume_selector must be a non-empty label selector string such as app=shop "
               "(got %r)." % (volume_selector,))
-    if storage_class_map is not None:
-        if mode == "in_place":
-            p.add("storage_class_map applies to mode=replace only (in place keeps the existing claims); "
-                  "remove it or use mode=replace.")
-        if not isinstance(storage_class_map, dict) or not storage_class_map:
-            p.add("storage_class_map must be a non-empty dict {old class: new class} (got %r)."
-                  % (storage_class_map,))
-        else:
-            for old, new in storage_class_map.items():
-                if not (_is_str(old) and _is_str(new)):
-                    p.add("storage_class_map entry %r: %r must map a class name to a class name."
-                          % (old, new))
+    if storage_class_map is not None and mode == "in_place":
+        p.add("storage_class_map applies to mode=replace only (in place keeps the existing claims); "
+              "remove it or use mode=replace.")
+    _check_mapping(p, "storage_class_map", storage_class_map, "{old class: new class}", _is_str, "class names")
     if not isinstance(allow_partially_failed, bool):
         p.add("allow_partially_failed must be true or false (got %r)." % (allow_partially_failed,))
     if session is not None:

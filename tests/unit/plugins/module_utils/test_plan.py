@@ -491,6 +491,7 @@ def test_storage_class_map_rules(fake, store):
     (dict(volumes=["a"], volume_selector="app=web"), "mutually exclusive"),
     (dict(volume_selector=""), "non-empty label selector"),
     (dict(mode="replace", storage_class_map=[]), "non-empty dict"),
+    (dict(mode="replace", storage_class_map={"gp2": ""}), "storage_class_map entry 'gp2': '' is invalid"),
     (dict(allow_partially_failed="yes"), "true or false"),
     (dict(session="Bad_Session"), "session"),
     (dict(claim_mapping={}), "claim_mapping must be a non-empty dict"),
