@@ -496,9 +496,34 @@ def _belongs(obj, backup_name):
     return not owners or backup_name in owners
 
 
-def _list_for_backup(kube, kind, velero_ns, backup_name):
-    items = kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(backup_name))[0]
-    return [i for i in items if _belongs(i, backup_name)]
+def _backup_uids(obj):
+    """The Backup UIDs an object names in its label and its Backup owner reference. Backup sync rewrites both to
+    the synced Backup's UID (v1.18.1 pkg/controller/backup_sync_controller.go), but not spec.tags, which keeps
+    the original cluster's UID."""
+    meta = obj.get("metadata") or {}
+    uids = set(o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("kind") == "Backup" and o.get("uid"))
+    label = (meta.get("labels") or {}).get(v.LABEL_BACKUP_UID)
+    if label:
+        uids.add(label)
+    return uids
+
+
+def _list_for_backup(kube, kind, velero_ns, backup, warnings=None):
+    """The backup's objects of ``kind`` (PodVolumeBackups or DataUploads), by name label then by UID.
+
+    An object that names another Backup UID belongs to an earlier backup of the same name (deleted, then created
+    again; its objects wait for garbage collection): it is left out, and ``warnings`` says so."""
+    name = backup["metadata"]["name"]
+    uid = backup["metadata"].get("uid")
+    items = kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(name))[0]
+    items = [i for i in items if _belongs(i, name)]
+    stale = [i for i in items if uid and _backup_uids(i) and uid not in _backup_uids(i)]
+    if stale and warnings is not None:
+        warnings.append("%d %s(s) labelled with backup %s belong to an earlier backup of that name (their Backup "
+                        "UID is not %s), so they were left out: %s."
+                        % (len(stale), kind.kind, name, uid,
+                           ", ".join(sorted(i["metadata"]["name"] for i in stale))))
+    return [i for i in items if not any(i is s for s in stale)]
 
 
 def _sort_key(record):
@@ -533,7 +558,7 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
     if entries is not None:
         records = [from_volume_info(e, backup) for e in entries if isinstance(e, dict)]
         movers = [r for r in records if r["method"] == METHOD_DATA_MOVER]
-        dus = _data_uploads(kube, velero_ns, name) if movers else []
+        dus = _data_uploads(kube, velero_ns, backup, warnings) if movers else []
         dus_by_pvc = dict(((d["spec"].get("sourceNamespace"), d["spec"].get("sourcePVC")), d)
                           for d in dus if d.get("spec"))
         for record in movers:  # the DataUpload (original cluster) knows nodeOS and the class
@@ -547,8 +572,8 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
         records += _left_out_of_volume_info(kube, velero_ns, backup, records, warnings)
         source = SOURCE_VOLUME_INFO
     else:
-        pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
-        dus = _data_uploads(kube, velero_ns, name)
+        pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, backup, warnings)
+        dus = _data_uploads(kube, velero_ns, backup, warnings)
         records = [from_pod_volume_backup(p, backup) for p in pvbs]
         records += [from_data_upload(d, backup) for d in dus]
         source = SOURCE_CUSTOM_RESOURCES
@@ -568,7 +593,7 @@ def _left_out_of_volume_info(kube, velero_ns, backup, records, warnings):
     name = backup["metadata"]["name"]
     listed = set((r.get("source_namespace"), r.get("source_pvc")) for r in records if r.get("source_pvc"))
     try:
-        pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, name)
+        pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, backup, warnings)
     except ForbiddenError as exc:
         warnings.append("cannot list the PodVolumeBackups of backup %s (%s): a volume Velero left out of its volume "
                         "info would be missed. Grant list on podvolumebackups (docs/rbac.yml)." % (name, exc.msg))
@@ -584,11 +609,11 @@ def _left_out_of_volume_info(kube, velero_ns, backup, records, warnings):
     return extra
 
 
-def _data_uploads(kube, velero_ns, backup_name):
+def _data_uploads(kube, velero_ns, backup, warnings=None):
     """The backup's DataUploads; none when the cluster does not serve them (Velero without the data mover)."""
     if not kube.has_api(k.DATA_UPLOAD):
         return []
-    return _list_for_backup(kube, k.DATA_UPLOAD, velero_ns, backup_name)
+    return _list_for_backup(kube, k.DATA_UPLOAD, velero_ns, backup, warnings)
 
 
 # -- volume info through a DownloadRequest (contract §1.8) -------------------------------------

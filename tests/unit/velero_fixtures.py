@@ -18,6 +18,7 @@ SECRET = "X-Amz-Signature=deadbeefsecret"
 def backup(name, phase="Completed", included=None, excluded=None, start="2026-11-24T22:00:00Z",
            labels=None, storage_location="default", snapshot_move_data=False, csi_timeout="10m0s",
            uid=None):
+    """A Backup; its UID defaults to the one pvb() and du() name for this backup."""
     obj = {
         "apiVersion": "velero.io/v1", "kind": "Backup",
         "metadata": {"name": name, "namespace": VNS,
@@ -32,9 +33,12 @@ def backup(name, phase="Completed", included=None, excluded=None, start="2026-11
     }
     if excluded is not None:
         obj["spec"]["excludedNamespaces"] = excluded
-    if uid:
-        obj["metadata"]["uid"] = uid
+    obj["metadata"]["uid"] = uid or default_backup_uid(name)
     return obj
+
+
+def default_backup_uid(backup_name):
+    return "uid-%s" % backup_name
 
 
 def bsl(name="default", phase="Available", message=None):
@@ -49,7 +53,8 @@ def bsl(name="default", phase="Available", message=None):
 
 
 def pvb(backup_name, pod, volume, pvc=None, namespace="shop", snapshot_id="a1b2c3d4e5f6",
-        size=1048576 * 5, uploader="kopia", phase="Completed", name=None, backup_uid="b-uid"):
+        size=1048576 * 5, uploader="kopia", phase="Completed", name=None, backup_uid=None):
+    backup_uid = backup_uid or default_backup_uid(backup_name)
     meta = {"name": name or "%s-%s-%s" % (backup_name, pod, volume), "namespace": VNS,
             "generateName": backup_name + "-",
             "labels": {"velero.io/backup-name": get_valid_name(backup_name), "velero.io/backup-uid": backup_uid},
@@ -72,7 +77,8 @@ def pvb(backup_name, pod, volume, pvc=None, namespace="shop", snapshot_id="a1b2c
 
 
 def du(backup_name, pvc, namespace="shop", snapshot_id="f00dfeed1234", size=1048576 * 20, node_os="linux",
-       storage_class="sim-immediate", phase="Completed", datamover="velero", backup_uid="b-uid"):
+       storage_class="sim-immediate", phase="Completed", datamover="velero", backup_uid=None):
+    backup_uid = backup_uid or default_backup_uid(backup_name)
     return {
         "apiVersion": "velero.io/v2alpha1", "kind": "DataUpload",
         "metadata": {"name": "%s-%s" % (backup_name, pvc), "namespace": VNS, "generateName": backup_name + "-",

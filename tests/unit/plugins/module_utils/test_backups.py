@@ -331,6 +331,53 @@ def test_new_cluster_mode_backup_and_pvbs_only(store):
     assert sorted(r["source_pvc"] for r in b["volumes"]) == ["data-app-0", "db-data"]
 
 
+def test_objects_of_an_earlier_backup_of_the_same_name_are_left_out(store):
+    """A Backup deleted and created again under its name: the old one's PVBs and DataUploads still carry the name
+    label until they are collected. Their label and owner UID name the old Backup; spec.tags is not compared, since
+    sync keeps the original cluster's UID there."""
+    fake = FakeKube()
+    fake.controllers.append(f.download_controller(store))
+    fake.add(k.BACKUP, f.backup("fs1", uid="uid-now"))
+    current = f.pvb("fs1", "app-0", "data", pvc="data-app-0", name="pvb-now", backup_uid="uid-now")
+    current["spec"]["tags"]["backup-uid"] = "uid-of-the-original-cluster"
+    fake.add(k.POD_VOLUME_BACKUP, current)
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("fs1", "app-1", "data", pvc="data-app-1", name="pvb-old",
+                                        backup_uid="uid-before"))
+    fake.add(k.DATA_UPLOAD, f.du("fs1", "db-data", backup_uid="uid-before"))
+    b = find(fake, store, name="fs1")["backups"][0]
+    assert b["volume_source"] == "custom_resources"
+    assert [r["source_pvc"] for r in b["volumes"]] == ["data-app-0"]
+    assert any("PodVolumeBackup(s) labelled with backup fs1 belong to an earlier backup" in w and "pvb-old" in w
+               for w in b["warnings"])
+    assert any("DataUpload(s) labelled with backup fs1" in w for w in b["warnings"])
+
+
+def test_left_out_of_volume_info_ignores_pvbs_of_an_earlier_backup(store):
+    fake = FakeKube()
+    fake.controllers.append(f.download_controller(store))
+    fake.add(k.BACKUP, f.backup("fs1", uid="uid-now"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("fs1", "app-1", "data", pvc="data-app-1", name="pvb-old",
+                                        backup_uid="uid-before"))
+    store.put("fs1", [f.vi_pvb("data-app-0", "app-0", "data")])
+    b = find(fake, store, name="fs1")["backups"][0]
+    assert b["volume_source"] == "volume_info"
+    assert [r["source_pvc"] for r in b["volumes"]] == ["data-app-0"]
+    assert not any("does not list claim" in w for w in b["warnings"])
+
+
+def test_objects_without_a_backup_uid_are_kept(store):
+    """Objects written without the label or owner (hand-made, or by an old Velero) are not judged by UID."""
+    fake = FakeKube()
+    fake.controllers.append(f.download_controller(store))
+    fake.add(k.BACKUP, f.backup("fs1", uid="uid-now"))
+    bare = f.pvb("fs1", "app-0", "data", pvc="data-app-0")
+    del bare["metadata"]["labels"]["velero.io/backup-uid"]
+    bare["metadata"]["ownerReferences"] = []
+    fake.add(k.POD_VOLUME_BACKUP, bare)
+    b = find(fake, store, name="fs1")["backups"][0]
+    assert [r["source_pvc"] for r in b["volumes"]] == ["data-app-0"]
+
+
 def test_long_backup_name_uses_get_valid_name_and_tags():
     fake = FakeKube()
     long_a = "a" * 60 + "-one-and-more"
