@@ -497,8 +497,9 @@ def _belongs(obj, backup_name):
 
 
 def _backup_uids(obj):
-    """The Backup UIDs an object names in its label and its Backup owner reference. Backup sync rewrites both to
-    the synced Backup's UID (v1.18.1 pkg/controller/backup_sync_controller.go), but not spec.tags, which keeps
+    """The Backup UIDs an object names in its label and its Backup owner reference. Velero tells the PVBs of one
+    backup from another's by that label (v1.18.1 pkg/podvolume/backupper.go); backup sync rewrites the label and
+    the owner to the synced Backup's UID (pkg/controller/backup_sync_controller.go), but not spec.tags, which keep
     the original cluster's UID."""
     meta = obj.get("metadata") or {}
     uids = set(o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("kind") == "Backup" and o.get("uid"))
