@@ -27,6 +27,9 @@ description:
   - When the document is absent (backups made before Velero v1.13) or Velero does not answer within
     O(volume_info_timeout), the records are built from the PodVolumeBackup and DataUpload objects of the
     backup and a warning says so.
+  - PodVolumeBackups and DataUploads are found by the backup's name label; one whose C(velero.io/backup-uid) label
+    or Backup owner names another UID belongs to an earlier backup of that name (deleted and created again) and is
+    left out, with a warning. Backup sync gives synced objects the new Backup's UID, so they are kept.
   - Backups are listed page by page, with the schedule and label filters applied by the API server; volume
     records are read only for the backups returned.
 author:
@@ -251,9 +254,10 @@ backups:
       sample: volume_info
     warnings:
       description:
-        - Why volume records may be incomplete (no volume info document, a DownloadRequest Velero did not
-          answer, records built from the custom resources); empty when none. The module also shows them as
-          warnings, prefixed with the backup name.
+        - Why volume records may be incomplete or were left out (no volume info document, a DownloadRequest Velero
+          did not answer, records built from the custom resources, PodVolumeBackups or DataUploads of an earlier
+          backup of the same name); empty when none. The module also shows them as warnings, prefixed with the
+          backup name.
       returned: when O(volumes) is true
       type: list
       elements: str
