@@ -509,22 +509,23 @@ def _backup_uids(obj):
     return uids
 
 
-def _list_for_backup(kube, kind, velero_ns, backup, warnings=None):
+def _list_for_backup(kube, kind, velero_ns, backup, warnings):
     """The backup's objects of ``kind`` (PodVolumeBackups or DataUploads), by name label then by UID.
 
     An object that names another Backup UID belongs to an earlier backup of the same name (deleted, then created
     again; its objects wait for garbage collection): it is left out, and ``warnings`` says so."""
     name = backup["metadata"]["name"]
     uid = backup["metadata"].get("uid")
-    items = kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(name))[0]
-    items = [i for i in items if _belongs(i, name)]
-    stale = [i for i in items if uid and _backup_uids(i) and uid not in _backup_uids(i)]
-    if stale and warnings is not None:
+    kept, stale = [], []
+    for item in kube.list(kind, namespace=velero_ns, label_selector=v.backup_selector(name))[0]:
+        if _belongs(item, name):
+            uids = _backup_uids(item)
+            (stale if uid and uids and uid not in uids else kept).append(item)
+    if stale:
         warnings.append("%d %s(s) labelled with backup %s belong to an earlier backup of that name (their Backup "
                         "UID is not %s), so they were left out: %s."
-                        % (len(stale), kind.kind, name, uid,
-                           ", ".join(sorted(i["metadata"]["name"] for i in stale))))
-    return [i for i in items if not any(i is s for s in stale)]
+                        % (len(stale), kind.kind, name, uid, ", ".join(sorted(i["metadata"]["name"] for i in stale))))
+    return kept
 
 
 def _sort_key(record):
@@ -610,7 +611,7 @@ def _left_out_of_volume_info(kube, velero_ns, backup, records, warnings):
     return extra
 
 
-def _data_uploads(kube, velero_ns, backup, warnings=None):
+def _data_uploads(kube, velero_ns, backup, warnings):
     """The backup's DataUploads; none when the cluster does not serve them (Velero without the data mover)."""
     if not kube.has_api(k.DATA_UPLOAD):
         return []
