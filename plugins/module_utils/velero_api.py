@@ -78,7 +78,9 @@ UPLOADER_RESTIC = "restic"
 def pod_volume_uploader(uploader_type):
     """The uploader of a file-system (PodVolumeBackup) snapshot: an empty uploaderType is restic - backups from
     before Velero 1.10 have none - as Velero's restore reads it (getUploaderTypeOrDefault, pkg/podvolume/util.go).
-    (velero-contract.md §4 says "PVB uploaderType or kopia"; Velero's source wins.)"""
+    (velero-contract.md §4 says "PVB uploaderType or kopia"; Velero's source wins.) Velero's main branch after
+    v1.18.1 (da3e7cf, "Remove Restic code path from PodVolumeRestore") defaults it to kopia and ignores PVRs of any
+    other uploader, but such a snapshot was still written by restic, so it stays restic here."""
     return uploader_type or UPLOADER_RESTIC
 
 
