@@ -392,6 +392,31 @@ def run_restore(playbook, kubeconfig, extra_vars, env=None, args=(), timeout=600
     return rc, results, failed, stdout, stderr
 
 
+def plan_of(results):
+    """The plan the preflight role's plan task returned in a run_restore result list."""
+    plans = [r["plan"] for name, r in results if "Build and validate the restore plan" in name and "plan" in r]
+    assert plans, "no plan task result among %s" % [name for name, _r in results]
+    return plans[0]
+
+
+# ----------------------------------------------------------------------------- the session journal
+def session_configmap(session):
+    """The name of the ConfigMap (in the Velero namespace) that holds a session's journal."""
+    return "data-restore-" + session
+
+
+def session_journal(kube, session):
+    """The session's journal document, or None when its ConfigMap does not exist."""
+    cm = kube.get_or_none("ConfigMap", VELERO_NS, session_configmap(session))
+    return json.loads((cm.get("data") or {}).get("session.json") or "{}") if cm else None
+
+
+def drop_session(kube, session):
+    """Test teardown: delete the session's ConfigMap if a run created it."""
+    if kube.get_or_none("ConfigMap", VELERO_NS, session_configmap(session)):
+        kube.delete("ConfigMap", VELERO_NS, session_configmap(session))
+
+
 # ----------------------------------------------------------------------------- "Velero not installed"
 class HideVeleroProxy(object):
     """Plain-HTTP proxy to the test cluster's apiserver that hides the velero.io API group (as if

@@ -347,8 +347,7 @@ def test_blank_survey_answers_count_as_not_given(api_client, kubeconfig, namespa
         rc, results, failed, stdout, _stderr = ph.run_restore(playbook, kubeconfig, given, args=("--check",))
         after = ph.snapshot(api_client, [namespace, ph.VELERO_NS])
         assert rc == 0 and not failed, (playbook, failed[:1], stdout[-1500:])
-        plans = [r for name, r in results if "Build and validate the restore plan" in name and "plan" in r]
-        assert plans and plans[0]["plan"]["volumes"], (playbook, [(name, sorted(r)) for name, r in results])
+        assert ph.plan_of(results)["volumes"], playbook
         assert not ph.diff_snapshots(before, after, (ph.VELERO_NS,)), playbook
 
 

@@ -57,13 +57,8 @@ def _kill_when(proc, condition, timeout=300):
     raise AssertionError("boundary not reached within %ss" % timeout)
 
 
-def _session_doc(kube, session):
-    cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
-    return json.loads((cm.get("data") or {}).get("session.json") or "{}") if cm else None
-
-
 def _session_state(kube, session):
-    doc = _session_doc(kube, session)
+    doc = ph.session_journal(kube, session)
     return (doc.get("state"), doc.get("history") or []) if doc else (None, [])
 
 
@@ -172,7 +167,7 @@ def test_rerun_after_the_stop_skips_the_pre_restore_hooks(api_client, kube, kube
     _kill_when(proc, lambda: BOUNDARIES["after-pvr-creation"](kube, restored_app))
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path, sim_config=sim_config,
                         pre_restore_tasks=[str(hook_file)])
-    hooks = [h for h in _session_doc(kube, restored_app["session"]).get("hooks") or [] if h.get("phase") == "pre"]
+    hooks = [h for h in ph.session_journal(kube, restored_app["session"]).get("hooks") or [] if h.get("phase") == "pre"]
     assert [h["name"] for h in hooks] == ["flush.yml"], hooks
 
 
@@ -190,7 +185,7 @@ def test_rerun_after_a_failure_that_started_the_app_again_runs_the_pre_restore_h
     sim_config.set(failSnapshots="")
     results = _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path,
                                   sim_config=sim_config, retry_failed=True, pre_restore_tasks=[str(hook_file)])
-    hooks = [h for h in _session_doc(kube, restored_app["session"]).get("hooks") or [] if h.get("phase") == "pre"]
+    hooks = [h for h in ph.session_journal(kube, restored_app["session"]).get("hooks") or [] if h.get("phase") == "pre"]
     assert [(h["name"], h["result"]) for h in hooks] == [("flush.yml", "succeeded"), ("flush.yml", "succeeded")], hooks
     ran = [n for n, r in results if not r.get("skipped")]
     assert [n for n in ran if "Stop the workloads" in n], ran
@@ -208,7 +203,7 @@ def test_a_second_run_of_the_session_takes_over_and_the_first_stops_without_chan
         assert first.poll() is None and time.monotonic() < deadline, "the first run ended before its PVRs existed"
         time.sleep(0.2)
     _complete_and_check(api_client, kube, kubeconfig, state_dir, restored_app, tmp_path)
-    second_run = _session_doc(kube, restored_app["session"])["run"]
+    second_run = ph.session_journal(kube, restored_app["session"])["run"]
     out, _err = first.communicate(timeout=300)
     assert first.returncode != 0, "the first run went on after the second took the session over"
     first_results = ansible_run.task_results(json.loads(out[out.index("{"):]))
@@ -219,7 +214,7 @@ def test_a_second_run_of_the_session_takes_over_and_the_first_stops_without_chan
     final = [r for name, r in first_results if name == "Stop here when another run took the session over"]
     assert final and "taken over by run %s" % second_run["id"] in final[0]["msg"]
     assert "Nothing was changed by this run's rescue" in final[0]["msg"]
-    doc = _session_doc(kube, restored_app["session"])
+    doc = ph.session_journal(kube, restored_app["session"])
     assert doc["state"] == "completed" and doc["run"]["id"] == second_run["id"], doc["history"][-6:]
     after_take_over = doc["history"][[h["event"] for h in doc["history"]].index(
         "run %s took over from %s" % (second_run["id"], second_run["previous"])):]

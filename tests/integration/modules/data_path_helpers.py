@@ -1,6 +1,5 @@
 """Shared helpers of the data-path integration tests: plan records from the simulated backup's CRs."""
 
-import json
 import os
 import sys
 
@@ -14,15 +13,6 @@ def session(kubeconfig, name, mode="in_place"):
     result = run_module("restore_session", {"session": name, "mode": mode}, kubeconfig=kubeconfig)
     assert not result.get("failed"), result
     return result["session"]
-
-
-def drop_session(kube, name):
-    if kube.get_or_none("ConfigMap", VNS, "data-restore-" + name):
-        kube.delete("ConfigMap", VNS, "data-restore-" + name)
-
-
-def journal(kube, name):
-    return json.loads(kube.get("ConfigMap", VNS, "data-restore-" + name)["data"]["session.json"])
 
 
 def fs_records(kube, backup, target_namespace):

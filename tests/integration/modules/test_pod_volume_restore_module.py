@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data_path_helpers as h  # noqa: E402
 from data_path_helpers import run_module  # noqa: E402
+import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def test_in_place_fs_restore(kubeconfig, kube, api_client, state_dir, namespace,
     for rel, data in app["files"][pvc].items():
         assert tree[rel] == data, rel  # backup content restored (hello.txt overwritten back)
     assert tree["after.txt"] == b"created after the backup\n"  # kopia never deletes extra files
-    assert h.journal(kube, namespace)["volumes"]["%s/%s" % (namespace, pvc)]["phase"] == "Completed"
+    assert ph.session_journal(kube, namespace)["volumes"]["%s/%s" % (namespace, pvc)]["phase"] == "Completed"
     # restore-wait saw the done file .velero/<session uid> and finished
     wait_for(lambda: run_module("restore_helper_pod", {"session": namespace, "namespace": namespace, "pvcs": [pvc]},
                                 kubeconfig=kubeconfig)["pods"][0]["restore_wait"] == "completed", 30)

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_run import run_module  # noqa: E402
-from data_path_helpers import journal  # noqa: E402
+from proof_helpers import session_journal as journal  # noqa: E402
 from workload_helpers import live_pods, make_claim, make_session, pod_template  # noqa: E402
 
 pytestmark = pytest.mark.integration

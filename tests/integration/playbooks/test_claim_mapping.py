@@ -36,7 +36,7 @@ def test_a_renamed_release_gets_the_data_of_its_old_claim(api_client, kube, kube
             "source_namespace": namespace, "backup": backup, "session": session, "report_directory": str(tmp_path),
             "claim_mapping": {"shop-v1-data": "shop-v2-data"}, "wait_slice": 2})
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
-        plan = [r["plan"] for n, r in results if "Build and validate the restore plan" in n and "plan" in r][0]
+        plan = ph.plan_of(results)
         assert [(v["source_pvc"], v["key"]) for v in plan["volumes"]] == [
             ("shop-v1-data", "%s/shop-v2-data" % namespace)], plan["volumes"]
         ph.assert_data_matches(api_client, state_dir, dict(new, files={"shop-v2-data": old["files"]["shop-v1-data"]}))
@@ -53,5 +53,4 @@ def test_a_renamed_release_gets_the_data_of_its_old_claim(api_client, kube, kube
         assert "target claim of %s/shop-v1-data" % namespace in failed[-1][1].get("msg", ""), failed[-1][1].get("msg")
         assert not ph.diff_snapshots(before, ph.snapshot(api_client, [namespace, ph.VELERO_NS]), (ph.VELERO_NS,))
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)

@@ -5,7 +5,6 @@
 there (a mistyped selector must not let a restore go on without the flush it asked for), with continue it is
 recorded as ignored and the restore goes on."""
 
-import json
 import os
 import sys
 
@@ -16,11 +15,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import proof_helpers as ph  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = [pytest.mark.integration, pytest.mark.sim_only]
-
-
-def _session_doc(kube, session):
-    cm = kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
-    return json.loads(cm["data"]["session.json"]) if cm else None
 
 
 @pytest.mark.parametrize("on_error", ["fail", "continue"])
@@ -36,7 +30,7 @@ def test_command_hook_without_a_running_pod(api_client, kube, kubeconfig, namesp
             source_namespace=namespace, backup=backup, session=session, report_directory=str(tmp_path),
             # a single hook is taken as a list of one (the input check accepted it; the roles failed on it)
             pre_restore_hooks=[hook] if on_error == "fail" else hook))
-        log = [h for h in (_session_doc(kube, session) or {}).get("hooks") or [] if h.get("name") == "flush"]
+        log = [h for h in (ph.session_journal(kube, session) or {}).get("hooks") or [] if h.get("name") == "flush"]
         assert len(log) == 1 and "no Running pod matched pod_selector app=mistyped" in log[0]["message"], log
         if on_error == "fail":
             assert rc != 0 and failed, "the play went on without the hook"
@@ -51,8 +45,7 @@ def test_command_hook_without_a_running_pod(api_client, kube, kubeconfig, namesp
             assert log[0]["result"] == "ignored"
             ph.assert_data_matches(api_client, state_dir, app)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def test_a_rerun_after_a_failed_post_restore_hook_does_not_stop_the_app_again(api_client, kube, kubeconfig, namespace,
@@ -79,8 +72,7 @@ def test_a_rerun_after_a_failed_post_restore_hook_does_not_stop_the_app_again(ap
         ran = [n for n, r in results if not r.get("skipped")]
         assert not [n for n in ran if "Stop the workloads" in n or "Create the helper pods" in n], ran
         assert [n for n in ran if "Say that the data is restored already" in n], ran
-        assert _session_doc(kube, session)["state"] == "completed"
+        assert ph.session_journal(kube, session)["state"] == "completed"
         ph.replicas_back(api_client, app)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)

@@ -64,7 +64,7 @@ def test_the_app_redeployed_in_a_new_cluster_gets_the_backup_data(api_client, ku
             "source_namespace": namespace, "backup": name, "session": session, "report_directory": str(tmp_path),
             "wait_slice": 2})
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
-        plan = [r["plan"] for n, r in results if "Build and validate the restore plan" in n and "plan" in r][0]
+        plan = ph.plan_of(results)
         assert plan["backup"]["uid"] == synced["metadata"]["uid"], plan["backup"]
         assert sorted(v["source_pvc"] for v in plan["volumes"]) == sorted(before_loss["pvcs"])
         assert set(v["method"] for v in plan["volumes"]) == {method}, plan["volumes"]
@@ -75,5 +75,4 @@ def test_the_app_redeployed_in_a_new_cluster_gets_the_backup_data(api_client, ku
         report = (tmp_path / ("data-restore-%s.md" % session)).read_text()
         assert "| completed |" in report, report[:2000]
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)

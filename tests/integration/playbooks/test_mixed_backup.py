@@ -9,7 +9,6 @@ DataDownload. The session may only be marked ``restored`` once both parts are do
 PodVolumeRestore part runs first and must leave the state alone.
 """
 
-import json
 import os
 import sys
 
@@ -25,7 +24,7 @@ SESSION_LABEL = "data-restore.ansible/session"
 
 
 def _journal(kube, session):
-    return json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+    return ph.session_journal(kube, session)
 
 
 def test_replace_with_pod_volume_restore_and_data_download(api_client, kube, kubeconfig, namespace, app_factory,
@@ -71,8 +70,7 @@ def test_replace_with_pod_volume_restore_and_data_download(api_client, kube, kub
         states = [h["event"] for h in doc["history"] if h["event"].startswith("state ")]
         assert states.index("state restored") < states.index("state swapped"), states
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def test_a_failed_pod_volume_restore_leaves_the_data_download_running_and_says_so(
@@ -112,5 +110,4 @@ def test_a_failed_pod_volume_restore_leaves_the_data_download_running_and_says_s
         ph.replicas_back(api_client, app)
         assert len(kube.list("DataDownload", ph.VELERO_NS, label_selector=selector)) == 1
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)

@@ -41,8 +41,7 @@ def test_a_blank_or_relative_report_directory_is_taken_from_where_ansible_playbo
         assert report["session"] == session, report.get("session")
         assert set(os.listdir(ph.PLAYBOOKS)) == before_in_playbooks
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 @pytest.mark.parametrize("how", ["by-name", "imported"])

@@ -40,7 +40,7 @@ def keda_api(api_client):
 
 
 def _state(kube, session):
-    return json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])["state"]
+    return ph.session_journal(kube, session)["state"]
 
 
 def test_a_rolled_back_session_is_not_restored_again(api_client, kube, kubeconfig, namespace, app_factory,
@@ -74,8 +74,7 @@ def test_a_rolled_back_session_is_not_restored_again(api_client, kube, kubeconfi
         assert kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"] == volume
         assert not ph.diff_snapshots(before, after, (ph.VELERO_NS, namespace))
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def _task(results, suffix):
@@ -125,8 +124,7 @@ def test_a_template_swap_is_rolled_back_with_the_workload_stopped(api_client, ku
         assert _state(kube, session) == "rolled_back"
         ph.assert_nothing_lost(api_client, state_dir, pvs)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def _keda_pause(custom, namespace):
@@ -160,8 +158,7 @@ def test_a_rollback_pauses_what_its_restore_paused(api_client, kube, kubeconfig,
         assert _keda_pause(keda_api, namespace) is None, "the rollback puts the ScaledObject back as it was"
         ph.replicas_back(api_client, app)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def test_a_rollback_is_refused_once_cleanup_began(api_client, kube, kubeconfig, namespace, app_factory,
@@ -181,7 +178,7 @@ def test_a_rollback_is_refused_once_cleanup_began(api_client, kube, kubeconfig, 
             "source_namespace": namespace, "backup": backup, "session": session, "report_directory": str(tmp_path),
             "wait_slice": 2})
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
-        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        doc = ph.session_journal(kube, session)
         (old_pv,) = [r["original"]["old_pv"] for r in doc["undo"] if r["action"] == "rebind"]
         restored_pv = kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"]
         kube.patch("PersistentVolume", None, old_pv, {"metadata": {"finalizers": [hold]}})
@@ -210,12 +207,11 @@ def test_a_rollback_is_refused_once_cleanup_began(api_client, kube, kubeconfig, 
             "session": session, "confirm": True})
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
         assert kube.get_or_none("PersistentVolume", None, old_pv) is None
-        assert kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session) is None
+        assert ph.session_journal(kube, session) is None
     finally:
         if old_pv and kube.get_or_none("PersistentVolume", None, old_pv):
             kube.patch("PersistentVolume", None, old_pv, {"metadata": {"finalizers": None}})
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def test_a_rollback_whose_start_is_not_ready_says_so_in_the_session_and_the_report(
@@ -247,7 +243,7 @@ def test_a_rollback_whose_start_is_not_ready_says_so_in_the_session_and_the_repo
         assert "workload_timeout=<seconds>" in last, last
         assert kube.get("PersistentVolumeClaim", namespace, claim)["spec"]["volumeName"] != restored_pv
         assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
-        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        doc = ph.session_journal(kube, session)
         assert doc["state"] == "rolling_back" and "to be ready" in (doc.get("error") or ""), (doc["state"], doc.get("error"))
         report = json.loads((tmp_path / ("data-restore-%s.json" % session)).read_text())
         assert report["state"] == "rolling_back" and "to be ready" in (report.get("error") or ""), report.get("error")
@@ -256,13 +252,12 @@ def test_a_rollback_whose_start_is_not_ready_says_so_in_the_session_and_the_repo
         rc, _results, failed, _out, stderr = ph.run_restore("rollback.yml", kubeconfig, {
             "session": session, "report_directory": str(tmp_path)})
         assert rc == 0 and not failed, "%s\n%s" % ([(n, r.get("msg")) for n, r in failed], stderr[-1500:])
-        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        doc = ph.session_journal(kube, session)
         assert doc["state"] == "rolled_back" and not doc.get("error"), (doc["state"], doc.get("error"))
         ph.replicas_back(api_client, app)
         ph.assert_nothing_lost(api_client, state_dir, pvs)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
 
 
 def test_a_rollback_refused_by_a_scaled_object_added_since_says_why(api_client, kube, kubeconfig, namespace,
@@ -293,9 +288,8 @@ def test_a_rollback_refused_by_a_scaled_object_added_since_says_why(api_client, 
         assert "Nothing was swapped back in this run" in last, last
         assert kube.get("PersistentVolumeClaim", namespace, app["pvcs"][0])["spec"]["volumeName"] == claims
         assert kube.get("Deployment", namespace, "web")["spec"]["replicas"] == 1
-        doc = json.loads(kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)["data"]["session.json"])
+        doc = ph.session_journal(kube, session)
         assert doc["state"] == "rolling_back" and "KEDA" in (doc.get("error") or ""), (doc["state"], doc.get("error"))
         ph.replicas_back(api_client, app)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)

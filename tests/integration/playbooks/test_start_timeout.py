@@ -5,7 +5,6 @@
 selector matches no node, so the real scheduler leaves the pod Pending). The rescue must not start them again and
 wait as long once more, and must not tell the user to start by hand workloads that were started."""
 
-import json
 import os
 import sys
 import time
@@ -52,8 +51,7 @@ def test_a_start_that_is_not_ready_in_time_is_not_started_twice(api_client, kube
         assert took < 240, took
         dep = kube.get("Deployment", namespace, "web")
         assert dep["spec"]["replicas"] == 1
-        cm = kube.get("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
-        doc = json.loads(cm["data"]["session.json"])
+        doc = ph.session_journal(kube, session)
         assert doc["state"] == "failed"
         assert [r["status"] for r in doc["undo"] if r["action"] == "scale"] == ["reverted"]
 
@@ -67,5 +65,4 @@ def test_a_start_that_is_not_ready_in_time_is_not_started_twice(api_client, kube
         ph.replicas_back(api_client, app)
         ph.assert_data_matches(api_client, state_dir, app)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)

@@ -75,5 +75,4 @@ def test_later_wait_slices_continue_the_watch(api_client, kube, kubeconfig, name
                    for i, s in enumerate(slices)]
         assert len(watches) >= running.count(True), (len(watches), running)
     finally:
-        if kube.get_or_none("ConfigMap", ph.VELERO_NS, "data-restore-" + session):
-            kube.delete("ConfigMap", ph.VELERO_NS, "data-restore-" + session)
+        ph.drop_session(kube, session)
