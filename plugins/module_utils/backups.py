@@ -14,12 +14,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import datetime
 import fnmatch
 import functools
 import gzip
 import json
+import os
 import re
+import ssl
+import tempfile
 
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils import names
@@ -212,9 +217,11 @@ def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selector
         selected.append(backup)
     selected.sort(key=lambda b: (backup_time(b), b["metadata"]["name"]), reverse=True)
     warnings, read = [], {}
+    locations = _locations(kube, velero_ns, selected[:LATEST_VOLUME_SEARCH] if latest else selected, warnings) \
+        if volumes else {}
     if latest and volumes and namespace:
         selected = _latest_with_volumes(kube, velero_ns, selected, namespace, volume_info_timeout, fetch, warnings,
-                                        read)
+                                        read, locations)
     elif latest:
         selected = selected[:1]
 
@@ -222,8 +229,10 @@ def find(kube, velero_ns, name=None, latest=False, schedule=None, label_selector
     if volumes:
         unread = [b for b in selected if b["metadata"]["name"] not in read]
         # Each read waits for Velero to sign a download URL: a listing reads several at once.
-        results = k.run_parallel([functools.partial(volume_records, kube, velero_ns, b, timeout=volume_info_timeout,
-                                                    fetch=fetch) for b in unread], workers=VOLUME_INFO_WORKERS)
+        results = k.run_parallel([functools.partial(
+            volume_records, kube, velero_ns, b, timeout=volume_info_timeout, fetch=fetch,
+            location=locations.get((b.get("spec") or {}).get("storageLocation")) or {}) for b in unread],
+            workers=VOLUME_INFO_WORKERS)
         read.update(zip([b["metadata"]["name"] for b in unread], results))
         for backup, record in zip(selected, records):
             vols, source, warns = read[backup["metadata"]["name"]]
@@ -243,7 +252,20 @@ VOLUME_INFO_WORKERS = 4
 LATEST_VOLUME_SEARCH = 5
 
 
-def _latest_with_volumes(kube, velero_ns, newest_first, namespace, timeout, fetch, warnings, read):
+def _locations(kube, velero_ns, backups_, warnings):
+    """{name: BackupStorageLocation} of the backups' storage locations (one GET each; for the CA bundle their
+    downloads trust). One that cannot be read is left out, with a warning."""
+    found = {}
+    for name in sorted(set((b.get("spec") or {}).get("storageLocation") for b in backups_) - set([None, ""])):
+        try:
+            found[name] = kube.get(k.BACKUP_STORAGE_LOCATION, name, velero_ns)
+        except ForbiddenError:
+            warnings.append("cannot read BackupStorageLocation %s/%s (get backupstoragelocations, docs/rbac.yml): "
+                            "the CA bundle it names is not trusted for the volume-info download." % (velero_ns, name))
+    return found
+
+
+def _latest_with_volumes(kube, velero_ns, newest_first, namespace, timeout, fetch, warnings, read, locations):
     """[the newest backup that holds a claim volume of ``namespace``]: a backup of every namespace includes it by
     spec, yet its label selector, resource filters or wildcard expansion (at backup time) may have left that
     namespace's volumes out. Newer ones skipped are named in ``warnings``; ``read`` keeps the volume records read
@@ -251,8 +273,9 @@ def _latest_with_volumes(kube, velero_ns, newest_first, namespace, timeout, fetc
     skipped = []
     for backup in newest_first[:LATEST_VOLUME_SEARCH]:
         errors = []
-        read[backup["metadata"]["name"]] = volume_records(kube, velero_ns, backup, timeout=timeout, fetch=fetch,
-                                                          read_errors=errors)
+        read[backup["metadata"]["name"]] = volume_records(
+            kube, velero_ns, backup, timeout=timeout, fetch=fetch, read_errors=errors,
+            location=locations.get((backup.get("spec") or {}).get("storageLocation")) or {})
         vols = read[backup["metadata"]["name"]][0]
         found = any(r.get("source_namespace") == namespace and r.get("source_pvc") for r in vols)
         if not found and errors:
@@ -533,8 +556,10 @@ def _sort_key(record):
             record.get("pod_name") or "", record.get("pod_volume") or "")
 
 
-def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None, read_errors=None):
-    """(records, source, warnings) for one Backup object.
+def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None, read_errors=None,
+                   location=None):
+    """(records, source, warnings) for one Backup object. ``location``: its BackupStorageLocation when the caller
+    has read it (for the CA its download trusts, storage_location_ca), else it is read here.
 
     ``read_errors`` (a list) gets the message when the volume info exists but could not be read (not when the
     backup has none, as before Velero 1.13): the records then come from the fallback and may miss volumes.
@@ -543,13 +568,17 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
     since Velero leaves a file-system volume out of that document when its pod was gone at the end of the backup
     or its PV was not backed up (v1.18.1 internal/volume/volumes_information.go generateVolumeInfoFromPVB), while
     the PodVolumeBackup, synced into any cluster, still holds the snapshot. DataUploads are read when the document
-    has data-mover volumes (their nodeOS and storage class), or as the fallback when the document is missing.
+    has data-mover volumes (their nodeOS and storage class) or the backup moved snapshot data (snapshotMoveData):
+    Velero leaves a data-mover volume out of the document too when its PV was not backed up
+    (generateVolumeInfoFromDataUpload), and the DataUpload of the original cluster still names its snapshot. They
+    are the fallback when the document is missing.
     """
     name = backup["metadata"]["name"]
     warnings = []
     entries = None
     try:
-        entries = read_volume_info(kube, velero_ns, name, timeout=timeout, fetch=fetch)
+        ca = storage_location_ca(kube, velero_ns, backup, location)
+        entries = read_volume_info(kube, velero_ns, name, timeout=timeout, fetch=fetch, ca=ca)
     except VolumeInfoAbsent as exc:
         warnings.append(exc.msg)
     except DataRestoreError as exc:
@@ -560,7 +589,8 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
     if entries is not None:
         records = [from_volume_info(e, backup) for e in entries if isinstance(e, dict)]
         movers = [r for r in records if r["method"] == METHOD_DATA_MOVER]
-        dus = _data_uploads(kube, velero_ns, backup, warnings) if movers else []
+        moved = movers or (backup.get("spec") or {}).get("snapshotMoveData")
+        dus = _data_uploads(kube, velero_ns, backup, warnings) if moved else []
         dus_by_pvc = dict(((d["spec"].get("sourceNamespace"), d["spec"].get("sourcePVC")), d)
                           for d in dus if d.get("spec"))
         for record in movers:  # the DataUpload (original cluster) knows nodeOS and the class
@@ -571,7 +601,7 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
                 record["storage_class"] = record["storage_class"] or extra["storage_class"]
                 if not record["data_mover"]:
                     record["data_mover"] = extra["data_mover"]
-        records += _left_out_of_volume_info(kube, velero_ns, backup, records, warnings)
+        records += _left_out_of_volume_info(kube, velero_ns, backup, records, dus, warnings)
         source = SOURCE_VOLUME_INFO
     else:
         pvbs = _list_for_backup(kube, k.POD_VOLUME_BACKUP, velero_ns, backup, warnings)
@@ -589,9 +619,9 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
     return records, source, warnings
 
 
-def _left_out_of_volume_info(kube, velero_ns, backup, records, warnings):
-    """Records of the backup's PodVolumeBackups whose claim the volume info does not list (see volume_records),
-    each named in ``warnings``."""
+def _left_out_of_volume_info(kube, velero_ns, backup, records, data_uploads, warnings):
+    """Records of the backup's PodVolumeBackups and of ``data_uploads`` whose claim the volume info does not list
+    (see volume_records), each named in ``warnings``."""
     name = backup["metadata"]["name"]
     listed = set((r.get("source_namespace"), r.get("source_pvc")) for r in records if r.get("source_pvc"))
     try:
@@ -599,15 +629,19 @@ def _left_out_of_volume_info(kube, velero_ns, backup, records, warnings):
     except ForbiddenError as exc:
         warnings.append("cannot list the PodVolumeBackups of backup %s (%s): a volume Velero left out of its volume "
                         "info would be missed. Grant list on podvolumebackups (docs/rbac.yml)." % (name, exc.msg))
-        return []
-    extra = [from_pod_volume_backup(p, backup) for p in pvbs]
+        pvbs = []
+    extra = [from_pod_volume_backup(p, backup) for p in pvbs] + [from_data_upload(d, backup) for d in data_uploads]
     extra = [r for r in extra if r["source_pvc"] and (r["source_namespace"], r["source_pvc"]) not in listed]
-    if extra:
-        warnings.append(
-            "the volume info of backup %s does not list claim(s) %s, which PodVolumeBackups of the backup hold "
-            "(Velero leaves a volume out of it when its pod was gone at the end of the backup, or when the backup did "
-            "not include its PersistentVolume): their records were built from those PodVolumeBackups."
-            % (name, ", ".join(sorted(set("%s/%s" % (r["source_namespace"], r["source_pvc"]) for r in extra)))))
+    for origin, what, why in (
+            ("podvolumebackup", "PodVolumeBackups", "when its pod was gone at the end of the backup, or when the "
+             "backup did not include its PersistentVolume"),
+            ("dataupload", "DataUploads", "when the backup did not include its PersistentVolume")):
+        claims = sorted(set("%s/%s" % (r["source_namespace"], r["source_pvc"]) for r in extra if r["origin"] == origin))
+        if claims:
+            warnings.append(
+                "the volume info of backup %s does not list claim(s) %s, which %s of the backup hold (Velero leaves "
+                "a volume out of it %s): their records were built from those %s."
+                % (name, ", ".join(claims), what, why, what))
     return extra
 
 
@@ -639,15 +673,17 @@ def scrub(text, url):
     return text
 
 
-def http_get(url, timeout=DOWNLOAD_TIMEOUT):
-    """Download ``url``; never lets the URL into a message."""
+def http_get(url, timeout=DOWNLOAD_TIMEOUT, ca=None):
+    """Download ``url``; never lets the URL into a message. ``ca``: PEM text of the storage location's CA bundle,
+    trusted next to the system's CAs (as Velero's own download does: pkg/cmd/util/downloadrequest)."""
     from urllib.error import HTTPError, URLError
 
     from ansible.module_utils.urls import ConnectionError as UrlConnectionError
     from ansible.module_utils.urls import open_url
 
+    ca_path = _trust_file(ca) if ca else None
     try:
-        response = open_url(url, method="GET", timeout=timeout, follow_redirects="safe")
+        response = open_url(url, method="GET", timeout=timeout, follow_redirects="safe", ca_path=ca_path)
         try:
             return response.read()
         finally:
@@ -657,7 +693,78 @@ def http_get(url, timeout=DOWNLOAD_TIMEOUT):
             raise VolumeInfoAbsent("404")
         raise DataRestoreError("HTTP %s from %s" % (exc.code, redact_url(url)))
     except (URLError, UrlConnectionError, OSError, ValueError) as exc:
-        raise DataRestoreError("download from %s failed: %s" % (redact_url(url), scrub(exc, url)))
+        hint = ""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            hint = (" (the object storage's certificate is not trusted%s: give its BackupStorageLocation the CA "
+                    "that signed it, spec.objectStorage.caCertRef or caCert, which Velero's own downloads trust too)"
+                    % (" by the location's CA bundle either" if ca else ""))
+        raise DataRestoreError("download from %s failed: %s%s" % (redact_url(url), scrub(exc, url), hint))
+    finally:
+        if ca_path:
+            os.remove(ca_path)
+
+
+def _trust_file(ca):
+    """A temporary PEM file with ``ca`` and the system's CA bundle: open_url's ca_path replaces the system's CAs."""
+    handle, path = tempfile.mkstemp(prefix="velero-ca-", suffix=".pem")
+    with os.fdopen(handle, "w") as out:
+        out.write(ca.rstrip() + "\n")
+        defaults = ssl.get_default_verify_paths()
+        for system in (defaults.cafile, defaults.openssl_cafile):
+            if system and os.path.isfile(system):
+                with open(system) as bundle:
+                    out.write(bundle.read())
+                break
+    return path
+
+
+def storage_location_ca(kube, velero_ns, backup, location=None):
+    """PEM text of the CA bundle that Velero's own downloads trust for the signed URLs of the backup's storage
+    location, or None (v1.18.1 pkg/cmd/util/cacert/bsl_cacert.go GetCACertFromBSL): the Secret key that
+    spec.objectStorage.caCertRef names first, else the inline caCert (deprecated). A location that does not exist
+    has none. ``location``: the BackupStorageLocation object when the caller has read it."""
+    name = (backup.get("spec") or {}).get("storageLocation")
+    if location is None:
+        if not name:
+            return None
+        location = kube.get(k.BACKUP_STORAGE_LOCATION, name, velero_ns)
+        if location is None:
+            return None
+    storage = (location.get("spec") or {}).get("objectStorage") or {}
+    ref = storage.get("caCertRef")
+    if ref:
+        return _secret_ca(kube, velero_ns, location["metadata"]["name"], ref)
+    if storage.get("caCert"):
+        return _pem(storage["caCert"], "spec.objectStorage.caCert of BackupStorageLocation %s/%s"
+                    % (velero_ns, location["metadata"]["name"]))
+    return None
+
+
+def _secret_ca(kube, velero_ns, location_name, ref):
+    where = "the Secret %s/%s that caCertRef of BackupStorageLocation %s names" % (
+        velero_ns, ref.get("name"), location_name)
+    if not ref.get("key"):
+        raise DataRestoreError("caCertRef of BackupStorageLocation %s/%s has no key" % (velero_ns, location_name))
+    try:
+        secret = kube.get(k.SECRET, ref.get("name"), velero_ns)
+    except ForbiddenError:
+        raise DataRestoreError(
+            "cannot read %s (its CA certificate bundle, trusted for the volume-info download): grant get on that "
+            "Secret (optional Role velero-data-restore-storage-ca of docs/rbac.yml)" % where)
+    if secret is None:
+        raise DataRestoreError("%s does not exist" % where)
+    data = (secret.get("data") or {}).get(ref["key"])
+    if data is None:
+        raise DataRestoreError("%s has no key %s" % (where, ref["key"]))
+    return _pem(data, "key %s of %s" % (ref["key"], where))
+
+
+def _pem(encoded, where):
+    """The text of a base64 field ([]byte in Velero's types, data in a Secret)."""
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise DataRestoreError("%s is not base64-encoded PEM text" % where)
 
 
 def decode_volume_info(data):
@@ -684,8 +791,9 @@ def download_request_body(velero_ns, backup_name):
     }
 
 
-def read_volume_info(kube, velero_ns, backup_name, timeout=VOLUME_INFO_TIMEOUT, fetch=None):
-    """Entries of ``<backup>-volumeinfo.json.gz``.
+def read_volume_info(kube, velero_ns, backup_name, timeout=VOLUME_INFO_TIMEOUT, fetch=None, ca=None):
+    """Entries of ``<backup>-volumeinfo.json.gz``. ``fetch(url, ca=None)`` downloads (http_get; ``ca``: the storage
+    location's CA bundle, storage_location_ca).
 
     Creates a DownloadRequest in the Velero namespace (contract §7.1), waits (watch) until
     Velero sets ``status.phase=Processed`` and the URL, downloads and decodes the document, and
@@ -721,7 +829,7 @@ def read_volume_info(kube, velero_ns, backup_name, timeout=VOLUME_INFO_TIMEOUT, 
         url = [o["status"]["downloadURL"] for o in objects
                if (o.get("status") or {}).get("downloadURL")][0]
         try:
-            data = fetch(url)
+            data = fetch(url, ca=ca)
         except VolumeInfoAbsent:
             raise VolumeInfoAbsent(
                 "backup %s has no volume info document (HTTP 404: made before Velero v1.13, which wrote none, or its "

@@ -41,6 +41,16 @@ ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 NODE_OS = ("", "linux", "windows")
 NODE_OS_WINDOWS = "windows"
 NODE_OS_LABEL = "kubernetes.io/os"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+# The only node-agent tolerations Velero (v1.18.1) gives its restore pod: the first one of each key of
+# util.ThirdPartyTolerations (pkg/util/third_party.go), read from the node-agent DaemonSet of the DataDownload's OS
+# (data_download_controller.go setupExposeParam, nodeagent.GetToleration).
+RESTORE_POD_TOLERATION_KEYS = ("kubernetes.azure.com/scalesetpriority", "CriticalAddonsOnly")
+NODE_AGENT_DAEMONSET = "node-agent"
+NODE_AGENT_DAEMONSET_WINDOWS = "node-agent-windows"
+BLOCKING_TAINT_EFFECTS = ("NoSchedule", "NoExecute")
+WINDOWS_TOLERATIONS = [{"key": "os", "operator": "Equal", "effect": effect, "value": NODE_OS_WINDOWS}
+                       for effect in BLOCKING_TAINT_EFFECTS]
 PLACEHOLDER_MODES = ("auto", "always", "never")
 MOUNT_PATH = "/restore-target"
 DEVICE_PATH = "/dev/restore-target"
@@ -150,7 +160,9 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
     Velero's restore pod may use (generic_restore.go createRestorePod: kubernetes.io/os In [windows] for windows,
     else NotIn [windows]), since that pod must run on the selected node. ``node_agent_nodes``: the nodes a Ready
     node-agent runs on; the placeholder keeps to them, since only the node-agent of the selected node prepares the
-    DataDownload (without one it waits for Velero's 30-minute prepare timeout)."""
+    DataDownload (without one it waits for Velero's 30-minute prepare timeout); the caller leaves out the nodes
+    Velero's restore pod cannot run on (placeholder_nodes) and gives only tolerations that pod has too, unless the
+    nodes were checked (_placeholder_scheduling)."""
     container = {
         "name": "consumer",
         "image": settings.pause_image,
@@ -185,9 +197,8 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
         "matchExpressions": [{"key": NODE_OS_LABEL, "operator": "In" if windows else "NotIn",
                               "values": [NODE_OS_WINDOWS]}]}]})
     if windows:  # Velero's restore pod tolerates the usual taints of Windows nodes too
-        spec["tolerations"] = list(spec.get("tolerations") or []) + [
-            {"key": "os", "operator": "Equal", "effect": effect, "value": NODE_OS_WINDOWS}
-            for effect in ("NoSchedule", "NoExecute")]
+        spec["tolerations"] = list(spec.get("tolerations") or [])
+        spec["tolerations"] += [t for t in WINDOWS_TOLERATIONS if t not in spec["tolerations"]]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -195,6 +206,96 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
                      "labels": names.session_labels(session, CONSUMER_ROLE)},
         "spec": spec,
     }
+
+
+def node_agent_pods(kube, velero_namespace):
+    """The node-agent pods (one LIST), or None when they cannot be listed."""
+    try:
+        return kube.list(k.POD, namespace=velero_namespace, label_selector=helper_pod.NODE_AGENT_SELECTOR)[0]
+    except ForbiddenError:
+        return None
+
+
+def _daemonset_of(pod):
+    for owner in pod["metadata"].get("ownerReferences") or []:
+        if owner.get("kind") == "DaemonSet":
+            return owner.get("name")
+    return (pod["metadata"].get("labels") or {}).get("name")  # Velero's install labels its pods name=<DaemonSet>
+
+
+def restore_pod_tolerations(agent_pods, node_os):
+    """The tolerations of Velero's restore pod for a DataDownload of ``node_os`` (RESTORE_POD_TOLERATION_KEYS; for
+    windows also os=windows, generic_restore.go createRestorePod). Read from the node-agent pods, which carry their
+    DaemonSet's tolerations (and node.kubernetes.io/* ones the DaemonSet controller adds): no DaemonSet read."""
+    windows = node_os == NODE_OS_WINDOWS
+    daemonset = NODE_AGENT_DAEMONSET_WINDOWS if windows else NODE_AGENT_DAEMONSET
+    first = {}
+    for pod in agent_pods or []:
+        if _daemonset_of(pod) == daemonset:
+            for toleration in (pod.get("spec") or {}).get("tolerations") or []:
+                first.setdefault(toleration.get("key"), toleration)
+    found = [first[key] for key in RESTORE_POD_TOLERATION_KEYS if key in first]
+    return found + (list(WINDOWS_TOLERATIONS) if windows else [])
+
+
+def tolerates(toleration, taint):
+    """Kubernetes' Toleration.ToleratesTaint."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("key") and toleration["key"] != taint.get("key"):
+        return False
+    if toleration.get("operator") == "Exists":
+        return True
+    return toleration.get("operator") in (None, "", "Equal") and \
+        (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def _taint_text(taint):
+    value = "=%s" % taint["value"] if taint.get("value") else ""
+    return "%s%s:%s" % (taint.get("key"), value, taint.get("effect"))
+
+
+def unusable_reason(node, node_os, tolerations):
+    """Why Velero's restore pod cannot run on ``node`` (None when it can): it is pinned with nodeSelector
+    kubernetes.io/hostname=<node name> (generic_restore.go createRestorePod), keeps to its OS and has only
+    ``tolerations``, and Velero waits for a Pending pod until its prepare timeout (pkg/util/kube/pod.go)."""
+    name, labels = node["metadata"]["name"], node["metadata"].get("labels") or {}
+    if labels.get(HOSTNAME_LABEL) != name:
+        return "its %s label (%s) is not its name" % (HOSTNAME_LABEL, labels.get(HOSTNAME_LABEL) or "none")
+    if (labels.get(NODE_OS_LABEL) == NODE_OS_WINDOWS) != (node_os == NODE_OS_WINDOWS):
+        return "its %s label is %s" % (NODE_OS_LABEL, labels.get(NODE_OS_LABEL) or "none")
+    untolerated = [_taint_text(taint) for taint in (node.get("spec") or {}).get("taints") or []
+                   if taint.get("effect") in BLOCKING_TAINT_EFFECTS and not any(tolerates(t, taint) for t in tolerations)]
+    return "untolerated taint(s) %s" % ", ".join(untolerated) if untolerated else None
+
+
+def read_nodes(kube):
+    """{name: Node}, or None when the nodes cannot be listed (then the placeholder's nodes are not checked)."""
+    try:
+        return dict((node["metadata"]["name"], node) for node in kube.list(k.NODE)[0])
+    except ForbiddenError:
+        return None
+
+
+def placeholder_nodes(agent_nodes, nodes, node_os, tolerations, volumes):
+    """The nodes a placeholder for ``volumes`` (keys) may use: of ``agent_nodes`` (all ``nodes`` when not known),
+    those Velero's restore pod can run on; a node without a Node object read is kept (cannot tell). Refuses when no
+    node is left: the DataDownload would sit Accepted and fail after Velero's prepare timeout."""
+    candidates = agent_nodes or sorted(nodes or {})
+    if not nodes or not candidates:
+        return agent_nodes
+    refused = dict((name, unusable_reason(nodes[name], node_os, tolerations)) for name in candidates if name in nodes)
+    usable = [name for name in candidates if not refused.get(name)]
+    if usable:
+        return usable
+    raise PreflightError(
+        "No node can take the placeholder pod of %s: Velero pins its restore pod to the node the placeholder picks "
+        "(nodeSelector %s=<node name>), and that pod cannot run on %s. It tolerates only the node-agent DaemonSet's "
+        "tolerations of the keys %s%s: remove the taint from a node-agent node, or, for a taint of one of those keys, "
+        "give the node-agent DaemonSet the toleration. Refused before any change: a placeholder there would leave the "
+        "DataDownload Accepted until the node-agent's prepare timeout (30 minutes by default) fails it."
+        % (", ".join(volumes), HOSTNAME_LABEL, "; ".join("%s (%s)" % item for item in sorted(refused.items())),
+           " and ".join(RESTORE_POD_TOLERATION_KEYS), " (and os=windows)" if node_os == NODE_OS_WINDOWS else ""))
 
 
 def needs_placeholder(kube, claim, mode, classes=None):
@@ -284,8 +385,11 @@ def run(kube, params, check_mode=False):
             pvrs.refuse_other_snapshot(dd, rec, pvrs.volume_key(rec), session_name)
     claims_now = _claims_of(kube, records)
     _refuse_before_any_change(session_name, records, existing, claims_now, params, resumed is not None)
-    placeholders, classes, created, recreated = {}, {}, [], False
-    settings = agent_nodes = None
+    classes, created, recreated = {}, [], False
+    placeholders = _new_placeholders(kube, session_name, records, existing, claims_now, params, classes)
+    scheduling = _placeholder_scheduling(kube, velero_ns, placeholders, params.get("tolerations")) \
+        if placeholders else {}
+    settings = None
     changed, diffs, expected, volumes_info = False, [], {}, {}
     actions = []
     for rec in records:
@@ -302,9 +406,8 @@ def run(kube, params, check_mode=False):
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
                                     kind=k.DATA_DOWNLOAD, role=ROLE)
             dd, recreated = None, True
-        planned_claim = None  # check mode: the claim that would be created (it decides on a placeholder too)
         if claim is None:
-            body = planned_claim = claims.new_claim_body(rec, session_name, selector=selector)
+            body = claims.new_claim_body(rec, session_name, selector=selector)
             changed = True
             diffs.append(body)
             actions.append((key, "create claim"))
@@ -333,28 +436,20 @@ def run(kube, params, check_mode=False):
                 created.append(dd)
         if va.phase_of(dd or {}) in va.DATA_PATH_FINAL_PHASES:
             continue
-        target = claim if claim is not None else planned_claim
-        if target is not None and not (target.get("spec") or {}).get("volumeName") and \
-                needs_placeholder(kube, target, params.get("placeholder") or "auto", classes):
-            pod_name = consumer_name(session_name, ns, pvc)
-            if ns not in placeholders:
-                placeholders[ns] = set(p["metadata"]["name"] for p in kube.list(
-                    k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0])
-            if pod_name not in placeholders[ns]:
-                if settings is None:
-                    settings = helper_pod.resolve_settings(kube, velero_ns, image=params.get("image"))
-                    agent_nodes = helper_pod.node_agent_nodes(kube, velero_ns)
-                inherited = helper_pod.origin_node_affinities(kube, ns, {pvc: rec["target_pvc"]}) if rec.get(
-                    "target_pvc") else {}
-                body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
-                                        params.get("node_selector"), params.get("tolerations"),
-                                        node_affinity=inherited.get(pvc), node_os=rec.get("node_os") or "",
-                                        node_agent_nodes=agent_nodes)
-                changed = True
-                diffs.append(body)
-                actions.append((key, "create placeholder pod"))
-                if not check_mode:
-                    k.create_or_take(kube, k.POD, body, ns, label=names.LABEL_SESSION)
+        if (ns, pvc) in placeholders:
+            if settings is None:
+                settings = helper_pod.resolve_settings(kube, velero_ns, image=params.get("image"))
+            inherited = helper_pod.origin_node_affinities(kube, ns, {pvc: rec["target_pvc"]}) if rec.get(
+                "target_pvc") else {}
+            usable_nodes, tolerations = scheduling[rec.get("node_os") or ""]
+            body = placeholder_body(session_name, ns, pvc, volumes_info[name]["volume_mode"], settings,
+                                    params.get("node_selector"), tolerations, node_affinity=inherited.get(pvc),
+                                    node_os=rec.get("node_os") or "", node_agent_nodes=usable_nodes)
+            changed = True
+            diffs.append(body)
+            actions.append((key, "create placeholder pod"))
+            if not check_mode:
+                k.create_or_take(kube, k.POD, body, ns, label=names.LABEL_SESSION)
     result = dict(changed=changed, diff=dict(before={}, after={"objects": diffs}),
                   actions=[{"key": key, "action": action} for key, action in actions])
     if check_mode:
@@ -426,6 +521,46 @@ def _refuse_before_any_change(session_name, records, existing, claims_now, param
                                % pvrs.failure_message("DataDownload", failed), volumes=failed, changed=False)
 
 
+def _new_placeholders(kube, session_name, records, existing, claims_now, params, classes):
+    """{(namespace, new claim): record} of the volumes that get a placeholder pod in this run: DataDownload not final
+    (or created again), claim (or the one to create) unbound and of a WaitForFirstConsumer class (option
+    placeholder), no placeholder pod yet. Decided before any change, so that its nodes are checked first."""
+    wanted, pods = {}, {}
+    for rec in records:
+        ns, pvc = rec["target_namespace"], rec["new_pvc"]["name"]
+        dd = existing.get(dd_name(session_name, ns, pvc))
+        if va.phase_of(dd or {}) in va.DATA_PATH_FINAL_PHASES and not _create_again(dd, params):
+            continue
+        claim = claims_now.get((ns, pvc)) or claims.new_claim_body(rec, session_name)
+        if (claim.get("spec") or {}).get("volumeName") or \
+                not needs_placeholder(kube, claim, params.get("placeholder") or "auto", classes):
+            continue
+        if ns not in pods:
+            pods[ns] = set(p["metadata"]["name"] for p in kube.list(
+                k.POD, namespace=ns, label_selector=names.session_selector(session_name, CONSUMER_ROLE))[0])
+        if consumer_name(session_name, ns, pvc) not in pods[ns]:
+            wanted[(ns, pvc)] = rec
+    return wanted
+
+
+def _placeholder_scheduling(kube, velero_ns, placeholders, user_tolerations):
+    """{node OS: (the nodes its placeholders may use, their tolerations)}: one LIST of node-agent pods, one of nodes.
+    A placeholder tolerates what Velero's restore pod does, and what the user gives only when the nodes were
+    checked: otherwise those tolerations could take it to a node the restore pod cannot use."""
+    agent_pods, nodes = node_agent_pods(kube, velero_ns), read_nodes(kube)
+    volumes_by_os = {}
+    for rec in placeholders.values():
+        volumes_by_os.setdefault(rec.get("node_os") or "", []).append(pvrs.volume_key(rec))
+    scheduling = {}
+    for node_os, volumes in volumes_by_os.items():
+        restore = restore_pod_tolerations(agent_pods, node_os)
+        agent_nodes = None if agent_pods is None else helper_pod.running_node_agent_nodes(agent_pods)
+        usable = placeholder_nodes(agent_nodes, nodes, node_os, restore, sorted(volumes))
+        mine = list(user_tolerations or []) if nodes is not None else []
+        scheduling[node_os] = (usable, mine + [t for t in restore if t not in mine])
+    return scheduling
+
+
 def _claims_of(kube, records):
     """{(namespace, name): the target PVC or None} of the records."""
     by_namespace = {}
@@ -444,8 +579,11 @@ def _record(kube, velero_ns, session_name, key, fields):
 
 def _stuck_hint(entry):
     if entry["phase"] == va.PHASE_IN_PROGRESS and entry["total_bytes"] and entry["bytes_done"] >= entry["total_bytes"]:
+        # RebindVolume deletes the restored PV on failure only when it had switched its reclaim policy to Retain
+        # (generic_restore.go, retained != nil).
         return ("all data was written but the node-agent's rebind step did not finish: Velero leaves a DataDownload "
-                "InProgress forever when RebindVolume fails and deletes the restored PV (velero-contract.md §3.8, "
+                "InProgress forever when RebindVolume fails; the restored PV is deleted if its StorageClass's "
+                "reclaimPolicy is Delete, and kept, bound to no claim, if it is Retain (velero-contract.md §3.8, "
                 "§7.10)")
     if entry["phase"] == va.PHASE_ACCEPTED:
         return "accepted but not prepared: the restore pod/PVC in the Velero namespace did not come up"

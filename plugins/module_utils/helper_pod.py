@@ -98,17 +98,19 @@ def velero_server_image(kube, velero_namespace):
 
 
 def image_tag(image):
-    """The tag of an image reference ("latest" when it has none, like Velero's ImageTag default)."""
+    """The tag of an image reference, or None when it has none (a digest-only or untagged reference)."""
     ref = image.split("@", 1)[0]
     last = ref.split("/")[-1]
-    return last.split(":", 1)[1] if ":" in last else "latest"
+    return last.split(":", 1)[1] if ":" in last else None
 
 
 def resolve_image(config, server_image):
     """Velero's getImage: ConfigMap ``image`` else the server image.
 
     No registry part ("/"-less) → ignored; no tag in the last path part → the Velero version tag
-    (here: the server image's tag, which is the running version) is appended. Returns (image, note).
+    (here: the server image's tag, which is the running version) is appended. Velero appends its build version
+    (v1.18.1 internal/velero/images.go ImageTag), which a server image pinned by digest does not show: that is
+    refused rather than guessed. Returns (image, note).
     """
     image = ((config or {}).get("data") or {}).get("image") or ""
     if not image:
@@ -118,6 +120,11 @@ def resolve_image(config, server_image):
         return server_image, ("plugin ConfigMap image %r has no registry part; Velero ignores it and uses %s"
                               % (image, server_image))
     if ":" not in parts[-1]:
+        if not image_tag(server_image):
+            raise PreflightError(
+                "plugin ConfigMap image %r has no tag, and Velero appends its own version to it (for example "
+                "v1.18.1), which the server image %s does not show (it has no tag). Pass the option image "
+                "with the restore-helper image to use, or give the ConfigMap image a tag." % (image, server_image))
         tagged = "%s:%s" % (image, image_tag(server_image))
         return tagged, "plugin ConfigMap image %r has no tag; Velero appends its version tag: %s" % (image, tagged)
     return image, None
@@ -712,9 +719,13 @@ NODE_AGENT_SELECTOR = "role=node-agent"
 
 
 def _running_node_agent_nodes(kube, velero_namespace, node=None):
-    items = kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
-                      field_selector="spec.nodeName=%s" % node if node else None)[0]
-    return sorted(set(pod["spec"]["nodeName"] for pod in items
+    return running_node_agent_nodes(kube.list(k.POD, namespace=velero_namespace, label_selector=NODE_AGENT_SELECTOR,
+                                              field_selector="spec.nodeName=%s" % node if node else None)[0])
+
+
+def running_node_agent_nodes(agent_pods):
+    """The nodes (sorted) of the node-agent pods that count: Running and not being deleted."""
+    return sorted(set(pod["spec"]["nodeName"] for pod in agent_pods
                       if (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp")
                       and (pod.get("status") or {}).get("phase") == "Running"))
 
@@ -722,14 +733,6 @@ def _running_node_agent_nodes(kube, velero_namespace, node=None):
 def node_agent_ready(kube, velero_namespace, node):
     """Whether a node-agent runs on ``node`` as Velero counts them (the only one that can serve its PVRs)."""
     return node in _running_node_agent_nodes(kube, velero_namespace, node)
-
-
-def node_agent_nodes(kube, velero_namespace):
-    """The nodes a node-agent runs on as Velero counts them (sorted), or None when the pods cannot be listed."""
-    try:
-        return _running_node_agent_nodes(kube, velero_namespace)
-    except ForbiddenError:
-        return None
 
 
 def _scheduling_message(pod):

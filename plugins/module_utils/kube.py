@@ -37,6 +37,7 @@ POD = Kind("v1", "Pod", "pods", True)
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
 PV = Kind("v1", "PersistentVolume", "persistentvolumes", False)
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", True)
+SECRET = Kind("v1", "Secret", "secrets", True)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", False)
 NODE = Kind("v1", "Node", "nodes", False)
 EVENT = Kind("v1", "Event", "events", True)
@@ -69,7 +70,7 @@ KEDA_SCALED_JOB = Kind("keda.sh/v1alpha1", "ScaledJob", "scaledjobs", True)
 KINDS_BY_NAME = dict(
     (k.kind, k)
     for k in (
-        POD, PVC, PV, CONFIG_MAP, NAMESPACE, NODE, EVENT, REPLICATION_CONTROLLER, STORAGE_CLASS, CSI_NODE,
+        POD, PVC, PV, CONFIG_MAP, SECRET, NAMESPACE, NODE, EVENT, REPLICATION_CONTROLLER, STORAGE_CLASS, CSI_NODE,
         DEPLOYMENT, STATEFUL_SET, REPLICA_SET, DAEMON_SET, JOB, CRON_JOB, DEPLOYMENT_CONFIG, CRD,
         BACKUP, POD_VOLUME_BACKUP, POD_VOLUME_RESTORE, DOWNLOAD_REQUEST, BACKUP_STORAGE_LOCATION,
         DATA_UPLOAD, DATA_DOWNLOAD, ARGO_APPLICATION, FLUX_KUSTOMIZATION, FLUX_HELM_RELEASE,

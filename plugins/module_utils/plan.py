@@ -199,6 +199,7 @@ def check_phase(backup_obj, allow_partially_failed):
 
 
 def check_storage_location(kube, velero_ns, backup_obj):
+    """The backup's BackupStorageLocation, which must exist and be Available (PreflightError)."""
     name = backup_obj["metadata"]["name"]
     bsl_name = (backup_obj.get("spec") or {}).get("storageLocation")
     if not bsl_name:
@@ -218,7 +219,7 @@ def check_storage_location(kube, velero_ns, backup_obj):
             "repository. Fix its credentials/bucket/endpoint and wait until 'velero backup-location get' "
             "shows Available." % (velero_ns, bsl_name, phase or "without a phase",
                                   " (%s)" % message if message else ""), storage_location=bsl_name)
-    return bsl_name
+    return bsl
 
 
 def _session_claims(config_map):
@@ -264,6 +265,43 @@ def check_other_sessions(kube, velero_ns, session, keys, problems):
 
 def _volume_mode(pvc):
     return (pvc.get("spec") or {}).get("volumeMode") or "Filesystem"
+
+
+def _with_snapshot_modes(kube, records, target_pvcs, warnings):
+    """``records`` with the volume mode of each data-mover snapshot filled in where it can be known. Velero records
+    none (neither the volume info nor the DataUpload has one), and its data path restores by the target claim's mode
+    (v1.18.1 pkg/exposer/generic_restore.go, pkg/uploader/kopia/snapshot.go Restore): a Block snapshot restored into
+    a Filesystem claim ends Completed with the raw device image as a file. The source PV, while it exists (same
+    cluster, or retained), holds the mode: it is the target claim's own volume, or read by name (one request for a
+    few, one LIST for many). ``target_pvcs``: {source claim: target claim or None}."""
+    unknown = [r for r in records if r.get("method") == backups.METHOD_DATA_MOVER and not r.get("volume_mode")]
+    if not unknown:
+        return records
+    modes = {}
+    for rec in unknown:
+        pvc = target_pvcs.get(rec["source_pvc"])
+        if pvc and rec.get("source_pv") and (pvc.get("spec") or {}).get("volumeName") == rec["source_pv"]:
+            modes[rec["source_pvc"]] = _volume_mode(pvc)
+    lookup = [r["source_pv"] for r in unknown if r["source_pvc"] not in modes and r.get("source_pv")]
+    volumes = {}
+    if lookup:
+        try:
+            volumes = k.get_many(kube, k.PV, lookup)
+        except ForbiddenError:
+            pass  # said with the unknown ones below
+    for rec in unknown:
+        volume = volumes.get(rec.get("source_pv"))
+        if rec["source_pvc"] not in modes and volume:
+            modes[rec["source_pvc"]] = _volume_mode(volume)
+    blind = sorted("%s/%s" % (r["source_namespace"], r["source_pvc"]) for r in unknown if r["source_pvc"] not in modes)
+    if blind:
+        warnings.append(
+            "the volume mode of the data-mover snapshot of %s is not known (Velero does not record it, and the "
+            "volume it was taken from is not in this cluster): it is restored in the target claim's mode. A Block "
+            "snapshot restored into a Filesystem claim (or the other way round) completes without the data the "
+            "application expects; check that the target claims have the volume mode they had at backup time."
+            % ", ".join(blind))
+    return [dict(r, volume_mode=modes[r["source_pvc"]]) if r["source_pvc"] in modes else r for r in records]
 
 
 def _capacity(pvc):
@@ -376,7 +414,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
     expired = backups.expiry_warning(backup_obj)
     if expired:
         warnings.append(expired)
-    check_storage_location(kube, velero_ns, backup_obj)
+    location = check_storage_location(kube, velero_ns, backup_obj)
 
     # Source namespace, from the spec first (no DownloadRequest for a backup without it).
     if source_namespace is None and namespace_mapping and len(namespace_mapping) == 1:
@@ -397,7 +435,7 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
         summary["volume_source"] = record.get("volume_source")
     else:
         vol_records, summary["volume_source"], warns = backups.volume_records(
-            kube, velero_ns, backup_obj, timeout=volume_info_timeout, fetch=fetch)
+            kube, velero_ns, backup_obj, timeout=volume_info_timeout, fetch=fetch, location=location)
         warnings.extend(warns)
     summary["volumes"] = None
 
@@ -526,6 +564,8 @@ def _build(kube, velero_ns, backup, mode, source_namespace=None, target_namespac
                                 "that volume_selector matches" if volume_selector is not None else "there"))
 
     # Per-volume rules.
+    chosen = _with_snapshot_modes(kube, chosen, dict((r["source_pvc"], target_pvcs.get(target_of(r["source_pvc"])))
+                                                     for r in chosen), warnings)
     storage_classes = {}
     plan_volumes = []
     session_hash = names.short_hash(session or backup_name, length=6)
@@ -746,6 +786,15 @@ def _plan_volume(kube, rec, mode, source_ns, target_ns, target_name, pvc, class_
                            problems, storage_classes, warnings)
         if new_pvc is None:
             return None
+        attributes_class = (pvc.get("spec") or {}).get("volumeAttributesClassName")
+        if attributes_class:
+            # Velero's restore claim carries no attributes class (v1.18.1 generic_restore.go createRestorePVC), and
+            # a claim binds only to a volume of its own attributes class (the PV binder's checkVolumeSatisfyClaim).
+            warnings.append(
+                "claim %s has VolumeAttributesClass %s; the restored volume is made without it, so after the swap "
+                "the claim has none and the volume runs with its storage class's defaults. Set it again once the "
+                "restore is done: kubectl patch pvc -n %s %s -p '{\"spec\":{\"volumeAttributesClassName\":\"%s\"}}'"
+                % (key, attributes_class, target_ns, target_name, attributes_class))
     return {
         "key": key,
         "source_namespace": source_ns,

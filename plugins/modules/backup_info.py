@@ -21,9 +21,17 @@ description:
     through a Velero DownloadRequest, so they cover snapshots and data-mover volumes even in a new cluster where
     Velero only synced the Backups and PodVolumeBackups. The DownloadRequest is deleted afterwards and its
     pre-signed URL is never shown.
+  - The download trusts the CA bundle of the backup's BackupStorageLocation next to the system's CAs, as Velero's
+    own downloads do (object storage such as MinIO or Ceph with a private CA) - the Secret key that
+    C(spec.objectStorage.caCertRef) names (which needs the optional Role C(velero-data-restore-storage-ca) of
+    C(docs/rbac.yml)), else the inline C(caCert).
   - The backup's PodVolumeBackups are listed as well - Velero leaves a file-system volume out of the document when
     its pod was gone at the end of the backup or the backup did not include its PersistentVolume - and one whose
     claim the document lacks gives a record too (C(origin=podvolumebackup)), with a warning.
+  - For a backup with C(snapshotMoveData) the DataUploads are listed too, since Velero leaves a data-mover volume
+    out of the document when the backup did not include its PersistentVolume (for example with
+    C(includeClusterResources=false)). One whose claim the document lacks gives a record (C(origin=dataupload)),
+    with a warning. DataUploads exist only in the cluster that made the backup.
   - When the document is absent (backups made before Velero v1.13) or Velero does not answer within
     O(volume_info_timeout), the records are built from the PodVolumeBackup and DataUpload objects of the
     backup and a warning says so.
@@ -345,7 +353,9 @@ backups:
         volume_mode:
           description:
             - V(Filesystem) for V(fs) volumes (Block volumes are never file-system backed up); null for the other
-              methods, whose volume info and DataUploads do not record it (restore_plan takes the target claim's).
+              methods, whose volume info and DataUploads do not record it. For a data-mover volume restore_plan
+              reads it from the source PersistentVolume (RV(backups[].volumes[].source_pv)) while that exists,
+              and refuses a target claim of another volume mode; else it warns and takes the target claim's.
           returned: always
           type: str
           sample: Filesystem

@@ -24,6 +24,14 @@ description:
     sets C(volume.kubernetes.io/selected-node); the placeholder is deleted after completion. It keeps to the nodes
     where a node-agent pod (label C(role=node-agent)) is Running, since only the node-agent of the selected node
     prepares the DataDownload; the original volume's topology and the DataDownload's node OS narrow it further.
+  - Velero pins its restore pod to the node the placeholder picks (by the C(kubernetes.io/hostname) label) and gives
+    it only the node-agent's tolerations of the keys C(kubernetes.azure.com/scalesetpriority) and
+    C(CriticalAddonsOnly) (and C(os=windows) for Windows); a Pending restore pod fails the DataDownload only at the
+    node-agent's prepare timeout (30 minutes). So the placeholder keeps off the nodes that pod cannot run on (a
+    NoSchedule/NoExecute taint it does not tolerate, a hostname label that is not the node's name), and the run is
+    refused before any change when no node is left. That check lists the Nodes (optional ClusterRole
+    C(velero-data-restore-nodes) of C(docs/rbac.yml)); without that right the placeholder carries only the restore
+    pod's tolerations, so the scheduler keeps it off such nodes, and O(tolerations) is not used.
   - Waits until every DataDownload is Completed and its PVC is Bound to the restored PV. Velero leaves a
     DataDownload InProgress forever when its rebind step fails, so the timeout says so and points at the
     node-agent logs.
@@ -79,7 +87,10 @@ options:
     description: nodeSelector of the placeholder pods (decides the node for WaitForFirstConsumer volumes).
     type: dict
   tolerations:
-    description: Tolerations of the placeholder pods.
+    description:
+      - Tolerations of the placeholder pods, next to those of Velero's restore pod. Used only when the Nodes can be
+        listed (see the description); a node whose taints Velero's restore pod does not tolerate is left out
+        whatever these say.
     type: list
     elements: dict
   data_mover_config:

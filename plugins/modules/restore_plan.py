@@ -21,6 +21,11 @@ description:
   - For O(mode=in_place) every target claim must exist, be Bound, be a Filesystem volume for a file-system
     backup, and be at least as large as the data of its snapshot. Block-mode data-mover snapshots need
     O(mode=replace).
+  - Velero does not record the volume mode of a data-mover snapshot and restores it in the target claim's mode, so
+    a Block snapshot restored into a Filesystem claim (or the other way round) would complete without usable data.
+    The mode is read from the snapshot's source PersistentVolume while it exists (the target claim's own volume,
+    or one GET), and a target claim of another mode is refused; when the volume is gone a warning says the mode
+    could not be checked.
   - For O(mode=replace) it plans one new claim per volume, named C(<claim>-restored-<hash>), with the mapped
     storage class, size max(original request, snapshot size rounded up to Mi), and the access modes and
     volume mode of the original claim. A claim of that name that does not belong to the session is refused.

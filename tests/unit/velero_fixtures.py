@@ -195,6 +195,7 @@ class ObjectStore(object):
     def __init__(self):
         self.docs = {}
         self.fetched = []
+        self.cas = []  # the CA bundle each fetch was given
 
     def put(self, backup_name, entries, gz=True):
         data = json.dumps(entries).encode("utf-8")
@@ -204,10 +205,11 @@ class ObjectStore(object):
         return ("https://minio.example:9000/velero/backups/%s/%s-volumeinfo.json.gz?%s&X-Amz-Expires=600"
                 % (backup_name, backup_name, SECRET))
 
-    def fetch(self, url):
+    def fetch(self, url, ca=None):
         from ansible_collections.velero.data_restore.plugins.module_utils.backups import VolumeInfoAbsent
 
         self.fetched.append(url)
+        self.cas.append(ca)
         name = url.split("/backups/")[1].split("/")[0]
         if name not in self.docs:
             raise VolumeInfoAbsent("404")
@@ -235,7 +237,7 @@ def download_controller(store, process=True):
     return controller
 
 
-def failing_fetch(url):
+def failing_fetch(url, ca=None):  # pylint: disable=unused-argument
     raise DataRestoreError("download from https://minio.example:9000/<redacted> failed: timed out")
 
 

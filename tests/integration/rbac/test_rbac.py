@@ -37,9 +37,10 @@ VERB = {"get": "get", "list": "list", "watch": "watch", "create": "create", "pat
 HELPERS = {"create_or_take": ("create", "get"), "get_many": ("get", "list")}
 # Steps only an optional object of docs/rbac.yml grants: the cleanup (claim_patch state=freed, velero-data-restore-cleanup).
 OPTIONAL_FUNCTIONS = {"free", "_free_plan", "_wait_pvs_gone"}
-# Kinds only optional objects grant: GitOps pauses, OpenShift, the nodes' CSI attach limits (a 403 is a warning).
+# Kinds only optional objects grant: GitOps pauses, OpenShift, the nodes' CSI attach limits and taints, a storage
+# location's CA Secret (a 403 is a warning or a narrower check).
 OPTIONAL_KINDS = {"ARGO_APPLICATION", "FLUX_KUSTOMIZATION", "FLUX_HELM_RELEASE", "KEDA_SCALED_OBJECT",
-                  "DEPLOYMENT_CONFIG", "CSI_NODE"}
+                  "DEPLOYMENT_CONFIG", "CSI_NODE", "SECRET", "NODE"}
 
 
 # ----------------------------------------------------------------------------- static coverage

@@ -3,6 +3,7 @@
 import copy
 import gzip
 import json
+import os
 import time
 
 import pytest
@@ -218,6 +219,33 @@ def test_a_pod_volume_backup_the_volume_info_leaves_out_gives_a_record_and_a_war
     assert any("does not list claim(s) shop/data-b" in w for w in result["warnings"])
 
 
+def test_a_data_upload_the_volume_info_leaves_out_gives_a_record_and_a_warning(fake, store):
+    """Velero drops a data-mover volume from the volume info when the backup did not include its PV
+    (generateVolumeInfoFromDataUpload: no pvMap entry, `continue`), e.g. includeClusterResources: false; the
+    DataUpload of the original cluster still names the snapshot."""
+    fake.add(k.BACKUP, f.backup("nightly", snapshot_move_data=True))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "a-0", "data", pvc="data-a"))
+    fake.add(k.DATA_UPLOAD, f.du("nightly", "db-data", snapshot_id="d0d0d0d0"))
+    store.put("nightly", [])
+    result = find(fake, store, name="nightly")
+    vols = dict((r["source_pvc"], r) for r in result["backups"][0]["volumes"])
+    assert sorted(vols) == ["data-a", "db-data"]
+    assert vols["db-data"]["method"] == "data_mover" and vols["db-data"]["origin"] == "dataupload"
+    assert vols["db-data"]["snapshot_id"] == "d0d0d0d0" and vols["db-data"]["restorable_by"]
+    assert any("does not list claim(s) shop/db-data, which DataUploads of the backup hold" in w
+               for w in result["warnings"]), result["warnings"]
+    assert any("does not list claim(s) shop/data-a, which PodVolumeBackups" in w for w in result["warnings"])
+
+
+def test_a_data_upload_the_volume_info_lists_adds_no_record(fake, store):
+    fake.add(k.BACKUP, f.backup("nightly", snapshot_move_data=True))
+    fake.add(k.DATA_UPLOAD, f.du("nightly", "db-data"))
+    store.put("nightly", [f.vi_data_mover("db-data")])
+    result = find(fake, store, name="nightly")
+    assert [(r["source_pvc"], r["origin"]) for r in result["backups"][0]["volumes"]] == [("db-data", "volume_info")]
+    assert result["warnings"] == []
+
+
 def test_a_forbidden_list_of_pod_volume_backups_is_a_warning_next_to_the_volume_info(fake, store):
     fake.add(k.BACKUP, f.backup("nightly"))
     store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
@@ -302,7 +330,7 @@ def test_fallback_when_download_request_not_processed(store):
 def test_fallback_when_download_fails_redacts_url(fake, store):
     seed_crs(fake)
 
-    def broken(url):
+    def broken(url, ca=None):  # pylint: disable=unused-argument
         from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
         raise DataRestoreError("boom at %s" % url)
 
@@ -481,6 +509,147 @@ def test_http_get_against_a_loopback_server():
         server.server_close()
 
 
+# -- the storage location's CA bundle (v1.18.1 pkg/cmd/util/cacert/bsl_cacert.go GetCACertFromBSL) ----------------
+CA_PEM = "-----BEGIN CERTIFICATE-----\nTUlOSU8gcHJpdmF0ZSBDQQ==\n-----END CERTIFICATE-----\n"
+
+
+def b64(text):
+    import base64
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def location_with(object_storage):
+    bsl = f.bsl()
+    bsl["spec"]["objectStorage"].update(object_storage)
+    return bsl
+
+
+def test_the_inline_ca_of_the_storage_location_is_given_to_the_download(fake, store):
+    fake.add(k.BACKUP_STORAGE_LOCATION, location_with({"caCert": b64(CA_PEM)}))
+    fake.add(k.BACKUP, f.backup("nightly"))
+    store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
+    result = find(fake, store, name="nightly")
+    assert [r["source_pvc"] for r in result["backups"][0]["volumes"]] == ["data-a"] and result["warnings"] == []
+    assert store.cas == [CA_PEM]
+    assert fake.requests.count(("get", "BackupStorageLocation")) == 1
+
+
+def test_the_ca_secret_the_storage_location_names_comes_before_its_inline_ca(fake, store):
+    other = CA_PEM.replace("TUlOSU8", "U0VDUkVU")
+    fake.add(k.BACKUP_STORAGE_LOCATION, location_with({"caCert": b64(CA_PEM),
+                                                       "caCertRef": {"name": "minio-ca", "key": "ca.crt"}}))
+    fake.add(k.SECRET, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "minio-ca", "namespace": VNS},
+                        "data": {"ca.crt": b64(other)}})
+    fake.add(k.BACKUP, f.backup("nightly"))
+    store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
+    find(fake, store, name="nightly")
+    assert store.cas == [other]
+
+
+def test_a_storage_location_without_a_ca_downloads_with_the_system_cas(fake, store):
+    fake.add(k.BACKUP_STORAGE_LOCATION, f.bsl())
+    fake.add(k.BACKUP, f.backup("nightly"))
+    store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
+    find(fake, store, name="nightly")
+    assert store.cas == [None] and ("get", "Secret") not in fake.requests
+
+
+@pytest.mark.parametrize("secret, forbidden, expected", [
+    (None, True, "grant get on that Secret (optional Role velero-data-restore-storage-ca"),
+    (None, False, "the Secret velero/minio-ca that caCertRef of BackupStorageLocation default names does not exist"),
+    ({"other.crt": b64(CA_PEM)}, False, "names has no key ca.crt"),
+    ({"ca.crt": "not base64!"}, False, "is not base64-encoded PEM text"),
+])
+def test_a_ca_secret_that_cannot_be_read_is_a_volume_info_read_error(fake, store, secret, forbidden, expected):
+    fake.add(k.BACKUP_STORAGE_LOCATION, location_with({"caCertRef": {"name": "minio-ca", "key": "ca.crt"}}))
+    if secret is not None:
+        fake.add(k.SECRET, {"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": "minio-ca", "namespace": VNS}, "data": secret})
+    if forbidden:
+        get = fake.get
+
+        def get_secret_forbidden(kind, name, namespace=None):
+            if kind is k.SECRET:
+                raise ForbiddenError("secrets %r is forbidden" % name, status=403)
+            return get(kind, name, namespace)
+        fake.get = get_secret_forbidden
+    fake.add(k.BACKUP, f.backup("nightly"))
+    fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "a-0", "data", pvc="data-a"))
+    store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])
+    result = find(fake, store, name="nightly")
+    assert store.fetched == [] and result["backups"][0]["volume_source"] == "custom_resources"
+    assert any(expected in w for w in result["warnings"]), result["warnings"]
+
+
+def self_signed_certificate(directory):
+    """(certificate PEM path, key path) of a self-signed certificate for 127.0.0.1."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"minio private CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(u"127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_http_get_over_tls_trusts_the_storage_location_ca(tmp_path):
+    """An object storage (MinIO, Ceph) with a certificate of a private CA: the download fails with a hint without
+    the location's CA bundle, and succeeds with it; the temporary trust file is removed."""
+    import glob
+    import ssl
+    import tempfile
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from ansible_collections.velero.data_restore.plugins.module_utils.errors import DataRestoreError
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(gzip.compress(b"[]"))
+
+        def log_message(self, *args):
+            pass
+
+    cert_path, key_path = self_signed_certificate(tmp_path)
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = "https://127.0.0.1:%d/velero/backups/b/b-volumeinfo.json.gz?X-Amz-Signature=s3cr3t" % server.server_port
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "velero-ca-*")))
+    try:
+        with pytest.raises(DataRestoreError) as err:
+            backups.http_get(url, timeout=5)
+        assert "caCertRef or caCert" in err.value.msg and "s3cr3t" not in err.value.msg, err.value.msg
+        with open(cert_path) as pem:
+            ca = pem.read()
+        assert backups.decode_volume_info(backups.http_get(url, timeout=5, ca=ca)) == []
+        assert set(glob.glob(os.path.join(tempfile.gettempdir(), "velero-ca-*"))) == before
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize("source", ["podvolumebackup", "volume_info"])
 def test_a_pod_volume_backup_without_uploader_type_is_restic_and_refused(source):
     """Backups from before Velero 1.10 have no uploaderType: Velero's restore reads it as restic
@@ -518,10 +687,10 @@ def test_latest_does_not_skip_a_newer_backup_whose_volume_info_could_not_be_read
     store.put("shop-new", [f.vi_pvb("data-app-0", "app-0", "data")])
     fetch = store.fetch
 
-    def new_one_fails(url):
+    def new_one_fails(url, ca=None):
         if "/backups/shop-new/" in url:
             return f.failing_fetch(url)
-        return fetch(url)
+        return fetch(url, ca=ca)
     store.fetch = new_one_fails
     with pytest.raises(PreflightError, match="volume info of backup shop-new, the newest matching one, could not "
                                              "be read .*timed out.*It is not skipped") as err:
@@ -557,14 +726,14 @@ def test_a_listing_with_volumes_reads_the_volume_info_of_several_backups_at_once
         store.put(name, [f.vi_pvb("data-%s" % name, "app-0", "data")])
     lock, state = threading.Lock(), {"now": 0, "most": 0}
 
-    def slow_fetch(url):
+    def slow_fetch(url, ca=None):
         with lock:
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
         time.sleep(0.2)
         with lock:
             state["now"] -= 1
-        return store.fetch(url)
+        return store.fetch(url, ca=ca)
 
     result = backups.find(fake, VNS, volumes=True, volume_info_timeout=5, fetch=slow_fetch)
     assert [(b["name"], [v["source_pvc"] for v in b["volumes"]]) for b in result["backups"]] == [

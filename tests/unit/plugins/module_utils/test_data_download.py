@@ -8,6 +8,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
+    ForbiddenError,
     PreflightError,
     WaitTimeout,
 )
@@ -612,3 +613,109 @@ def test_retry_failed_is_honoured_with_resume():
     fake.controllers[-1] = agent
     again = dd.run(fake, params(volumes=recs, retry_failed=True, resume=first["resume"]))
     assert again["done"] is True and again["volumes"][0]["phase"] == "Completed"
+
+
+def node(name, *taints, **labels):
+    """A Node whose kubernetes.io/hostname label is its name unless ``hostname`` says otherwise; taints as
+    (key, value, effect)."""
+    meta_labels = {"kubernetes.io/hostname": labels.pop("hostname", name), "kubernetes.io/os": labels.pop("os", "linux")}
+    return {"metadata": {"name": name, "labels": meta_labels},
+            "spec": {"taints": [dict({"key": key, "effect": effect}, **({"value": value} if value else {}))
+                                for key, value, effect in taints]}}
+
+
+def _placeholder_terms(result):
+    [created] = [o for o in result["diff"]["after"]["objects"] if o["kind"] == "Pod"]
+    terms = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    return [t["matchFields"][0]["values"][0] for t in terms], created["spec"].get("tolerations") or []
+
+
+DEDICATED = {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}
+
+
+def test_a_node_whose_taint_velero_restore_pod_does_not_tolerate_is_left_out_of_the_placeholder_nodes():
+    """Velero pins its restore pod with nodeSelector kubernetes.io/hostname=<the placeholder's node> and gives it only
+    the node-agent's tolerations of util.ThirdPartyTolerations keys: on a tainted node it stayed Pending and the
+    DataDownload failed after the 30-minute prepare timeout. The user's tolerations do not bring the node back."""
+    fake = setup()
+    fake.add(k.NODE, node("node-1", ("dedicated", "db", "NoSchedule")))
+    fake.add(k.NODE, node("node-2", ("spot", "", "PreferNoSchedule")))
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], tolerations=[DEDICATED], wait=False))
+    nodes, tolerations = _placeholder_terms(result)
+    assert nodes == ["node-2"] and tolerations == [DEDICATED]
+
+
+def test_a_node_whose_hostname_label_is_not_its_name_is_left_out_of_the_placeholder_nodes():
+    fake = setup()
+    fake.add(k.NODE, node("node-1", hostname="ip-10-0-0-1"))
+    fake.add(k.NODE, node("node-2"))
+    nodes = _placeholder_terms(dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], wait=False)))[0]
+    assert nodes == ["node-2"]
+    fake.add(k.NODE, node("node-2", hostname="ip-10-0-0-2"))
+    with pytest.raises(PreflightError, match=r"node-1 \(its kubernetes.io/hostname label \(ip-10-0-0-1\) is not its"):
+        dd.run(fake, params(volumes=[f.dm_record("other", sc="sim-wffc")]))
+
+
+def test_only_nodes_velero_restore_pod_cannot_use_are_refused_before_any_change():
+    fake = setup()
+    fake.add(k.NODE, node("node-1", ("dedicated", "db", "NoSchedule")))
+    fake.add(k.NODE, node("node-2", ("node.kubernetes.io/unreachable", "", "NoExecute")))
+    fake.requests[:] = []
+    with pytest.raises(PreflightError) as err:
+        dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], tolerations=[DEDICATED]))
+    msg = err.value.msg
+    assert "No node can take the placeholder pod of shop/data" in msg
+    assert "node-1 (untolerated taint(s) dedicated=db:NoSchedule)" in msg
+    assert "node-2 (untolerated taint(s) node.kubernetes.io/unreachable:NoExecute)" in msg
+    assert "kubernetes.azure.com/scalesetpriority and CriticalAddonsOnly" in msg and "remove the taint" in msg
+    assert not [r for r in fake.requests if r[0] in ("create", "patch", "update", "delete")], fake.requests
+    assert fake.all(k.DATA_DOWNLOAD) == [] and fake.find(k.PVC, "data-restored", f.NS) is None
+
+
+@pytest.mark.parametrize("node_os, daemonset", [("linux", "node-agent"), ("windows", "node-agent-windows")])
+def test_a_taint_of_a_key_velero_lets_through_from_the_node_agent_keeps_the_node(node_os, daemonset):
+    """The node-agent's toleration of a util.ThirdPartyTolerations key goes onto Velero's restore pod (from the
+    DaemonSet of the DataDownload's OS), and so onto the placeholder; other keys do not. A Windows restore pod
+    tolerates os=windows too."""
+    fake = setup()
+
+    def agent_of(o):
+        o["metadata"]["labels"]["name"] = daemonset
+        o["spec"]["tolerations"] = [{"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                    {"key": "dedicated", "operator": "Exists"}]
+    for name in ("node-1", "node-2"):
+        fake.mutate(k.POD, "node-agent-%s" % name, f.VNS, agent_of)
+    windows = [("os", "windows", "NoSchedule"), ("os", "windows", "NoExecute")] if node_os == "windows" else []
+    fake.add(k.NODE, node("node-1", ("CriticalAddonsOnly", "true", "NoSchedule"), *windows, os=node_os))
+    fake.add(k.NODE, node("node-2", ("dedicated", "db", "NoSchedule"), *windows, os=node_os))
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc", node_os=node_os)], wait=False))
+    nodes, tolerations = _placeholder_terms(result)
+    assert nodes == ["node-1"]
+    assert tolerations == [{"key": "CriticalAddonsOnly", "operator": "Exists"}] + [
+        {"key": key, "operator": "Equal", "value": value, "effect": effect} for key, value, effect in windows]
+
+
+def test_when_the_nodes_cannot_be_read_the_placeholder_tolerates_only_what_velero_restore_pod_does():
+    """Without the right to list nodes the scheduler applies the taints: the user's tolerations could take the
+    placeholder to a node the restore pod cannot use."""
+    fake = setup()
+    fake.add(k.NODE, node("node-1", ("dedicated", "db", "NoSchedule")))
+    real_list = fake.list
+
+    def list_without_nodes(kind, *args, **kwargs):
+        if kind is k.NODE:
+            raise ForbiddenError("missing RBAC permission verb=list resource=nodes", status=403)
+        return real_list(kind, *args, **kwargs)
+    fake.list = list_without_nodes
+    result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], tolerations=[DEDICATED], wait=False))
+    assert _placeholder_terms(result) == (["node-1", "node-2"], [])
+
+
+def test_the_rebind_hint_says_the_restored_pv_is_deleted_only_when_velero_retained_it():
+    """RebindVolume's deferred delete runs only when SetPVReclaimPolicy changed the policy (retained != nil,
+    generic_restore.go): with a Retain class the restored PV survives, bound to no claim."""
+    hint = dd._stuck_hint({"phase": "InProgress", "total_bytes": 10, "bytes_done": 10})
+    assert "InProgress forever" in hint
+    assert "deleted if its StorageClass's reclaimPolicy is Delete" in hint
+    assert "kept, bound to no claim, if it is Retain" in hint

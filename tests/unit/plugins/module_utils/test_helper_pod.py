@@ -83,6 +83,15 @@ def test_configmap_image(image, expected, noted):
     assert bool(note) is noted
 
 
+@pytest.mark.parametrize("server_image", ["velero/velero@sha256:" + "a" * 64, "registry.local/velero/velero"])
+def test_a_tagless_configmap_image_next_to_a_server_image_without_tag_is_refused(server_image):
+    """Velero appends its build version (internal/velero/images.go ImageTag), not "latest": a guess would pull an
+    image that may not exist in a mirrored registry, or one of another version."""
+    with pytest.raises(PreflightError, match="has no tag, and Velero appends its own version") as err:
+        hp.resolve_image(f.plugin_config({"image": "registry.local/velero/velero-restore-helper"}), server_image)
+    assert "option image" in err.value.msg
+
+
 def test_image_option_overrides_everything(fake):
     fake.add(k.CONFIG_MAP, f.plugin_config({"image": "registry.local/velero/velero:v9"}))
     result = hp.run(fake, params(pvcs=["data"], image="mirror.local/velero:v1.18.1"))

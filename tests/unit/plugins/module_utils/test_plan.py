@@ -144,6 +144,58 @@ def test_block_data_mover_replace_only(fake, store):
     assert vol["restore_via"] == "data_download" and vol["new_pvc"]["volume_mode"] == "Block"
 
 
+def test_the_plan_gives_the_download_the_ca_of_the_storage_location_it_checked(fake, store):
+    import base64
+    pem = "-----BEGIN CERTIFICATE-----\nTUlOSU8=\n-----END CERTIFICATE-----\n"
+    fake.mutate(k.BACKUP_STORAGE_LOCATION, "default", VNS, lambda bsl: bsl["spec"]["objectStorage"].update(
+        caCert=base64.b64encode(pem.encode()).decode()))
+    build(fake, store, volumes=["data-app-0"])
+    assert store.cas == [pem] and fake.requests.count(("get", "BackupStorageLocation")) == 1
+
+
+def test_a_replace_of_a_claim_with_a_volume_attributes_class_warns_that_the_swap_drops_it(fake, store):
+    fake.mutate(k.PVC, "data-app-0", "shop", lambda pvc: pvc["spec"].update(volumeAttributesClassName="gold"))
+    p = build(fake, store, mode="replace", volumes=["data-app-0", "data-app-1"], session="s1")
+    (warning,) = [w for w in p["warnings"] if "VolumeAttributesClass" in w]
+    assert "claim shop/data-app-0 has VolumeAttributesClass gold" in warning
+    assert "kubectl patch pvc -n shop data-app-0" in warning and '"volumeAttributesClassName":"gold"' in warning
+    assert not [w for w in build(fake, store, volumes=["data-app-0"])["warnings"] if "VolumeAttributesClass" in w]
+
+
+def source_volume(name, mode):
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"volumeMode": mode, "capacity": {"storage": "2Gi"}}}
+
+
+def test_a_data_mover_snapshot_of_a_block_volume_is_not_restored_into_a_filesystem_claim(fake, store):
+    """Velero records no volume mode for a data-mover snapshot and restores by the target claim's mode: the source
+    PV (volume info pvName), still in the cluster, says the snapshot is Block."""
+    fake.add(k.PV, source_volume("pvc-db-data-0002", "Block"))
+    for mode in ("in_place", "replace"):
+        msg = fail(fake, store, mode=mode, volumes=["db-data"])
+        assert "shop/db-data is Filesystem mode but the snapshot of shop/db-data is Block mode" in msg, msg
+
+
+def test_a_data_mover_snapshot_of_the_target_claims_own_volume_has_its_mode(fake, store):
+    fake.remove(k.PVC, "db-data", "shop")
+    claim = f.pvc("db-data", size="2Gi")
+    claim["spec"]["volumeName"] = "pvc-db-data-0002"
+    fake.add(k.PVC, claim)
+    p = build(fake, store, volumes=["db-data"])
+    vol = p["volumes"][0]
+    assert vol["volume_mode"] == "Filesystem" and vol["restore_via"] == "pod_volume_restore"
+    assert not [w for w in p["warnings"] if "volume mode" in w], p["warnings"]
+    assert ("get", "PersistentVolume") not in fake.requests
+
+
+def test_a_data_mover_snapshot_whose_source_volume_is_gone_is_restored_in_the_target_mode_with_a_warning(
+        fake, store):
+    p = build(fake, store, volumes=["db-data"])
+    vol = p["volumes"][0]
+    assert vol["volume_mode"] == "Filesystem" and vol["restore_via"] == "pod_volume_restore"
+    assert [w for w in p["warnings"] if "the volume mode of the data-mover snapshot of shop/db-data is not known" in w]
+
+
 def test_default_selects_every_claim_and_rejects_native(fake, store):
     msg = fail(fake, store)
     assert "shop/logs cannot be restored" in msg and "native" in msg
