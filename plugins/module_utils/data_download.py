@@ -404,7 +404,7 @@ def run(kube, params, check_mode=False):
         if _create_again(dd, params):
             if not check_mode:
                 pvrs.cancel_objects(kube, velero_ns, session_name, [dd], timeout=params["wait_timeout"],
-                                    kind=k.DATA_DOWNLOAD, role=ROLE)
+                                    kind=k.DATA_DOWNLOAD, role=ROLE, pod_label=va.LABEL_DATA_DOWNLOAD_POD)
             dd, recreated = None, True
         if claim is None:
             body = claims.new_claim_body(rec, session_name, selector=selector)

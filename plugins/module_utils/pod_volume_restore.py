@@ -441,7 +441,8 @@ def run(kube, params, check_mode=False):
         sessions.update(kube, velero_ns, session_name, record, event="creating PodVolumeRestores")
     recreate = [c for a, _rec, _key, _n, c in plan if a == "recreate"]
     if recreate:
-        cancel_objects(kube, velero_ns, session_name, recreate, timeout=params["wait_timeout"])
+        cancel_objects(kube, velero_ns, session_name, recreate, timeout=params["wait_timeout"],
+                       pod_label=va.LABEL_PVR_POD)
     created = kube.create_many(k.POD_VOLUME_RESTORE, [bodies[n] for a, _rec, _key, n, _cur in plan if a != "reuse"],
                                velero_ns, label=names.LABEL_SESSION)
     result = dict(changed=changed, diff=diff)
@@ -618,9 +619,13 @@ def cancel(kube, velero_ns, session_name, records=None, wait=True, timeout=300, 
 
 
 def cancel_objects(kube, velero_ns, session_name, items, wait=True, timeout=300, check_mode=False,
-                   kind=k.POD_VOLUME_RESTORE, role=ROLE):
+                   kind=k.POD_VOLUME_RESTORE, role=ROLE, pod_label=None):
     """Cancel the ones not final, delete all of ``items`` (CRs of the session), and wait until they are gone - at
-    least CANCEL_TIMEOUT when one is not final. Returns (canceled names, deleted names)."""
+    least CANCEL_TIMEOUT when one is not final. Returns (canceled names, deleted names).
+
+    ``pod_label``: for CRs created again under the same name, also wait until their data path pods (that label,
+    the CR's name) are gone. The node-agent names that pod after the CR and deletes it without waiting
+    (kube.DeletePodIfAny); a new CR exposed while the old pod terminates fails with AlreadyExists."""
     canceled, deleted = [], []
     cancel_field = None  # read from the CRD only when something needs a cancel
     if not check_mode:
@@ -650,4 +655,9 @@ def cancel_objects(kube, velero_ns, session_name, items, wait=True, timeout=300,
         wait_for(kube, kind, all_gone, namespace=velero_ns, label_selector=names.session_selector(session_name, role),
                  timeout=timeout, what="%ss of session %s to be canceled and deleted (the node-agent removes its "
                                        "finalizer once they are final)" % (kind.kind, session_name))
+        if pod_label:
+            wait_for(kube, k.POD, lambda pods: WaitState(not pods, pending=[p["metadata"]["name"] for p in pods]),
+                     namespace=velero_ns, label_selector="%s in (%s)" % (pod_label, ",".join(sorted(deleted))),
+                     timeout=timeout, what="the node-agent's data path pods of %s to be deleted (a new %s of the "
+                                           "same name needs the name)" % (", ".join(sorted(deleted)), kind.kind))
     return canceled, deleted

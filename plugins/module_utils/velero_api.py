@@ -27,6 +27,11 @@ LABEL_SCHEDULE_NAME = "velero.io/schedule-name"
 LABEL_STORAGE_LOCATION = "velero.io/storage-location"
 LABEL_POD_UID = "velero.io/pod-uid"
 LABEL_DYNAMIC_PV_RESTORE = "velero.io/dynamic-pv-restore"
+# The label of the data path pod the node-agent creates for a PodVolumeRestore / DataDownload, named after the CR
+# (v1.18.1 pkg/apis/velero/v1/labels_annotations.go PVRLabel, DataDownloadLabel; pkg/exposer createHostingPod,
+# createRestorePod).
+LABEL_PVR_POD = "velero.io/pod-volume-restore"
+LABEL_DATA_DOWNLOAD_POD = "velero.io/data-download"
 ANNOTATION_PVC_NAME = "velero.io/pvc-name"
 ANNOTATION_DATA_UPLOAD_NAME = "velero.io/data-upload-name"
 

@@ -10,6 +10,7 @@ anything.
 
 import copy
 import itertools
+import re
 import uuid
 
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
@@ -34,13 +35,32 @@ def merge_patch(target, patch):
     return result
 
 
+def _selector_terms(selector):
+    """The terms of a label selector: commas inside a set ("key in (a,b)") do not split."""
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and not depth:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    return terms + [current]
+
+
 def _match_labels(labels, selector):
     if not selector:
         return True
     labels = labels or {}
-    for term in selector.split(","):
+    for term in _selector_terms(selector):
         term = term.strip()
-        if "!=" in term:
+        set_term = re.match(r"^(\S+)\s+(in|notin)\s+\((.*)\)$", term)
+        if set_term:
+            key, operator, values = set_term.groups()
+            inside = labels.get(key) in [v.strip() for v in values.split(",")]
+            if inside != (operator == "in"):
+                return False
+        elif "!=" in term:
             k, v = term.split("!=", 1)
             if labels.get(k) == v:
                 return False

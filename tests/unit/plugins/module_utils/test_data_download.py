@@ -615,6 +615,24 @@ def test_retry_failed_is_honoured_with_resume():
     assert again["done"] is True and again["volumes"][0]["phase"] == "Completed"
 
 
+def test_a_dd_created_again_waits_until_the_restore_pod_of_its_name_is_gone():
+    from test_pod_volume_restore import creates_with_pod_gone, data_path_pod, terminates_after
+
+    fake = setup()
+    name = dd.dd_name("s1", f.NS, "a-restored")
+    agent = fake.controllers[-1]
+    fake.controllers[-1] = _failing_agent(name)
+    recs = [f.dm_record("a")]
+    first = dd.run(fake, params(volumes=recs, wait=False))
+    with pytest.raises(DataRestoreError):
+        dd.run(fake, params(volumes=recs, resume=first["resume"]))
+    fake.add(k.POD, data_path_pod(name, "velero.io/data-download"))
+    fake.controllers[-1:] = [terminates_after(k.DATA_DOWNLOAD, name, "velero.io/data-download"), agent]
+    seen = creates_with_pod_gone(fake, k.DATA_DOWNLOAD, name)
+    again = dd.run(fake, params(volumes=recs, retry_failed=True, resume=first["resume"]))
+    assert again["volumes"][0]["phase"] == "Completed" and seen == [True], seen
+
+
 def node(name, *taints, **labels):
     """A Node whose kubernetes.io/hostname label is its name unless ``hostname`` says otherwise; taints as
     (key, value, effect)."""
