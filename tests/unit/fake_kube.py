@@ -15,6 +15,7 @@ import uuid
 
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     ConflictError,
+    ForbiddenError,
     MissingApiError,
     NotFoundError,
 )
@@ -113,9 +114,17 @@ class FakeKube(object):
         self._rv = itertools.count(100)
         self.expire_before = 0  # watches from an older rv raise WatchExpired
         self.fail_next = {}  # verb -> exception to raise once
+        self.forbidden = set()  # (verb, kind) the identity lacks (forbid)
         self.before_write = None  # the session fence (module.run_module sets it on the real Kube)
 
     # -- helpers for tests -------------------------------------------------
+    def forbid(self, verb, kind):
+        """Answer every ``verb`` request on ``kind`` with 403, as the apiserver does without the RBAC rule."""
+        self.forbidden.add((verb, kind))
+
+    def allow(self, verb, kind):
+        self.forbidden.discard((verb, kind))
+
     def add(self, kind, obj):
         """Seed an object (no request recorded)."""
         obj = copy.deepcopy(obj)
@@ -164,6 +173,9 @@ class FakeKube(object):
         self.requests.append((verb, kind.kind))
         if kind in self.missing:
             raise MissingApiError("The cluster does not serve %s (%s)." % (kind.kind, kind.api_version))
+        if (verb, kind) in self.forbidden:
+            raise ForbiddenError("missing RBAC permission verb=%s resource=%s apiGroup=%s"
+                                 % (verb, kind.plural, real_kube.api_group(kind)), status=403)
         exc = self.fail_next.pop(verb, None)
         if exc is not None:
             raise exc

@@ -566,13 +566,7 @@ def test_a_ca_secret_that_cannot_be_read_is_a_volume_info_read_error(fake, store
         fake.add(k.SECRET, {"apiVersion": "v1", "kind": "Secret",
                             "metadata": {"name": "minio-ca", "namespace": VNS}, "data": secret})
     if forbidden:
-        get = fake.get
-
-        def get_secret_forbidden(kind, name, namespace=None):
-            if kind is k.SECRET:
-                raise ForbiddenError("secrets %r is forbidden" % name, status=403)
-            return get(kind, name, namespace)
-        fake.get = get_secret_forbidden
+        fake.forbid("get", k.SECRET)
     fake.add(k.BACKUP, f.backup("nightly"))
     fake.add(k.POD_VOLUME_BACKUP, f.pvb("nightly", "a-0", "data", pvc="data-a"))
     store.put("nightly", [f.vi_pvb("data-a", "a-0", "data")])

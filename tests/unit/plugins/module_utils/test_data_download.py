@@ -8,7 +8,6 @@ from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
-    ForbiddenError,
     PreflightError,
     WaitTimeout,
 )
@@ -601,7 +600,9 @@ def test_a_create_that_retried_a_failed_one_hands_its_wait_a_resume_too():
     assert sessions.require(fake, f.VNS, "s1").doc["volumes"]["shop/a"]["phase"] == "Failed"
 
 
-def test_retry_failed_is_honoured_with_resume():
+def failed_once():
+    """(fake, the DataDownload's name, the node-agent controller, records, the first run's result) after a run whose
+    DataDownload failed (a failing node-agent stands in for the real one)."""
     fake = setup()
     name = dd.dd_name("s1", f.NS, "a-restored")
     agent = fake.controllers[-1]
@@ -610,6 +611,11 @@ def test_retry_failed_is_honoured_with_resume():
     first = dd.run(fake, params(volumes=recs, wait=False))
     with pytest.raises(DataRestoreError):
         dd.run(fake, params(volumes=recs, resume=first["resume"]))
+    return fake, name, agent, recs, first
+
+
+def test_retry_failed_is_honoured_with_resume():
+    fake, _name, agent, recs, first = failed_once()
     fake.controllers[-1] = agent
     again = dd.run(fake, params(volumes=recs, retry_failed=True, resume=first["resume"]))
     assert again["done"] is True and again["volumes"][0]["phase"] == "Completed"
@@ -618,14 +624,7 @@ def test_retry_failed_is_honoured_with_resume():
 def test_a_dd_created_again_waits_until_the_restore_pod_of_its_name_is_gone():
     from test_pod_volume_restore import creates_with_pod_gone, data_path_pod, terminates_after
 
-    fake = setup()
-    name = dd.dd_name("s1", f.NS, "a-restored")
-    agent = fake.controllers[-1]
-    fake.controllers[-1] = _failing_agent(name)
-    recs = [f.dm_record("a")]
-    first = dd.run(fake, params(volumes=recs, wait=False))
-    with pytest.raises(DataRestoreError):
-        dd.run(fake, params(volumes=recs, resume=first["resume"]))
+    fake, name, agent, recs, first = failed_once()
     fake.add(k.POD, data_path_pod(name, "velero.io/data-download"))
     fake.controllers[-1:] = [terminates_after(k.DATA_DOWNLOAD, name, "velero.io/data-download"), agent]
     seen = creates_with_pod_gone(fake, k.DATA_DOWNLOAD, name)
@@ -719,13 +718,7 @@ def test_when_the_nodes_cannot_be_read_the_placeholder_tolerates_only_what_veler
     placeholder to a node the restore pod cannot use."""
     fake = setup()
     fake.add(k.NODE, node("node-1", ("dedicated", "db", "NoSchedule")))
-    real_list = fake.list
-
-    def list_without_nodes(kind, *args, **kwargs):
-        if kind is k.NODE:
-            raise ForbiddenError("missing RBAC permission verb=list resource=nodes", status=403)
-        return real_list(kind, *args, **kwargs)
-    fake.list = list_without_nodes
+    fake.forbid("list", k.NODE)
     result = dd.run(fake, params(volumes=[f.dm_record("data", sc="sim-wffc")], tolerations=[DEDICATED], wait=False))
     assert _placeholder_terms(result) == (["node-1", "node-2"], [])
 

@@ -8,7 +8,6 @@ from ansible_collections.velero.data_restore.plugins.module_utils import helper_
 from ansible_collections.velero.data_restore.plugins.module_utils import kube as k
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
-    ForbiddenError,
     PreflightError,
     WaitTimeout,
 )
@@ -528,14 +527,7 @@ def test_max_volumes_per_pod_overrides_the_csinode_limit(fake):
 
 def test_unlisted_csinodes_warn_and_leave_the_group_whole(fake):
     names = zone_claims(fake, 3)
-    listed = fake.list
-
-    def list_forbidding_csinodes(kind, *args, **kwargs):
-        if kind == k.CSI_NODE:
-            raise ForbiddenError("missing RBAC permission verb=list resource=csinodes", status=403)
-        return listed(kind, *args, **kwargs)
-
-    fake.list = list_forbidding_csinodes
+    fake.forbid("list", k.CSI_NODE)
     result = hp.run(fake, params(pvcs=names, wait=False))
     assert [len(p["volumes"]) for p in result["pods"]] == [3]
     assert any("velero-data-restore-attach-limits" in w and "max_volumes_per_pod" in w for w in result["warnings"])

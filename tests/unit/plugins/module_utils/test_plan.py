@@ -819,18 +819,10 @@ def test_replace_with_the_template_swap_lets_finished_pods_pass(fake, store):
     assert len(built["volumes"]) == 1
 
 
-def test_a_forbidden_pod_list_is_tried_once_and_warned_once(fake, store, monkeypatch):
-    from ansible_collections.velero.data_restore.plugins.module_utils.errors import ForbiddenError
-    real_list, pod_lists = fake.list, []
-
-    def list_(kind, *args, **kwargs):
-        if kind is k.POD:
-            pod_lists.append(kind)
-            raise ForbiddenError("missing RBAC permission verb=list resource=pods", status=403)
-        return real_list(kind, *args, **kwargs)
-    monkeypatch.setattr(fake, "list", list_)
+def test_a_forbidden_pod_list_is_tried_once_and_warned_once(fake, store):
+    fake.forbid("list", k.POD)
     built = build(fake, store, mode="replace", volumes=["data-app-0"])
-    assert len(pod_lists) == 1
+    assert fake.requests.count(("list", "Pod")) == 1
     cannot = [w for w in built["warnings"] if "cannot list the pods" in w]
     assert len(cannot) == 1 and "finished pods" in cannot[0] and "can be stopped" in cannot[0], cannot
 

@@ -593,15 +593,7 @@ def test_without_keda_installed_nothing_is_listed(fk):
 def test_a_forbidden_list_of_scaled_objects_is_warned_about_and_the_stop_goes_on():
     fake = gitops_kube()
     deployment(fake)
-    original_list = fake.list
-
-    def refuse_keda(kind, *args, **kwargs):
-        if kind is k.KEDA_SCALED_OBJECT:
-            raise ForbiddenError("missing RBAC permission verb=list resource=scaledobjects apiGroup=keda.sh",
-                                 status=403)
-        return original_list(kind, *args, **kwargs)
-
-    fake.list = refuse_keda
+    fake.forbid("list", k.KEDA_SCALED_OBJECT)
     result = w.scale(fake, params(pvcs=["data"]))
     assert result["workloads"][0]["action"] == "stopped"
     assert [x for x in result["warnings"] if "cannot list the KEDA ScaledObjects of namespace shop" in x]
@@ -718,17 +710,10 @@ def test_start_lifts_the_pauses_of_a_stop_that_failed_before_scaling():
     fake = gitops_kube()
     deployment(fake, labels={w.ARGO_INSTANCE_LABEL: "shop", w.FLUX_KS_NAME: "apps",
                              w.FLUX_KS_NAMESPACE: "flux-system"})
-    patch = fake.patch
-
-    def refuse_keda(kind, name, body, namespace=None):
-        if kind is k.KEDA_SCALED_OBJECT:
-            raise ForbiddenError("missing RBAC permission verb=patch resource=scaledobjects apiGroup=keda.sh",
-                                 status=403)
-        return patch(kind, name, body, namespace)
-    fake.patch = refuse_keda
+    fake.forbid("patch", k.KEDA_SCALED_OBJECT)
     with pytest.raises(ForbiddenError) as refused:
         w.scale(fake, params(pvcs=["data"], pause_gitops=True))
-    fake.patch = patch
+    fake.allow("patch", k.KEDA_SCALED_OBJECT)
     assert "verb=patch resource=scaledobjects" in refused.value.msg
     assert ("No workload was stopped; session %s paused Application argocd/shop, Kustomization flux-system/apps "
             "before (state=started with the same session lifts them)." % SESSION) in refused.value.msg
@@ -1006,14 +991,7 @@ def test_a_scaled_job_the_user_paused_stays_paused(keda_fk):
 def test_a_forbidden_list_of_scaled_jobs_is_a_warning_and_the_stop_goes_on(keda_fk):
     """The ScaledJob rule came after the ScaledObject one: a role made from an older docs/rbac.yml lacks it."""
     deployment(keda_fk)
-    original_list = keda_fk.list
-
-    def refuse_scaled_jobs(kind, *args, **kwargs):
-        if kind is k.KEDA_SCALED_JOB:
-            raise ForbiddenError("missing RBAC permission verb=list resource=scaledjobs apiGroup=keda.sh", status=403)
-        return original_list(kind, *args, **kwargs)
-
-    keda_fk.list = refuse_scaled_jobs
+    keda_fk.forbid("list", k.KEDA_SCALED_JOB)
     result = w.scale(keda_fk, params(pvcs=["data"]))
     assert [x["action"] for x in result["workloads"]] == ["stopped"]
     assert [x for x in result["warnings"] if "cannot list the KEDA ScaledJobs of namespace shop" in x]
