@@ -558,8 +558,8 @@ def _sort_key(record):
 
 def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=None, read_errors=None,
                    location=None):
-    """(records, source, warnings) for one Backup object. ``location``: its BackupStorageLocation when the caller
-    has read it (for the CA its download trusts, storage_location_ca), else it is read here.
+    """(records, source, warnings) for one Backup object. ``location``: its BackupStorageLocation as the caller read
+    it (for the CA bundle its download trusts, storage_location_ca); without one, only the system's CAs.
 
     ``read_errors`` (a list) gets the message when the volume info exists but could not be read (not when the
     backup has none, as before Velero 1.13): the records then come from the fallback and may miss volumes.
@@ -577,7 +577,7 @@ def volume_records(kube, velero_ns, backup, timeout=VOLUME_INFO_TIMEOUT, fetch=N
     warnings = []
     entries = None
     try:
-        ca = storage_location_ca(kube, velero_ns, backup, location)
+        ca = storage_location_ca(kube, velero_ns, location)
         entries = read_volume_info(kube, velero_ns, name, timeout=timeout, fetch=fetch, ca=ca)
     except VolumeInfoAbsent as exc:
         warnings.append(exc.msg)
@@ -718,19 +718,12 @@ def _trust_file(ca):
     return path
 
 
-def storage_location_ca(kube, velero_ns, backup, location=None):
-    """PEM text of the CA bundle that Velero's own downloads trust for the signed URLs of the backup's storage
-    location, or None (v1.18.1 pkg/cmd/util/cacert/bsl_cacert.go GetCACertFromBSL): the Secret key that
-    spec.objectStorage.caCertRef names first, else the inline caCert (deprecated). A location that does not exist
-    has none. ``location``: the BackupStorageLocation object when the caller has read it."""
-    name = (backup.get("spec") or {}).get("storageLocation")
-    if location is None:
-        if not name:
-            return None
-        location = kube.get(k.BACKUP_STORAGE_LOCATION, name, velero_ns)
-        if location is None:
-            return None
-    storage = (location.get("spec") or {}).get("objectStorage") or {}
+def storage_location_ca(kube, velero_ns, location):
+    """PEM text of the CA bundle that Velero's own downloads trust for the signed URLs of a BackupStorageLocation,
+    or None (v1.18.1 pkg/cmd/util/cacert/bsl_cacert.go GetCACertFromBSL): the Secret key that
+    spec.objectStorage.caCertRef names first, else the inline caCert (deprecated). ``location`` None or {} (not
+    found, not readable) has none, as in Velero."""
+    storage = ((location or {}).get("spec") or {}).get("objectStorage") or {}
     ref = storage.get("caCertRef")
     if ref:
         return _secret_ca(kube, velero_ns, location["metadata"]["name"], ref)

@@ -26,6 +26,7 @@ from ansible_collections.velero.data_restore.plugins.module_utils import names
 from ansible_collections.velero.data_restore.plugins.module_utils import pod_volume_restore as pvrs
 from ansible_collections.velero.data_restore.plugins.module_utils import session as sessions
 from ansible_collections.velero.data_restore.plugins.module_utils import velero_api as va
+from ansible_collections.velero.data_restore.plugins.module_utils import workloads
 from ansible_collections.velero.data_restore.plugins.module_utils.errors import (
     DataRestoreError,
     ForbiddenError,
@@ -196,9 +197,6 @@ def placeholder_body(session, namespace, pvc, volume_mode, settings, node_select
     spec["affinity"] = helper_pod.require_node_affinity(spec.get("affinity"), {"nodeSelectorTerms": [{
         "matchExpressions": [{"key": NODE_OS_LABEL, "operator": "In" if windows else "NotIn",
                               "values": [NODE_OS_WINDOWS]}]}]})
-    if windows:  # Velero's restore pod tolerates the usual taints of Windows nodes too
-        spec["tolerations"] = list(spec.get("tolerations") or [])
-        spec["tolerations"] += [t for t in WINDOWS_TOLERATIONS if t not in spec["tolerations"]]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -217,9 +215,9 @@ def node_agent_pods(kube, velero_namespace):
 
 
 def _daemonset_of(pod):
-    for owner in pod["metadata"].get("ownerReferences") or []:
-        if owner.get("kind") == "DaemonSet":
-            return owner.get("name")
+    owner = workloads.controller_ref(pod)
+    if owner and owner.get("kind") == "DaemonSet":
+        return owner.get("name")
     return (pod["metadata"].get("labels") or {}).get("name")  # Velero's install labels its pods name=<DaemonSet>
 
 

@@ -275,3 +275,29 @@ def scheduler_selected_node(node="node-1"):
 
 def clone(obj):
     return copy.deepcopy(obj)
+
+
+def data_path_pod(name, label):
+    """The pod the node-agent names after a PVR or DataDownload (pkg/exposer createHostingPod, createRestorePod)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": VNS, "labels": {label: name}},
+            "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}}
+
+
+def terminates_after(kind, name, label):
+    """A controller: the data path pod of ``name`` goes only once its CR is gone (kube.DeletePodIfAny does not
+    wait, and the pod takes its grace period)."""
+    def controller(kube):
+        if kube.find(kind, name, VNS) is None and kube.find(k.POD, name, VNS) is not None:
+            kube.remove(k.POD, name, VNS)
+            return True
+        return False
+    return controller
+
+
+def creates_with_pod_gone(fake, kind, name):
+    """Records, for each create of ``kind``, whether the data path pod of ``name`` was gone by then."""
+    seen = []
+    fake.before_write = lambda verb, what, _name, _ns: seen.append(fake.find(k.POD, name, VNS) is None) \
+        if verb == "create" and what is kind else None
+    return seen

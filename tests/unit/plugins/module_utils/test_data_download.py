@@ -622,12 +622,10 @@ def test_retry_failed_is_honoured_with_resume():
 
 
 def test_a_dd_created_again_waits_until_the_restore_pod_of_its_name_is_gone():
-    from test_pod_volume_restore import creates_with_pod_gone, data_path_pod, terminates_after
-
     fake, name, agent, recs, first = failed_once()
-    fake.add(k.POD, data_path_pod(name, "velero.io/data-download"))
-    fake.controllers[-1:] = [terminates_after(k.DATA_DOWNLOAD, name, "velero.io/data-download"), agent]
-    seen = creates_with_pod_gone(fake, k.DATA_DOWNLOAD, name)
+    fake.add(k.POD, f.data_path_pod(name, "velero.io/data-download"))
+    fake.controllers[-1:] = [f.terminates_after(k.DATA_DOWNLOAD, name, "velero.io/data-download"), agent]
+    seen = f.creates_with_pod_gone(fake, k.DATA_DOWNLOAD, name)
     again = dd.run(fake, params(volumes=recs, retry_failed=True, resume=first["resume"]))
     assert again["volumes"][0]["phase"] == "Completed" and seen == [True], seen
 

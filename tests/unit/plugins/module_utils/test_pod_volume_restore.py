@@ -254,32 +254,6 @@ def test_unstarted_pvr_for_a_replaced_helper_pod_is_recreated_for_the_current_po
     assert obj["spec"]["pod"]["uid"] == pods[0]["uid"] == obj["metadata"]["labels"]["velero.io/pod-uid"]
 
 
-def data_path_pod(name, label):
-    """The pod the node-agent names after a PVR or DataDownload (pkg/exposer createHostingPod, createRestorePod)."""
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": f.VNS, "labels": {label: name}},
-            "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}}
-
-
-def terminates_after(kind, name, label):
-    """A controller: the data path pod of ``name`` goes only once its CR is gone (kube.DeletePodIfAny does not
-    wait, and the pod takes its grace period)."""
-    def controller(kube):
-        if kube.find(kind, name, f.VNS) is None and kube.find(k.POD, name, f.VNS) is not None:
-            kube.remove(k.POD, name, f.VNS)
-            return True
-        return False
-    return controller
-
-
-def creates_with_pod_gone(fake, kind, name):
-    """Records, for each create of ``kind``, whether the data path pod of ``name`` was gone by then."""
-    seen = []
-    fake.before_write = lambda verb, what, _name, _ns: seen.append(fake.find(k.POD, name, f.VNS) is None) \
-        if verb == "create" and what is kind else None
-    return seen
-
-
 def test_a_recreated_pvr_waits_until_the_data_path_pod_of_its_name_is_gone():
     """A Prepared PVR has a hosting pod named after it; created again at once, the new PVR's expose would fail with
     AlreadyExists while the old pod terminates."""
@@ -288,9 +262,9 @@ def test_a_recreated_pvr_waits_until_the_data_path_pod_of_its_name_is_gone():
     pvr.run(fake, params(volumes=records, pods=pods, wait=False))
     name = pvr.pvr_name("s1", f.NS, "data")
     fake.mutate(k.POD_VOLUME_RESTORE, name, f.VNS, lambda o: _target_old_pod(o, "Prepared"))
-    fake.add(k.POD, data_path_pod(name, "velero.io/pod-volume-restore"))
-    fake.controllers += [terminates_after(k.POD_VOLUME_RESTORE, name, "velero.io/pod-volume-restore"), agent]
-    seen = creates_with_pod_gone(fake, k.POD_VOLUME_RESTORE, name)
+    fake.add(k.POD, f.data_path_pod(name, "velero.io/pod-volume-restore"))
+    fake.controllers += [f.terminates_after(k.POD_VOLUME_RESTORE, name, "velero.io/pod-volume-restore"), agent]
+    seen = f.creates_with_pod_gone(fake, k.POD_VOLUME_RESTORE, name)
     result = pvr.run(fake, params(volumes=records, pods=pods))
     assert result["volumes"][0]["phase"] == "Completed" and seen == [True], seen
 
